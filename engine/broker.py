@@ -1,0 +1,135 @@
+"""The publishing seam: every realtime event goes through :meth:`Broker.publish`.
+
+Subscribers (a widget's WebSocket, an agent's inbox WebSocket) subscribe to *topics*:
+``("tenant", id)`` is the inbox's truth stream, ``("visitor", id)`` a visitor's own stream and
+``("conversation", id)`` a single conversation. Each subscriber has a small bounded queue.
+Publishing never waits: a subscriber whose queue is full is dropped with a reason (its socket is
+then closed by the web layer), so one stalled socket never holds back the actor or the others.
+
+Today the broker is in-process. It is the one place a later step replaces with a bus between
+processes; actors and state machines do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import attrs
+import trio
+
+from engine.events import Event
+
+Topic = tuple[str, str]
+
+DEFAULT_BUFFER = 256
+
+
+def topics_of(event: Event) -> list[Topic]:
+    """Where an event goes: its tenant's inbox, its conversation and its visitor."""
+    topics: list[Topic] = [("tenant", event.tenant_id)]
+    if event.conversation_id is not None:
+        topics.append(("conversation", event.conversation_id))
+    if event.visitor_id is not None:
+        topics.append(("visitor", event.visitor_id))
+    return topics
+
+
+class Subscription:
+    """One subscriber: a bounded queue of events and, once dropped, the reason."""
+
+    def __init__(self, topics: Iterable[Topic], buffer: int) -> None:
+        self.topics = tuple(topics)
+        self._send, self.receive = trio.open_memory_channel[Event](buffer)
+        self.dropped_reason: str | None = None
+
+    def offer(self, event: Event) -> bool:
+        """Queue an event without waiting; False when the queue is full or closed."""
+        try:
+            self._send.send_nowait(event)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        return True
+
+    def close(self, reason: str | None = None) -> None:
+        if reason and self.dropped_reason is None:
+            self.dropped_reason = reason
+        self._send.close()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            return await self.receive.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+
+@attrs.frozen
+class BrokerStatistics:
+    subscribers: int
+    topics: int
+    published: int
+    delivered: int
+    dropped_subscribers: int
+
+
+class Broker:
+    """Topic fan-out with a drop-the-slow-subscriber policy."""
+
+    def __init__(self, buffer: int = DEFAULT_BUFFER) -> None:
+        self._buffer = buffer
+        self._topics: dict[Topic, set[Subscription]] = {}
+        self._published = 0
+        self._delivered = 0
+        self._dropped = 0
+
+    @contextmanager
+    def subscribe(self, *topics: Topic, buffer: int | None = None) -> Iterator[Subscription]:
+        """Subscribe for the duration of the ``with`` block."""
+        sub = Subscription(topics, self._buffer if buffer is None else buffer)
+        for topic in topics:
+            self._topics.setdefault(topic, set()).add(sub)
+        try:
+            yield sub
+        finally:
+            self._remove(sub)
+            sub.close()
+
+    def _remove(self, sub: Subscription) -> None:
+        for topic in sub.topics:
+            subs = self._topics.get(topic)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._topics[topic]
+
+    def publish(self, event: Event) -> None:
+        """Deliver to every subscriber of the event's topics, at most once each; never blocks."""
+        self._published += 1
+        seen: set[int] = set()
+        for topic in topics_of(event):
+            for sub in list(self._topics.get(topic, ())):
+                if id(sub) in seen:
+                    continue
+                seen.add(id(sub))
+                if sub.offer(event):
+                    self._delivered += 1
+                else:
+                    self._dropped += 1
+                    self._remove(sub)
+                    sub.close(f"slow subscriber: more than {self._buffer} events unread")
+
+    def subscriber_count(self, topic: Topic) -> int:
+        return len(self._topics.get(topic, ()))
+
+    def statistics(self) -> BrokerStatistics:
+        subs = {id(s) for group in self._topics.values() for s in group}
+        return BrokerStatistics(
+            subscribers=len(subs),
+            topics=len(self._topics),
+            published=self._published,
+            delivered=self._delivered,
+            dropped_subscribers=self._dropped,
+        )

@@ -1,0 +1,413 @@
+"""The conversation state machine: pure, no Trio, no database.
+
+``apply(state, command, now) -> Transition`` returns the next state and the events the command
+produced (each with the next ``seq`` of the conversation), or raises an
+:class:`~engine.errors.EngineError` subclass with a precise message. The conversation actor is a
+thin Trio shell around this function.
+
+States and the commands that move them (``docs/states.md`` draws the same table)::
+
+    (none)   --Create(kind=live_chat)--------> WAITING (wait deadline set)
+    (none)   --Create(kind=offline_message)--> WAITING (no wait deadline: a ticket)
+    WAITING  --Accept----------------------> OPEN     (assigned to the agent)
+    WAITING  --WaitTimeout------------------> WAITING  (conversation_wait_timeout, once)
+    WAITING  --Solve------------------------> SOLVED
+    OPEN     --Solve------------------------> SOLVED
+    SOLVED   --Reopen-----------------------> OPEN     (assigned to the reopening agent)
+    WAITING/OPEN --PostMessage(visitor)------> same state
+    OPEN     --PostMessage(agent)-----------> same state
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+import attrs
+
+from engine.clock import iso
+from engine.errors import AlreadyAssigned, IllegalTransition
+from engine.events import Event, EventType
+
+MAX_MESSAGE_LENGTH = 5000
+
+
+class Status(StrEnum):
+    WAITING = "WAITING"
+    OPEN = "OPEN"
+    SOLVED = "SOLVED"
+
+
+class Kind(StrEnum):
+    LIVE_CHAT = "live_chat"
+    OFFLINE_MESSAGE = "offline_message"
+
+
+class SenderType(StrEnum):
+    VISITOR = "visitor"
+    AGENT = "agent"
+
+
+@attrs.frozen
+class Agent:
+    id: str
+    name: str
+    avatar_url: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "avatarUrl": self.avatar_url}
+
+
+@attrs.frozen
+class Message:
+    id: str
+    conversation_id: str
+    tenant_id: str
+    seq: int
+    sender_type: SenderType
+    sender_id: str
+    sender_name: str | None
+    text: str
+    client_message_id: str | None
+    client_timestamp: str | None
+    created_at: dt.datetime
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "conversationId": self.conversation_id,
+            "seq": self.seq,
+            "senderType": self.sender_type.value,
+            "senderId": self.sender_id,
+            "senderName": self.sender_name,
+            "text": self.text,
+            "clientMessageId": self.client_message_id,
+            "clientTimestamp": self.client_timestamp,
+            "createdAt": iso(self.created_at),
+        }
+
+
+@attrs.frozen
+class Conversation:
+    id: str
+    tenant_id: str
+    widget_id: str
+    visitor_id: str
+    kind: Kind
+    status: Status
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    last_seq: int = 0
+    assignee: Agent | None = None
+    wait_deadline: dt.datetime | None = None
+    wait_timed_out: bool = False
+    solved_at: dt.datetime | None = None
+
+    @property
+    def wait_pending(self) -> bool:
+        """True while the wait timer must run: WAITING, deadline set, not yet fired."""
+        return (
+            self.status is Status.WAITING
+            and self.wait_deadline is not None
+            and not self.wait_timed_out
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenantId": self.tenant_id,
+            "widgetId": self.widget_id,
+            "visitorId": self.visitor_id,
+            "kind": self.kind.value,
+            "status": self.status.value,
+            "assignee": self.assignee.to_wire() if self.assignee else None,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+            "solvedAt": iso(self.solved_at),
+            "waitDeadline": iso(self.wait_deadline),
+            "waitTimedOut": self.wait_timed_out,
+            "lastSeq": self.last_seq,
+        }
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Create:
+    conversation_id: str
+    tenant_id: str
+    widget_id: str
+    visitor_id: str
+    kind: Kind
+    wait_timeout_seconds: int
+    first_message_id: str
+    first_message: str
+    visitor_name: str | None = None
+    client_message_id: str | None = None
+
+
+@attrs.frozen
+class Accept:
+    agent: Agent
+
+
+@attrs.frozen
+class PostMessage:
+    message_id: str
+    sender_type: SenderType
+    sender_id: str
+    sender_name: str | None
+    text: str
+    client_message_id: str | None = None
+    client_timestamp: str | None = None
+
+
+@attrs.frozen
+class Solve:
+    agent: Agent
+
+
+@attrs.frozen
+class Reopen:
+    agent: Agent
+
+
+@attrs.frozen
+class WaitTimeout:
+    """The wait deadline passed. A no-op unless the conversation still waits on it."""
+
+
+Command = Create | Accept | PostMessage | Solve | Reopen | WaitTimeout
+
+
+@attrs.frozen
+class Transition:
+    state: Conversation
+    events: tuple[Event, ...] = ()
+    messages: tuple[Message, ...] = ()
+
+
+class _Builder:
+    """Collects the events of one transition, numbering them from the state's ``last_seq``."""
+
+    def __init__(self, state: Conversation, now: dt.datetime) -> None:
+        self.state = state
+        self.now = now
+        self.events: list[Event] = []
+        self.messages: list[Message] = []
+
+    def next_seq(self) -> int:
+        self.state = attrs.evolve(self.state, last_seq=self.state.last_seq + 1)
+        return self.state.last_seq
+
+    def emit(self, type_: EventType, data: dict[str, Any], *, seq: int | None = None) -> None:
+        self.events.append(
+            Event(
+                type=type_.value,
+                at=self.now,
+                tenant_id=self.state.tenant_id,
+                conversation_id=self.state.id,
+                seq=seq if seq is not None else self.next_seq(),
+                visitor_id=self.state.visitor_id,
+                data=data,
+            )
+        )
+
+    def add_message(self, cmd: PostMessage) -> None:
+        seq = self.next_seq()
+        message = Message(
+            id=cmd.message_id,
+            conversation_id=self.state.id,
+            tenant_id=self.state.tenant_id,
+            seq=seq,
+            sender_type=cmd.sender_type,
+            sender_id=cmd.sender_id,
+            sender_name=cmd.sender_name,
+            text=cmd.text,
+            client_message_id=cmd.client_message_id,
+            client_timestamp=cmd.client_timestamp,
+            created_at=self.now,
+        )
+        self.messages.append(message)
+        self.emit(EventType.MESSAGE_CREATED, {"message": message.to_wire()}, seq=seq)
+
+    def status_changed(self, before: Status) -> None:
+        self.emit(
+            EventType.CONVERSATION_STATUS_CHANGED,
+            {
+                "from": before.value,
+                "to": self.state.status.value,
+                "conversation": self.state.to_wire(),
+            },
+        )
+
+    def done(self) -> Transition:
+        return Transition(self.state, tuple(self.events), tuple(self.messages))
+
+
+def _check_text(text: str) -> None:
+    if not text.strip():
+        raise IllegalTransition("a message needs some text", code="empty_message")
+    if len(text) > MAX_MESSAGE_LENGTH:
+        raise IllegalTransition(
+            f"a message holds at most {MAX_MESSAGE_LENGTH} characters", code="message_too_long"
+        )
+
+
+def create(cmd: Create, now: dt.datetime) -> Transition:
+    _check_text(cmd.first_message)
+    deadline = None
+    if cmd.kind is Kind.LIVE_CHAT:
+        deadline = now + dt.timedelta(seconds=cmd.wait_timeout_seconds)
+    state = Conversation(
+        id=cmd.conversation_id,
+        tenant_id=cmd.tenant_id,
+        widget_id=cmd.widget_id,
+        visitor_id=cmd.visitor_id,
+        kind=cmd.kind,
+        status=Status.WAITING,
+        created_at=now,
+        updated_at=now,
+        wait_deadline=deadline,
+    )
+    b = _Builder(state, now)
+    seq = b.next_seq()
+    b.emit(EventType.CONVERSATION_CREATED, {"conversation": b.state.to_wire()}, seq=seq)
+    b.add_message(
+        PostMessage(
+            message_id=cmd.first_message_id,
+            sender_type=SenderType.VISITOR,
+            sender_id=cmd.visitor_id,
+            sender_name=cmd.visitor_name,
+            text=cmd.first_message,
+            client_message_id=cmd.client_message_id,
+        )
+    )
+    return b.done()
+
+
+def apply(state: Conversation | None, command: Command, now: dt.datetime) -> Transition:
+    """Apply one command to a conversation (pure).
+
+    Args:
+        state: the conversation, or ``None`` when it does not exist yet (only ``Create`` applies).
+        command: what to do.
+        now: the server's wall time, UTC; every event and message is stamped with it.
+
+    Raises:
+        IllegalTransition: the command is not allowed in this state (the message says why).
+        AlreadyAssigned: ``Accept`` on a conversation another agent owns.
+    """
+    if state is None:
+        if isinstance(command, Create):
+            return create(command, now)
+        raise IllegalTransition(
+            f"{type(command).__name__} needs an existing conversation", code="no_conversation"
+        )
+    if isinstance(command, Create):
+        raise IllegalTransition(f"conversation {state.id} already exists", code="already_exists")
+    handler = _HANDLERS[type(command)]
+    return handler(state, command, now)
+
+
+def _accept(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
+    assert isinstance(cmd, Accept)
+    if state.status is Status.OPEN and state.assignee is not None:
+        if state.assignee.id == cmd.agent.id:
+            return Transition(state)  # accepting twice is harmless
+        raise AlreadyAssigned(
+            f"{state.assignee.name} already accepted this conversation",
+            assignee_id=state.assignee.id,
+            assignee_name=state.assignee.name,
+        )
+    if state.status is not Status.WAITING:
+        raise IllegalTransition(
+            f"cannot accept a {state.status.value} conversation; only WAITING ones can be accepted"
+        )
+    b = _Builder(
+        attrs.evolve(
+            state, status=Status.OPEN, assignee=cmd.agent, updated_at=now, wait_deadline=None
+        ),
+        now,
+    )
+    b.emit(
+        EventType.CONVERSATION_ASSIGNED,
+        {"agent": cmd.agent.to_wire(), "conversation": b.state.to_wire()},
+    )
+    b.status_changed(state.status)
+    return b.done()
+
+
+def _post_message(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
+    assert isinstance(cmd, PostMessage)
+    _check_text(cmd.text)
+    if state.status is Status.SOLVED:
+        raise IllegalTransition(
+            "this conversation is SOLVED; start a new one or reopen it first",
+            code="conversation_solved",
+        )
+    if cmd.sender_type is SenderType.AGENT and state.status is not Status.OPEN:
+        raise IllegalTransition(
+            f"agents reply to OPEN conversations; this one is {state.status.value}: accept it first",
+            code="conversation_not_open",
+        )
+    b = _Builder(attrs.evolve(state, updated_at=now), now)
+    b.add_message(cmd)
+    return b.done()
+
+
+def _solve(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
+    assert isinstance(cmd, Solve)
+    if state.status is Status.SOLVED:
+        raise IllegalTransition("this conversation is already SOLVED", code="already_solved")
+    b = _Builder(
+        attrs.evolve(
+            state, status=Status.SOLVED, solved_at=now, updated_at=now, wait_deadline=None
+        ),
+        now,
+    )
+    b.status_changed(state.status)
+    return b.done()
+
+
+def _reopen(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
+    assert isinstance(cmd, Reopen)
+    if state.status is not Status.SOLVED:
+        raise IllegalTransition(
+            f"only SOLVED conversations can be reopened; this one is {state.status.value}"
+        )
+    b = _Builder(
+        attrs.evolve(state, status=Status.OPEN, assignee=cmd.agent, solved_at=None, updated_at=now),
+        now,
+    )
+    if state.assignee is None or state.assignee.id != cmd.agent.id:
+        b.emit(
+            EventType.CONVERSATION_ASSIGNED,
+            {"agent": cmd.agent.to_wire(), "conversation": b.state.to_wire()},
+        )
+    b.status_changed(state.status)
+    return b.done()
+
+
+def _wait_timeout(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
+    if not state.wait_pending:
+        return Transition(state)  # accepted or solved before the timer's command arrived
+    assert state.wait_deadline is not None
+    b = _Builder(attrs.evolve(state, wait_timed_out=True, updated_at=now), now)
+    waited = (now - state.created_at).total_seconds()
+    b.emit(
+        EventType.CONVERSATION_WAIT_TIMEOUT,
+        {"waitedSeconds": round(waited, 3), "conversation": b.state.to_wire()},
+    )
+    return b.done()
+
+
+_HANDLERS = {
+    Accept: _accept,
+    PostMessage: _post_message,
+    Solve: _solve,
+    Reopen: _reopen,
+    WaitTimeout: _wait_timeout,
+}

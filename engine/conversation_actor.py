@@ -1,0 +1,185 @@
+"""The conversation actor: the single writer of one conversation.
+
+A thin Trio shell around :func:`engine.conversation.apply`. For each batch of commands taken from
+its mailbox (one, or as many as are already queued, up to ``batch_size``) it applies them in order,
+commits the new state with every event and message in **one transaction**, then publishes the
+events, then answers the callers. An event therefore reaches subscribers only after its commit,
+and a caller's 201 means the message is stored.
+
+The actor owns the **wait timer**: a cancel scope whose deadline is the conversation's stored
+``wait_deadline``. When it passes with nobody accepting, the timer posts ``WaitTimeout`` to the
+actor's own mailbox and the state machine emits ``conversation_wait_timeout``. Accepting or solving
+cancels the scope. Because the deadline is stored, a restarted server re-arms the timer
+(see :func:`rearm_wait_timers`).
+
+An actor with no command for ``idle_seconds`` and no timer running stops; the next command
+rehydrates it from storage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import attrs
+import trio
+
+from engine.broker import Broker
+from engine.clock import Clock, iso, trio_deadline
+from engine.conversation import (
+    Conversation,
+    Message,
+    PostMessage,
+    WaitTimeout,
+    apply,
+)
+from engine.errors import ActorUnavailable, EngineError
+from engine.events import Event
+from engine.store import ConversationStore
+from engine.supervisor import Envelope, Mailbox
+
+KIND = "conversation"
+
+
+@attrs.frozen
+class Outcome:
+    """What a caller gets back: the conversation after its command, and the message it stored."""
+
+    conversation: Conversation
+    message: Message | None = None
+    duplicate: bool = False
+
+
+class ConversationActor:
+    kind = KIND
+
+    def __init__(
+        self,
+        conversation_id: str,
+        *,
+        store: ConversationStore,
+        broker: Broker,
+        clock: Clock,
+        idle_seconds: float = 300.0,
+        batch_size: int = 32,
+    ) -> None:
+        self.id = conversation_id
+        self.store = store
+        self.broker = broker
+        self.clock = clock
+        self.idle_seconds = idle_seconds
+        self.batch_size = batch_size
+        self.state: Conversation | None = None
+        self.by_client_id: dict[str, Message] = {}
+        self.recent: list[dict[str, Any]] = []  # last events, for operators
+        self._timer: trio.CancelScope | None = None
+        self._timer_deadline: dt.datetime | None = None
+
+    def describe(self) -> dict[str, Any]:
+        s = self.state
+        return {
+            "tenantId": s.tenant_id if s else None,
+            "state": s.status.value if s else "NEW",
+            "lastSeq": s.last_seq if s else 0,
+            "waitDeadline": iso(self._timer_deadline) if self._timer is not None else None,
+            "recentEvents": list(self.recent),
+        }
+
+    async def run(self, mailbox: Mailbox) -> None:
+        loaded = await self.store.load_conversation(self.id)
+        if loaded is not None:
+            self.state, with_ids = loaded
+            self.by_client_id = {m.client_message_id: m for m in with_ids if m.client_message_id}
+        async with trio.open_nursery() as nursery:
+            self._sync_timer(nursery, mailbox)
+            await self._serve(nursery, mailbox)
+            nursery.cancel_scope.cancel()
+
+    async def _serve(self, nursery: trio.Nursery, mailbox: Mailbox) -> None:
+        while True:
+            with trio.move_on_after(self.idle_seconds) as idle:
+                try:
+                    first = await mailbox.receive()
+                except trio.EndOfChannel:
+                    return
+            if idle.cancelled_caught:
+                if self._timer is not None:
+                    continue  # a running wait timer keeps the actor alive
+                return
+            batch = [first]
+            while len(batch) < self.batch_size:
+                try:
+                    batch.append(mailbox.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            await self._handle(batch)
+            self._sync_timer(nursery, mailbox)
+
+    async def _handle(self, batch: list[Envelope]) -> None:
+        now = self.clock.now()
+        state = self.state
+        events: list[Event] = []
+        messages: list[Message] = []
+        answered: list[tuple[Envelope, Outcome]] = []
+        new_ids: dict[str, Message] = {}
+        for envelope in batch:
+            command = envelope.command
+            try:
+                if isinstance(command, PostMessage) and command.client_message_id:
+                    cid = command.client_message_id
+                    known = self.by_client_id.get(cid) or new_ids.get(cid)
+                    if known is not None and state is not None:
+                        answered.append((envelope, Outcome(state, known, duplicate=True)))
+                        continue
+                transition = apply(state, command, now)
+            except EngineError as exc:
+                if envelope.reply is not None:
+                    envelope.reply.fail(exc)
+                continue
+            state = transition.state
+            events.extend(transition.events)
+            messages.extend(transition.messages)
+            for m in transition.messages:
+                if m.client_message_id:
+                    new_ids[m.client_message_id] = m
+            message = transition.messages[-1] if transition.messages else None
+            answered.append((envelope, Outcome(state, message)))
+        if state is not None and events:
+            try:
+                await self.store.commit_conversation(state, events, messages)
+            except BaseException:
+                for envelope, _ in answered:
+                    if envelope.reply is not None:
+                        envelope.reply.fail(
+                            ActorUnavailable("the conversation could not be saved; retry")
+                        )
+                raise  # let it crash: the supervisor restarts us from what is stored
+        self.state = state
+        self.by_client_id.update(new_ids)
+        for event in events:
+            self.broker.publish(event)
+            self.recent.append({"type": event.type, "seq": event.seq, "at": iso(event.at)})
+        del self.recent[:-20]
+        for envelope, outcome in answered:
+            if envelope.reply is not None:
+                envelope.reply.set(outcome)
+
+    def _sync_timer(self, nursery: trio.Nursery, mailbox: Mailbox) -> None:
+        """Arm the wait timer when the state needs one; cancel it when it no longer does."""
+        pending = self.state is not None and self.state.wait_pending
+        if self._timer is not None and not pending:
+            self._timer.cancel()
+            self._timer = None
+        elif self._timer is None and pending:
+            assert self.state is not None and self.state.wait_deadline is not None
+            scope = trio.CancelScope(deadline=trio_deadline(self.clock, self.state.wait_deadline))
+            self._timer = scope
+            self._timer_deadline = self.state.wait_deadline
+            nursery.start_soon(self._wait_timer, scope, mailbox)
+
+    async def _wait_timer(self, scope: trio.CancelScope, mailbox: Mailbox) -> None:
+        with scope:
+            await trio.sleep_forever()
+        if self._timer is scope:  # the deadline passed; nobody cancelled us
+            self._timer = None
+            await mailbox.post_self(WaitTimeout())

@@ -1,0 +1,112 @@
+"""PostgreSQL access for Curbe Chat: asyncpg under trio-asyncio, confined to this package.
+
+Everything here is an **asyncio** coroutine except :class:`Database`'s public methods, which are
+**Trio** flavour. A use case crosses from Trio into asyncio exactly once: :meth:`Database.run`
+acquires a connection, opens a transaction and runs one verb-named function of
+:mod:`storage.queries` (which takes the connection first) inside it.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import asyncpg
+import trio
+import trio_asyncio
+
+log = logging.getLogger("curbe.storage")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MIGRATION_LOCK = 74_201_126  # pg_advisory_lock key: one migrator at a time
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+    )
+
+
+class Database:
+    """A pool and the one-crossing ``run`` helper. Create with :meth:`connect` inside a trio-asyncio loop."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> Database:
+        """Open a pool (Trio flavour; needs ``trio_asyncio.open_loop()`` around the caller)."""
+        pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
+            url, min_size=min_size, max_size=max_size, init=_init_connection
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        """Close the pool, shielded from cancellation (Trio flavour)."""
+        with trio.CancelScope(shield=True):
+            await trio_asyncio.aio_as_trio(self.pool.close)()
+
+    async def run(
+        self,
+        fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run one storage function in one transaction (Trio flavour, one crossing)."""
+        return await trio_asyncio.aio_as_trio(self._run)(fn, *args, **kwargs)
+
+    async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        async with self.pool.acquire() as connection, connection.transaction():
+            return await fn(connection, *args, **kwargs)
+
+    async def migrate(self) -> list[str]:
+        """Apply the numbered migrations that have not run yet (Trio flavour). Returns their names."""
+        return await trio_asyncio.aio_as_trio(self._migrate)()
+
+    async def _migrate(self) -> list[str]:
+        async with self.pool.acquire() as connection:
+            return await apply_migrations(connection)
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """``(number, name, sql)`` of every ``storage/migrations/NNN_name.sql``, in order."""
+    folder = importlib.resources.files("storage") / "migrations"
+    out = []
+    for entry in folder.iterdir():
+        match = re.fullmatch(r"(\d+)_(\w+)\.sql", entry.name)
+        if match:
+            out.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+async def apply_migrations(connection: asyncpg.Connection) -> list[str]:
+    """Apply pending migrations under an advisory lock, each in its own transaction (asyncio)."""
+    applied: list[str] = []
+    await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await connection.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   number integer PRIMARY KEY,
+                   name text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = {r["number"] for r in await connection.fetch("SELECT number FROM schema_migrations")}
+        for number, name, sql in migration_files():
+            if number in done:
+                continue
+            async with connection.transaction():
+                await connection.execute(sql)
+                await connection.execute(
+                    "INSERT INTO schema_migrations (number, name) VALUES ($1, $2)", number, name
+                )
+            log.info("migration applied", extra={"migration": name})
+            applied.append(name)
+    finally:
+        await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+    return applied

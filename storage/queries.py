@@ -1,0 +1,568 @@
+"""Storage verbs: asyncio functions that take the connection first, SQL in plain sight.
+
+Call them from Trio through :meth:`storage.db.Database.run`, which wraps each call in one
+transaction. Rows come back as engine objects (``Conversation``, ``Message``) or plain dicts in
+snake_case; the web layer turns them into camelCase wire objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from engine.conversation import Agent, Conversation, Kind, Message, SenderType, Status
+from engine.events import Event
+from engine.visitor import VisitorSession
+
+Row = dict[str, Any]
+
+
+def _row(record: asyncpg.Record | None) -> Row | None:
+    return dict(record) if record is not None else None
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+async def select_or_create_secret(connection: asyncpg.Connection, name: str) -> bytes:
+    await connection.execute(
+        "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        name,
+        secrets.token_bytes(32),
+    )
+    value: bytes = await connection.fetchval(
+        "SELECT value FROM server_secrets WHERE name = $1", name
+    )
+    return value
+
+
+# --- tenants, agents, sessions --------------------------------------------------------------
+
+
+async def insert_tenant(connection: asyncpg.Connection, tenant_id: str, name: str) -> None:
+    await connection.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant_id, name)
+
+
+async def select_tenant(connection: asyncpg.Connection, tenant_id: str) -> Row | None:
+    return _row(await connection.fetchrow("SELECT * FROM tenants WHERE id = $1", tenant_id))
+
+
+async def insert_agent(
+    connection: asyncpg.Connection,
+    agent_id: str,
+    tenant_id: str,
+    email: str,
+    name: str,
+    password_hash: str,
+    avatar_url: str | None = None,
+) -> None:
+    await connection.execute(
+        """INSERT INTO agents (id, tenant_id, email, name, password_hash, avatar_url)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        agent_id,
+        tenant_id,
+        email,
+        name,
+        password_hash,
+        avatar_url,
+    )
+
+
+async def select_agent_by_email(connection: asyncpg.Connection, email: str) -> Row | None:
+    return _row(
+        await connection.fetchrow("SELECT * FROM agents WHERE lower(email) = lower($1)", email)
+    )
+
+
+async def update_agent_password_hash(
+    connection: asyncpg.Connection, agent_id: str, password_hash: str
+) -> None:
+    await connection.execute(
+        "UPDATE agents SET password_hash = $2 WHERE id = $1", agent_id, password_hash
+    )
+
+
+async def insert_agent_session(
+    connection: asyncpg.Connection,
+    token_hash: bytes,
+    agent_id: str,
+    tenant_id: str,
+    expires_at: dt.datetime,
+) -> None:
+    await connection.execute(
+        """INSERT INTO agent_sessions (token_hash, agent_id, tenant_id, expires_at)
+           VALUES ($1, $2, $3, $4)""",
+        token_hash,
+        agent_id,
+        tenant_id,
+        expires_at,
+    )
+
+
+async def select_agent_by_session(
+    connection: asyncpg.Connection, token_hash: bytes, now: dt.datetime
+) -> Row | None:
+    return _row(
+        await connection.fetchrow(
+            """SELECT a.id, a.tenant_id, a.email, a.name, a.avatar_url
+                 FROM agent_sessions s JOIN agents a ON a.id = s.agent_id
+                WHERE s.token_hash = $1 AND s.expires_at > $2""",
+            token_hash,
+            now,
+        )
+    )
+
+
+async def delete_agent_session(connection: asyncpg.Connection, token_hash: bytes) -> None:
+    await connection.execute("DELETE FROM agent_sessions WHERE token_hash = $1", token_hash)
+
+
+# --- widgets ----------------------------------------------------------------------------------
+
+
+async def insert_widget(
+    connection: asyncpg.Connection,
+    widget_id: str,
+    tenant_id: str,
+    name: str,
+    domains: Sequence[str],
+    wait_timeout_seconds: int,
+) -> None:
+    await connection.execute(
+        """INSERT INTO widgets (id, tenant_id, name, domains, wait_timeout_seconds)
+           VALUES ($1, $2, $3, $4, $5)""",
+        widget_id,
+        tenant_id,
+        name,
+        list(domains),
+        wait_timeout_seconds,
+    )
+
+
+async def select_widget(connection: asyncpg.Connection, widget_id: str) -> Row | None:
+    """A widget by id alone: the visitor side knows the id, the tenant comes from the row."""
+    return _row(await connection.fetchrow("SELECT * FROM widgets WHERE id = $1", widget_id))
+
+
+async def select_widgets(connection: asyncpg.Connection, tenant_id: str) -> list[Row]:
+    rows = await connection.fetch(
+        "SELECT * FROM widgets WHERE tenant_id = $1 ORDER BY created_at, id", tenant_id
+    )
+    return [dict(r) for r in rows]
+
+
+async def record_widget_refusal(
+    connection: asyncpg.Connection, widget_id: str, now: dt.datetime, domain: str
+) -> None:
+    await connection.execute(
+        """UPDATE widgets SET last_refused_at = $2, last_refused_domain = $3 WHERE id = $1""",
+        widget_id,
+        now,
+        domain,
+    )
+
+
+# --- visitors and contacts -------------------------------------------------------------------
+
+
+def _visitor(row: asyncpg.Record) -> VisitorSession:
+    return VisitorSession(
+        visitor_id=row["visitor_id"],
+        tenant_id=row["tenant_id"],
+        widget_id=row["widget_id"],
+        first_seen_at=row["first_seen_at"],
+        last_seen_at=row["last_seen_at"],
+        current_url=row["current_url"],
+        current_domain=row["current_domain"],
+        page_title=row["page_title"],
+        referrer=row["referrer"],
+        ip=row["ip"],
+        user_agent=row["user_agent"],
+        location=row["location"],
+        conversation_id=row["conversation_id"],
+    )
+
+
+async def select_visitor_session(
+    connection: asyncpg.Connection, visitor_id: str
+) -> VisitorSession | None:
+    row = await connection.fetchrow(
+        "SELECT * FROM visitor_sessions WHERE visitor_id = $1", visitor_id
+    )
+    return _visitor(row) if row else None
+
+
+async def save_visitor_session(
+    connection: asyncpg.Connection, session: VisitorSession, *, widget_ping: bool
+) -> None:
+    """Upsert the session; with ``widget_ping`` also record the widget's installation ping."""
+    await connection.execute(
+        """INSERT INTO visitor_sessions (visitor_id, tenant_id, widget_id, first_seen_at,
+                   last_seen_at, current_url, current_domain, page_title, referrer, ip,
+                   user_agent, location, conversation_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+           ON CONFLICT (visitor_id) DO UPDATE SET
+                   widget_id = EXCLUDED.widget_id, last_seen_at = EXCLUDED.last_seen_at,
+                   first_seen_at = EXCLUDED.first_seen_at,
+                   current_url = EXCLUDED.current_url, current_domain = EXCLUDED.current_domain,
+                   page_title = EXCLUDED.page_title, referrer = EXCLUDED.referrer,
+                   ip = EXCLUDED.ip, user_agent = EXCLUDED.user_agent,
+                   location = EXCLUDED.location, conversation_id = EXCLUDED.conversation_id""",
+        session.visitor_id,
+        session.tenant_id,
+        session.widget_id,
+        session.first_seen_at,
+        session.last_seen_at,
+        session.current_url,
+        session.current_domain,
+        session.page_title,
+        session.referrer,
+        session.ip,
+        session.user_agent,
+        session.location,
+        session.conversation_id,
+    )
+    if widget_ping:
+        await connection.execute(
+            """UPDATE widgets SET last_seen_at = $2, last_seen_domain = $3, last_seen_url = $4
+                WHERE id = $1""",
+            session.widget_id,
+            session.last_seen_at,
+            session.current_domain,
+            session.current_url,
+        )
+    if session.current_url is not None:
+        await connection.execute(
+            """UPDATE contacts SET current_url = $3, updated_at = $4
+                WHERE tenant_id = $1 AND visitor_id = $2 AND current_url IS DISTINCT FROM $3""",
+            session.tenant_id,
+            session.visitor_id,
+            session.current_url,
+            session.last_seen_at,
+        )
+
+
+async def select_live_visitors(
+    connection: asyncpg.Connection, tenant_id: str, since: dt.datetime
+) -> list[VisitorSession]:
+    rows = await connection.fetch(
+        """SELECT * FROM visitor_sessions WHERE tenant_id = $1 AND last_seen_at > $2
+            ORDER BY first_seen_at""",
+        tenant_id,
+        since,
+    )
+    return [_visitor(r) for r in rows]
+
+
+async def upsert_contact(
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    visitor_id: str,
+    *,
+    name: str | None,
+    email: str | None,
+    phone: str | None,
+    ip: str | None,
+    user_agent: str | None,
+    current_url: str | None,
+    location: str | None,
+    now: dt.datetime,
+) -> None:
+    """Create or update the visitor's contact. A field left ``None`` keeps what was stored."""
+    await connection.execute(
+        """INSERT INTO contacts (tenant_id, visitor_id, name, email, phone, ip, user_agent,
+                                 current_url, location, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+           ON CONFLICT (tenant_id, visitor_id) DO UPDATE SET
+               name = COALESCE(EXCLUDED.name, contacts.name),
+               email = COALESCE(EXCLUDED.email, contacts.email),
+               phone = COALESCE(EXCLUDED.phone, contacts.phone),
+               ip = COALESCE(EXCLUDED.ip, contacts.ip),
+               user_agent = COALESCE(EXCLUDED.user_agent, contacts.user_agent),
+               current_url = COALESCE(EXCLUDED.current_url, contacts.current_url),
+               location = COALESCE(EXCLUDED.location, contacts.location),
+               updated_at = EXCLUDED.updated_at""",
+        tenant_id,
+        visitor_id,
+        name,
+        email,
+        phone,
+        ip,
+        user_agent,
+        current_url,
+        location,
+        now,
+    )
+
+
+async def select_contact(
+    connection: asyncpg.Connection, tenant_id: str, visitor_id: str
+) -> Row | None:
+    return _row(
+        await connection.fetchrow(
+            "SELECT * FROM contacts WHERE tenant_id = $1 AND visitor_id = $2",
+            tenant_id,
+            visitor_id,
+        )
+    )
+
+
+# --- conversations ----------------------------------------------------------------------------
+
+
+def _conversation(row: asyncpg.Record) -> Conversation:
+    assignee = None
+    if row["assignee_id"] is not None:
+        assignee = Agent(row["assignee_id"], row["assignee_name"], row["assignee_avatar"])
+    return Conversation(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        widget_id=row["widget_id"],
+        visitor_id=row["visitor_id"],
+        kind=Kind(row["kind"]),
+        status=Status(row["status"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_seq=row["last_seq"],
+        assignee=assignee,
+        wait_deadline=row["wait_deadline"],
+        wait_timed_out=row["wait_timed_out"],
+        solved_at=row["solved_at"],
+    )
+
+
+def _message(row: asyncpg.Record) -> Message:
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        tenant_id=row["tenant_id"],
+        seq=row["seq"],
+        sender_type=SenderType(row["sender_type"]),
+        sender_id=row["sender_id"],
+        sender_name=row["sender_name"],
+        text=row["text"],
+        client_message_id=row["client_message_id"],
+        client_timestamp=row["client_timestamp"],
+        created_at=row["created_at"],
+    )
+
+
+async def select_conversation(
+    connection: asyncpg.Connection, conversation_id: str
+) -> Conversation | None:
+    row = await connection.fetchrow("SELECT * FROM conversations WHERE id = $1", conversation_id)
+    return _conversation(row) if row else None
+
+
+async def select_conversation_for_actor(
+    connection: asyncpg.Connection, conversation_id: str
+) -> tuple[Conversation, list[Message]] | None:
+    """The state an actor rehydrates from: the conversation and its client-identified messages."""
+    row = await connection.fetchrow("SELECT * FROM conversations WHERE id = $1", conversation_id)
+    if row is None:
+        return None
+    rows = await connection.fetch(
+        """SELECT * FROM messages WHERE conversation_id = $1 AND client_message_id IS NOT NULL
+            ORDER BY seq""",
+        conversation_id,
+    )
+    return _conversation(row), [_message(r) for r in rows]
+
+
+async def commit_conversation(
+    connection: asyncpg.Connection,
+    state: Conversation,
+    events: Sequence[Event],
+    messages: Sequence[Message],
+) -> None:
+    """Persist one batch of an actor's transitions: the new state, its events, its messages."""
+    await connection.execute(
+        """INSERT INTO conversations (id, tenant_id, widget_id, visitor_id, kind, status,
+                   assignee_id, assignee_name, assignee_avatar, last_seq, wait_deadline,
+                   wait_timed_out, created_at, updated_at, solved_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+           ON CONFLICT (id) DO UPDATE SET
+                   status = EXCLUDED.status, assignee_id = EXCLUDED.assignee_id,
+                   assignee_name = EXCLUDED.assignee_name,
+                   assignee_avatar = EXCLUDED.assignee_avatar, last_seq = EXCLUDED.last_seq,
+                   wait_deadline = EXCLUDED.wait_deadline,
+                   wait_timed_out = EXCLUDED.wait_timed_out,
+                   updated_at = EXCLUDED.updated_at, solved_at = EXCLUDED.solved_at""",
+        state.id,
+        state.tenant_id,
+        state.widget_id,
+        state.visitor_id,
+        state.kind.value,
+        state.status.value,
+        state.assignee.id if state.assignee else None,
+        state.assignee.name if state.assignee else None,
+        state.assignee.avatar_url if state.assignee else None,
+        state.last_seq,
+        state.wait_deadline,
+        state.wait_timed_out,
+        state.created_at,
+        state.updated_at,
+        state.solved_at,
+    )
+    if messages:
+        await connection.executemany(
+            """INSERT INTO messages (id, conversation_id, tenant_id, seq, sender_type, sender_id,
+                       sender_name, text, client_message_id, client_timestamp, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+            [
+                (
+                    m.id,
+                    m.conversation_id,
+                    m.tenant_id,
+                    m.seq,
+                    m.sender_type.value,
+                    m.sender_id,
+                    m.sender_name,
+                    m.text,
+                    m.client_message_id,
+                    m.client_timestamp,
+                    m.created_at,
+                )
+                for m in messages
+            ],
+        )
+    if events:
+        await connection.executemany(
+            """INSERT INTO conversation_events (conversation_id, seq, tenant_id, type, at, data)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            [(e.conversation_id, e.seq, e.tenant_id, e.type, e.at, e.data) for e in events],
+        )
+    if state.kind is Kind.LIVE_CHAT and state.status is not Status.SOLVED:
+        await connection.execute(
+            """UPDATE visitor_sessions SET conversation_id = $2
+                WHERE visitor_id = $1 AND conversation_id IS DISTINCT FROM $2""",
+            state.visitor_id,
+            state.id,
+        )
+
+
+async def select_events_after(
+    connection: asyncpg.Connection, conversation_id: str, after_seq: int
+) -> list[Event]:
+    rows = await connection.fetch(
+        """SELECT e.*, c.visitor_id FROM conversation_events e
+             JOIN conversations c ON c.id = e.conversation_id
+            WHERE e.conversation_id = $1 AND e.seq > $2 ORDER BY e.seq""",
+        conversation_id,
+        after_seq,
+    )
+    return [
+        Event(
+            type=r["type"],
+            at=r["at"],
+            tenant_id=r["tenant_id"],
+            data=r["data"],
+            conversation_id=r["conversation_id"],
+            seq=r["seq"],
+            visitor_id=r["visitor_id"],
+        )
+        for r in rows
+    ]
+
+
+async def select_messages(connection: asyncpg.Connection, conversation_id: str) -> list[Message]:
+    rows = await connection.fetch(
+        "SELECT * FROM messages WHERE conversation_id = $1 ORDER BY seq", conversation_id
+    )
+    return [_message(r) for r in rows]
+
+
+async def select_latest_conversation(
+    connection: asyncpg.Connection, tenant_id: str, visitor_id: str, kind: Kind = Kind.LIVE_CHAT
+) -> Conversation | None:
+    row = await connection.fetchrow(
+        """SELECT * FROM conversations WHERE tenant_id = $1 AND visitor_id = $2 AND kind = $3
+            ORDER BY created_at DESC, id DESC LIMIT 1""",
+        tenant_id,
+        visitor_id,
+        kind.value,
+    )
+    return _conversation(row) if row else None
+
+
+async def select_conversation_detail(
+    connection: asyncpg.Connection, tenant_id: str, conversation_id: str
+) -> tuple[Conversation, Row | None, list[Message]] | None:
+    row = await connection.fetchrow(
+        "SELECT * FROM conversations WHERE id = $1 AND tenant_id = $2", conversation_id, tenant_id
+    )
+    if row is None:
+        return None
+    conversation = _conversation(row)
+    contact = await select_contact(connection, tenant_id, conversation.visitor_id)
+    return conversation, contact, await select_messages(connection, conversation_id)
+
+
+VIEWS = ("open", "unread", "assigned", "unassigned", "waiting", "solved", "all")
+
+
+async def select_conversations(
+    connection: asyncpg.Connection, tenant_id: str, view: str, agent_id: str, limit: int = 200
+) -> list[tuple[Conversation, Row | None, Row | None]]:
+    """Conversations of one inbox view with their contact and last message, newest first."""
+    where = {
+        "open": "c.status = 'OPEN'",
+        # visitor messages after the last agent message of an unsolved conversation
+        "unread": """c.status <> 'SOLVED' AND EXISTS (
+                        SELECT 1 FROM messages m WHERE m.conversation_id = c.id
+                           AND m.sender_type = 'visitor'
+                           AND m.seq > COALESCE((SELECT max(seq) FROM messages a
+                                 WHERE a.conversation_id = c.id AND a.sender_type = 'agent'), 0))""",
+        "assigned": "c.status <> 'SOLVED' AND c.assignee_id = $2",
+        "unassigned": "c.status <> 'SOLVED' AND c.assignee_id IS NULL",
+        "waiting": "c.status = 'WAITING' AND c.kind = 'live_chat'",
+        "solved": "c.status = 'SOLVED'",
+        "all": "true",
+    }[view]
+    rows = await connection.fetch(
+        f"""SELECT c.*, to_jsonb(ct) AS contact,
+                   (SELECT to_jsonb(m) FROM messages m WHERE m.conversation_id = c.id
+                     ORDER BY m.seq DESC LIMIT 1) AS last_message
+              FROM conversations c
+              LEFT JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.visitor_id = c.visitor_id
+             WHERE c.tenant_id = $1 AND ($2::text IS NOT NULL) AND {where}
+             ORDER BY c.updated_at DESC, c.id LIMIT $3""",
+        tenant_id,
+        agent_id,
+        limit,
+    )
+    return [(_conversation(r), r["contact"], r["last_message"]) for r in rows]
+
+
+async def select_pending_wait_timers(connection: asyncpg.Connection) -> list[str]:
+    """Conversations whose wait timer must run: re-armed at start-up."""
+    rows = await connection.fetch(
+        """SELECT id FROM conversations
+            WHERE status = 'WAITING' AND wait_deadline IS NOT NULL AND NOT wait_timed_out"""
+    )
+    return [r["id"] for r in rows]
+
+
+async def save_actor_snapshot(
+    connection: asyncpg.Connection,
+    kind: str,
+    actor_id: str,
+    tenant_id: str | None,
+    state: dict[str, Any],
+    now: dt.datetime,
+) -> None:
+    await connection.execute(
+        """INSERT INTO actor_snapshots (kind, id, tenant_id, state, updated_at)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (kind, id) DO UPDATE SET state = EXCLUDED.state,
+                   updated_at = EXCLUDED.updated_at""",
+        kind,
+        actor_id,
+        tenant_id,
+        state,
+        now,
+    )
