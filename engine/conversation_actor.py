@@ -33,12 +33,26 @@ from engine.conversation import (
     WaitTimeout,
     apply,
 )
-from engine.errors import ActorUnavailable, EngineError
+from engine.errors import ActorUnavailable, EngineError, NotFound
 from engine.events import Event
 from engine.store import ConversationStore
 from engine.supervisor import Envelope, Mailbox
 
 KIND = "conversation"
+
+
+@attrs.frozen
+class Guard:
+    """Run ``command`` only if the conversation belongs to this tenant (and visitor, when given).
+
+    A mismatch answers :class:`~engine.errors.NotFound`, exactly as an unknown id does, so a caller
+    learns nothing about conversations that are not theirs. Checked by the actor against its own
+    state, so it costs no extra database round trip and cannot race.
+    """
+
+    tenant_id: str
+    command: Any
+    visitor_id: str | None = None
 
 
 @attrs.frozen
@@ -113,6 +127,8 @@ class ConversationActor:
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
             await self._handle(batch)
+            if self.state is None:
+                return  # asked about a conversation that does not exist: do not linger
             self._sync_timer(nursery, mailbox)
 
     async def _handle(self, batch: list[Envelope]) -> None:
@@ -125,6 +141,14 @@ class ConversationActor:
         for envelope in batch:
             command = envelope.command
             try:
+                if isinstance(command, Guard):
+                    if (
+                        state is None
+                        or state.tenant_id != command.tenant_id
+                        or (command.visitor_id is not None and state.visitor_id != command.visitor_id)
+                    ):
+                        raise NotFound(f"no conversation {self.id}")
+                    command = command.command
                 if isinstance(command, PostMessage) and command.client_message_id:
                     cid = command.client_message_id
                     known = self.by_client_id.get(cid) or new_ids.get(cid)

@@ -446,12 +446,24 @@ async def commit_conversation(
 
 
 async def select_events_after(
-    connection: asyncpg.Connection, conversation_id: str, after_seq: int
-) -> list[Event]:
+    connection: asyncpg.Connection,
+    conversation_id: str,
+    after_seq: int,
+    tenant_id: str,
+    visitor_id: str | None = None,
+) -> list[Event] | None:
+    """Events of a conversation after ``after_seq``, in order; ``None`` when the conversation is
+    unknown or not this tenant's (or, with ``visitor_id``, not this visitor's)."""
+    owner = await connection.fetchrow(
+        "SELECT visitor_id FROM conversations WHERE id = $1 AND tenant_id = $2",
+        conversation_id,
+        tenant_id,
+    )
+    if owner is None or (visitor_id is not None and owner["visitor_id"] != visitor_id):
+        return None
     rows = await connection.fetch(
-        """SELECT e.*, c.visitor_id FROM conversation_events e
-             JOIN conversations c ON c.id = e.conversation_id
-            WHERE e.conversation_id = $1 AND e.seq > $2 ORDER BY e.seq""",
+        """SELECT * FROM conversation_events WHERE conversation_id = $1 AND seq > $2
+            ORDER BY seq""",
         conversation_id,
         after_seq,
     )
@@ -463,7 +475,7 @@ async def select_events_after(
             data=r["data"],
             conversation_id=r["conversation_id"],
             seq=r["seq"],
-            visitor_id=r["visitor_id"],
+            visitor_id=owner["visitor_id"],
         )
         for r in rows
     ]

@@ -1,0 +1,190 @@
+"""Test helpers: a server on a free port, HTTP and WebSocket clients, seeding."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import httpx
+import hypercorn.trio
+import trio
+import trio_asyncio
+import trio_websocket
+
+from storage import queries
+from web.app import create_app
+from web.auth import hash_password, new_id
+from web.server import hypercorn_config, open_services
+from web.services import Services, Settings
+
+OPS_TOKEN = "ops-test-token"
+
+
+@attrs.define
+class Server:
+    base_url: str
+    services: Services
+    ws_url: str
+
+    def http(self, token: str | None = None, **kwargs: Any) -> httpx.AsyncClient:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10, **kwargs)
+
+    async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await self.services.db.run(fn, *args, **kwargs)
+
+
+@asynccontextmanager
+async def open_server(database_url: str, **settings: Any) -> AsyncIterator[Server]:
+    s = Settings(host="127.0.0.1", port=0, ops_token=OPS_TOKEN, **settings)
+    async with trio_asyncio.open_loop(), open_services(s, database_url) as services:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(
+                lambda task_status: hypercorn.trio.serve(
+                    create_app(services),  # type: ignore[arg-type]
+                    hypercorn_config(s),
+                    shutdown_trigger=stop.wait,  # type: ignore[arg-type]
+                    task_status=task_status,
+                )
+            )
+            base = binds[0]
+            port = int(base.rsplit(":", 1)[1])
+            s.port = port
+            yield Server(base_url=base, services=services, ws_url=base.replace("http://", "ws://"))
+            stop.set()
+
+
+@attrs.define
+class Seed:
+    tenant_id: str
+    widget_id: str
+    agent_id: str
+    agent_email: str
+    agent_name: str
+    password: str = "correct horse battery"
+
+
+async def seed(
+    srv: Server,
+    *,
+    agents: int = 1,
+    domains: list[str] | None = None,
+    wait_timeout: int = 60,
+    tenant_name: str = "InsureMax",
+) -> list[Seed]:
+    tenant_id = new_id("ten")
+    widget_id = new_id("wgt")
+    await srv.run(queries.insert_tenant, tenant_id, tenant_name)
+    await srv.run(
+        queries.insert_widget, widget_id, tenant_id, "InsureMax", domains or [], wait_timeout
+    )
+    out = []
+    for n in range(agents):
+        agent_id = new_id("agt")
+        name = ["Javier Lazo", "Ana Ruiz", "Bea Soto"][n % 3]
+        email = f"{agent_id}@example.com"
+        await srv.run(
+            queries.insert_agent,
+            agent_id,
+            tenant_id,
+            email,
+            name,
+            await hash_password("correct horse battery"),
+        )
+        out.append(Seed(tenant_id, widget_id, agent_id, email, name))
+    return out
+
+
+async def login(srv: Server, who: Seed) -> str:
+    async with srv.http() as client:
+        r = await client.post(
+            "/api/auth/login", json={"email": who.agent_email, "password": who.password}
+        )
+        assert r.status_code == 200, r.text
+        return r.json()["token"]  # type: ignore[no-any-return]
+
+
+@attrs.define
+class Visitor:
+    widget_id: str
+    visitor_id: str
+    token: str
+
+
+async def new_visitor(
+    srv: Server, widget_id: str, url: str = "https://shop.example.com/pricing"
+) -> Visitor:
+    async with srv.http() as client:
+        r = await client.post(
+            f"/api/chat/widgets/{widget_id}/heartbeat",
+            json={
+                "currentDomain": "shop.example.com",
+                "currentUrl": url,
+                "timestamp": "2020-01-01T00:00:00Z",
+            },
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return Visitor(widget_id, body["visitorId"], body["visitorToken"])
+
+
+class Socket:
+    """A real WebSocket client that reads JSON frames and waits for the ones a test wants."""
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send_message(json.dumps(frame))
+
+    async def next(self) -> dict[str, Any]:
+        with trio.fail_after(10):
+            frame = json.loads(await self.ws.get_message())
+        self.seen.append(frame)
+        return frame  # type: ignore[no-any-return]
+
+    async def wait_for(self, type_: str, **match: Any) -> dict[str, Any]:
+        while True:
+            frame = await self.next()
+            if frame.get("type") == type_ and all(frame.get(k) == v for k, v in match.items()):
+                return frame
+
+    async def drain(self) -> list[dict[str, Any]]:
+        """Frames already sent: asks for a pong and returns everything before it."""
+        await self.send({"type": "ping"})
+        out = []
+        while True:
+            frame = await self.next()
+            if frame["type"] == "pong":
+                return out
+            out.append(frame)
+
+
+@asynccontextmanager
+async def open_socket(srv: Server, path: str) -> AsyncIterator[Socket]:
+    async with trio_websocket.open_websocket_url(srv.ws_url + path) as ws:
+        sock = Socket(ws)
+        ready = await sock.next()
+        assert ready["type"] == "ready", ready
+        yield sock
+
+
+def visitor_socket(srv: Server, v: Visitor) -> Any:
+    return open_socket(srv, f"/api/chat/widgets/{v.widget_id}/ws?token={v.token}")
+
+
+def inbox_socket(srv: Server, token: str) -> Any:
+    return open_socket(srv, f"/api/chat/inbox/ws?token={token}")
+
+
+def parse_utc(value: str) -> dt.datetime:
+    assert value.endswith("Z"), value
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))

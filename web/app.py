@@ -1,0 +1,685 @@
+"""The Quart-Trio application: HTTP routes for visitors, agents and operators.
+
+Routes are thin: authenticate, convert the body at the edge (:mod:`web.wire`), send one command to
+an actor or run one storage verb, answer JSON. Every error leaves as
+``{"error": {"code", "message"}}`` with a 4xx status (5xx only for a real outage: 503).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import trio
+from quart import Quart, Response, g, jsonify, request, websocket
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from engine.conversation import Accept, Agent, Create, Kind, PostMessage, Reopen, SenderType, Solve
+from engine.conversation_actor import KIND as CONVERSATION
+from engine.conversation_actor import Guard, Outcome
+from engine.errors import EngineError, NotFound
+from engine.visitor import KIND as VISITOR
+from engine.visitor import Heartbeat, JoinedChat
+from storage import queries
+from web import auth
+from web.services import Services
+from web.widgets import domain_allowed, normalize_domain, widget_status, widget_to_wire
+from web.wire import (
+    ApiError,
+    HeartbeatBody,
+    LoginBody,
+    MessageBody,
+    OfflineMessageBody,
+    StartChatBody,
+    decode_json,
+    structure,
+)
+
+log = logging.getLogger("curbe.web")
+
+VISITOR_PREFIX = "/api/chat/widgets/"
+
+
+def error(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def services() -> Services:
+    from quart import current_app
+
+    return current_app.config["SERVICES"]  # type: ignore[no-any-return]
+
+
+async def body(cls: type[Any]) -> Any:
+    """The request's JSON body as ``cls`` (422/400 on bad input, 413 when too large)."""
+    raw = await request.get_data(cache=True)
+    return structure(decode_json(raw), cls)
+
+
+def conversation_wire(
+    outcome_or_state: Any, messages: list[Any] | None = None, contact: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    state = (
+        outcome_or_state.conversation if isinstance(outcome_or_state, Outcome) else outcome_or_state
+    )
+    wire = state.to_wire()
+    if messages is not None:
+        wire["messages"] = [m.to_wire() for m in messages]
+    if contact is not None:
+        wire["contact"] = contact
+    return wire
+
+
+def contact_wire(row: dict[str, Any] | None, visitor_id: str) -> dict[str, Any]:
+    row = row or {}
+    return {
+        "visitorId": visitor_id,
+        "name": row.get("name"),
+        "email": row.get("email"),
+        "phone": row.get("phone"),  # only ever what a person typed; never the visitor id
+        "ip": row.get("ip"),
+        "userAgent": row.get("user_agent"),
+        "currentUrl": row.get("current_url"),
+        "location": row.get("location"),
+    }
+
+
+def client_ip() -> str | None:
+    return request.remote_addr
+
+
+# --- authentication ---------------------------------------------------------------------------
+
+
+def bearer(headers: Any) -> str | None:
+    value = headers.get("Authorization", "")
+    if value.lower().startswith("bearer "):
+        return value[7:].strip() or None
+    return None
+
+
+async def current_agent(token: str | None) -> dict[str, Any]:
+    if not token:
+        raise ApiError(401, "unauthenticated", "sign in first: no bearer token or session cookie")
+    s = services()
+    agent = await s.db.run(queries.select_agent_by_session, auth.token_hash(token), s.clock.now())
+    if agent is None:
+        raise ApiError(401, "unauthenticated", "the token or session is invalid or expired")
+    return agent
+
+
+async def require_agent() -> dict[str, Any]:
+    token = bearer(request.headers) or request.cookies.get(auth.SESSION_COOKIE)
+    agent = await current_agent(token)
+    g.agent = agent
+    return agent
+
+
+def require_visitor(widget: dict[str, Any]) -> auth.VisitorIdentity:
+    identity = services().signer.check(bearer(request.headers))
+    if identity is None:
+        raise ApiError(
+            401, "unauthenticated", "a visitor token is required: send a heartbeat first"
+        )
+    if identity.tenant_id != widget["tenant_id"]:
+        raise ApiError(403, "forbidden", "this visitor token belongs to another site")
+    return identity
+
+
+def require_ops() -> None:
+    token = services().settings.ops_token
+    given = bearer(request.headers)
+    if not token or not given or not _same(token, given):
+        raise ApiError(
+            401, "unauthenticated", "operator endpoints need Authorization: Bearer $CURBE_OPS_TOKEN"
+        )
+
+
+def _same(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+async def load_widget(widget_id: str) -> dict[str, Any]:
+    if len(widget_id) > 128:
+        raise ApiError(404, "not_found", "no such widget")
+    widget = await services().db.run(queries.select_widget, widget_id)
+    if widget is None:
+        raise ApiError(404, "not_found", f"no widget {widget_id}")
+    return widget
+
+
+def agent_of(row: dict[str, Any]) -> Agent:
+    return Agent(row["id"], row["name"], row.get("avatar_url"))
+
+
+def agent_wire(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "tenantId": row["tenant_id"],
+        "email": row["email"],
+        "name": row["name"],
+        "avatarUrl": row.get("avatar_url"),
+    }
+
+
+# --- the app ----------------------------------------------------------------------------------
+
+
+def create_app(s: Services) -> Quart:
+    app = QuartTrio(__name__)
+    app.config["SERVICES"] = s
+    app.config["MAX_CONTENT_LENGTH"] = s.settings.max_body_bytes
+    app.config["JSON_SORT_KEYS"] = False
+    app.config["BODY_TIMEOUT"] = 30
+
+    @app.errorhandler(ApiError)
+    async def api_error(exc: ApiError) -> Response:
+        response = jsonify(exc.to_wire())
+        response.status_code = exc.status
+        return response
+
+    @app.errorhandler(EngineError)
+    async def engine_error(exc: EngineError) -> Response:
+        payload: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if hasattr(exc, "assignee_id"):
+            payload["assignee"] = {"id": exc.assignee_id, "name": exc.assignee_name}
+        response = jsonify({"error": payload})
+        response.status_code = exc.status
+        return response
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "body_too_large",
+            400: "bad_request",
+        }.get(exc.code or 400, "http_error")
+        message = {
+            413: f"the body is larger than {s.settings.max_body_bytes} bytes",
+            404: "no such endpoint",
+        }.get(exc.code or 400, exc.description or "bad request")
+        return error(exc.code or 400, code, message)
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return error(500, "internal_error", "something went wrong on our side; it has been logged")
+
+    @app.after_request
+    async def cors(response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if origin and request.path.startswith(VISITOR_PREFIX):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    @app.route(VISITOR_PREFIX + "<path:rest>", methods=["OPTIONS"])
+    async def preflight(rest: str) -> Response:
+        return Response("", status=204)
+
+    # --- operators -----------------------------------------------------------------------
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        try:
+            with trio.fail_after(2):
+                await s.db.run(queries.select_tenant, "__healthz__")
+        except Exception:
+            return error(503, "database_unavailable", "the database does not answer")
+        return jsonify({"status": "ok", "actors": s.supervisor.count()})
+
+    @app.get("/api/ops/actors")
+    async def ops_actors() -> Response:
+        require_ops()
+        kind = request.args.get("kind")
+        tenant = request.args.get("tenant")
+        actors = []
+        for stat in s.supervisor.statistics(kind):
+            wire = stat.to_wire(s.broker.subscriber_count((_topic_kind(stat.kind), stat.id)))
+            if tenant and wire.get("tenantId") != tenant:
+                continue
+            wire.pop("recentEvents", None)
+            actors.append(wire)
+        return jsonify({"actors": actors, "broker": _broker_stats(s)})
+
+    @app.get("/api/ops/actors/<kind>/<actor_id>")
+    async def ops_actor(kind: str, actor_id: str) -> Response:
+        require_ops()
+        for stat in s.supervisor.statistics(kind):
+            if stat.id == actor_id:
+                return jsonify(
+                    stat.to_wire(s.broker.subscriber_count((_topic_kind(kind), actor_id)))
+                )
+        raise ApiError(404, "not_found", f"no live {kind} actor {actor_id}")
+
+    # --- visitor side --------------------------------------------------------------------
+
+    @app.get(VISITOR_PREFIX + "<widget_id>/config")
+    async def widget_config(widget_id: str) -> Response:
+        widget = await load_widget(widget_id)
+        settings = widget.get("settings") or {}
+        status, _ = widget_status(widget, s.clock.now())
+        return jsonify(
+            {
+                "id": widget["id"],
+                "tenantId": widget["tenant_id"],
+                "name": widget["name"],
+                "status": status,
+                "appearance": settings.get("appearance", {}),
+                "channels": {"liveChat": True, **settings.get("channels", {})},
+                "locale": settings.get("locale"),
+                "agentsOnline": s.presence.agents_online(widget["tenant_id"]),
+                "waitTimeoutSeconds": widget["wait_timeout_seconds"],
+            }
+        )
+
+    @app.post(VISITOR_PREFIX + "<widget_id>/heartbeat")
+    async def heartbeat(widget_id: str) -> Response:
+        widget = await load_widget(widget_id)
+        hb = await body(HeartbeatBody)
+        now = s.clock.now()
+        if hb.tenant_id is not None and hb.tenant_id != widget["tenant_id"]:
+            raise ApiError(422, "tenant_mismatch", "tenantId does not match this widget's tenant")
+        targeting = list(widget["domains"] or [])
+        origin = request.headers.get("Origin")
+        origin_host = normalize_domain(origin) if origin and origin != "null" else None
+        body_host = normalize_domain(hb.current_domain)
+        url_host = normalize_domain(hb.current_url)
+        for host in (origin_host, body_host, url_host):
+            if host is not None and not domain_allowed(host, targeting):
+                await s.db.run(queries.record_widget_refusal, widget_id, now, host)
+                raise ApiError(
+                    403,
+                    "domain_not_allowed",
+                    f"{host} is not in this widget's Targeting; the widget is not served there",
+                    widgetStatus="MISCONFIGURED",
+                )
+        identity = s.signer.check(bearer(request.headers))
+        if (
+            identity is not None
+            and identity.tenant_id == widget["tenant_id"]
+            and (hb.visitor_id is None or hb.visitor_id == identity.visitor_id)
+        ):
+            visitor_id = identity.visitor_id
+        else:  # no proof of who this is: a new visitor (a bare visitorId proves nothing)
+            visitor_id = auth.new_id("vis")
+        location = None
+        if hb.time_zone:
+            location = f"{hb.time_zone} (browser time zone)"
+        session = await s.supervisor.call(
+            VISITOR,
+            visitor_id,
+            Heartbeat(
+                tenant_id=widget["tenant_id"],
+                widget_id=widget_id,
+                current_url=hb.current_url,
+                current_domain=origin_host or body_host,
+                page_title=hb.page_title,
+                referrer=hb.referrer,
+                ip=client_ip(),
+                user_agent=request.headers.get("User-Agent"),
+                location=location,
+            ),
+        )
+        return jsonify(
+            {
+                "widgetStatus": "ACTIVE",
+                "visitorId": visitor_id,
+                "visitorToken": s.signer.issue(visitor_id, widget["tenant_id"]),
+                "serverTime": _iso(now),
+                "conversationId": session.conversation_id,
+            }
+        )
+
+    @app.post(VISITOR_PREFIX + "<widget_id>/conversations")
+    async def start_chat(widget_id: str) -> Response:
+        widget = await load_widget(widget_id)
+        visitor = require_visitor(widget)
+        start = await body(StartChatBody)
+        tenant_id = widget["tenant_id"]
+        latest = await s.db.run(queries.select_latest_conversation, tenant_id, visitor.visitor_id)
+        if latest is not None and latest.status.value != "SOLVED":
+            first = (await s.db.run(queries.select_messages, latest.id))[:1]
+            if (
+                start.client_message_id
+                and first
+                and first[0].client_message_id == start.client_message_id
+            ):
+                messages = await s.db.run(queries.select_messages, latest.id)
+                return _created(conversation_wire(latest, messages))  # the same request again
+            raise ApiError(
+                409,
+                "conversation_active",
+                f"this visitor already has an active conversation ({latest.id}); resume it",
+                conversationId=latest.id,
+            )
+        return await _create_conversation(
+            s,
+            widget,
+            visitor.visitor_id,
+            Kind.LIVE_CHAT,
+            start.name,
+            start.email,
+            start.phone,
+            start.message,
+            start.client_message_id,
+        )
+
+    @app.get(VISITOR_PREFIX + "<widget_id>/conversation")
+    async def visitor_conversation(widget_id: str) -> Response:
+        widget = await load_widget(widget_id)
+        visitor = require_visitor(widget)
+        latest = await s.db.run(
+            queries.select_latest_conversation, widget["tenant_id"], visitor.visitor_id
+        )
+        if latest is None:
+            raise ApiError(404, "not_found", "this visitor has no conversation yet")
+        messages = await s.db.run(queries.select_messages, latest.id)
+        return jsonify(conversation_wire(latest, messages))
+
+    @app.post(VISITOR_PREFIX + "<widget_id>/conversations/<conversation_id>/messages")
+    async def visitor_message(widget_id: str, conversation_id: str) -> Response:
+        widget = await load_widget(widget_id)
+        visitor = require_visitor(widget)
+        msg = await body(MessageBody)
+        outcome = await send_visitor_message(
+            s,
+            widget["tenant_id"],
+            visitor.visitor_id,
+            conversation_id,
+            msg.text,
+            msg.client_message_id,
+            msg.client_timestamp,
+            name=None,
+        )
+        return _created(outcome.message.to_wire())
+
+    @app.post(VISITOR_PREFIX + "<widget_id>/offline-messages")
+    async def offline_message(widget_id: str) -> Response:
+        widget = await load_widget(widget_id)
+        identity = s.signer.check(bearer(request.headers))
+        if identity is not None and identity.tenant_id != widget["tenant_id"]:
+            identity = None
+        offline = await body(OfflineMessageBody)
+        visitor_id = identity.visitor_id if identity else auth.new_id("vis")
+        return await _create_conversation(
+            s,
+            widget,
+            visitor_id,
+            Kind.OFFLINE_MESSAGE,
+            offline.name,
+            offline.email,
+            offline.phone,
+            offline.message,
+            None,
+        )
+
+    # --- agent side ----------------------------------------------------------------------
+
+    @app.post("/api/auth/login")
+    async def login() -> Response:
+        creds = await body(LoginBody)
+        row = await s.db.run(queries.select_agent_by_email, creds.email)
+        ok = await auth.verify_password(
+            row["password_hash"] if row else auth.DUMMY_HASH, creds.password
+        )
+        if row is None or not ok:
+            raise ApiError(401, "invalid_credentials", "wrong email or password")
+        token = auth.new_agent_token()
+        expires = s.clock.now() + dt.timedelta(days=s.settings.session_days)
+        await s.db.run(
+            queries.insert_agent_session,
+            auth.token_hash(token),
+            row["id"],
+            row["tenant_id"],
+            expires,
+        )
+        response = jsonify({"token": token, "agent": agent_wire(row)})
+        response.set_cookie(
+            auth.SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="Lax",
+            max_age=s.settings.session_days * 86400,
+            path="/",
+        )
+        return response
+
+    @app.post("/api/auth/logout")
+    async def logout() -> Response:
+        await require_agent()
+        token = bearer(request.headers) or request.cookies.get(auth.SESSION_COOKIE)
+        assert token is not None
+        await s.db.run(queries.delete_agent_session, auth.token_hash(token))
+        response = jsonify({"ok": True})
+        response.delete_cookie(auth.SESSION_COOKIE, path="/")
+        return response
+
+    @app.get("/api/auth/me")
+    async def me() -> Response:
+        agent = await require_agent()
+        return jsonify({"agent": agent_wire(agent)})
+
+    @app.get("/api/chat/widgets")
+    async def list_widgets() -> Response:
+        agent = await require_agent()
+        rows = await s.db.run(queries.select_widgets, agent["tenant_id"])
+        now = s.clock.now()
+        return jsonify({"widgets": [widget_to_wire(r, now, s.settings.base_url) for r in rows]})
+
+    @app.get("/api/chat/conversations")
+    async def list_conversations() -> Response:
+        agent = await require_agent()
+        view = request.args.get("view", "all")
+        if view not in queries.VIEWS:
+            raise ApiError(422, "unknown_view", f"view must be one of {', '.join(queries.VIEWS)}")
+        rows = await s.db.run(queries.select_conversations, agent["tenant_id"], view, agent["id"])
+        out = []
+        for conversation, contact, last in rows:
+            wire = conversation.to_wire()
+            wire["contact"] = contact_wire(contact, conversation.visitor_id)
+            wire["lastMessage"] = _last_message(last)
+            out.append(wire)
+        return jsonify({"conversations": out, "view": view})
+
+    @app.get("/api/chat/conversations/<conversation_id>")
+    async def conversation_detail(conversation_id: str) -> Response:
+        agent = await require_agent()
+        found = await s.db.run(
+            queries.select_conversation_detail, agent["tenant_id"], conversation_id
+        )
+        if found is None:
+            raise ApiError(404, "not_found", f"no conversation {conversation_id}")
+        conversation, contact, messages = found
+        return jsonify(
+            conversation_wire(
+                conversation, messages, contact_wire(contact, conversation.visitor_id)
+            )
+        )
+
+    async def agent_command(conversation_id: str, make: Any) -> Outcome:
+        agent = await require_agent()
+        command = Guard(agent["tenant_id"], make(agent_of(agent)))
+        return await s.supervisor.call(CONVERSATION, conversation_id, command)  # type: ignore[no-any-return]
+
+    @app.post("/api/chat/conversations/<conversation_id>/accept")
+    async def accept(conversation_id: str) -> Response:
+        outcome = await agent_command(conversation_id, Accept)
+        return jsonify(conversation_wire(outcome))
+
+    @app.post("/api/chat/conversations/<conversation_id>/solve")
+    async def solve(conversation_id: str) -> Response:
+        outcome = await agent_command(conversation_id, Solve)
+        return jsonify(conversation_wire(outcome))
+
+    @app.post("/api/chat/conversations/<conversation_id>/reopen")
+    async def reopen(conversation_id: str) -> Response:
+        outcome = await agent_command(conversation_id, Reopen)
+        return jsonify(conversation_wire(outcome))
+
+    @app.post("/api/chat/conversations/<conversation_id>/messages")
+    async def agent_message(conversation_id: str) -> Response:
+        agent = await require_agent()
+        msg = await body(MessageBody)
+        outcome = await send_agent_message(s, agent, conversation_id, msg)
+        return _created(outcome.message.to_wire())  # type: ignore[union-attr]
+
+    @app.get("/api/chat/visitors/live")
+    async def live_visitors() -> Response:
+        agent = await require_agent()
+        now = s.clock.now()
+        since = now - dt.timedelta(seconds=s.settings.visitor_expiry_seconds)
+        sessions = await s.db.run(queries.select_live_visitors, agent["tenant_id"], since)
+        return jsonify({"visitors": [v.to_wire(now) for v in sessions]})
+
+    from web.streams import register_sockets
+
+    register_sockets(app)
+    return app
+
+
+def _topic_kind(kind: str) -> str:
+    return {"conversation": "conversation", "visitor_session": "visitor"}.get(kind, kind)
+
+
+def _broker_stats(s: Services) -> dict[str, Any]:
+    st = s.broker.statistics()
+    return {
+        "subscribers": st.subscribers,
+        "published": st.published,
+        "delivered": st.delivered,
+        "droppedSubscribers": st.dropped_subscribers,
+    }
+
+
+def _iso(value: dt.datetime) -> str | None:
+    from engine.clock import iso
+
+    return iso(value)
+
+
+def _created(payload: dict[str, Any]) -> Response:
+    response = jsonify(payload)
+    response.status_code = 201
+    return response
+
+
+def _last_message(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not row:
+        return None
+    created = dt.datetime.fromisoformat(row["created_at"])
+    return {
+        "id": row["id"],
+        "seq": row["seq"],
+        "senderType": row["sender_type"],
+        "text": row["text"],
+        "createdAt": _iso(created),
+    }
+
+
+async def _create_conversation(
+    s: Services,
+    widget: dict[str, Any],
+    visitor_id: str,
+    kind: Kind,
+    name: str,
+    email: str,
+    phone: str | None,
+    message: str,
+    client_message_id: str | None,
+) -> Response:
+    tenant_id = widget["tenant_id"]
+    now = s.clock.now()
+    await s.db.run(
+        queries.upsert_contact,
+        tenant_id,
+        visitor_id,
+        name=name.strip(),
+        email=email.strip(),
+        phone=(phone or None),
+        ip=client_ip(),
+        user_agent=request.headers.get("User-Agent"),
+        current_url=None,
+        location=None,
+        now=now,
+    )
+    conversation_id = auth.new_id("conv")
+    outcome = await s.supervisor.call(
+        CONVERSATION,
+        conversation_id,
+        Create(
+            conversation_id=conversation_id,
+            tenant_id=tenant_id,
+            widget_id=widget["id"],
+            visitor_id=visitor_id,
+            kind=kind,
+            wait_timeout_seconds=widget["wait_timeout_seconds"],
+            first_message_id=auth.new_id("msg"),
+            first_message=message,
+            visitor_name=name.strip(),
+            client_message_id=client_message_id,
+        ),
+    )
+    if kind is Kind.LIVE_CHAT:
+        try:
+            await s.supervisor.call(VISITOR, visitor_id, JoinedChat(conversation_id))
+        except EngineError:
+            pass  # no live session (e.g. expired): presence is best effort, the chat is stored
+    wire = conversation_wire(outcome, [outcome.message] if outcome.message else [])
+    wire["agentsOnline"] = s.presence.agents_online(tenant_id)
+    return _created(wire)
+
+
+async def send_visitor_message(
+    s: Services,
+    tenant_id: str,
+    visitor_id: str,
+    conversation_id: str,
+    text: str,
+    client_message_id: str | None,
+    client_timestamp: str | None,
+    *,
+    name: str | None,
+) -> Outcome:
+    command = PostMessage(
+        message_id=auth.new_id("msg"),
+        sender_type=SenderType.VISITOR,
+        sender_id=visitor_id,
+        sender_name=name,
+        text=text,
+        client_message_id=client_message_id,
+        client_timestamp=client_timestamp,
+    )
+    return await s.supervisor.call(  # type: ignore[no-any-return]
+        CONVERSATION, conversation_id, Guard(tenant_id, command, visitor_id=visitor_id)
+    )
+
+
+async def send_agent_message(
+    s: Services, agent: dict[str, Any], conversation_id: str, msg: Any
+) -> Outcome:
+    command = PostMessage(
+        message_id=auth.new_id("msg"),
+        sender_type=SenderType.AGENT,
+        sender_id=agent["id"],
+        sender_name=agent["name"],
+        text=msg.text,
+        client_message_id=msg.client_message_id,
+        client_timestamp=msg.client_timestamp,
+    )
+    return await s.supervisor.call(  # type: ignore[no-any-return]
+        CONVERSATION, conversation_id, Guard(agent["tenant_id"], command)
+    )
+
+
+__all__ = ["NotFound", "create_app", "websocket"]

@@ -1,0 +1,115 @@
+"""Wiring: database, actors, app and Hypercorn in one Trio program.
+
+Order matters (see ``docs/architecture.md``): the asyncio loop of trio-asyncio is opened
+outermost, then the pool, then the supervisor, then Hypercorn. Shutdown runs the other way:
+Hypercorn stops accepting and drains, the supervisor lets actors finish their queued commands
+(bounded by ``shutdown_grace_seconds``), then the pool closes, shielded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import hypercorn.config
+import hypercorn.trio
+import trio
+import trio_asyncio
+
+from engine.broker import Broker
+from engine.clock import Clock, SystemClock
+from engine.conversation_actor import KIND as CONVERSATION
+from engine.conversation_actor import ConversationActor
+from engine.supervisor import open_supervisor
+from engine.visitor import KIND as VISITOR
+from engine.visitor import VisitorSessionActor
+from storage import queries
+from storage.db import Database
+from storage.stores import PostgresStore
+from web.app import create_app
+from web.auth import VisitorSigner
+from web.services import AgentPresence, Services, Settings
+
+log = logging.getLogger("curbe.server")
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings, database_url: str, *, clock: Clock | None = None
+) -> AsyncIterator[Services]:
+    """Connect, migrate, start the supervisor and re-arm stored wait timers (Trio flavour).
+
+    Must run inside ``trio_asyncio.open_loop()``.
+    """
+    clock = clock or SystemClock()
+    db = await Database.connect(database_url)
+    try:
+        await db.migrate()
+        key = await db.run(queries.select_or_create_secret, "visitor_token_key")
+        broker = Broker()
+        store = PostgresStore(db)
+        factories = {
+            CONVERSATION: lambda cid: ConversationActor(
+                cid,
+                store=store,
+                broker=broker,
+                clock=clock,
+                idle_seconds=settings.actor_idle_seconds,
+            ),
+            VISITOR: lambda vid: VisitorSessionActor(
+                vid,
+                store=store,
+                broker=broker,
+                clock=clock,
+                expiry_seconds=settings.visitor_expiry_seconds,
+            ),
+        }
+        async with open_supervisor(
+            factories, clock=clock, grace_seconds=settings.shutdown_grace_seconds
+        ) as supervisor:
+            for conversation_id in await db.run(queries.select_pending_wait_timers):
+                supervisor.ensure(CONVERSATION, conversation_id)
+            yield Services(
+                settings=settings,
+                db=db,
+                supervisor=supervisor,
+                broker=broker,
+                clock=clock,
+                signer=VisitorSigner(key),
+                presence=AgentPresence(broker, clock),
+                started_at=clock.now(),
+            )
+    finally:
+        await db.close()
+
+
+def hypercorn_config(settings: Settings) -> hypercorn.config.Config:
+    config = hypercorn.config.Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.websocket_max_message_size = settings.max_body_bytes
+    config.graceful_timeout = settings.shutdown_grace_seconds
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+async def serve(
+    settings: Settings,
+    database_url: str,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the whole server until ``shutdown_trigger`` returns (Trio flavour).
+
+    Reports the bound URLs through ``task_status`` (``nursery.start(serve, ...)``).
+    """
+    async with trio_asyncio.open_loop(), open_services(settings, database_url) as services:
+        app = create_app(services)
+        await hypercorn.trio.serve(
+            app,  # type: ignore[arg-type]
+            hypercorn_config(settings),
+            shutdown_trigger=shutdown_trigger,  # type: ignore[arg-type]
+            task_status=task_status,
+        )
