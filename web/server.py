@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 import hypercorn.config
 import hypercorn.trio
@@ -97,19 +99,31 @@ def hypercorn_config(settings: Settings) -> hypercorn.config.Config:
 async def serve(
     settings: Settings,
     database_url: str,
-    *,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
-    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+    *,
+    task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the whole server until ``shutdown_trigger`` returns (Trio flavour).
 
-    Reports the bound URLs through ``task_status`` (``nursery.start(serve, ...)``).
+    Reports ``{"listening": [...], "baseUrl", "demo"?}`` through ``task_status`` once the socket
+    is bound (and, with ``settings.demo``, the demo data is seeded).
     """
     async with trio_asyncio.open_loop(), open_services(settings, database_url) as services:
         app = create_app(services)
-        await hypercorn.trio.serve(
-            app,  # type: ignore[arg-type]
-            hypercorn_config(settings),
-            shutdown_trigger=shutdown_trigger,  # type: ignore[arg-type]
-            task_status=task_status,
-        )
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(
+                partial(
+                    hypercorn.trio.serve,
+                    app,  # type: ignore[arg-type]
+                    hypercorn_config(settings),
+                    shutdown_trigger=shutdown_trigger,  # type: ignore[arg-type]
+                )
+            )
+            if settings.port == 0:
+                settings.port = int(binds[0].rsplit(":", 1)[1])
+            info: dict[str, Any] = {"listening": binds, "baseUrl": settings.base_url}
+            if settings.demo:
+                from web.cli import seed_demo
+
+                info["demo"] = await seed_demo(services.db, settings)
+            task_status.started(info)

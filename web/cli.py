@@ -1,0 +1,254 @@
+"""``curbe-chat``: serve, and the admin commands (each create prints one JSON object).
+
+Database options are the same for every command: ``DATABASE_URL`` when set, otherwise an
+embedded PostgreSQL in ``--data-dir`` (default ``.curbe-data``), started for the command and
+stopped on exit (an admin command run while ``serve`` owns that folder uses the running server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
+
+import trio
+import trio_asyncio
+
+from storage import queries
+from storage.db import Database
+from web.auth import hash_password, new_id
+from web.services import Settings
+from web.widgets import embed_code
+
+DEFAULT_DATA_DIR = ".curbe-data"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="curbe-chat", description="Curbe Chat live chat server")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        default=os.environ.get("CURBE_DATA_DIR", DEFAULT_DATA_DIR),
+        help="embedded PostgreSQL folder, used when DATABASE_URL is unset (default .curbe-data)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the server")
+    serve.add_argument("--host", default=os.environ.get("CURBE_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("CURBE_PORT", "8000")))
+    serve.add_argument("--demo", action="store_true", help="seed a demo tenant, agent and widget")
+    serve.add_argument(
+        "--public-url",
+        default=os.environ.get("CURBE_PUBLIC_URL"),
+        help="the URL browsers reach this server at (embed code, links); default http://HOST:PORT",
+    )
+
+    tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
+    t_create = tenant.add_parser("create", parents=[common])
+    t_create.add_argument("--name", required=True)
+
+    agent = sub.add_parser("agent", help="agents").add_subparsers(dest="action", required=True)
+    a_create = agent.add_parser("create", parents=[common])
+    a_create.add_argument("--tenant", required=True)
+    a_create.add_argument("--email", required=True)
+    a_create.add_argument("--name", required=True)
+    a_create.add_argument("--password", required=True)
+    a_create.add_argument("--avatar-url")
+
+    widget = sub.add_parser("widget", help="widgets").add_subparsers(dest="action", required=True)
+    w_create = widget.add_parser("create", parents=[common])
+    w_create.add_argument("--tenant", required=True)
+    w_create.add_argument("--name", required=True)
+    w_create.add_argument("--domain", action="append", default=[], help="Targeting (repeatable)")
+    w_create.add_argument("--wait-timeout", type=int, default=60, help="seconds (default 60)")
+    return parser
+
+
+@contextlib.contextmanager
+def database_url(data_dir: str) -> Iterator[str]:
+    """``DATABASE_URL``, or an embedded PostgreSQL in ``data_dir`` for the duration."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    from storage import embedded
+
+    attach = getattr(embedded, "attach_or_start_embedded_postgres", None)
+    pg = attach(data_dir) if attach else embedded.start_embedded_postgres(data_dir)
+    try:
+        yield pg.url
+    finally:
+        pg.stop()
+
+
+def _run_with_db(url: str, fn: Callable[[Database], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        async with trio_asyncio.open_loop():
+            db = await Database.connect(url, min_size=1, max_size=2)
+            try:
+                await db.migrate()
+                return await fn(db)
+            finally:
+                await db.close()
+
+    return trio.run(main)
+
+
+class CliError(Exception):
+    pass
+
+
+async def _create_tenant(db: Database, name: str) -> dict[str, Any]:
+    tenant_id = new_id("ten")
+    await db.run(queries.insert_tenant, tenant_id, name)
+    return {"id": tenant_id, "name": name}
+
+
+async def _create_agent(db: Database, args: argparse.Namespace) -> dict[str, Any]:
+    if await db.run(queries.select_tenant, args.tenant) is None:
+        raise CliError(f"no tenant {args.tenant}")
+    if await db.run(queries.select_agent_by_email, args.email) is not None:
+        raise CliError(f"an agent with email {args.email} exists already")
+    if len(args.password) < 8:
+        raise CliError("the password needs at least 8 characters")
+    agent_id = new_id("agt")
+    await db.run(
+        queries.insert_agent,
+        agent_id,
+        args.tenant,
+        args.email,
+        args.name,
+        await hash_password(args.password),
+        args.avatar_url,
+    )
+    return {"id": agent_id, "tenantId": args.tenant, "email": args.email, "name": args.name}
+
+
+async def _create_widget(
+    db: Database, tenant_id: str, name: str, domains: Sequence[str], wait_timeout: int
+) -> dict[str, Any]:
+    if await db.run(queries.select_tenant, tenant_id) is None:
+        raise CliError(f"no tenant {tenant_id}")
+    if not 1 <= wait_timeout <= 3600:
+        raise CliError("--wait-timeout must be between 1 and 3600 seconds")
+    widget_id = new_id("wgt")
+    await db.run(queries.insert_widget, widget_id, tenant_id, name, list(domains), wait_timeout)
+    return {"id": widget_id, "tenantId": tenant_id, "name": name, "domains": list(domains)}
+
+
+DEMO_EMAIL = "demo@curbe.chat"
+DEMO_PASSWORD = "curbe-demo-1234"
+
+
+async def seed_demo(db: Database, settings: Settings) -> dict[str, Any]:
+    """Create (once) the demo tenant, agent and widget; returns what to print."""
+    existing = await db.run(queries.select_agent_by_email, DEMO_EMAIL)
+    if existing is None:
+        tenant = await _create_tenant(db, "Demo Insurance")
+        tenant_id = tenant["id"]
+        agent_id = new_id("agt")
+        await db.run(
+            queries.insert_agent,
+            agent_id,
+            tenant_id,
+            DEMO_EMAIL,
+            "Javier Lazo",
+            await hash_password(DEMO_PASSWORD),
+            None,
+        )
+        widget = await _create_widget(db, tenant_id, "InsureMax", [], 60)
+        widget_id = widget["id"]
+    else:
+        tenant_id, agent_id = existing["tenant_id"], existing["id"]
+        widget_id = (await db.run(queries.select_widgets, tenant_id))[0]["id"]
+    base = settings.base_url
+    return {
+        "tenantId": tenant_id,
+        "agentId": agent_id,
+        "widgetId": widget_id,
+        "login": {"email": DEMO_EMAIL, "password": DEMO_PASSWORD},
+        "urls": {
+            "inbox": f"{base}/inbox",
+            "login": f"{base}/login",
+            "settings": f"{base}/settings/widgets",
+            "demoSite": f"{base}/demo",
+            "health": f"{base}/healthz",
+        },
+        "embedCode": embed_code(base, widget_id, tenant_id),
+    }
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from web.server import serve
+
+    ops_token = os.environ.get("CURBE_OPS_TOKEN")
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        public_url=args.public_url,
+        ops_token=ops_token or secrets.token_urlsafe(24),
+        demo=args.demo,
+        visitor_expiry_seconds=float(os.environ.get("CURBE_VISITOR_EXPIRY_SECONDS", "60")),
+    )
+    with database_url(args.data_dir) as url:
+
+        async def main() -> None:
+            stop = trio.Event()
+
+            async def watch_signals() -> None:
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        stop.set()
+                        return
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch_signals)
+                info = await nursery.start(serve, settings, url, stop.wait)
+                if not ops_token:
+                    info["opsToken"] = settings.ops_token
+                print(json.dumps(info, indent=2), flush=True)
+                await stop.wait()
+                nursery.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_seconds + 5
+
+        trio.run(main)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("CURBE_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            _serve(args)
+            return 0
+        with database_url(args.data_dir) as url:
+            if args.command == "tenant":
+                result = _run_with_db(url, lambda db: _create_tenant(db, args.name))
+            elif args.command == "agent":
+                result = _run_with_db(url, lambda db: _create_agent(db, args))
+            else:
+                result = _run_with_db(
+                    url,
+                    lambda db: _create_widget(
+                        db, args.tenant, args.name, args.domain, args.wait_timeout
+                    ),
+                )
+    except CliError as exc:
+        print(json.dumps({"error": {"code": "invalid_arguments", "message": str(exc)}}), file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
