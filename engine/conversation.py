@@ -203,13 +203,16 @@ class _Builder:
         return self.state.last_seq
 
     def emit(self, type_: EventType, data: dict[str, Any], *, seq: int | None = None) -> None:
+        seq = seq if seq is not None else self.next_seq()
+        if "conversation" in data:  # the snapshot an event carries includes the event itself
+            data = {**data, "conversation": self.state.to_wire()}
         self.events.append(
             Event(
                 type=type_.value,
                 at=self.now,
                 tenant_id=self.state.tenant_id,
                 conversation_id=self.state.id,
-                seq=seq if seq is not None else self.next_seq(),
+                seq=seq,
                 visitor_id=self.state.visitor_id,
                 data=data,
             )

@@ -64,6 +64,11 @@ class Outcome:
     duplicate: bool = False
 
 
+def client_key(sender_type: str, sender_id: str, client_message_id: str) -> str:
+    """Idempotency is per sender: an agent reusing a visitor's clientMessageId is a new message."""
+    return f"{sender_type}:{sender_id}:{client_message_id}"
+
+
 class ConversationActor:
     kind = KIND
 
@@ -103,7 +108,11 @@ class ConversationActor:
         loaded = await self.store.load_conversation(self.id)
         if loaded is not None:
             self.state, with_ids = loaded
-            self.by_client_id = {m.client_message_id: m for m in with_ids if m.client_message_id}
+            self.by_client_id = {
+                client_key(m.sender_type.value, m.sender_id, m.client_message_id): m
+                for m in with_ids
+                if m.client_message_id
+            }
         async with trio.open_nursery() as nursery:
             self._sync_timer(nursery, mailbox)
             await self._serve(nursery, mailbox)
@@ -145,12 +154,17 @@ class ConversationActor:
                     if (
                         state is None
                         or state.tenant_id != command.tenant_id
-                        or (command.visitor_id is not None and state.visitor_id != command.visitor_id)
+                        or (
+                            command.visitor_id is not None
+                            and state.visitor_id != command.visitor_id
+                        )
                     ):
                         raise NotFound(f"no conversation {self.id}")
                     command = command.command
                 if isinstance(command, PostMessage) and command.client_message_id:
-                    cid = command.client_message_id
+                    cid = client_key(
+                        command.sender_type.value, command.sender_id, command.client_message_id
+                    )
                     known = self.by_client_id.get(cid) or new_ids.get(cid)
                     if known is not None and state is not None:
                         answered.append((envelope, Outcome(state, known, duplicate=True)))
@@ -165,7 +179,7 @@ class ConversationActor:
             messages.extend(transition.messages)
             for m in transition.messages:
                 if m.client_message_id:
-                    new_ids[m.client_message_id] = m
+                    new_ids[client_key(m.sender_type.value, m.sender_id, m.client_message_id)] = m
             message = transition.messages[-1] if transition.messages else None
             answered.append((envelope, Outcome(state, message)))
         if state is not None and events:

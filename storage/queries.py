@@ -451,11 +451,12 @@ async def select_events_after(
     after_seq: int,
     tenant_id: str,
     visitor_id: str | None = None,
-) -> list[Event] | None:
+) -> tuple[int, list[Event]] | None:
     """Events of a conversation after ``after_seq``, in order; ``None`` when the conversation is
-    unknown or not this tenant's (or, with ``visitor_id``, not this visitor's)."""
+    unknown or not this tenant's (or, with ``visitor_id``, not this visitor's). The first item is
+    the conversation's last seq."""
     owner = await connection.fetchrow(
-        "SELECT visitor_id FROM conversations WHERE id = $1 AND tenant_id = $2",
+        "SELECT visitor_id, last_seq FROM conversations WHERE id = $1 AND tenant_id = $2",
         conversation_id,
         tenant_id,
     )
@@ -467,7 +468,7 @@ async def select_events_after(
         conversation_id,
         after_seq,
     )
-    return [
+    return owner["last_seq"], [
         Event(
             type=r["type"],
             at=r["at"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from typing import Any
 
 import trio
@@ -21,7 +22,7 @@ from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
 from engine.errors import EngineError, NotFound
 from engine.visitor import KIND as VISITOR
-from engine.visitor import Heartbeat, JoinedChat
+from engine.visitor import Heartbeat, JoinedChat, LeftChat
 from storage import queries
 from web import auth
 from web.services import Services
@@ -40,6 +41,18 @@ from web.wire import (
 log = logging.getLogger("curbe.web")
 
 VISITOR_PREFIX = "/api/chat/widgets/"
+
+# Start-chat serialisation per visitor (this process is the only writer today; a later step with
+# several processes moves this into the visitor-session actor).
+_visitor_locks: dict[str, trio.Lock] = {}
+
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def valid_id(value: Any) -> bool:
+    """Ids are short and plain; anything else cannot exist (404 without a database trip)."""
+    return isinstance(value, str) and bool(_ID.match(value))
 
 
 def error(status: int, code: str, message: str) -> Response:
@@ -223,9 +236,17 @@ def create_app(s: Services) -> Quart:
             response.headers["Access-Control-Max-Age"] = "600"
         return response
 
-    @app.route(VISITOR_PREFIX + "<path:rest>", methods=["OPTIONS"])
-    async def preflight(rest: str) -> Response:
-        return Response("", status=204)
+    @app.before_request
+    async def preflight() -> Response | None:
+        if request.method == "OPTIONS" and request.path.startswith(VISITOR_PREFIX):
+            return Response("", status=204)  # CORS headers come from the after_request hook
+        return None
+
+    @app.before_request
+    async def check_ids() -> None:
+        for key, value in (request.view_args or {}).items():
+            if key.endswith("_id") and not valid_id(value):
+                raise ApiError(404, "not_found", "no such resource")
 
     # --- operators -----------------------------------------------------------------------
 
@@ -292,9 +313,16 @@ def create_app(s: Services) -> Quart:
             raise ApiError(422, "tenant_mismatch", "tenantId does not match this widget's tenant")
         targeting = list(widget["domains"] or [])
         origin = request.headers.get("Origin")
-        origin_host = normalize_domain(origin) if origin and origin != "null" else None
-        body_host = normalize_domain(hb.current_domain)
-        url_host = normalize_domain(hb.current_url)
+        try:
+            origin_host = normalize_domain(origin) if origin and origin != "null" else None
+            body_host = normalize_domain(hb.current_domain)
+            url_host = normalize_domain(hb.current_url)
+        except ValueError:
+            raise ApiError(
+                422,
+                "invalid_body",
+                "currentUrl, currentDomain or Origin is not a valid URL or host",
+            ) from None
         for host in (origin_host, body_host, url_host):
             if host is not None and not domain_allowed(host, targeting):
                 await s.db.run(queries.record_widget_refusal, widget_id, now, host)
@@ -346,8 +374,20 @@ def create_app(s: Services) -> Quart:
         widget = await load_widget(widget_id)
         visitor = require_visitor(widget)
         start = await body(StartChatBody)
+        # one start at a time per visitor, so a double submit cannot open two chats
+        async with _visitor_locks.setdefault(visitor.visitor_id, trio.Lock()):
+            try:
+                return await _start_chat(s, widget, visitor.visitor_id, start)
+            finally:
+                lock = _visitor_locks.get(visitor.visitor_id)
+                if lock is not None and not lock.statistics().tasks_waiting:
+                    _visitor_locks.pop(visitor.visitor_id, None)
+
+    async def _start_chat(
+        s: Services, widget: dict[str, Any], visitor_id: str, start: StartChatBody
+    ) -> Response:
         tenant_id = widget["tenant_id"]
-        latest = await s.db.run(queries.select_latest_conversation, tenant_id, visitor.visitor_id)
+        latest = await s.db.run(queries.select_latest_conversation, tenant_id, visitor_id)
         if latest is not None and latest.status.value != "SOLVED":
             first = (await s.db.run(queries.select_messages, latest.id))[:1]
             if (
@@ -356,7 +396,9 @@ def create_app(s: Services) -> Quart:
                 and first[0].client_message_id == start.client_message_id
             ):
                 messages = await s.db.run(queries.select_messages, latest.id)
-                return _created(conversation_wire(latest, messages))  # the same request again
+                wire = conversation_wire(latest, messages)  # the same request again
+                wire["agentsOnline"] = s.presence.agents_online(tenant_id)
+                return _created(wire)
             raise ApiError(
                 409,
                 "conversation_active",
@@ -366,7 +408,7 @@ def create_app(s: Services) -> Quart:
         return await _create_conversation(
             s,
             widget,
-            visitor.visitor_id,
+            visitor_id,
             Kind.LIVE_CHAT,
             start.name,
             start.email,
@@ -520,6 +562,13 @@ def create_app(s: Services) -> Quart:
     @app.post("/api/chat/conversations/<conversation_id>/solve")
     async def solve(conversation_id: str) -> Response:
         outcome = await agent_command(conversation_id, Solve)
+        if outcome.conversation.kind is Kind.LIVE_CHAT:
+            try:  # the visitor is no longer "in chat" on the Live visitors list
+                await s.supervisor.call(
+                    VISITOR, outcome.conversation.visitor_id, LeftChat(conversation_id)
+                )
+            except EngineError:
+                pass  # the session expired already: nothing to update
         return jsonify(conversation_wire(outcome))
 
     @app.post("/api/chat/conversations/<conversation_id>/reopen")
@@ -600,6 +649,9 @@ async def _create_conversation(
 ) -> Response:
     tenant_id = widget["tenant_id"]
     now = s.clock.now()
+    session = await s.db.run(queries.select_visitor_session, visitor_id)
+    if session is not None and session.tenant_id != tenant_id:
+        session = None
     await s.db.run(
         queries.upsert_contact,
         tenant_id,
@@ -609,8 +661,8 @@ async def _create_conversation(
         phone=(phone or None),
         ip=client_ip(),
         user_agent=request.headers.get("User-Agent"),
-        current_url=None,
-        location=None,
+        current_url=session.current_url if session else None,
+        location=session.location if session else None,
         now=now,
     )
     conversation_id = auth.new_id("conv")

@@ -215,7 +215,9 @@ def _serve(args: argparse.Namespace) -> None:
                     info["opsToken"] = settings.ops_token
                 print(json.dumps(info, indent=2), flush=True)
                 await stop.wait()
-                nursery.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_seconds + 5
+                nursery.cancel_scope.deadline = (
+                    trio.current_time() + settings.shutdown_grace_seconds + 5
+                )
 
         trio.run(main)
 
@@ -244,7 +246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ),
                 )
     except CliError as exc:
-        print(json.dumps({"error": {"code": "invalid_arguments", "message": str(exc)}}), file=sys.stderr)
+        print(
+            json.dumps({"error": {"code": "invalid_arguments", "message": str(exc)}}),
+            file=sys.stderr,
+        )
         return 2
     print(json.dumps(result))
     return 0

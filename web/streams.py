@@ -42,12 +42,13 @@ class EventStream:
     def __init__(
         self,
         send: Callable[[str], Awaitable[None]],
-        load: Callable[[str, int], Awaitable[list[Event] | None]],
+        load: Callable[[str, int], Awaitable[tuple[int, list[Event]] | None]],
     ) -> None:
         self._send_text = send
         self._load = load
         self._lock = trio.Lock()
         self.sent: dict[str, int] = {}
+        self.seen: dict[str, set[int]] = {}
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         async with self._lock:
@@ -56,7 +57,10 @@ class EventStream:
     async def _emit(self, event: Event) -> None:
         await self._send_text(json.dumps(event.to_wire()))
         if event.conversation_id is not None and event.seq is not None:
-            self.sent[event.conversation_id] = event.seq
+            self.seen.setdefault(event.conversation_id, set()).add(event.seq)
+            self.sent[event.conversation_id] = max(
+                event.seq, self.sent.get(event.conversation_id, 0)
+            )
 
     async def live(self, event: Event) -> None:
         async with self._lock:
@@ -64,30 +68,35 @@ class EventStream:
             if cid is None or event.seq is None:
                 await self._emit(event)
                 return
+            if event.seq in self.seen.get(cid, ()):
+                return  # already sent (by a replay)
             last = self.sent.get(cid)
-            if last is not None:
-                if event.seq <= last:
-                    return  # already sent (by a replay)
-                if event.seq > last + 1:
-                    await self._replay(cid, last)  # fill the gap from storage
-                    if event.seq <= self.sent[cid]:
-                        return
+            if last is not None and event.seq > last + 1:
+                await self._replay(cid, last)  # fill the gap from storage
+                if event.seq in self.seen.get(cid, ()):
+                    return
             await self._emit(event)
 
     async def resume(self, conversation_id: str, after_seq: int) -> int:
-        """Send every stored event after ``after_seq``; returns the last seq now known."""
+        """Send every stored event after ``after_seq`` not yet sent on this socket.
+
+        Returns the last seq of the conversation this socket now holds (``after_seq`` when the
+        conversation has no later event).
+        """
         async with self._lock:
-            self.sent[conversation_id] = after_seq
-            return await self._replay(conversation_id, after_seq)
+            last_stored = await self._replay(conversation_id, after_seq)
+            return min(max(self.sent.get(conversation_id, 0), after_seq), last_stored)
 
     async def _replay(self, conversation_id: str, after_seq: int) -> int:
-        events = await self._load(conversation_id, after_seq)
-        if events is None:
+        loaded = await self._load(conversation_id, after_seq)
+        if loaded is None:
             raise EngineError(f"no conversation {conversation_id}", code="not_found")
+        last_stored, events = loaded
+        seen = self.seen.setdefault(conversation_id, set())
         for event in events:
-            if event.seq is not None and event.seq > self.sent.get(conversation_id, 0):
+            if event.seq is not None and event.seq not in seen:
                 await self._emit(event)
-        return self.sent.get(conversation_id, after_seq)
+        return last_stored
 
 
 def _error_frame(exc: Exception, **extra: Any) -> dict[str, Any]:
@@ -150,12 +159,19 @@ async def _serve(
 
 
 def register_sockets(app: Quart) -> None:
-    from web.app import bearer, current_agent, send_agent_message, send_visitor_message, services
+    from web.app import (
+        bearer,
+        current_agent,
+        send_agent_message,
+        send_visitor_message,
+        services,
+        valid_id,
+    )
 
     @app.websocket("/api/chat/widgets/<widget_id>/ws")
     async def visitor_socket(widget_id: str) -> None:
         s = services()
-        widget = await s.db.run(queries.select_widget, widget_id) if len(widget_id) <= 128 else None
+        widget = await s.db.run(queries.select_widget, widget_id) if valid_id(widget_id) else None
         await websocket.accept()
         if widget is None:
             await websocket.close(CLOSE_NOT_FOUND, "unknown widget")
@@ -166,7 +182,7 @@ def register_sockets(app: Quart) -> None:
             return
         tenant_id, visitor_id = widget["tenant_id"], identity.visitor_id
 
-        async def load(cid: str, after: int) -> list[Event] | None:
+        async def load(cid: str, after: int) -> tuple[int, list[Event]] | None:
             return await s.db.run(queries.select_events_after, cid, after, tenant_id, visitor_id)
 
         async def latest_id() -> str:
@@ -227,7 +243,7 @@ def register_sockets(app: Quart) -> None:
             return
         tenant_id = agent["tenant_id"]
 
-        async def load(cid: str, after: int) -> list[Event] | None:
+        async def load(cid: str, after: int) -> tuple[int, list[Event]] | None:
             return await s.db.run(queries.select_events_after, cid, after, tenant_id)
 
         async def handle(stream: EventStream, frame: Any) -> None:

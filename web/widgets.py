@@ -26,7 +26,7 @@ def normalize_domain(value: str | None) -> str | None:
         return None
     value = value.strip().lower()
     if "//" in value:
-        value = urlsplit(value).hostname or ""
+        value = urlsplit(value).hostname or ""  # ValueError on a malformed URL: the caller's 422
     else:
         value = value.split("/")[0].split(":")[0]
     return value.rstrip(".") or None

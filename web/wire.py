@@ -169,7 +169,20 @@ FRAMES: dict[str, type[Any]] = {
 def _strict_str(value: Any, _: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
+    if not storable(value):
+        raise ValueError("contains a NUL character or an unpaired surrogate")
     return value
+
+
+def storable(value: str) -> bool:
+    """False for strings PostgreSQL cannot store (NUL) or UTF-8 cannot encode (lone surrogates)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _strict_int(value: Any, _: Any) -> int:
@@ -230,16 +243,23 @@ def structure(data: Any, cls: type[T]) -> T:
         return CONVERTER.structure(data, cls)
     except Exception as exc:  # cattrs wraps every field error; say all of them
         if isinstance(exc, cattrs.BaseValidationError):
-            messages = cattrs.transform_error(exc, path="body", format_exception=_format)
+            messages = [
+                re.sub(r"(?<=\.)([a-z]+(?:_[a-z]+)+)", lambda m: _camel(m.group(1)), line)
+                for line in cattrs.transform_error(exc, path="body", format_exception=_format)
+            ]
         else:
             messages = [str(exc)]
         raise ApiError(422, "invalid_body", "; ".join(messages)) from None
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def decode_json(raw: bytes | str) -> Any:
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
 
 

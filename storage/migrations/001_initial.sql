@@ -114,7 +114,8 @@ CREATE TABLE messages (
     created_at         timestamptz NOT NULL,
     UNIQUE (conversation_id, seq)
 );
-CREATE UNIQUE INDEX messages_client_id ON messages (conversation_id, client_message_id)
+CREATE UNIQUE INDEX messages_client_id
+    ON messages (conversation_id, sender_type, sender_id, client_message_id)
     WHERE client_message_id IS NOT NULL;
 
 -- Every conversation event with its seq: what `resume afterSeq` replays.

@@ -874,15 +874,7 @@ def test_event_data_snapshots_are_wire_ready() -> None:
             assert conv["updatedAt"] == iso(event.at)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG/inconsistency: the conversation snapshot in conversation_created has lastSeq equal "
-        "to the event's own seq, but in conversation_assigned, conversation_status_changed and "
-        "conversation_wait_timeout it is the seq *before* the event (the snapshot is built "
-        "before _Builder.emit numbers the event)"
-    ),
-)
+@pytest.mark.regression
 def test_snapshot_last_seq_equals_the_event_seq() -> None:
     _, events, _ = run(full_story())
     with_snapshot = [e for e in events if "conversation" in e.data]

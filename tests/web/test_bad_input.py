@@ -47,49 +47,11 @@ async def counts(connection: asyncpg.Connection) -> dict[str, int]:
     return {table: await connection.fetchval(f"SELECT count(*) FROM {table}") for table in TABLES}
 
 
-# --- known bugs (each xfail is strict: it fails loudly once the server is fixed) ---------------
+# --- regressions: each was a server bug found by this file, now fixed -----------------------
+# (camelCase field names in messages, unstorable strings, deep nesting, NaN, malformed hosts,
+# unknown paths under /api/chat/widgets/)
 
-SNAKE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: web/wire.py structure(): cattrs.transform_error names the Python attribute "
-        "(body.current_domain, body.client_message_id, body.after_seq) in type and missing-field "
-        "messages instead of the camelCase key the client sent"
-    ),
-)
-UNSTORABLE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: strings PostgreSQL text cannot hold (U+0000, lone surrogates) pass web/wire.py "
-        "_strict_str and the path converters; asyncpg then raises (CharacterNotInRepertoireError / "
-        "UnicodeEncodeError) -> 500 internal_error or 503 actor_unavailable instead of 422/404"
-    ),
-)
-NESTING_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: web/wire.py decode_json catches ValueError only; deeply nested JSON raises "
-        "RecursionError -> 500 (HTTP) or a dead socket (WebSocket) instead of malformed_json"
-    ),
-)
-NAN_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: web/wire.py decode_json uses json.loads defaults and accepts NaN/Infinity, which are not JSON",
-)
-URL_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: web/widgets.py normalize_domain calls urlsplit(value).hostname, which raises "
-        "ValueError('Invalid IPv6 URL') for '[' hosts -> 500 from the heartbeat"
-    ),
-)
-ROUTE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: web/app.py preflight route VISITOR_PREFIX + '<path:rest>' (OPTIONS only) matches "
-        "every path under /api/chat/widgets/, so an unknown path there answers 405, not 404"
-    ),
-)
+SNAKE_BUG = UNSTORABLE_BUG = NESTING_BUG = NAN_BUG = URL_BUG = ROUTE_BUG = pytest.mark.regression
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -756,7 +718,7 @@ COMMON_FRAMES = (
     ("resume-unknown-conversation", {"type": "resume", "afterSeq": 0, "conversationId": UNKNOWN},
      "not_found", None, ()),
     ("resume-nul-conversation", {"type": "resume", "afterSeq": 0, "conversationId": "\x00"},
-     "not_found", None, UNSTORABLE_BUG),
+     "invalid_body", "conversationId", UNSTORABLE_BUG),
     ("message-text-number", {"type": "message", "text": 5, "conversationId": "{c}"},
      "invalid_body", "text", ()),
     ("message-text-blank", {"type": "message", "text": " \n ", "conversationId": "{c}"},

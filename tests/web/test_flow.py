@@ -369,13 +369,7 @@ async def test_resume_twice_on_one_socket_does_not_duplicate_live_events(
         assert_consecutive(events_of(vs, cid), first=n + 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: web/streams.py EventStream.resume sets sent[cid] = after_seq, forgetting events "
-        "already delivered live on this socket; _replay then sends them a second time"
-    ),
-)
+@pytest.mark.regression
 async def test_event_delivered_live_before_resume_is_not_replayed_again(server: Server) -> None:
     """A reconnecting widget: the socket is ready, an event arrives live, then the widget sends
     its resume. Every event after afterSeq must reach it once (contract: "gets every later
@@ -393,14 +387,7 @@ async def test_event_delivered_live_before_resume_is_not_replayed_again(server: 
         assert sorted(seqs) == [n + 1, n + 2, n + 3, n + 4], seqs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: web/streams.py EventStream.resume trusts afterSeq: sent[cid] = 99 for a conversation "
-        "at seq 4 answers resumed lastSeq 99 and EventStream.live then drops every live event up "
-        "to seq 99"
-    ),
-)
+@pytest.mark.regression
 async def test_resume_past_the_last_seq_does_not_mute_the_stream(server: Server) -> None:
     a, token, v, cid, n = await _open_chat_and_disconnect(server)
     async with visitor_socket(server, v) as vs:
@@ -568,14 +555,7 @@ async def test_start_chat_with_a_client_message_id_is_idempotent(server: Server)
     assert len((await detail(server, token, first["id"]))["messages"]) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: engine/conversation_actor.py _handle looks duplicates up by clientMessageId alone "
-        "(by_client_id), so an agent message reusing a visitor's clientMessageId is dropped and "
-        "answered 201 with the visitor's message"
-    ),
-)
+@pytest.mark.regression
 async def test_agent_message_is_not_answered_with_a_visitor_message(server: Server) -> None:
     [a] = await seed(server)
     token = await login(server, a)
@@ -596,14 +576,7 @@ async def test_agent_message_is_not_answered_with_a_visitor_message(server: Serv
         assert r.status_code == 409, r.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: web/app.py start_chat checks select_latest_conversation and then creates a new "
-        "conversation id, with nothing serializing the two: a double submit with the same "
-        "clientMessageId creates two WAITING conversations for one visitor"
-    ),
-)
+@pytest.mark.regression
 async def test_double_submitted_start_chat_creates_one_conversation(server: Server) -> None:
     [a] = await seed(server)
     token = await login(server, a)
@@ -810,14 +783,7 @@ async def test_contact_current_url_follows_the_heartbeat_before_the_chat(server:
     assert contact["currentUrl"] == "https://shop.example.com/pricing"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: web/app.py _create_conversation upserts the contact with current_url=None and only "
-        "live chats send JoinedChat (whose save_visitor_session copies the URL into the contact), "
-        "so an offline message of a visitor who sent heartbeats has contact.currentUrl null"
-    ),
-)
+@pytest.mark.regression
 async def test_offline_message_contact_current_url_follows_the_heartbeat(server: Server) -> None:
     [a] = await seed(server)
     token = await login(server, a)
