@@ -13,14 +13,15 @@ import re
 from typing import Any
 
 import trio
-from quart import Quart, Response, g, jsonify, request, websocket
+from quart import Quart, Response, g, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from engine.clock import iso
 from engine.conversation import Accept, Agent, Create, Kind, PostMessage, Reopen, SenderType, Solve
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
-from engine.errors import EngineError, NotFound
+from engine.errors import EngineError
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat, JoinedChat, LeftChat
 from storage import queries
@@ -364,7 +365,7 @@ def create_app(s: Services) -> Quart:
                 "widgetStatus": "ACTIVE",
                 "visitorId": visitor_id,
                 "visitorToken": s.signer.issue(visitor_id, widget["tenant_id"]),
-                "serverTime": _iso(now),
+                "serverTime": iso(now),
                 "conversationId": session.conversation_id,
             }
         )
@@ -389,13 +390,13 @@ def create_app(s: Services) -> Quart:
         tenant_id = widget["tenant_id"]
         latest = await s.db.run(queries.select_latest_conversation, tenant_id, visitor_id)
         if latest is not None and latest.status.value != "SOLVED":
-            first = (await s.db.run(queries.select_messages, latest.id))[:1]
+            messages = await s.db.run(queries.select_messages, latest.id)
+            first = messages[:1]
             if (
                 start.client_message_id
                 and first
                 and first[0].client_message_id == start.client_message_id
             ):
-                messages = await s.db.run(queries.select_messages, latest.id)
                 wire = conversation_wire(latest, messages)  # the same request again
                 wire["agentsOnline"] = s.presence.agents_online(tenant_id)
                 return _created(wire)
@@ -611,12 +612,6 @@ def _broker_stats(s: Services) -> dict[str, Any]:
     }
 
 
-def _iso(value: dt.datetime) -> str | None:
-    from engine.clock import iso
-
-    return iso(value)
-
-
 def _created(payload: dict[str, Any]) -> Response:
     response = jsonify(payload)
     response.status_code = 201
@@ -632,7 +627,7 @@ def _last_message(row: dict[str, Any] | None) -> dict[str, Any] | None:
         "seq": row["seq"],
         "senderType": row["sender_type"],
         "text": row["text"],
-        "createdAt": _iso(created),
+        "createdAt": iso(created),
     }
 
 
@@ -732,6 +727,3 @@ async def send_agent_message(
     return await s.supervisor.call(  # type: ignore[no-any-return]
         CONVERSATION, conversation_id, Guard(agent["tenant_id"], command)
     )
-
-
-__all__ = ["NotFound", "create_app", "websocket"]
