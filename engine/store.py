@@ -34,12 +34,34 @@ class ConversationStore(Protocol):
 class VisitorStore(Protocol):
     async def load_visitor(self, visitor_id: str) -> VisitorSession | None: ...
 
-    async def save_visitor(self, session: VisitorSession, *, widget_ping: bool) -> None: ...
+    async def save_visitor(self, session: VisitorSession) -> None: ...
+
+
+class WidgetStore(Protocol):
+    async def load_widget(self, widget_id: str) -> dict[str, Any] | None:
+        """The widget's row, or None when it does not exist or was deleted (Trio)."""
+        ...
+
+    async def save_widget_ping(self, row: dict[str, Any]) -> None:
+        """Write ``last_seen_at``, ``last_seen_domain``, ``last_seen_url`` (Trio)."""
+        ...
+
+    async def save_widget_refusal(self, row: dict[str, Any]) -> None:
+        """Write ``last_refused_at``, ``last_refused_domain`` (Trio)."""
+        ...
+
+    async def update_widget(
+        self, widget_id: str, changes: dict[str, Any], now: Any
+    ) -> dict[str, Any] | None:
+        """Apply column changes; the new row, or None when it is gone (Trio)."""
+        ...
+
+    async def delete_widget(self, widget_id: str, now: Any) -> None: ...
 
 
 @attrs.define
 class MemoryStore:
-    """In-memory :class:`ConversationStore` and :class:`VisitorStore`.
+    """In-memory :class:`ConversationStore`, :class:`VisitorStore` and :class:`WidgetStore`.
 
     ``fail_commits`` makes the next N commits raise, to test crash and restart.
     """
@@ -48,7 +70,8 @@ class MemoryStore:
     messages: dict[str, list[Message]] = attrs.field(factory=dict)
     events: dict[str, list[Event]] = attrs.field(factory=dict)
     visitors: dict[str, VisitorSession] = attrs.field(factory=dict)
-    widget_pings: list[tuple[str, Any]] = attrs.field(factory=list)
+    widgets: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    widget_writes: int = 0
     fail_commits: dict[str, int] = attrs.field(factory=dict)
     commits: int = 0
 
@@ -80,7 +103,37 @@ class MemoryStore:
     async def load_visitor(self, visitor_id: str) -> VisitorSession | None:
         return self.visitors.get(visitor_id)
 
-    async def save_visitor(self, session: VisitorSession, *, widget_ping: bool) -> None:
+    async def save_visitor(self, session: VisitorSession) -> None:
         self.visitors[session.visitor_id] = session
-        if widget_ping:
-            self.widget_pings.append((session.widget_id, session.last_seen_at))
+
+    async def load_widget(self, widget_id: str) -> dict[str, Any] | None:
+        row = self.widgets.get(widget_id)
+        if row is None or row.get("deleted_at") is not None:
+            return None
+        return dict(row)
+
+    async def save_widget_ping(self, row: dict[str, Any]) -> None:
+        self.widget_writes += 1
+        stored = self.widgets[row["id"]]
+        for key in ("last_seen_at", "last_seen_domain", "last_seen_url"):
+            stored[key] = row[key]
+
+    async def save_widget_refusal(self, row: dict[str, Any]) -> None:
+        self.widget_writes += 1
+        stored = self.widgets[row["id"]]
+        for key in ("last_refused_at", "last_refused_domain"):
+            stored[key] = row[key]
+
+    async def update_widget(
+        self, widget_id: str, changes: dict[str, Any], now: Any
+    ) -> dict[str, Any] | None:
+        row = await self.load_widget(widget_id)
+        if row is None:
+            return None
+        self.widget_writes += 1
+        self.widgets[widget_id].update(changes, updated_at=now)
+        return dict(self.widgets[widget_id])
+
+    async def delete_widget(self, widget_id: str, now: Any) -> None:
+        self.widget_writes += 1
+        self.widgets[widget_id]["deleted_at"] = now

@@ -173,7 +173,7 @@ class VisitorSessionActor:
                 location=command.location or (current.location if current else None),
                 conversation_id=current.conversation_id if current else None,
             )
-            await self.store.save_visitor(new, widget_ping=True)
+            await self.store.save_visitor(new)
         elif isinstance(command, JoinedChat | LeftChat):
             if current is None:
                 raise Forbidden("no visitor session: send a heartbeat first")
@@ -187,7 +187,7 @@ class VisitorSessionActor:
                 )
             )
             new = attrs.evolve(current, conversation_id=conversation_id, last_seen_at=now)
-            await self.store.save_visitor(new, widget_ping=False)
+            await self.store.save_visitor(new)
         else:
             raise TypeError(f"visitor session cannot handle {type(command).__name__}")
         self.session = new

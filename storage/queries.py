@@ -131,38 +131,104 @@ async def insert_widget(
     name: str,
     domains: Sequence[str],
     wait_timeout_seconds: int,
-) -> None:
-    await connection.execute(
-        """INSERT INTO widgets (id, tenant_id, name, domains, wait_timeout_seconds)
-           VALUES ($1, $2, $3, $4, $5)""",
+    settings: dict[str, Any] | None = None,
+) -> Row:
+    row = await connection.fetchrow(
+        """INSERT INTO widgets (id, tenant_id, name, domains, wait_timeout_seconds, settings)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING *""",
         widget_id,
         tenant_id,
         name,
         list(domains),
         wait_timeout_seconds,
+        settings or {},
     )
+    return _widget(row)
+
+
+def _widget(row: Any) -> Row:
+    return dict(row)
 
 
 async def select_widget(connection: asyncpg.Connection, widget_id: str) -> Row | None:
-    """A widget by id alone: the visitor side knows the id, the tenant comes from the row."""
-    return _row(await connection.fetchrow("SELECT * FROM widgets WHERE id = $1", widget_id))
+    """A live widget by id alone: the visitor side knows the id, the tenant comes from the row."""
+    row = await connection.fetchrow(
+        "SELECT * FROM widgets WHERE id = $1 AND deleted_at IS NULL", widget_id
+    )
+    return _widget(row) if row else None
 
 
 async def select_widgets(connection: asyncpg.Connection, tenant_id: str) -> list[Row]:
     rows = await connection.fetch(
-        "SELECT * FROM widgets WHERE tenant_id = $1 ORDER BY created_at, id", tenant_id
+        """SELECT * FROM widgets WHERE tenant_id = $1 AND deleted_at IS NULL
+            ORDER BY created_at, id""",
+        tenant_id,
     )
-    return [dict(r) for r in rows]
+    return [_widget(r) for r in rows]
 
 
-async def record_widget_refusal(
-    connection: asyncpg.Connection, widget_id: str, now: dt.datetime, domain: str
-) -> None:
+async def select_recently_active_widgets(
+    connection: asyncpg.Connection, since: dt.datetime
+) -> list[str]:
+    """Ids of widgets pinged after ``since``: their actors re-arm the 24-hour timer on start."""
+    rows = await connection.fetch(
+        "SELECT id FROM widgets WHERE deleted_at IS NULL AND last_seen_at > $1", since
+    )
+    return [r["id"] for r in rows]
+
+
+async def save_widget_ping(connection: asyncpg.Connection, row: Row) -> None:
+    await connection.execute(
+        """UPDATE widgets SET last_seen_at = $2, last_seen_domain = $3, last_seen_url = $4
+            WHERE id = $1""",
+        row["id"],
+        row["last_seen_at"],
+        row["last_seen_domain"],
+        row["last_seen_url"],
+    )
+
+
+async def save_widget_refusal(connection: asyncpg.Connection, row: Row) -> None:
     await connection.execute(
         """UPDATE widgets SET last_refused_at = $2, last_refused_domain = $3 WHERE id = $1""",
+        row["id"],
+        row["last_refused_at"],
+        row["last_refused_domain"],
+    )
+
+
+_WIDGET_COLUMNS = ("name", "domains", "wait_timeout_seconds", "settings")
+
+
+async def update_widget(
+    connection: asyncpg.Connection, widget_id: str, changes: dict[str, Any], now: dt.datetime
+) -> Row | None:
+    """Set the given editable columns; the new row, or None when the widget is gone."""
+    unknown = set(changes) - set(_WIDGET_COLUMNS)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    row = await connection.fetchrow(
+        """UPDATE widgets SET
+                name = COALESCE($2, name),
+                domains = COALESCE($3, domains),
+                wait_timeout_seconds = COALESCE($4, wait_timeout_seconds),
+                settings = COALESCE($5::jsonb, settings),
+                updated_at = $6
+            WHERE id = $1 AND deleted_at IS NULL
+        RETURNING *""",
         widget_id,
+        changes.get("name"),
+        list(changes["domains"]) if "domains" in changes else None,
+        changes.get("wait_timeout_seconds"),
+        changes.get("settings"),
         now,
-        domain,
+    )
+    return _widget(row) if row else None
+
+
+async def delete_widget(connection: asyncpg.Connection, widget_id: str, now: dt.datetime) -> None:
+    await connection.execute(
+        "UPDATE widgets SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL", widget_id, now
     )
 
 
@@ -196,10 +262,8 @@ async def select_visitor_session(
     return _visitor(row) if row else None
 
 
-async def save_visitor_session(
-    connection: asyncpg.Connection, session: VisitorSession, *, widget_ping: bool
-) -> None:
-    """Upsert the session; with ``widget_ping`` also record the widget's installation ping."""
+async def save_visitor_session(connection: asyncpg.Connection, session: VisitorSession) -> None:
+    """Upsert the session and follow the visitor's URL on its contact."""
     await connection.execute(
         """INSERT INTO visitor_sessions (visitor_id, tenant_id, widget_id, first_seen_at,
                    last_seen_at, current_url, current_domain, page_title, referrer, ip,
@@ -226,15 +290,6 @@ async def save_visitor_session(
         session.location,
         session.conversation_id,
     )
-    if widget_ping:
-        await connection.execute(
-            """UPDATE widgets SET last_seen_at = $2, last_seen_domain = $3, last_seen_url = $4
-                WHERE id = $1""",
-            session.widget_id,
-            session.last_seen_at,
-            session.current_domain,
-            session.current_url,
-        )
     if session.current_url is not None:
         await connection.execute(
             """UPDATE contacts SET current_url = $3, updated_at = $4

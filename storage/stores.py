@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from engine.conversation import Conversation, Message
 from engine.events import Event
@@ -12,7 +14,7 @@ from storage.db import Database
 
 
 class PostgresStore:
-    """:class:`engine.store.ConversationStore` and :class:`engine.store.VisitorStore` on PostgreSQL.
+    """:class:`engine.store.ConversationStore`, ``VisitorStore`` and ``WidgetStore`` on PostgreSQL.
 
     Every method is one crossing into asyncio and one transaction.
     """
@@ -33,5 +35,22 @@ class PostgresStore:
     async def load_visitor(self, visitor_id: str) -> VisitorSession | None:
         return await self.db.run(queries.select_visitor_session, visitor_id)
 
-    async def save_visitor(self, session: VisitorSession, *, widget_ping: bool) -> None:
-        await self.db.run(queries.save_visitor_session, session, widget_ping=widget_ping)
+    async def save_visitor(self, session: VisitorSession) -> None:
+        await self.db.run(queries.save_visitor_session, session)
+
+    async def load_widget(self, widget_id: str) -> dict[str, Any] | None:
+        return await self.db.run(queries.select_widget, widget_id)
+
+    async def save_widget_ping(self, row: dict[str, Any]) -> None:
+        await self.db.run(queries.save_widget_ping, row)
+
+    async def save_widget_refusal(self, row: dict[str, Any]) -> None:
+        await self.db.run(queries.save_widget_refusal, row)
+
+    async def update_widget(
+        self, widget_id: str, changes: dict[str, Any], now: dt.datetime
+    ) -> dict[str, Any] | None:
+        return await self.db.run(queries.update_widget, widget_id, changes, now)
+
+    async def delete_widget(self, widget_id: str, now: dt.datetime) -> None:
+        await self.db.run(queries.delete_widget, widget_id, now)

@@ -40,10 +40,26 @@ class Server:
         return await self.services.db.run(fn, *args, **kwargs)
 
 
+@attrs.define
+class ManualClock:
+    """A wall clock the test moves by hand (``advance``): for rules computed from ``now`` (a
+    widget's 24-hour window), where the real clock would mean a day of waiting."""
+
+    offset: dt.timedelta = dt.timedelta(0)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.offset
+
+    def advance(self, **delta: float) -> None:
+        self.offset += dt.timedelta(**delta)
+
+
 @asynccontextmanager
-async def open_server(database_url: str, **settings: Any) -> AsyncIterator[Server]:
+async def open_server(
+    database_url: str, *, clock: Any = None, **settings: Any
+) -> AsyncIterator[Server]:
     s = Settings(host="127.0.0.1", port=0, ops_token=OPS_TOKEN, **settings)
-    async with trio_asyncio.open_loop(), open_services(s, database_url) as services:
+    async with trio_asyncio.open_loop(), open_services(s, database_url, clock=clock) as services:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(

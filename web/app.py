@@ -8,8 +8,11 @@ an actor or run one storage verb, answer JSON. Every error leaves as
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import html
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -22,12 +25,23 @@ from engine.conversation import Accept, Agent, Create, Kind, PostMessage, Reopen
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
 from engine.errors import EngineError
+from engine.errors import NotFound as EngineNotFound
+from engine.events import Event, EventType
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat, JoinedChat, LeftChat
+from engine.widget import KIND as WIDGET
+from engine.widget import Delete, Describe, Ping, Refuse, Update
 from storage import queries
 from web import auth
 from web.services import Services
-from web.widgets import domain_allowed, normalize_domain, widget_status, widget_to_wire
+from web.widgets import (
+    apply_patch,
+    domain_allowed,
+    embed_code,
+    normalize_domain,
+    widget_config,
+    widget_to_wire,
+)
 from web.wire import (
     ApiError,
     HeartbeatBody,
@@ -42,6 +56,7 @@ from web.wire import (
 log = logging.getLogger("curbe.web")
 
 VISITOR_PREFIX = "/api/chat/widgets/"
+WIDGET_JS = Path(__file__).resolve().parent.parent / "widget" / "widget.js"
 
 # Start-chat serialisation per visitor (this process is the only writer today; a later step with
 # several processes moves this into the visitor-session actor).
@@ -49,6 +64,12 @@ _visitor_locks: dict[str, trio.Lock] = {}
 
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+@functools.cache
+def _widget_js() -> bytes:
+    """The loader's bytes, read once per process."""
+    return WIDGET_JS.read_bytes()
 
 
 def valid_id(value: Any) -> bool:
@@ -126,9 +147,26 @@ async def current_agent(token: str | None) -> dict[str, Any]:
     return agent
 
 
+CSRF_HEADER = "X-Curbe-CSRF"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def require_agent() -> dict[str, Any]:
-    token = bearer(request.headers) or request.cookies.get(auth.SESSION_COOKIE)
+    """The signed-in agent, from a bearer token or the session cookie.
+
+    A write authenticated by the cookie alone must carry the ``X-Curbe-CSRF`` header: a page on
+    another origin cannot add a custom header without a CORS preflight, which agent endpoints
+    never grant, so a forged cross-site form or fetch is refused (403 ``csrf_required``).
+    """
+    token = bearer(request.headers)
+    by_cookie = token is None
+    if by_cookie:
+        token = request.cookies.get(auth.SESSION_COOKIE)
     agent = await current_agent(token)
+    if by_cookie and request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER):
+        raise ApiError(
+            403, "csrf_required", f"a write signed in by cookie needs the {CSRF_HEADER} header"
+        )
     g.agent = agent
     return agent
 
@@ -159,13 +197,20 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-async def load_widget(widget_id: str) -> dict[str, Any]:
-    if len(widget_id) > 128:
+async def load_widget(widget_id: str, tenant_id: str | None = None) -> dict[str, Any]:
+    """The widget's row from its actor (no database trip once the actor is warm).
+
+    With ``tenant_id`` (an agent asking), another tenant's widget is a 404 like an unknown one.
+    """
+    if not valid_id(widget_id):
         raise ApiError(404, "not_found", "no such widget")
-    widget = await services().db.run(queries.select_widget, widget_id)
-    if widget is None:
-        raise ApiError(404, "not_found", f"no widget {widget_id}")
-    return widget
+    try:
+        row: dict[str, Any] = await services().supervisor.call(
+            WIDGET, widget_id, Describe(tenant_id)
+        )
+    except EngineNotFound:
+        raise ApiError(404, "not_found", f"no widget {widget_id}") from None
+    return row
 
 
 def agent_of(row: dict[str, Any]) -> Agent:
@@ -181,6 +226,23 @@ def agent_wire(row: dict[str, Any]) -> dict[str, Any]:
         "avatarUrl": row.get("avatar_url"),
     }
 
+
+DEMO_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>InsureMax — demo site</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem;color:#1f2937}
+code,pre{background:#f3f4f6;border-radius:6px}pre{padding:1rem;white-space:pre-wrap;word-break:break-all}</style>
+</head><body>
+<h1>InsureMax</h1>
+<p>Car, home and life insurance quotes in minutes. This page stands in for a customer's site: it
+holds nothing but the embed code below, exactly as Settings &rsaquo; Chat widget gives it.</p>
+<pre><code>{{snippet_text}}</code></pre>
+<p>Open the chat bubble in the corner to talk to the demo agent, signed in at
+<a href="/inbox">/inbox</a>.</p>
+{{snippet}}
+</body></html>
+"""
 
 # --- the app ----------------------------------------------------------------------------------
 
@@ -287,22 +349,10 @@ def create_app(s: Services) -> Quart:
     # --- visitor side --------------------------------------------------------------------
 
     @app.get(VISITOR_PREFIX + "<widget_id>/config")
-    async def widget_config(widget_id: str) -> Response:
+    async def visitor_widget_config(widget_id: str) -> Response:
         widget = await load_widget(widget_id)
-        settings = widget.get("settings") or {}
-        status, _ = widget_status(widget, s.clock.now())
         return jsonify(
-            {
-                "id": widget["id"],
-                "tenantId": widget["tenant_id"],
-                "name": widget["name"],
-                "status": status,
-                "appearance": settings.get("appearance", {}),
-                "channels": {"liveChat": True, **settings.get("channels", {})},
-                "locale": settings.get("locale"),
-                "agentsOnline": s.presence.agents_online(widget["tenant_id"]),
-                "waitTimeoutSeconds": widget["wait_timeout_seconds"],
-            }
+            widget_config(widget, s.clock.now(), s.presence.agents_online(widget["tenant_id"]))
         )
 
     @app.post(VISITOR_PREFIX + "<widget_id>/heartbeat")
@@ -326,14 +376,14 @@ def create_app(s: Services) -> Quart:
             ) from None
         for host in (origin_host, body_host, url_host):
             if host is not None and not domain_allowed(host, targeting):
-                await s.db.run(queries.record_widget_refusal, widget_id, now, host)
+                await s.supervisor.call(WIDGET, widget_id, Refuse(host))
                 raise ApiError(
                     403,
                     "domain_not_allowed",
                     f"{host} is not in this widget's Targeting; the widget is not served there",
                     widgetStatus="MISCONFIGURED",
                 )
-        identity = s.signer.check(bearer(request.headers))
+        identity = s.signer.check(bearer(request.headers) or hb.visitor_token)
         if (
             identity is not None
             and identity.tenant_id == widget["tenant_id"]
@@ -345,6 +395,7 @@ def create_app(s: Services) -> Quart:
         location = None
         if hb.time_zone:
             location = f"{hb.time_zone} (browser time zone)"
+        await s.supervisor.call(WIDGET, widget_id, Ping(origin_host or body_host, hb.current_url))
         session = await s.supervisor.call(
             VISITOR,
             visitor_id,
@@ -515,10 +566,57 @@ def create_app(s: Services) -> Quart:
 
     @app.get("/api/chat/widgets")
     async def list_widgets() -> Response:
+        from web.pages import tenant_widget_rows
+
         agent = await require_agent()
-        rows = await s.db.run(queries.select_widgets, agent["tenant_id"])
+        rows = await tenant_widget_rows(agent["tenant_id"])
         now = s.clock.now()
         return jsonify({"widgets": [widget_to_wire(r, now, s.settings.base_url) for r in rows]})
+
+    @app.post("/api/chat/widgets")
+    async def create_widget() -> Response:
+        agent = await require_agent()
+        columns = apply_patch(None, decode_json(await request.get_data(cache=True)))
+        row = await s.db.run(
+            queries.insert_widget,
+            auth.new_id("wgt"),
+            agent["tenant_id"],
+            columns["name"],
+            columns["domains"],
+            columns["wait_timeout_seconds"],
+            columns["settings"],
+        )
+        now = s.clock.now()
+        wire = widget_to_wire(row, now, s.settings.base_url)
+        s.broker.publish(Event(EventType.WIDGET_UPDATED.value, now, agent["tenant_id"], data=wire))
+        return _created(wire)
+
+    @app.get("/api/chat/widgets/<widget_id>")
+    async def get_widget(widget_id: str) -> Response:
+        agent = await require_agent()
+        row = await load_widget(widget_id, agent["tenant_id"])
+        return jsonify(widget_to_wire(row, s.clock.now(), s.settings.base_url))
+
+    @app.patch("/api/chat/widgets/<widget_id>")
+    async def patch_widget(widget_id: str) -> Response:
+        agent = await require_agent()
+        patch = decode_json(await request.get_data(cache=True))
+        row = await load_widget(widget_id, agent["tenant_id"])
+        columns = apply_patch(row, patch)
+        try:
+            row = await s.supervisor.call(WIDGET, widget_id, Update(agent["tenant_id"], columns))
+        except EngineNotFound:
+            raise ApiError(404, "not_found", f"no widget {widget_id}") from None
+        return jsonify(widget_to_wire(row, s.clock.now(), s.settings.base_url))
+
+    @app.delete("/api/chat/widgets/<widget_id>")
+    async def delete_widget(widget_id: str) -> Response:
+        agent = await require_agent()
+        try:
+            await s.supervisor.call(WIDGET, widget_id, Delete(agent["tenant_id"]))
+        except EngineNotFound:
+            raise ApiError(404, "not_found", f"no widget {widget_id}") from None
+        return jsonify({"id": widget_id, "deleted": True})
 
     @app.get("/api/chat/conversations")
     async def list_conversations() -> Response:
@@ -592,8 +690,36 @@ def create_app(s: Services) -> Quart:
         sessions = await s.db.run(queries.select_live_visitors, agent["tenant_id"], since)
         return jsonify({"visitors": [v.to_wire(now) for v in sessions]})
 
+    @app.get("/demo")
+    async def demo_site() -> Response:
+        """A customer's page with the demo widget's snippet (only with ``serve --demo``)."""
+        from web.cli import DEMO_EMAIL
+
+        agent = (
+            await s.db.run(queries.select_agent_by_email, DEMO_EMAIL) if s.settings.demo else None
+        )
+        widgets = await s.db.run(queries.select_widgets, agent["tenant_id"]) if agent else []
+        if not widgets:
+            raise ApiError(404, "not_found", "the demo site exists with `curbe-chat serve --demo`")
+        w = widgets[0]
+        snippet = embed_code(s.settings.base_url, w["id"], w["tenant_id"])
+        page = DEMO_PAGE.replace("{{snippet}}", snippet).replace(
+            "{{snippet_text}}", html.escape(snippet)
+        )
+        return Response(page, content_type="text/html; charset=utf-8")
+
+    @app.get("/widget.js")
+    async def widget_js() -> Response:
+        response = Response(_widget_js(), content_type="application/javascript; charset=utf-8")
+        response.headers["Cache-Control"] = "public, max-age=300"
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    from web.pages import register_pages
     from web.streams import register_sockets
 
+    register_pages(app)
     register_sockets(app)
     return app
 

@@ -26,12 +26,15 @@ from engine.conversation_actor import ConversationActor
 from engine.supervisor import open_supervisor
 from engine.visitor import KIND as VISITOR
 from engine.visitor import VisitorSessionActor
+from engine.widget import ACTIVE_WINDOW, WidgetActor
+from engine.widget import KIND as WIDGET
 from storage import queries
 from storage.db import Database
 from storage.stores import PostgresStore
 from web.app import create_app
 from web.auth import VisitorSigner
 from web.services import AgentPresence, Services, Settings
+from web.widgets import widget_to_wire
 
 log = logging.getLogger("curbe.server")
 
@@ -66,12 +69,24 @@ async def open_services(
                 clock=clock,
                 expiry_seconds=settings.visitor_expiry_seconds,
             ),
+            WIDGET: lambda wid: WidgetActor(
+                wid,
+                store=store,
+                broker=broker,
+                clock=clock,
+                to_wire=lambda row, now: widget_to_wire(row, now, settings.base_url),
+                idle_seconds=settings.actor_idle_seconds,
+            ),
         }
         async with open_supervisor(
             factories, clock=clock, grace_seconds=settings.shutdown_grace_seconds
         ) as supervisor:
             for conversation_id in await db.run(queries.select_pending_wait_timers):
                 supervisor.ensure(CONVERSATION, conversation_id)
+            # active widgets re-arm their 24-hour timer, so ACTIVE -> INACTIVE is still announced
+            since = clock.now() - ACTIVE_WINDOW
+            for widget_id in await db.run(queries.select_recently_active_widgets, since):
+                supervisor.ensure(WIDGET, widget_id)
             yield Services(
                 settings=settings,
                 db=db,

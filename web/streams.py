@@ -7,7 +7,8 @@ seq N of a conversation sends ``{"type": "resume", "conversationId", "afterSeq":
 later event of that conversation exactly once, in seq order: :class:`EventStream` remembers the
 last seq it sent per conversation, drops what it already sent and fills any gap from PostgreSQL.
 
-Close codes: 4401 bad or missing token, 4404 unknown widget, 1013 the socket fell too far behind
+Close codes: 4401 bad or missing token, 4403 the session cookie used from another origin,
+4404 unknown widget, 1013 the socket fell too far behind
 (the client reconnects and resumes), 1001 server shutting down.
 """
 
@@ -17,6 +18,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 from quart import Quart, websocket
@@ -32,6 +34,7 @@ from web.wire import ApiError, MessageFrame, PingFrame, PresenceFrame, ResumeFra
 log = logging.getLogger("curbe.web.ws")
 
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 1013
 
@@ -230,18 +233,24 @@ def register_sockets(app: Quart) -> None:
     @app.websocket("/api/chat/inbox/ws")
     async def inbox_socket() -> None:
         s = services()
-        token = (
-            websocket.args.get("token")
-            or bearer(websocket.headers)
-            or websocket.cookies.get(auth.SESSION_COOKIE)
-        )
+        token = websocket.args.get("token") or bearer(websocket.headers)
+        by_cookie = token is None
+        if by_cookie:
+            token = websocket.cookies.get(auth.SESSION_COOKIE)
         await websocket.accept()
         try:
             agent = await current_agent(token)
         except ApiError:
             await websocket.close(CLOSE_UNAUTHENTICATED, "sign in first")
             return
+        origin = websocket.headers.get("Origin")
+        if by_cookie and origin and urlsplit(origin).netloc != websocket.headers.get("Host"):
+            # a cookie rides along wherever the browser goes: only our own pages may use it here
+            await websocket.close(CLOSE_FORBIDDEN, "cross-origin use of the session cookie")
+            return
         tenant_id = agent["tenant_id"]
+        # ``presence=0``: a page that only watches (Settings) does not make the agent available
+        counts_as_online = websocket.args.get("presence", "1") != "0"
 
         async def load(cid: str, after: int) -> tuple[int, list[Event]] | None:
             return await s.db.run(queries.select_events_after, cid, after, tenant_id)
@@ -272,7 +281,8 @@ def register_sockets(app: Quart) -> None:
                     }
                 )
 
-        s.presence.connect(tenant_id, agent["id"])
+        if counts_as_online:
+            s.presence.connect(tenant_id, agent["id"])
         try:
             await _serve(
                 [("tenant", tenant_id)],
@@ -281,4 +291,5 @@ def register_sockets(app: Quart) -> None:
                 {"agentId": agent["id"], "tenantId": tenant_id},
             )
         finally:
-            s.presence.disconnect(tenant_id, agent["id"])
+            if counts_as_online:
+                s.presence.disconnect(tenant_id, agent["id"])

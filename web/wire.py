@@ -98,6 +98,8 @@ class HeartbeatBody:
     referrer: str | None = attrs.field(default=None, validator=_max_len(MAX_URL))
     time_zone: str | None = attrs.field(default=None, validator=_max_len(64))
     language: str | None = attrs.field(default=None, validator=_max_len(35))
+    # a beacon (``navigator.sendBeacon`` on pagehide) cannot set Authorization: it sends the token
+    visitor_token: str | None = attrs.field(default=None, validator=_max_len(512))
 
 
 @attrs.frozen

@@ -618,6 +618,8 @@ async def test_session_cookie_works_and_is_httponly_and_samesite_lax(server: Ser
         r = await client.get("/api/chat/widgets")
         assert r.status_code == 200, r.text
         r = await client.post("/api/auth/logout")
+        assert_error(r, 403, "csrf_required")  # a cookie alone cannot write
+        r = await client.post("/api/auth/logout", headers={"X-Curbe-CSRF": "1"})
         assert r.status_code == 200, r.text
         cleared, _ = _set_cookie(r, "curbe_session")
         assert cleared in ("", '""')

@@ -61,6 +61,13 @@ async def test_serve_demo_on_embedded_postgres(tmp_path: Path) -> None:
                 "/api/chat/widgets", headers={"Authorization": f"Bearer {login.json()['token']}"}
             )
             assert [w["id"] for w in widgets.json()["widgets"]] == [demo["widgetId"]]
+            # the demo site holds the widget's snippet, and the pages the banner prints exist
+            site = await http.get("/demo")
+            assert site.status_code == 200
+            assert demo["embedCode"] in site.text
+            assert (await http.get("/widget.js")).status_code == 200
+            http.cookies.clear()  # signed out: the sign-in page itself
+            assert (await http.get("/login")).status_code == 200
         proc.send_signal(signal.SIGTERM)
         with trio.fail_after(30):
             assert await proc.wait() == 0
