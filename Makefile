@@ -25,6 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check engine web storage tests
 	$(BIN)/ruff format --check engine web storage tests
+	$(BIN)/mypy --strict engine web storage
 
 clean:
 	rm -rf $(VENV) .curbe-data

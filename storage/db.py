@@ -59,7 +59,8 @@ class Database:
         **kwargs: P.kwargs,
     ) -> T:
         """Run one storage function in one transaction (Trio flavour, one crossing)."""
-        return await trio_asyncio.aio_as_trio(self._run)(fn, *args, **kwargs)
+        result: T = await trio_asyncio.aio_as_trio(self._run)(fn, *args, **kwargs)
+        return result
 
     async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         async with self.pool.acquire() as connection, connection.transaction():
@@ -67,7 +68,8 @@ class Database:
 
     async def migrate(self) -> list[str]:
         """Apply the numbered migrations that have not run yet (Trio flavour). Returns their names."""
-        return await trio_asyncio.aio_as_trio(self._migrate)()
+        names: list[str] = await trio_asyncio.aio_as_trio(self._migrate)()
+        return names
 
     async def _migrate(self) -> list[str]:
         async with self.pool.acquire() as connection:

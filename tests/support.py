@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import attrs
 import httpx
 import hypercorn.trio
@@ -22,6 +25,30 @@ from web.server import hypercorn_config, open_services
 from web.services import Services, Settings
 
 OPS_TOKEN = "ops-test-token"
+CLI = str(Path(sys.executable).parent / "curbe-chat")
+CHAT_TABLES = ("conversations", "messages", "conversation_events", "contacts", "visitor_sessions")
+
+
+async def row_counts(
+    connection: asyncpg.Connection, tables: tuple[str, ...] = CHAT_TABLES
+) -> dict[str, int]:
+    """Row counts of ``tables`` (asyncio; run via ``server.run``): bad input must not move them."""
+    return {table: await connection.fetchval(f"SELECT count(*) FROM {table}") for table in tables}
+
+
+async def read_banner(proc: trio.Process) -> dict[str, Any]:
+    """The JSON object ``curbe-chat serve`` prints on stdout once it listens (Trio; the caller
+    bounds the wait)."""
+    buffer = b""
+    while True:
+        chunk = await proc.stdout.receive_some()  # type: ignore[union-attr]
+        assert chunk, "serve exited before it printed its address"
+        buffer += chunk
+        try:
+            info: dict[str, Any] = json.loads(buffer)
+            return info
+        except ValueError:
+            continue
 
 
 @attrs.define

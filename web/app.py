@@ -24,7 +24,7 @@ from engine.clock import iso
 from engine.conversation import Accept, Agent, Create, Kind, PostMessage, Reopen, SenderType, Solve
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
-from engine.errors import EngineError
+from engine.errors import AlreadyAssigned, EngineError
 from engine.errors import NotFound as EngineNotFound
 from engine.events import Event, EventType
 from engine.visitor import KIND as VISITOR
@@ -263,7 +263,7 @@ def create_app(s: Services) -> Quart:
     @app.errorhandler(EngineError)
     async def engine_error(exc: EngineError) -> Response:
         payload: dict[str, Any] = {"code": exc.code, "message": exc.message}
-        if hasattr(exc, "assignee_id"):
+        if isinstance(exc, AlreadyAssigned):
             payload["assignee"] = {"id": exc.assignee_id, "name": exc.assignee_name}
         response = jsonify({"error": payload})
         response.status_code = exc.status
@@ -418,6 +418,7 @@ def create_app(s: Services) -> Quart:
                 "visitorToken": s.signer.issue(visitor_id, widget["tenant_id"]),
                 "serverTime": iso(now),
                 "conversationId": session.conversation_id,
+                "agentsOnline": s.presence.agents_online(widget["tenant_id"]),
             }
         )
 
@@ -496,6 +497,7 @@ def create_app(s: Services) -> Quart:
             msg.client_timestamp,
             name=None,
         )
+        assert outcome.message is not None  # a PostMessage outcome always carries its message
         return _created(outcome.message.to_wire())
 
     @app.post(VISITOR_PREFIX + "<widget_id>/offline-messages")

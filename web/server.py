@@ -23,7 +23,7 @@ from engine.broker import Broker
 from engine.clock import Clock, SystemClock
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import ConversationActor
-from engine.supervisor import open_supervisor
+from engine.supervisor import Actor, open_supervisor
 from engine.visitor import KIND as VISITOR
 from engine.visitor import VisitorSessionActor
 from engine.widget import ACTIVE_WINDOW, WidgetActor
@@ -54,7 +54,7 @@ async def open_services(
         key = await db.run(queries.select_or_create_secret, "visitor_token_key")
         broker = Broker()
         store = PostgresStore(db)
-        factories = {
+        factories: dict[str, Callable[[str], Actor]] = {
             CONVERSATION: lambda cid: ConversationActor(
                 cid,
                 store=store,
@@ -129,9 +129,9 @@ async def serve(
             binds = await nursery.start(
                 partial(
                     hypercorn.trio.serve,
-                    app,  # type: ignore[arg-type]
+                    app,
                     hypercorn_config(settings),
-                    shutdown_trigger=shutdown_trigger,  # type: ignore[arg-type]
+                    shutdown_trigger=shutdown_trigger,
                 )
             )
             if settings.port == 0:

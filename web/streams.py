@@ -211,6 +211,7 @@ def register_sockets(app: Quart) -> None:
                     frame.client_timestamp,
                     name=None,
                 )
+                assert outcome.message is not None
                 await stream.send_frame(
                     {
                         "type": "ack",
@@ -273,6 +274,7 @@ def register_sockets(app: Quart) -> None:
                         422, "conversation_required", "say which conversation the message is for"
                     )
                 outcome = await send_agent_message(s, agent, frame.conversation_id, frame)
+                assert outcome.message is not None
                 await stream.send_frame(
                     {
                         "type": "ack",

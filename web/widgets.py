@@ -164,15 +164,16 @@ class _Checker:
         if value not in options:
             self.fail(path, f"must be one of {', '.join(options)}")
 
-    def keys(self, doc: Any, allowed: dict[str, Any], path: str) -> bool:
+    def section(self, doc: Any, allowed: dict[str, Any], path: str) -> dict[str, Any] | None:
+        """``doc`` when it is an object with only ``allowed`` keys (unknown keys are reported)."""
         if not isinstance(doc, dict):
             self.fail(path, f"must be an object, not {_json_type(doc)}")
-            return False
+            return None
         for key in doc:
             if key not in allowed:
                 where = f"{path}.{key}" if path else key
                 self.fail(where, "is not a setting of a widget")
-        return True
+        return doc
 
 
 def _json_type(value: Any) -> str:
@@ -205,7 +206,7 @@ def _check_domain(pattern: str) -> str | None:
 def validate_document(doc: dict[str, Any]) -> dict[str, Any]:
     """Check a whole widget document; the column values to store, or a 422 naming every field."""
     check = _Checker()
-    check.keys(doc, DEFAULT_DOCUMENT, "")
+    check.section(doc, DEFAULT_DOCUMENT, "")
     name = check.text(doc, "name", "name", limit=100, required=True)
 
     domains: list[str] = []
@@ -232,25 +233,29 @@ def validate_document(doc: dict[str, Any]) -> dict[str, Any]:
         check.fail("waitTimeoutSeconds", f"must be between {MIN_WAIT} and {MAX_WAIT} seconds")
     check.choice(doc, "locale", "locale", LOCALES)
 
-    appearance = doc.get("appearance")
-    if check.keys(appearance, DEFAULT_APPEARANCE, "appearance"):
+    appearance = check.section(doc.get("appearance"), DEFAULT_APPEARANCE, "appearance")
+    if appearance is not None:
         color = appearance.get("colorTheme")
         if not isinstance(color, str) or not _COLOR.match(color):
             check.fail("appearance.colorTheme", "must be a colour like #2563eb")
         check.choice(appearance, "minimized", "appearance.minimized", ("bubble", "bar"))
         check.choice(appearance, "position", "appearance.position", ("right", "left"))
         check.flag(appearance, "showAgentAvatar", "appearance.showAgentAvatar")
-        branding = appearance.get("branding")
-        if check.keys(branding, DEFAULT_APPEARANCE["branding"], "appearance.branding"):
+        branding = check.section(
+            appearance.get("branding"), DEFAULT_APPEARANCE["branding"], "appearance.branding"
+        )
+        if branding is not None:
             check.flag(branding, "enabled", "appearance.branding.enabled")
             check.text(branding, "text", "appearance.branding.text", limit=60)
-        welcome = appearance.get("welcome")
-        if check.keys(welcome, DEFAULT_APPEARANCE["welcome"], "appearance.welcome"):
+        welcome = check.section(
+            appearance.get("welcome"), DEFAULT_APPEARANCE["welcome"], "appearance.welcome"
+        )
+        if welcome is not None:
             check.text(welcome, "title", "appearance.welcome.title", limit=80, required=True)
             check.text(welcome, "text", "appearance.welcome.text", limit=300)
 
-    channels = doc.get("channels")
-    if check.keys(channels, DEFAULT_CHANNELS, "channels"):
+    channels = check.section(doc.get("channels"), DEFAULT_CHANNELS, "channels")
+    if channels is not None:
         check.flag(channels, "liveChat", "channels.liveChat")
         for key in ("sms", "call", "whatsapp"):
             value = check.text(channels, key, f"channels.{key}", limit=32)
@@ -276,6 +281,7 @@ def validate_document(doc: dict[str, Any]) -> dict[str, Any]:
             fields=check.errors,
         )
     assert name is not None and isinstance(wait, int)
+    assert appearance is not None and channels is not None
 
     def clean(section: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -202,7 +202,7 @@ def _strict_float(value: Any, _: Any) -> float:
 def _strict_str_or_number(value: Any, _: Any) -> str | int | float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise TypeError(f"expected a string or a number, got {type(value).__name__}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def make_converter() -> cattrs.Converter:
@@ -221,7 +221,9 @@ def make_converter() -> cattrs.Converter:
         LoginBody,
         *FRAMES.values(),
     ):
-        overrides = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
+        overrides: dict[str, Any] = {
+            a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)
+        }
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)
         )

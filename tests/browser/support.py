@@ -136,3 +136,33 @@ def page_with(snippet: str, *, where: str = "body", title: str = "Acme Insurance
         f"<button id='host-button' onclick=\"this.textContent='clicked'\">Get a quote</button>"
         f"{body}</body></html>"
     )
+
+
+@asynccontextmanager
+async def agent_online(server: Any, token: str) -> AsyncIterator[list[dict[str, Any]]]:
+    """Keep an agent online (an open inbox socket, read continuously) for the block.
+
+    Yields the list of frames the inbox received, for tests that want to look at them.
+    """
+    import json
+
+    import trio_websocket
+
+    frames: list[dict[str, Any]] = []
+    async with trio_websocket.open_websocket_url(
+        f"{server.ws_url}/api/chat/inbox/ws?token={token}"
+    ) as ws:
+        first = json.loads(await ws.get_message())
+        assert first["type"] == "ready", first
+
+        async def read() -> None:
+            try:
+                while True:
+                    frames.append(json.loads(await ws.get_message()))
+            except trio_websocket.ConnectionClosed:
+                return
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            yield frames
+            nursery.cancel_scope.cancel()

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-import asyncpg
 import attrs
 import httpx
 import pytest
@@ -32,19 +31,14 @@ from tests.support import (
     inbox_socket,
     login,
     new_visitor,
+    row_counts,
     seed,
     visitor_socket,
 )
 from web.auth import hash_password, new_agent_token, new_id, token_hash
 
 MAX_BODY = 64 * 1024
-TABLES = ("conversations", "messages", "conversation_events", "contacts", "visitor_sessions")
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
-
-
-async def counts(connection: asyncpg.Connection) -> dict[str, int]:
-    """Row counts of the tables that bad input must never touch (asyncio; run via server.run)."""
-    return {table: await connection.fetchval(f"SELECT count(*) FROM {table}") for table in TABLES}
 
 
 # --- regressions: each was a server bug found by this file, now fixed -----------------------
@@ -187,12 +181,12 @@ async def send(world: World, req: Req) -> httpx.Response:
 async def check_rejected(
     world: World, req: Req, status: int, code: str | None, field: str | None
 ) -> None:
-    before = await world.server.run(counts)
+    before = await world.server.run(row_counts)
     response = await send(world, req)
     err = assert_error(response, status, code)
     if field is not None:
         assert names(err["message"], field), f"{field!r} not named in {err['message']!r}"
-    assert await world.server.run(counts) == before, "bad input changed storage"
+    assert await world.server.run(row_counts) == before, "bad input changed storage"
 
 
 # --- bodies -------------------------------------------------------------------------------------
@@ -422,15 +416,15 @@ async def test_body_at_the_limit_is_accepted_and_one_byte_more_is_not(world: Wor
     exact = json.dumps({"text": "right at the limit"}).encode()
     exact += b" " * (MAX_BODY - len(exact))
     assert len(exact) == MAX_BODY
-    before = await world.server.run(counts)
+    before = await world.server.run(row_counts)
     async with world.server.http(world.visitor.token) as client:
         r = await client.post(path, content=exact + b" ")
         assert_error(r, 413, "body_too_large")
-        assert await world.server.run(counts) == before
+        assert await world.server.run(row_counts) == before
         r = await client.post(path, content=exact)
         assert r.status_code == 201, r.text
         assert r.json()["text"] == "right at the limit"
-    after = await world.server.run(counts)
+    after = await world.server.run(row_counts)
     assert after["messages"] == before["messages"] + 1
 
 
@@ -639,11 +633,11 @@ async def test_heartbeat_unparseable_url_is_422(
     ok = {"currentDomain": "shop.example.com", "currentUrl": "https://shop.example.com/"}
     req = Req("POST", "/api/chat/widgets/{w}/heartbeat", "visitor", json={**ok, **body},
               headers=headers)  # fmt: skip
-    before = await world.server.run(counts)
+    before = await world.server.run(row_counts)
     response = await send(world, req)
     assert response.status_code in (403, 422), response.text
     assert_error(response, response.status_code)
-    assert await world.server.run(counts) == before
+    assert await world.server.run(row_counts) == before
 
 
 # --- WebSocket -------------------------------------------------------------------------------------
@@ -689,9 +683,9 @@ def _visitor_socket_cases() -> list[Any]:
 @pytest.mark.parametrize(("path", "code"), _visitor_socket_cases())
 async def test_socket_refused(world: World, path: str, code: int) -> None:
     path = path.format(w=world.agent.widget_id, v=world.visitor.token, agent=world.agent_token)
-    before = await world.server.run(counts)
+    before = await world.server.run(row_counts)
     assert await close_code(world.server, path) == code
-    assert await world.server.run(counts) == before
+    assert await world.server.run(row_counts) == before
 
 
 def _frame(value: Any) -> str | bytes:
@@ -797,7 +791,7 @@ def assert_error_frame(frames: list[dict[str, Any]], code: str, field: str | Non
 async def test_bad_frame_answers_error_and_socket_stays_usable(
     world: World, side: str, frame: Any, code: str, field: str | None
 ) -> None:
-    before = await world.server.run(counts)
+    before = await world.server.run(row_counts)
     async with open_side(world, side) as sock:
         frames = await send_bad_frame(sock, _frame(_fill(frame, world.conversation_id)))
         assert_error_frame(frames, code, field)
@@ -810,14 +804,14 @@ async def test_bad_frame_answers_error_and_socket_stays_usable(
     # exactly the one valid message (and its event) was stored; the bad frame stored nothing
     expected = {**before, "messages": before["messages"] + 1}
     expected["conversation_events"] += 1
-    assert await world.server.run(counts) == expected
+    assert await world.server.run(row_counts) == expected
 
 
 @pytest.mark.parametrize("side", ["visitor", "inbox"])
 async def test_frame_over_64k_closes_with_1009_and_others_keep_working(
     world: World, side: str
 ) -> None:
-    before = await world.server.run(counts)
+    before = await world.server.run(row_counts)
     async with visitor_socket(world.server, world.fresh) as bystander:
         async with open_side(world, side) as sock:
             big = {"type": "message", "text": "x" * MAX_BODY, "conversationId": "{c}"}
@@ -826,7 +820,7 @@ async def test_frame_over_64k_closes_with_1009_and_others_keep_working(
                 while True:
                     await sock.ws.get_message()
             assert closed.value.reason.code == 1009
-        assert await world.server.run(counts) == before
+        assert await world.server.run(row_counts) == before
         # the server keeps serving: an open socket answers, a new one opens and works
         assert await bystander.drain() == []
         async with open_side(world, side) as again:

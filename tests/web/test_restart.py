@@ -12,10 +12,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,9 +21,9 @@ import pytest
 import trio
 import trio_websocket
 
-pytestmark = pytest.mark.slow
+from tests.support import CLI, read_banner
 
-CLI = str(Path(sys.executable).parent / "curbe-chat")
+pytestmark = pytest.mark.slow
 
 
 def cli(database_url: str, *args: str) -> dict[str, Any]:
@@ -50,17 +48,8 @@ async def serve_process(database_url: str) -> AsyncIterator[tuple[trio.Process, 
         stderr=subprocess.DEVNULL,
     )
     try:
-        buffer = b""
         with trio.fail_after(30):
-            while True:
-                chunk = await proc.stdout.receive_some()  # type: ignore[union-attr]
-                assert chunk, "the server exited before it printed its address"
-                buffer += chunk
-                try:
-                    info = json.loads(buffer)
-                    break
-                except ValueError:
-                    continue
+            info = await read_banner(proc)
         yield proc, info["baseUrl"]
     finally:
         if proc.returncode is None:

@@ -15,7 +15,6 @@ import json
 import re
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import trio
@@ -31,19 +30,14 @@ from tests.support import (
     inbox_socket,
     login,
     new_visitor,
+    row_counts,
     seed,
     visitor_socket,
 )
 from web.auth import new_agent_token, token_hash
 
-TABLES = ("conversations", "messages", "conversation_events", "contacts", "visitor_sessions")
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
-
-
-async def counts(connection: asyncpg.Connection) -> dict[str, int]:
-    """Row counts of the chat tables (asyncio; run via server.run)."""
-    return {table: await connection.fetchval(f"SELECT count(*) FROM {table}") for table in TABLES}
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
@@ -166,7 +160,7 @@ async def test_visitor_cannot_post_into_another_visitors_conversation(
     victim, intruder = [await new_visitor(server, a.widget_id) for _ in range(2)]
     cid = await start_chat(server, victim, "private", clientMessageId="victim-1")
     await start_chat(server, intruder, "mine")
-    before_rows = await server.run(counts)
+    before_rows = await server.run(row_counts)
     before = await detail(server, token, cid)
     body = {"text": "injected", "clientMessageId": "victim-1" if reuse_client_id else "x-1"}
     async with server.http(intruder.token) as client:
@@ -175,7 +169,7 @@ async def test_visitor_cannot_post_into_another_visitors_conversation(
         )
     assert_error(r, 404, "not_found")
     assert "private" not in r.text  # a replayed clientMessageId must not reveal the victim's text
-    assert await server.run(counts) == before_rows
+    assert await server.run(row_counts) == before_rows
     assert await detail(server, token, cid) == before
 
 
@@ -186,14 +180,14 @@ async def test_visitor_socket_cannot_write_into_another_visitors_conversation(
     victim, intruder = [await new_visitor(server, a.widget_id) for _ in range(2)]
     cid = await start_chat(server, victim, "private")
     await start_chat(server, intruder, "mine")
-    before = await server.run(counts)
+    before = await server.run(row_counts)
     async with visitor_socket(server, intruder) as sock:
         await sock.send({"type": "message", "text": "injected", "conversationId": cid})
         frames = await sock.drain()
     [error] = [f for f in frames if f["type"] == "error"]
     assert error["error"]["code"] == "not_found"
     assert not [f for f in frames if f["type"] in ("ack", "message_created")]
-    assert await server.run(counts) == before
+    assert await server.run(row_counts) == before
 
 
 async def test_resume_of_another_visitors_conversation_is_not_found(server: Server) -> None:
@@ -340,7 +334,7 @@ async def test_tampered_visitor_token_is_401(server: Server, how: str) -> None:
     cid = await start_chat(server, victim, "private")
     forged = _tamper(victim.token, other.token, how)
     assert forged != victim.token
-    before = await server.run(counts)
+    before = await server.run(row_counts)
     w = f"/api/chat/widgets/{a.widget_id}"
     calls = (
         ("GET", f"{w}/conversation", None),
@@ -354,7 +348,7 @@ async def test_tampered_visitor_token_is_401(server: Server, how: str) -> None:
             assert "private" not in r.text
     code = await close_code(server, f"{w}/ws?token={forged}")
     assert code == 4401
-    assert await server.run(counts) == before
+    assert await server.run(row_counts) == before
 
 
 # --- tenant against tenant -----------------------------------------------------------------------
@@ -380,13 +374,13 @@ async def test_agent_of_another_tenant_gets_404_for_everything(server: Server) -
 
     async def b_is_refused(status: str) -> None:
         assert (await detail(server, token_a, cid))["status"] == status
-        before_rows = await server.run(counts)
+        before_rows = await server.run(row_counts)
         before = await detail(server, token_a, cid)
         for method, path, body in calls:
             r = await agent_call(server, token_b, method, path, json=body)
             err = assert_error(r, 404, "not_found")
             assert "tenant A only" not in r.text and "assignee" not in err
-        assert await server.run(counts) == before_rows
+        assert await server.run(row_counts) == before_rows
         assert await detail(server, token_a, cid) == before
 
     await b_is_refused("WAITING")  # accept would succeed for A's agent here
@@ -457,7 +451,7 @@ async def test_other_tenants_inbox_receives_none_of_its_events(server: Server) -
         )
 
         # B's inbox cannot pull A's conversation either
-        before = await server.run(counts)
+        before = await server.run(row_counts)
         await inbox_b.send({"type": "resume", "conversationId": cid_a, "afterSeq": 0})
         await inbox_b.send({"type": "message", "conversationId": cid_a, "text": "from B"})
         frames = await inbox_b.drain()
@@ -467,14 +461,14 @@ async def test_other_tenants_inbox_receives_none_of_its_events(server: Server) -
         ]
         assert not mentions(frames, "secret of A", "reply of A")
         assert not [f for f in frames if f["type"] in ("resumed", "ack")]
-        assert await server.run(counts) == before
+        assert await server.run(row_counts) == before
 
 
 async def test_visitor_token_of_one_tenant_on_another_tenants_widget(server: Server) -> None:
     a, _token_a, b, token_b = await two_tenants(server)
     visitor_a = await new_visitor(server, a.widget_id)
     cid_a = await start_chat(server, visitor_a, "private")
-    before = await server.run(counts)
+    before = await server.run(row_counts)
     w = f"/api/chat/widgets/{b.widget_id}"
     calls = (
         ("GET", f"{w}/conversation", None),
@@ -486,7 +480,7 @@ async def test_visitor_token_of_one_tenant_on_another_tenants_widget(server: Ser
             r = await client.request(method, path, json=body)
             assert_error(r, 403, "forbidden")
             assert "private" not in r.text
-    assert await server.run(counts) == before
+    assert await server.run(row_counts) == before
     assert await close_code(server, f"{w}/ws?token={visitor_a.token}") == 4401
     # where a token is optional it is simply not this tenant's visitor
     answer = await heartbeat(server, b.widget_id, visitor_a.token, visitor_a.visitor_id)
@@ -538,12 +532,12 @@ async def test_agent_endpoints_need_a_valid_agent_token(server: Server, credenti
         "expired": expired,
         "hashed": token_hash(good).hex(),  # what is stored is not a credential
     }[credential]
-    before = await server.run(counts)
+    before = await server.run(row_counts)
     async with server.http(token) as client:
         for method, path, body in AGENT_CALLS:
             r = await client.request(method, path.format(c=cid), json=body)
             assert_error(r, 401, "unauthenticated")
-    assert await server.run(counts) == before
+    assert await server.run(row_counts) == before
     if token is not None:
         assert await close_code(server, f"/api/chat/inbox/ws?token={token}") == 4401
     r = await agent_call(server, good, "GET", "/api/auth/me")  # control

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,9 +12,9 @@ import psutil
 import pytest
 import trio
 
-pytestmark = pytest.mark.slow
+from tests.support import CLI, read_banner
 
-CLI = str(Path(sys.executable).parent / "curbe-chat")
+pytestmark = pytest.mark.slow
 
 
 def postmasters_of(data_dir: Path) -> list[psutil.Process]:
@@ -40,17 +38,8 @@ async def test_serve_demo_on_embedded_postgres(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        buffer = b""
         with trio.fail_after(60):
-            while True:
-                chunk = await proc.stdout.receive_some()  # type: ignore[union-attr]
-                assert chunk, "serve exited before printing its address"
-                buffer += chunk
-                try:
-                    info = json.loads(buffer)
-                    break
-                except ValueError:
-                    continue
+            info = await read_banner(proc)
         assert postmasters_of(data_dir), "no embedded PostgreSQL runs on the data dir"
         demo = info["demo"]
         async with httpx.AsyncClient(base_url=info["baseUrl"], timeout=10) as http:
