@@ -146,6 +146,9 @@ class Create:
     first_message: str
     visitor_name: str | None = None
     client_message_id: str | None = None
+    # set: an agent starts the chat with a live visitor (proactive): OPEN, assigned to this
+    # agent, the first message is the agent's, no wait timer
+    opened_by: Agent | None = None
 
 
 @attrs.frozen
@@ -261,8 +264,11 @@ def _check_text(text: str) -> None:
 
 def create(cmd: Create, now: dt.datetime) -> Transition:
     _check_text(cmd.first_message)
+    agent = cmd.opened_by
+    if agent is not None and cmd.kind is not Kind.LIVE_CHAT:
+        raise IllegalTransition("only a live chat can be started by an agent")
     deadline = None
-    if cmd.kind is Kind.LIVE_CHAT:
+    if cmd.kind is Kind.LIVE_CHAT and agent is None:
         deadline = now + dt.timedelta(seconds=cmd.wait_timeout_seconds)
     state = Conversation(
         id=cmd.conversation_id,
@@ -270,24 +276,41 @@ def create(cmd: Create, now: dt.datetime) -> Transition:
         widget_id=cmd.widget_id,
         visitor_id=cmd.visitor_id,
         kind=cmd.kind,
-        status=Status.WAITING,
+        status=Status.WAITING if agent is None else Status.OPEN,
         created_at=now,
         updated_at=now,
         wait_deadline=deadline,
+        assignee=agent,
     )
     b = _Builder(state, now)
     seq = b.next_seq()
     b.emit(EventType.CONVERSATION_CREATED, {"conversation": b.state.to_wire()}, seq=seq)
-    b.add_message(
-        PostMessage(
-            message_id=cmd.first_message_id,
-            sender_type=SenderType.VISITOR,
-            sender_id=cmd.visitor_id,
-            sender_name=cmd.visitor_name,
-            text=cmd.first_message,
-            client_message_id=cmd.client_message_id,
+    if agent is None:
+        b.add_message(
+            PostMessage(
+                message_id=cmd.first_message_id,
+                sender_type=SenderType.VISITOR,
+                sender_id=cmd.visitor_id,
+                sender_name=cmd.visitor_name,
+                text=cmd.first_message,
+                client_message_id=cmd.client_message_id,
+            )
         )
-    )
+    else:
+        b.emit(
+            EventType.CONVERSATION_ASSIGNED,
+            {"agent": agent.to_wire(), "conversation": b.state.to_wire()},
+        )
+        b.add_message(
+            PostMessage(
+                message_id=cmd.first_message_id,
+                sender_type=SenderType.AGENT,
+                sender_id=agent.id,
+                sender_name=agent.name,
+                text=cmd.first_message,
+                client_message_id=cmd.client_message_id,
+            )
+        )
     return b.done()
 
 

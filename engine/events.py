@@ -24,6 +24,7 @@ class EventType(StrEnum):
     CONVERSATION_WAIT_TIMEOUT = "conversation_wait_timeout"
     VISITOR_PRESENCE_UPDATE = "visitor_presence_update"
     AGENT_PRESENCE_UPDATE = "agent_presence_update"
+    CONVERSATION_READ = "conversation_read"
     WIDGET_STATUS_CHANGED = "widget_status_changed"
     WIDGET_UPDATED = "widget_updated"
     WIDGET_DELETED = "widget_deleted"

@@ -8,6 +8,7 @@ deadline passes the actor publishes a last ``visitor_presence_update`` (``online
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -23,6 +24,21 @@ if TYPE_CHECKING:
     from engine.store import VisitorStore
 
 KIND = "visitor_session"
+
+ADJECTIVES = (
+    "Pink", "Blue", "Green", "Amber", "Coral", "Silver", "Golden", "Indigo", "Olive", "Ruby",
+    "Teal", "Violet", "Crimson", "Ivory", "Jade", "Scarlet", "Azure", "Copper", "Plum", "Sage",
+)  # fmt: skip
+ANIMALS = (
+    "Lion", "Otter", "Falcon", "Panda", "Koala", "Fox", "Heron", "Lynx", "Dolphin", "Owl",
+    "Badger", "Tiger", "Robin", "Seal", "Zebra", "Wolf", "Crane", "Gecko", "Bison", "Puffin",
+)  # fmt: skip
+
+
+def visitor_alias(visitor_id: str) -> str:
+    """A stable, friendly name for an anonymous visitor ("Pink Lion")."""
+    digest = hashlib.sha256(visitor_id.encode()).digest()
+    return f"{ADJECTIVES[digest[0] % len(ADJECTIVES)]} {ANIMALS[digest[1] % len(ANIMALS)]}"
 
 
 @attrs.frozen
@@ -44,6 +60,7 @@ class VisitorSession:
     def to_wire(self, now: dt.datetime, *, in_chat: bool | None = None) -> dict[str, Any]:
         return {
             "visitorId": self.visitor_id,
+            "displayName": visitor_alias(self.visitor_id),
             "widgetId": self.widget_id,
             "currentUrl": self.current_url,
             "pageTitle": self.page_title,

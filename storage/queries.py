@@ -572,19 +572,98 @@ async def select_conversation_detail(
 
 VIEWS = ("open", "unread", "assigned", "unassigned", "waiting", "solved", "all")
 
+UNREAD = """c.status <> 'SOLVED' AND EXISTS (
+    SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.sender_type = 'visitor'
+       AND m.seq > COALESCE((SELECT r.last_read_seq FROM conversation_reads r
+                              WHERE r.conversation_id = c.id AND r.agent_id = $2), 0))"""
+
+
+async def count_conversations(
+    connection: asyncpg.Connection, tenant_id: str, agent_id: str
+) -> dict[str, int]:
+    """How many conversations each inbox view holds for this agent (one query)."""
+    row = await connection.fetchrow(
+        f"""SELECT
+              count(*) FILTER (WHERE c.status = 'OPEN') AS open,
+              count(*) FILTER (WHERE {UNREAD}) AS unread,
+              count(*) FILTER (WHERE c.status <> 'SOLVED' AND c.assignee_id = $2) AS assigned,
+              count(*) FILTER (WHERE c.status <> 'SOLVED' AND c.assignee_id IS NULL) AS unassigned,
+              count(*) FILTER (WHERE c.status = 'WAITING' AND c.kind = 'live_chat') AS waiting,
+              count(*) FILTER (WHERE c.status = 'SOLVED') AS solved,
+              count(*) AS all
+            FROM conversations c WHERE c.tenant_id = $1""",
+        tenant_id,
+        agent_id,
+    )
+    return {view: int(row[view]) for view in VIEWS}
+
+
+async def mark_read(
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    agent_id: str,
+    conversation_id: str,
+    seq: int | None,
+    now: dt.datetime,
+) -> int | None:
+    """Move the agent's read mark forward (never back); the new mark, None for an unknown id.
+
+    ``seq`` None = everything so far; a ``seq`` past the end is clamped to the last one.
+    """
+    last = await connection.fetchval(
+        "SELECT last_seq FROM conversations WHERE id = $1 AND tenant_id = $2",
+        conversation_id,
+        tenant_id,
+    )
+    if last is None:
+        return None
+    target = last if seq is None else min(seq, last)
+    mark: int = await connection.fetchval(
+        """INSERT INTO conversation_reads (agent_id, conversation_id, last_read_seq, read_at)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (agent_id, conversation_id) DO UPDATE SET
+               last_read_seq = GREATEST(conversation_reads.last_read_seq, EXCLUDED.last_read_seq),
+               read_at = EXCLUDED.read_at
+           RETURNING last_read_seq""",
+        agent_id,
+        conversation_id,
+        target,
+        now,
+    )
+    return mark
+
+
+async def update_agent_profile(
+    connection: asyncpg.Connection,
+    agent_id: str,
+    name: str | None,
+    avatar_url: str | None,
+    clear_avatar: bool,
+) -> Row | None:
+    return _row(
+        await connection.fetchrow(
+            """UPDATE agents SET name = COALESCE($2, name),
+                      avatar_url = CASE WHEN $4 THEN NULL ELSE COALESCE($3, avatar_url) END
+                WHERE id = $1
+            RETURNING id, tenant_id, email, name, avatar_url""",
+            agent_id,
+            name,
+            avatar_url,
+            clear_avatar,
+        )
+    )
+
 
 async def select_conversations(
     connection: asyncpg.Connection, tenant_id: str, view: str, agent_id: str, limit: int = 200
-) -> list[tuple[Conversation, Row | None, Row | None]]:
-    """Conversations of one inbox view with their contact and last message, newest first."""
+) -> list[tuple[Conversation, Row | None, Row | None, Row | None, bool]]:
+    """Conversations of one inbox view, newest first, each with its contact, last message,
+    first message and whether it is unread for this agent."""
     where = {
         "open": "c.status = 'OPEN'",
         # visitor messages after the last agent message of an unsolved conversation
-        "unread": """c.status <> 'SOLVED' AND EXISTS (
-                        SELECT 1 FROM messages m WHERE m.conversation_id = c.id
-                           AND m.sender_type = 'visitor'
-                           AND m.seq > COALESCE((SELECT max(seq) FROM messages a
-                                 WHERE a.conversation_id = c.id AND a.sender_type = 'agent'), 0))""",
+        # visitor messages this agent has not opened (conversation_reads is per agent)
+        "unread": UNREAD,
         "assigned": "c.status <> 'SOLVED' AND c.assignee_id = $2",
         "unassigned": "c.status <> 'SOLVED' AND c.assignee_id IS NULL",
         "waiting": "c.status = 'WAITING' AND c.kind = 'live_chat'",
@@ -594,7 +673,10 @@ async def select_conversations(
     rows = await connection.fetch(
         f"""SELECT c.*, to_jsonb(ct) AS contact,
                    (SELECT to_jsonb(m) FROM messages m WHERE m.conversation_id = c.id
-                     ORDER BY m.seq DESC LIMIT 1) AS last_message
+                     ORDER BY m.seq DESC LIMIT 1) AS last_message,
+                   (SELECT to_jsonb(m) FROM messages m WHERE m.conversation_id = c.id
+                     ORDER BY m.seq ASC LIMIT 1) AS first_message,
+                   ({UNREAD}) AS unread
               FROM conversations c
               LEFT JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.visitor_id = c.visitor_id
              WHERE c.tenant_id = $1 AND ($2::text IS NOT NULL) AND {where}
@@ -603,7 +685,10 @@ async def select_conversations(
         agent_id,
         limit,
     )
-    return [(_conversation(r), r["contact"], r["last_message"]) for r in rows]
+    return [
+        (_conversation(r), r["contact"], r["last_message"], r["first_message"], r["unread"])
+        for r in rows
+    ]
 
 
 async def select_pending_wait_timers(connection: asyncpg.Connection) -> list[str]:

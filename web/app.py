@@ -33,6 +33,7 @@ from engine.widget import KIND as WIDGET
 from engine.widget import Delete, Describe, Ping, Refuse, Update
 from storage import queries
 from web import auth
+from web.people import describe_user_agent, visitor_alias
 from web.services import Services
 from web.widgets import (
     apply_patch,
@@ -48,6 +49,9 @@ from web.wire import (
     LoginBody,
     MessageBody,
     OfflineMessageBody,
+    ProactiveChatBody,
+    ProfileBody,
+    ReadBody,
     StartChatBody,
     decode_json,
     structure,
@@ -113,6 +117,7 @@ def contact_wire(row: dict[str, Any] | None, visitor_id: str) -> dict[str, Any]:
     row = row or {}
     return {
         "visitorId": visitor_id,
+        "displayName": row.get("name") or visitor_alias(visitor_id),
         "name": row.get("name"),
         "email": row.get("email"),
         "phone": row.get("phone"),  # only ever what a person typed; never the visitor id
@@ -120,6 +125,7 @@ def contact_wire(row: dict[str, Any] | None, visitor_id: str) -> dict[str, Any]:
         "userAgent": row.get("user_agent"),
         "currentUrl": row.get("current_url"),
         "location": row.get("location"),
+        **describe_user_agent(row.get("user_agent")),
     }
 
 
@@ -258,6 +264,8 @@ def create_app(s: Services) -> Quart:
     async def api_error(exc: ApiError) -> Response:
         response = jsonify(exc.to_wire())
         response.status_code = exc.status
+        if "retryAfterSeconds" in exc.extra:
+            response.headers["Retry-After"] = str(exc.extra["retryAfterSeconds"])
         return response
 
     @app.errorhandler(EngineError)
@@ -525,12 +533,23 @@ def create_app(s: Services) -> Quart:
     @app.post("/api/auth/login")
     async def login() -> Response:
         creds = await body(LoginBody)
+        ip = client_ip()
+        wait = s.login_limiter.retry_after(creds.email, ip)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "too_many_attempts",
+                f"too many failed sign-ins; try again in {int(wait + 0.999)} seconds",
+                retryAfterSeconds=int(wait + 0.999),
+            )
         row = await s.db.run(queries.select_agent_by_email, creds.email)
         ok = await auth.verify_password(
             row["password_hash"] if row else auth.DUMMY_HASH, creds.password
         )
         if row is None or not ok:
+            s.login_limiter.failed(creds.email, ip)
             raise ApiError(401, "invalid_credentials", "wrong email or password")
+        s.login_limiter.succeeded(creds.email, ip)
         token = auth.new_agent_token()
         expires = s.clock.now() + dt.timedelta(days=s.settings.session_days)
         await s.db.run(
@@ -564,7 +583,27 @@ def create_app(s: Services) -> Quart:
     @app.get("/api/auth/me")
     async def me() -> Response:
         agent = await require_agent()
-        return jsonify({"agent": agent_wire(agent)})
+        return jsonify(
+            {
+                "agent": agent_wire(agent),
+                "presence": s.presence.status(agent["tenant_id"], agent["id"]),
+            }
+        )
+
+    @app.patch("/api/auth/me")
+    async def edit_profile() -> Response:
+        """The agent's own name and avatar (shown to visitors when the agent joins a chat)."""
+        agent = await require_agent()
+        profile = await body(ProfileBody)
+        row = await s.db.run(
+            queries.update_agent_profile,
+            agent["id"],
+            profile.name.strip() if profile.name else None,
+            profile.avatar_url or None,
+            profile.avatar_url == "",
+        )
+        assert row is not None
+        return jsonify({"agent": agent_wire(row)})
 
     @app.get("/api/chat/widgets")
     async def list_widgets() -> Response:
@@ -628,10 +667,12 @@ def create_app(s: Services) -> Quart:
             raise ApiError(422, "unknown_view", f"view must be one of {', '.join(queries.VIEWS)}")
         rows = await s.db.run(queries.select_conversations, agent["tenant_id"], view, agent["id"])
         out = []
-        for conversation, contact, last in rows:
+        for conversation, contact, last, first, unread in rows:
             wire = conversation.to_wire()
             wire["contact"] = contact_wire(contact, conversation.visitor_id)
             wire["lastMessage"] = _last_message(last)
+            wire["firstMessage"] = _last_message(first)
+            wire["unread"] = unread
             out.append(wire)
         return jsonify({"conversations": out, "view": view})
 
@@ -683,6 +724,83 @@ def create_app(s: Services) -> Quart:
         msg = await body(MessageBody)
         outcome = await send_agent_message(s, agent, conversation_id, msg)
         return _created(outcome.message.to_wire())  # type: ignore[union-attr]
+
+    @app.post("/api/chat/conversations/<conversation_id>/read")
+    async def mark_read(conversation_id: str) -> Response:
+        """The agent opened the conversation: visitor messages up to ``seq`` are read."""
+        agent = await require_agent()
+        raw = await request.get_data(cache=True)
+        read = structure(decode_json(raw), ReadBody) if raw.strip() else ReadBody()
+        mark = await s.db.run(
+            queries.mark_read,
+            agent["tenant_id"],
+            agent["id"],
+            conversation_id,
+            read.seq,
+            s.clock.now(),
+        )
+        if mark is None:
+            raise ApiError(404, "not_found", f"no conversation {conversation_id}")
+        s.broker.publish(
+            Event(
+                EventType.CONVERSATION_READ.value,
+                s.clock.now(),
+                agent["tenant_id"],
+                data={
+                    "agentId": agent["id"],
+                    "conversationId": conversation_id,
+                    "lastReadSeq": mark,
+                },
+            )
+        )
+        return jsonify({"conversationId": conversation_id, "lastReadSeq": mark})
+
+    @app.get("/api/chat/conversations/counts")
+    async def conversation_counts() -> Response:
+        """How many conversations each view holds for this agent, and how many live visitors."""
+        agent = await require_agent()
+        counts = await s.db.run(queries.count_conversations, agent["tenant_id"], agent["id"])
+        since = s.clock.now() - dt.timedelta(seconds=s.settings.visitor_expiry_seconds)
+        visitors = await s.db.run(queries.select_live_visitors, agent["tenant_id"], since)
+        return jsonify({"counts": {**counts, "liveVisitors": len(visitors)}})
+
+    @app.post("/api/chat/visitors/<visitor_id>/conversations")
+    async def proactive_chat(visitor_id: str) -> Response:
+        """An agent starts a chat with a live visitor: OPEN, assigned to the agent at once."""
+        agent = await require_agent()
+        start = await body(ProactiveChatBody)
+        session = await s.db.run(queries.select_visitor_session, visitor_id)
+        if session is None or session.tenant_id != agent["tenant_id"]:
+            raise ApiError(404, "not_found", f"no visitor {visitor_id}")
+        since = s.clock.now() - dt.timedelta(seconds=s.settings.visitor_expiry_seconds)
+        if session.last_seen_at < since:
+            raise ApiError(409, "visitor_gone", "this visitor left the site")
+        widget = await load_widget(session.widget_id, agent["tenant_id"])
+        async with _visitor_locks.setdefault(visitor_id, trio.Lock()):
+            latest = await s.db.run(
+                queries.select_latest_conversation, agent["tenant_id"], visitor_id
+            )
+            if latest is not None and latest.status.value != "SOLVED":
+                raise ApiError(
+                    409,
+                    "conversation_active",
+                    f"this visitor is already in a conversation ({latest.id})",
+                    conversationId=latest.id,
+                )
+            return await _create_conversation(
+                s,
+                widget,
+                visitor_id,
+                Kind.LIVE_CHAT,
+                None,
+                None,
+                None,
+                start.message,
+                start.client_message_id,
+                opened_by=agent_of(agent),
+                visitor_ip=session.ip,
+                visitor_user_agent=session.user_agent,
+            )
 
     @app.get("/api/chat/visitors/live")
     async def live_visitors() -> Response:
@@ -764,11 +882,15 @@ async def _create_conversation(
     widget: dict[str, Any],
     visitor_id: str,
     kind: Kind,
-    name: str,
-    email: str,
+    name: str | None,
+    email: str | None,
     phone: str | None,
     message: str,
     client_message_id: str | None,
+    *,
+    opened_by: Agent | None = None,
+    visitor_ip: str | None = None,
+    visitor_user_agent: str | None = None,
 ) -> Response:
     tenant_id = widget["tenant_id"]
     now = s.clock.now()
@@ -779,11 +901,12 @@ async def _create_conversation(
         queries.upsert_contact,
         tenant_id,
         visitor_id,
-        name=name.strip(),
-        email=email.strip(),
+        name=name.strip() if name else None,
+        email=email.strip() if email else None,
         phone=(phone or None),
-        ip=client_ip(),
-        user_agent=request.headers.get("User-Agent"),
+        # the visitor's own request, or (an agent starting the chat) the visitor's session's
+        ip=visitor_ip if opened_by else client_ip(),
+        user_agent=visitor_user_agent if opened_by else request.headers.get("User-Agent"),
         current_url=session.current_url if session else None,
         location=session.location if session else None,
         now=now,
@@ -801,8 +924,9 @@ async def _create_conversation(
             wait_timeout_seconds=widget["wait_timeout_seconds"],
             first_message_id=auth.new_id("msg"),
             first_message=message,
-            visitor_name=name.strip(),
+            visitor_name=name.strip() if name else None,
             client_message_id=client_message_id,
+            opened_by=opened_by,
         ),
     )
     if kind is Kind.LIVE_CHAT:
@@ -852,6 +976,16 @@ async def send_agent_message(
         client_message_id=msg.client_message_id,
         client_timestamp=msg.client_timestamp,
     )
-    return await s.supervisor.call(  # type: ignore[no-any-return]
+    outcome: Outcome = await s.supervisor.call(
         CONVERSATION, conversation_id, Guard(agent["tenant_id"], command)
     )
+    if outcome.message is not None and not outcome.duplicate:  # answering = having read it
+        await s.db.run(
+            queries.mark_read,
+            agent["tenant_id"],
+            agent["id"],
+            conversation_id,
+            outcome.message.seq,
+            s.clock.now(),
+        )
+    return outcome

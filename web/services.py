@@ -13,6 +13,7 @@ from engine.events import Event, EventType
 from engine.supervisor import Supervisor
 from storage.db import Database
 from web.auth import VisitorSigner
+from web.people import LoginLimiter
 
 
 @attrs.define
@@ -27,6 +28,8 @@ class Settings:
     shutdown_grace_seconds: float = 5.0
     demo: bool = False
     session_days: int = 30
+    login_max_failures: int = 5
+    login_window_seconds: float = 900.0
 
     @property
     def base_url(self) -> str:
@@ -103,3 +106,12 @@ class Services:
     signer: VisitorSigner
     presence: AgentPresence
     started_at: dt.datetime
+    login_limiter: LoginLimiter = attrs.field(default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if self.login_limiter is None:
+            self.login_limiter = LoginLimiter(
+                self.clock,
+                max_failures=self.settings.login_max_failures,
+                window=dt.timedelta(seconds=self.settings.login_window_seconds),
+            )

@@ -133,6 +133,42 @@ class LoginBody:
     password: str = attrs.field(validator=_required_text(1024))
 
 
+def _non_blank(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not value.strip():
+        raise ValueError(f"{_camel(attribute.name)} must not be empty")
+
+
+def _avatar(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None or value == "":
+        return
+    if len(value) > MAX_URL or not re.match(r"^https?://[^\s<>\"']+$", value):
+        raise ValueError(f"{_camel(attribute.name)} must be an http(s) URL of an image")
+
+
+@attrs.frozen
+class ProfileBody:
+    """``PATCH /api/auth/me``: ``avatarUrl: ""`` removes the avatar."""
+
+    name: str | None = attrs.field(default=None, validator=[_non_blank, _max_len(MAX_NAME)])
+    avatar_url: str | None = attrs.field(default=None, validator=_avatar)
+
+
+@attrs.frozen
+class ReadBody:
+    seq: int | None = attrs.field(default=None)
+
+    @seq.validator
+    def _check(self, attribute: attrs.Attribute[Any], value: int | None) -> None:
+        if value is not None and value < 0:
+            raise ValueError("seq must be 0 or more")
+
+
+@attrs.frozen
+class ProactiveChatBody:
+    message: str = attrs.field(validator=_required_text(MAX_TEXT))
+    client_message_id: str | None = attrs.field(default=None, validator=_max_len(MAX_ID))
+
+
 # --- WebSocket frames (tagged by "type") -------------------------------------------------------
 
 
@@ -219,6 +255,9 @@ def make_converter() -> cattrs.Converter:
         OfflineMessageBody,
         MessageBody,
         LoginBody,
+        ProfileBody,
+        ReadBody,
+        ProactiveChatBody,
         *FRAMES.values(),
     ):
         overrides: dict[str, Any] = {

@@ -1021,3 +1021,34 @@ def test_random_command_sequences_keep_invariants(
         assert state.last_seq == len(all_events)
         assert sum(e.type == TIMEOUT for e in all_events) <= 1
         assert sum(e.type == CREATED for e in all_events) == 1
+
+
+# --- proactive chats: an agent starts the conversation with a live visitor ----------------------
+
+
+def test_agent_started_chat_is_open_assigned_with_the_agents_message_and_no_timer() -> None:
+    cmd = attrs.evolve(create_cmd(text="Hi! Can I help you pick a plan?"), opened_by=ALICE)
+    t = apply(None, cmd, T0)
+    assert t.state.status is Status.OPEN
+    assert t.state.assignee == ALICE
+    assert t.state.wait_deadline is None
+    assert [e.type for e in t.events] == [
+        "conversation_created",
+        "conversation_assigned",
+        "message_created",
+    ]
+    assert [e.seq for e in t.events] == [1, 2, 3]
+    [message] = t.messages
+    assert message.sender_type is SenderType.AGENT and message.sender_id == ALICE.id
+    assert message.sender_name == "Alice"
+    assert t.events[1].data["agent"] == ALICE.to_wire()
+    assert all(e.visitor_id == VISITOR_ID for e in t.events)  # they reach the visitor's stream
+    # the visitor answers, and the wait timer never fires on it
+    t2 = apply(t.state, WaitTimeout(), T0 + dt.timedelta(hours=1))
+    assert t2.events == () and t2.state == t.state
+
+
+def test_only_a_live_chat_can_be_agent_started() -> None:
+    cmd = attrs.evolve(create_cmd(Kind.OFFLINE_MESSAGE), opened_by=ALICE)
+    with pytest.raises(IllegalTransition):
+        apply(None, cmd, T0)
