@@ -5,30 +5,49 @@
  *   1. The embed snippet
  *        <script async src="https://HOST/widget.js" data-widget-id="wgt_..." data-tenant="ten_..."
  *                [data-theme="#hex"|"light"|"dark"] [data-locale="en"|"es"]></script>
- *      sends the installation heartbeat, loads the widget's config and renders the launcher only
- *      once both answered (heartbeat 200 + config). 403 (domain outside Targeting) or 404 renders
- *      nothing and stops; an unreachable server renders nothing and retries on the next tick.
+ *      sends the installation heartbeat, loads the widget's config (and, for a returning visitor,
+ *      their latest conversation) and renders once those answered. 403 (domain outside Targeting)
+ *      or 404 renders nothing and stops; an unreachable server renders nothing and retries.
  *   2. window.CurbeChat.preview(container, config, options) for the Settings page: the same view
- *      rendered from a config object inside `container`, with no network and no heartbeat.
+ *      rendered from a config object inside `container`, with sample data, no network, no heartbeat.
  *
  * Layout of the file: constants and copy -> config normalisation -> DOM helpers -> the view (an
- * explicit `state`, a table of screen transitions, one render() path) -> the loader (storage,
- * heartbeat, boot) -> the one global, window.CurbeChat = {version, preview, state}.
+ * explicit `state`, a table of screen transitions, one render() path) -> the conversation model
+ * (events applied to the state, deduplicated by seq) -> the loader (storage, heartbeat, REST, the
+ * WebSocket, the outbox) -> the one global, window.CurbeChat = {version, preview, state}.
+ *
+ * Screens: launcher | welcome | prechat | waiting | open | solved | timeout | offline | sent.
+ * The chat screens (waiting/open/solved/timeout) follow the conversation's server status through
+ * the "changed" transition; nothing but a server event moves a visitor out of "waiting".
+ *
+ * Realtime: one WebSocket per page while a conversation is loaded. ready -> resume {afterSeq: the
+ * highest contiguous seq shown} -> the server replays what was missed -> resumed. Reconnects with
+ * jittered exponential backoff (0.5 s doubling to 15 s), at once on `online` / page visible;
+ * 4401 -> a fresh heartbeat (token) first; 4404 -> the widget is gone, render nothing.
+ * Messages are optimistic (sending -> sent | failed + Retry) and carry a clientMessageId that
+ * the server stores once, so resending over the socket or REST never doubles a message.
  *
  * Rules: nothing ever throws into the host page (every entry point is guarded); data from the
- * server or the host page is set as text (textContent) or as a validated attribute, never
- * through innerHTML; all CSS lives in a Shadow DOM on a custom element the host's CSS cannot
- * reach; the host page is never covered beyond the launcher and the panel.
+ * server, the visitor or the host page is set as text (textContent) or as a validated attribute,
+ * never through innerHTML; all CSS lives in a Shadow DOM on a custom element the host's CSS cannot
+ * reach; the host page is never covered beyond the launcher and the panel; every time shown is a
+ * server `createdAt` formatted in the browser's time zone.
  */
 (function () {
   "use strict";
 
   if (typeof window === "undefined" || typeof document === "undefined" || window.CurbeChat) return;
 
-  var VERSION = "0.3.0";
+  var VERSION = "0.4.0";
   var SCRIPT = document.currentScript; // only set while this file first runs
   var HEARTBEAT_MS = 15000;
   var REQUEST_TIMEOUT_MS = 10000;
+  var ACK_MS = 8000; // no ack over the socket by then: send the same message over REST
+  var PING_MS = 25000; // keep-alive; a socket silent for 2 pings is presumed dead
+  var BACKOFF_MIN_MS = 500;
+  var BACKOFF_MAX_MS = 15000;
+  var SOLVED_KEEP_MS = 30 * 60 * 1000; // a chat solved this recently is shown again after a reload
+  var MAX_TEXT = 5000;
   var DEFAULT_COLOR = "#2563eb";
   var LOG = "[Curbe Chat]";
 
@@ -55,9 +74,46 @@
       name: "Name",
       emailField: "Email",
       message: "Message",
+      phone: "Phone (optional)",
       send: "Start chat",
       back: "Back",
-      poweredBy: "Powered by Curbe Chat"
+      poweredBy: "Powered by Curbe Chat",
+      searching: "Searching for available agents\u2026",
+      connecting: "Connecting\u2026",
+      reconnecting: "Reconnecting\u2026",
+      connectedWith: "Connected with {name}",
+      joined: "{name} joined the chat",
+      anAgent: "An agent",
+      agentOnline: "Agent online",
+      typeMessage: "Type a message\u2026",
+      sendMessage: "Send",
+      sending: "Sending\u2026",
+      sent: "Sent",
+      notSent: "Not sent",
+      retry: "Retry",
+      endedTitle: "Chat ended",
+      ended: "This chat has ended. Thanks for reaching out!",
+      newChat: "Start new chat",
+      offlineTitle: "We're offline",
+      offlineText: "Leave us a message and we'll reply by email.",
+      leaveTitle: "Leave a message",
+      timeoutTitle: "Nobody is free right now",
+      timeoutText: "You can keep waiting, leave us a message, or reach us another way.",
+      keepWaiting: "Keep waiting",
+      leaveMessage: "Leave a message",
+      sendNote: "Send message",
+      thanksTitle: "Message sent",
+      thanks: "Thanks! We got your message and will reply by email.",
+      newMessages: "New messages",
+      errRequired: "Please fill in this field.",
+      errEmail: "Enter a valid email address, like name@example.com.",
+      errPhone: "Enter a valid phone number.",
+      errLong: "This is too long.",
+      errSend: "We couldn't send this. Check your connection and try again.",
+      errCheck: "Please check the form and try again.",
+      sampleAgent: "Alex Rivera",
+      sampleQuestion: "Hi! Can I get a quote for my car?",
+      sampleAnswer: "Of course! What's the make and model?"
     },
     es: {
       chatWithUs: "Chatea con nosotros",
@@ -78,9 +134,46 @@
       name: "Nombre",
       emailField: "Correo electr\u00f3nico",
       message: "Mensaje",
+      phone: "Tel\u00e9fono (opcional)",
       send: "Iniciar chat",
       back: "Volver",
-      poweredBy: "Con la tecnolog\u00eda de Curbe Chat"
+      poweredBy: "Con la tecnolog\u00eda de Curbe Chat",
+      searching: "Buscando agentes disponibles\u2026",
+      connecting: "Conectando\u2026",
+      reconnecting: "Reconectando\u2026",
+      connectedWith: "Conectado con {name}",
+      joined: "{name} se uni\u00f3 al chat",
+      anAgent: "Un agente",
+      agentOnline: "Agente en l\u00ednea",
+      typeMessage: "Escribe un mensaje\u2026",
+      sendMessage: "Enviar",
+      sending: "Enviando\u2026",
+      sent: "Enviado",
+      notSent: "No enviado",
+      retry: "Reintentar",
+      endedTitle: "Chat finalizado",
+      ended: "Este chat ha terminado. \u00a1Gracias por escribirnos!",
+      newChat: "Iniciar un chat nuevo",
+      offlineTitle: "Estamos desconectados",
+      offlineText: "D\u00e9janos un mensaje y te responderemos por correo.",
+      leaveTitle: "Deja un mensaje",
+      timeoutTitle: "No hay nadie disponible en este momento",
+      timeoutText: "Puedes seguir esperando, dejarnos un mensaje o contactarnos por otro medio.",
+      keepWaiting: "Seguir esperando",
+      leaveMessage: "Dejar un mensaje",
+      sendNote: "Enviar mensaje",
+      thanksTitle: "Mensaje enviado",
+      thanks: "\u00a1Gracias! Recibimos tu mensaje y te responderemos por correo.",
+      newMessages: "Mensajes nuevos",
+      errRequired: "Completa este campo.",
+      errEmail: "Escribe un correo v\u00e1lido, como nombre@ejemplo.com.",
+      errPhone: "Escribe un n\u00famero de tel\u00e9fono v\u00e1lido.",
+      errLong: "Es demasiado largo.",
+      errSend: "No pudimos enviarlo. Revisa tu conexi\u00f3n e int\u00e9ntalo de nuevo.",
+      errCheck: "Revisa el formulario e int\u00e9ntalo de nuevo.",
+      sampleAgent: "Alex Rivera",
+      sampleQuestion: "\u00a1Hola! \u00bfMe pueden cotizar el seguro de mi auto?",
+      sampleAnswer: "\u00a1Claro! \u00bfCu\u00e1l es la marca y el modelo?"
     }
   };
 
@@ -90,6 +183,10 @@
     var nav = window.navigator || {};
     var lang = (nav.languages && nav.languages[0]) || nav.language || "en";
     return /^es\b/i.test(String(lang)) ? "es" : "en";
+  }
+
+  function fill(template, name) {
+    return template.replace("{name}", name);
   }
 
   // ---- config ------------------------------------------------------------------------------
@@ -277,6 +374,79 @@
     if (quietCount++ < 3 && window.console && console.debug) console.debug(LOG, err);
   }
 
+
+  // ---- time, ids, validation ---------------------------------------------------------------
+
+  var timeFormats = {};
+
+  /**
+   * A server timestamp (ISO 8601, UTC, "Z") as the visitor's wall-clock time, in the browser's
+   * time zone: "1:20 PM" today, "Nov 28, 1:20 PM" another day. The client clock only decides
+   * "today"; it is never the time shown.
+   */
+  function formatTime(iso, locale) {
+    var d = typeof iso === "string" ? new Date(iso) : null;
+    if (!d || isNaN(d.getTime())) return "";
+    var now = new Date();
+    var today = d.getFullYear() === now.getFullYear() && d.getMonth() === now.getMonth() && d.getDate() === now.getDate();
+    var sameYear = d.getFullYear() === now.getFullYear();
+    var key = locale + (today ? "t" : sameYear ? "d" : "y");
+    try {
+      if (!timeFormats[key]) {
+        var opts = { hour: "numeric", minute: "2-digit" };
+        if (!today) {
+          opts.month = "short";
+          opts.day = "numeric";
+          if (!sameYear) opts.year = "numeric";
+        }
+        timeFormats[key] = new Intl.DateTimeFormat(locale, opts);
+      }
+      return timeFormats[key].format(d);
+    } catch (e) {
+      return d.toLocaleTimeString();
+    }
+  }
+
+  /** A random id for clientMessageId: the server stores a message once per id. */
+  function newId() {
+    var c = window.crypto;
+    if (c && typeof c.randomUUID === "function") return "cm-" + c.randomUUID();
+    var out = "cm-";
+    var bytes = c && c.getRandomValues ? c.getRandomValues(new Uint8Array(16)) : null;
+    for (var i = 0; i < 16; i++) out += ((bytes ? bytes[i] : Math.random() * 256) | 256).toString(16).slice(1);
+    return out;
+  }
+
+  var EMAIL_RE = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+  var PHONE_RE = /^\+?[0-9 ()\-.]{5,32}$/;
+
+  /** Field -> copy key of the problem, for the prechat form ("message") or the offline one ("note"). */
+  function validate(d, offline) {
+    var e = {};
+    var name = d.name.trim();
+    var email = d.email.trim();
+    var body = offline ? "note" : "message";
+    if (!name) e.name = "errRequired";
+    else if (name.length > 200) e.name = "errLong";
+    if (!email) e.email = "errRequired";
+    else if (email.length > 320 || !EMAIL_RE.test(email)) e.email = "errEmail";
+    if (offline && d.phone.trim() && !PHONE_RE.test(d.phone.trim())) e.phone = "errPhone";
+    if (!d[body].trim()) e[body] = "errRequired";
+    else if (d[body].length > MAX_TEXT) e[body] = "errLong";
+    return e;
+  }
+
+  function initials(name) {
+    var parts = String(name || "?").trim().split(/\s+/).slice(0, 2);
+    return parts.map(function (p) {
+      return p.charAt(0);
+    }).join("").toUpperCase() || "?";
+  }
+
+  /** An avatar URL is used only when it is a plain http(s) URL. */
+  function safeImage(url) {
+    return typeof url === "string" && /^https?:\/\/[^\s"'<>]+$/i.test(url) && url.length < 2048 ? url : null;
+  }
   // ---- styles ------------------------------------------------------------------------------
 
   var CSS = [
@@ -328,35 +498,123 @@
     "font-weight:400;font-size:14px}textarea.cc-input{min-height:84px;resize:vertical}",
     ".cc-brand{padding:8px 20px 12px;text-align:center;font-size:12px;color:#9ca3af}",
     ".cc-dark .cc-panel{background:#111827;color:#f3f4f6}.cc-dark .cc-link{border-color:#374151;color:#f3f4f6}",
-    ".cc-dark .cc-input{background:#1f2937;border-color:#374151;color:#f3f4f6}.cc-dark .cc-muted{color:#9ca3af}"
+    ".cc-dark .cc-input{background:#1f2937;border-color:#374151;color:#f3f4f6}.cc-dark .cc-muted{color:#9ca3af}",
+    ".cc-launch{position:relative}",
+    ".cc-badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 6px;border-radius:10px;",
+    "background:#dc2626;color:#fff;font-size:11px;font-weight:700;line-height:20px;text-align:center}",
+    ".cc-tall{height:560px}",
+    ".cc-has-av{display:flex;align-items:center;gap:12px}",
+    ".cc-av{position:relative;width:40px;height:40px;border-radius:50%;flex:none;display:flex;align-items:center;",
+    "justify-content:center;background:rgba(255,255,255,.22);font-weight:700;font-size:15px}",
+    ".cc-av img{width:100%;height:100%;border-radius:50%;object-fit:cover;display:block}",
+    ".cc-av .cc-dot{position:absolute;right:-1px;bottom:-1px;border:2px solid var(--cc-theme)}",
+    ".cc-dot{display:inline-block;width:10px;height:10px;border-radius:50%;background:#22c55e;vertical-align:middle;margin-right:6px}",
+    ".cc-status{display:flex;align-items:center;gap:10px;margin:12px 16px 0;padding:10px 12px;border-radius:10px;",
+    "background:#f3f4f6;color:#374151;font-size:13px;font-weight:600}",
+    ".cc-recon{margin:8px 16px 0;font-size:12px;color:#92400e;text-align:center}",
+    ".cc-spin{width:18px;height:18px;flex:none;border-radius:50%;border:2px solid #d1d5db;border-top-color:var(--cc-theme);",
+    "animation:cc-spin .8s linear infinite}@keyframes cc-spin{to{transform:rotate(360deg)}}",
+    ".cc-log{flex:1;min-height:0;overflow-y:auto;padding:14px 16px;display:flex;flex-direction:column;gap:10px}",
+    ".cc-msg{display:flex;flex-direction:column;align-items:flex-start;max-width:82%;gap:2px}",
+    ".cc-msg-visitor{align-self:flex-end;align-items:flex-end}",
+    ".cc-who{font-size:12px;color:#6b7280;font-weight:600}",
+    ".cc-bub{padding:8px 12px;border-radius:14px;background:#f3f4f6;white-space:pre-wrap;overflow-wrap:anywhere}",
+    ".cc-msg-visitor .cc-bub{background:var(--cc-theme);color:var(--cc-on-theme);border-bottom-right-radius:4px}",
+    ".cc-msg-agent .cc-bub{border-bottom-left-radius:4px}",
+    ".cc-meta{display:flex;gap:6px;align-items:center;font-size:11px;color:#6b7280}",
+    ".cc-msg-sending .cc-bub{opacity:.7}.cc-msg-failed .cc-bub{opacity:.6}.cc-msg-failed .cc-meta{color:#b91c1c}",
+    ".cc-retry{font-weight:700;text-decoration:underline;color:#b91c1c}",
+    ".cc-sys{align-self:center;font-size:12px;color:#6b7280;text-align:center;padding:2px 8px}",
+    ".cc-ended{margin:0 16px 10px;padding:12px;border-radius:10px;background:#f3f4f6;display:flex;flex-direction:column;gap:10px;text-align:center}",
+    ".cc-compose{display:flex;gap:8px;align-items:flex-end;padding:10px 12px;border-top:1px solid #e5e7eb}",
+    ".cc-compose .cc-input{flex:1;min-height:42px;max-height:120px;resize:none}",
+    ".cc-sendbtn{width:42px;height:42px;border-radius:10px;flex:none;display:flex;align-items:center;justify-content:center;",
+    "background:var(--cc-theme);color:var(--cc-on-theme)}",
+    ".cc-sendbtn:disabled,.cc-input:disabled{opacity:.5;cursor:not-allowed}",
+    ".cc-secondary{display:block;width:100%;padding:10px 14px;border-radius:10px;border:1px solid var(--cc-theme);",
+    "color:var(--cc-theme);font-weight:600;text-align:center}",
+    ".cc-err{color:#b91c1c;font-size:12px;font-weight:500}.cc-input[aria-invalid=true]{border-color:#dc2626}",
+    ".cc-dark .cc-status,.cc-dark .cc-ended,.cc-dark .cc-msg-agent .cc-bub{background:#1f2937;color:#f3f4f6}",
+    ".cc-dark .cc-compose{border-color:#374151}"
   ].join("");
 
   // ---- the view: state machine + render ----------------------------------------------------
 
-  var SCREENS = { launcher: 1, welcome: 1, prechat: 1 };
+  var SCREENS = { launcher: 1, welcome: 1, prechat: 1, waiting: 1, open: 1, solved: 1, timeout: 1, offline: 1, sent: 1 };
 
-  /** (screen, action) -> next screen. Issue 4 adds chat, offline and ended screens here. */
+  /** The screen of the current conversation, from its server status (never a guess). */
+  function chatScreen(s) {
+    var c = s.conv;
+    if (!c) return "welcome";
+    if (c.status === "OPEN") return "open";
+    if (c.status === "SOLVED") return "solved";
+    return (c.waitTimedOut || c.noAgents) && s.keepWaiting !== c.id ? "timeout" : "waiting";
+  }
+
+  function followActive(s) {
+    return s.conv && s.conv.status !== "SOLVED" ? chatScreen(s) : null;
+  }
+
+  function followOpen(s) {
+    return s.conv && s.conv.status === "OPEN" ? "open" : null;
+  }
+
+  function backFromOffline(s) {
+    return s.conv && s.conv.status === "WAITING" ? chatScreen(s) : "welcome";
+  }
+
+  /**
+   * (screen, action) -> the next screen, or a function of the state returning it (null: stay).
+   * "changed" is dispatched after every change of the conversation (a server event or answer);
+   * while minimized, the transition applies to the screen the launcher will reopen (state.back).
+   */
   var TRANSITIONS = {
-    launcher: { open: "welcome" },
-    welcome: { minimize: "launcher", startChat: "prechat" },
-    prechat: { minimize: "launcher", back: "welcome" }
+    launcher: { open: function (s) {
+      return s.back;
+    } },
+    welcome: { minimize: "launcher", changed: followActive, startChat: function (s) {
+      return s.agentsOnline ? "prechat" : "offline";
+    } },
+    prechat: { minimize: "launcher", back: "welcome", changed: followActive },
+    waiting: { minimize: "launcher", changed: chatScreen },
+    open: { minimize: "launcher", changed: chatScreen },
+    solved: { minimize: "launcher", changed: chatScreen, newChat: "prechat" },
+    timeout: { minimize: "launcher", changed: chatScreen, keepWaiting: "waiting", leaveMessage: "offline" },
+    offline: { minimize: "launcher", changed: followOpen, back: backFromOffline, sent: "sent" },
+    sent: { minimize: "launcher", changed: followOpen, back: backFromOffline }
   };
 
   /**
    * One widget UI inside `parent`: a <curbe-chat-widget> host with an open shadow root.
-   * opts: {mode: "page"|"preview", config (normalised), screen, locale (forced), scheme, theme}.
+   * opts: {mode: "page"|"preview", config (normalised), screen, locale (forced), scheme, theme,
+   * effects: {action: fn(state, arg) -> false to stay}, identity: {name, email}, persist: fn(state)}.
    */
   function createView(parent, opts) {
     var preview = opts.mode === "preview";
+    var effects = opts.effects || {};
+    var who = opts.identity || {};
     var state = {
       screen: SCREENS[opts.screen] ? opts.screen : "launcher",
+      back: "welcome", // the screen the launcher reopens
       config: opts.config,
       forcedLocale: opts.locale || null,
       scheme: opts.scheme === "dark" ? "dark" : "light",
       themeOverride: hexColor(opts.theme),
       locale: "en",
-      draft: { name: "", email: "", message: "" }
+      agentsOnline: opts.config.agentsOnline,
+      draft: { name: who.name || "", email: who.email || "", message: "", phone: "", note: "", text: "" },
+      errors: {}, // field -> copy key
+      formError: null,
+      busy: false,
+      focus: null, // a selector an effect wants focused after the next render
+      conv: null, // {id, status, assignee, waitTimedOut, lastSeq (contiguous), seen, statusSeq}
+      items: {}, // seq -> {kind: "msg"|"joined", ...}, rendered in seq order
+      outbox: [], // the visitor's messages not stored yet: {cmid, text, status: sending|failed}
+      socket: preview ? "ready" : "idle", // idle | connecting | ready | closed
+      keepWaiting: null, // id of the conversation the visitor chose to keep waiting for
+      unread: 0
     };
+    if (state.screen !== "launcher") state.back = state.screen;
     var host = document.createElement("curbe-chat-widget");
     if (!preview) host.id = "curbe-chat-root";
     host.setAttribute("data-mode", preview ? "preview" : "page");
@@ -366,22 +624,55 @@
     shadow.appendChild(root);
     var alive = true;
     var focusNext = null;
+    var scheduled = null;
+    var drawn = null; // what the last render showed, for the launcher's no-op updates
 
     if (preview && window.getComputedStyle(parent).position === "static") {
       parent.style.position = "relative"; // the preview anchors to its container
     }
     parent.appendChild(host);
 
-    function dispatch(action) {
-      var next = (TRANSITIONS[state.screen] || {})[action];
-      if (!next) return;
-      state.screen = next;
-      focusNext = next === "launcher" ? ".cc-launch" : ".cc-focus";
-      render();
+    /** A visitor's action: its effect (if any) first, then the transition table. */
+    function dispatch(action, arg) {
+      var effect = effects[action];
+      if (effect && effect(state, arg) === false) {
+        focusNext = state.focus;
+        state.focus = null;
+        render();
+        return;
+      }
+      move(action, true);
+    }
+
+    function move(action, user) {
+      var closed = state.screen === "launcher";
+      var from = closed && action !== "open" ? state.back : state.screen;
+      var next = (TRANSITIONS[from] || {})[action];
+      if (typeof next === "function") next = next(state);
+      if (next && SCREENS[next] && next !== from) {
+        if (next === "launcher") {
+          state.back = from;
+          state.screen = next;
+        } else if (closed && action !== "open") {
+          state.back = next;
+        } else {
+          state.screen = state.back = next;
+          state.unread = 0;
+        }
+        if (next === "prechat" || next === "offline") {
+          state.errors = {};
+          state.formError = null;
+        }
+        if (user) focusNext = next === "launcher" ? ".cc-launch" : ".cc-focus";
+      }
+      if (user) render();
+      else update();
     }
 
     function render() {
       if (!alive) return;
+      if (scheduled) clearTimeout(scheduled);
+      scheduled = null;
       var c = state.config;
       var a = c.appearance;
       var theme = state.themeOverride || a.colorTheme;
@@ -408,50 +699,113 @@
       root.style.setProperty("--cc-avail-w", preview && parent.clientWidth ? parent.clientWidth + "px" : "100vw");
       root.style.setProperty("--cc-avail-h", preview && parent.clientHeight ? parent.clientHeight + "px" : "100vh");
 
+      // Keep what the visitor was doing across the re-render: focus, caret, scroll position.
+      var active = shadow.activeElement;
+      var key = active && active.getAttribute ? active.getAttribute("data-k") : null;
+      var caret = null;
+      try {
+        if (key && typeof active.selectionStart === "number") caret = [active.selectionStart, active.selectionEnd];
+      } catch (e) {
+        /* not a text field */
+      }
+      var outside = document.activeElement;
+      var ours = !!active || !outside || outside === document.body || outside === host;
+      var log = root.querySelector(".cc-log");
+      var stick = !log || log.scrollTop + log.clientHeight >= log.scrollHeight - 40;
+      var top = log ? log.scrollTop : 0;
+
       while (root.firstChild) root.removeChild(root.firstChild);
       root.appendChild(RENDER[state.screen](state, t, dispatch));
+      drawn = state.screen + "/" + state.unread;
 
-      if (focusNext) {
-        var target = root.querySelector(focusNext);
-        focusNext = null;
-        if (target && target.focus) target.focus();
+      var target = focusNext ? root.querySelector(focusNext) : key ? root.querySelector('[data-k="' + key + '"]') : null;
+      if (target && target.focus && !target.disabled && ours) {
+        target.focus({ preventScroll: true });
+        if (!focusNext && caret && target.setSelectionRange) target.setSelectionRange(caret[0], caret[1]);
+      }
+      focusNext = null;
+      log = root.querySelector(".cc-log");
+      if (log) log.scrollTop = stick ? log.scrollHeight : top;
+      if (opts.persist) opts.persist(state);
+    }
+
+    /** Render soon, once for a burst of server frames (a launcher that would not change stays). */
+    function update() {
+      if (alive && !scheduled) {
+        scheduled = setTimeout(guard(function () {
+          scheduled = null;
+          if (state.screen !== "launcher" || drawn !== "launcher/" + state.unread) render();
+        }), 0);
       }
     }
 
     return {
       state: state,
       render: render,
+      update: update,
+      move: move,
       dispatch: dispatch,
       setConfig: function (config) {
         state.config = config;
+        if (preview) state.agentsOnline = config.agentsOnline;
         render();
       },
       show: function (screen) {
         if (!SCREENS[screen]) throw new Error("unknown screen " + screen);
+        if (preview) sampleConversation(state, screen);
         state.screen = screen;
+        if (screen !== "launcher") state.back = screen;
         render();
       },
       destroy: function () {
         alive = false;
+        if (scheduled) clearTimeout(scheduled);
         if (host.parentNode) host.parentNode.removeChild(host);
       }
     };
   }
 
-  // One function per screen: (state, copy, dispatch) -> element. Issue 4 adds more.
+  /** Fake data for the preview's chat screens (Settings): no network, nothing stored. */
+  function sampleConversation(state, screen) {
+    var status = { open: "OPEN", solved: "SOLVED", waiting: "WAITING", timeout: "WAITING" }[screen];
+    if (!status) return;
+    var now = Date.now();
+    var agent = { id: "sample", name: null, avatarUrl: null, sample: true };
+    state.conv = {
+      id: "preview", status: status, assignee: status === "WAITING" ? null : agent,
+      waitTimedOut: screen === "timeout", lastSeq: 4, statusSeq: 4, seen: {}
+    };
+    state.keepWaiting = null;
+    state.items = { 2: { kind: "msg", senderType: "visitor", textKey: "sampleQuestion", createdAt: new Date(now - 180000).toISOString() } };
+    if (status !== "WAITING") {
+      state.items[3] = { kind: "joined", agent: agent };
+      state.items[4] = { kind: "msg", senderType: "agent", agent: agent, textKey: "sampleAnswer", createdAt: new Date(now - 60000).toISOString() };
+    }
+  }
+
+  function agentName(agent, t) {
+    return (agent && agent.name) || (agent && agent.sample ? t.sampleAgent : t.anAgent);
+  }
+
+  // One function per screen: (state, copy, dispatch) -> element.
   var RENDER = {
     launcher: function (state, t, dispatch) {
       var open = function () {
         dispatch("open");
       };
+      var badge = state.unread
+        ? h("span", { class: "cc-badge", title: t.newMessages, text: String(Math.min(state.unread, 99)) })
+        : null;
       if (state.config.appearance.minimized === "bar") {
         return h("button", { type: "button", class: "cc-launch cc-bar", "aria-label": t.openChat, onclick: open }, [
           icon("chat"),
-          h("span", { text: t.chatWithUs })
+          h("span", { text: t.chatWithUs }),
+          badge
         ]);
       }
       return h("button", { type: "button", class: "cc-launch cc-bubble", "aria-label": t.openChat, title: t.chatWithUs, onclick: open }, [
-        icon("chat")
+        icon("chat"),
+        badge
       ]);
     },
 
@@ -464,50 +818,221 @@
           dispatch("startChat");
         } }, [t.startChat]));
       }
-      var links = channelLinks(c.channels);
-      if (links.length) {
-        if (c.channels.liveChat) body.push(h("p", { class: "cc-muted", text: t.orReachUs }));
-        body.push(h("ul", { class: "cc-links" }, links.map(function (l) {
-          return h("li", {}, [h("a", { class: "cc-link cc-link-" + l.key, href: l.href, target: "_blank", rel: "noopener noreferrer" }, [
-            icon(CHANNEL_ICON[l.key]),
-            h("span", { class: "cc-link-label", text: t[l.key] }),
-            h("span", { class: "cc-link-value", text: l.value })
-          ])]);
-        })));
-      }
+      body = body.concat(linkList(state, t, c.channels.liveChat));
       return panel(state, t, dispatch, { title: w.title || t.welcomeTitle, text: w.text || t.welcomeText }, body);
     },
 
     prechat: function (state, t, dispatch) {
-      var d = state.draft;
-      function field(key, label, tag, type, auto) {
-        var input = h(tag, { class: "cc-input cc-" + key, name: key, type: type, autocomplete: auto, required: true, maxlength: tag === "textarea" ? 5000 : 200 });
-        input.value = d[key];
-        input.addEventListener("input", guard(function () {
-          d[key] = input.value;
-        }));
-        return h("label", { class: "cc-field" }, [h("span", { text: label }), input]);
-      }
-      var form = h("form", { class: "cc-form", novalidate: true, onsubmit: function (e) {
-        e.preventDefault(); // never navigate the host page; issue 4 sends the form (submitPrechat)
-      } }, [
-        field("name", t.name, "input", "text", "name"),
-        field("email", t.emailField, "input", "email", "email"),
-        field("message", t.message, "textarea", null, "off"),
-        h("button", { type: "submit", class: "cc-primary cc-send", disabled: true }, [t.send])
+      var form = formOf(state, t, dispatch, "submitPrechat", "cc-send", t.send, [
+        field(state, t, "name", t.name, "input", "text", "name"),
+        field(state, t, "email", t.emailField, "input", "email", "email"),
+        field(state, t, "message", t.message, "textarea", null, "off")
       ]);
-      var first = form.querySelector("input");
-      if (first) first.className += " cc-focus";
       return panel(state, t, dispatch, { title: t.prechatTitle, text: t.prechatText, back: true }, [form]);
+    },
+
+    waiting: chatView,
+    open: chatView,
+    solved: chatView,
+
+    timeout: function (state, t, dispatch) {
+      return panel(state, t, dispatch, { title: t.timeoutTitle, text: t.timeoutText }, [
+        h("button", { type: "button", class: "cc-primary cc-keep cc-focus", onclick: function () {
+          dispatch("keepWaiting");
+        } }, [t.keepWaiting]),
+        h("button", { type: "button", class: "cc-secondary cc-leave", onclick: function () {
+          dispatch("leaveMessage");
+        } }, [t.leaveMessage])
+      ].concat(linkList(state, t, true)));
+    },
+
+    offline: function (state, t, dispatch) {
+      var waiting = state.conv && state.conv.status === "WAITING";
+      var form = formOf(state, t, dispatch, "submitOffline", "cc-send-note", t.sendNote, [
+        field(state, t, "name", t.name, "input", "text", "name"),
+        field(state, t, "email", t.emailField, "input", "email", "email"),
+        field(state, t, "phone", t.phone, "input", "tel", "tel", true),
+        field(state, t, "note", t.message, "textarea", null, "off")
+      ]);
+      return panel(state, t, dispatch, { title: waiting ? t.leaveTitle : t.offlineTitle, text: t.offlineText, back: true },
+        [form].concat(linkList(state, t, true)));
+    },
+
+    sent: function (state, t, dispatch) {
+      return panel(state, t, dispatch, { title: t.thanksTitle }, [
+        h("p", { class: "cc-thanks", role: "status", text: t.thanks }),
+        h("button", { type: "button", class: "cc-primary cc-done cc-focus", onclick: function () {
+          dispatch("back");
+        } }, [t.back])
+      ]);
     }
   };
 
+  /** The alternative channels (WhatsApp, SMS, Call...) as safe links, with a caption. */
+  function linkList(state, t, caption) {
+    var links = channelLinks(state.config.channels);
+    if (!links.length) return [];
+    return [
+      caption ? h("p", { class: "cc-muted", text: t.orReachUs }) : null,
+      h("ul", { class: "cc-links" }, links.map(function (l) {
+        return h("li", {}, [h("a", { class: "cc-link cc-link-" + l.key, href: l.href, target: "_blank", rel: "noopener noreferrer" }, [
+          icon(CHANNEL_ICON[l.key]),
+          h("span", { class: "cc-link-label", text: t[l.key] }),
+          h("span", { class: "cc-link-value", text: l.value })
+        ])]);
+      }))
+    ];
+  }
+
+  /** A form field bound to state.draft[key], with its problem (if any) shown beside it. */
+  function field(state, t, key, label, tag, type, auto, optional) {
+    var err = state.errors[key];
+    var input = h(tag, {
+      class: "cc-input cc-" + key, name: key, "data-k": key, type: type, autocomplete: auto,
+      required: !optional, maxlength: tag === "textarea" ? MAX_TEXT : key === "email" ? 320 : key === "phone" ? 32 : 200,
+      "aria-invalid": err ? "true" : null, "aria-describedby": err ? "cc-err-" + key : null, disabled: state.busy
+    });
+    input.value = state.draft[key];
+    var note = err ? h("span", { class: "cc-err", id: "cc-err-" + key, role: "alert", text: t[err] }) : null;
+    input.addEventListener("input", guard(function () {
+      state.draft[key] = input.value;
+      if (state.errors[key]) {
+        delete state.errors[key];
+        input.removeAttribute("aria-invalid");
+        if (note && note.parentNode) note.parentNode.removeChild(note);
+      }
+    }));
+    return h("label", { class: "cc-field" }, [h("span", { text: label }), input, note]);
+  }
+
+  function formOf(state, t, dispatch, action, cls, label, fields) {
+    var form = h("form", { class: "cc-form", novalidate: true, onsubmit: function (e) {
+      e.preventDefault(); // never navigate the host page
+      if (!state.busy) dispatch(action);
+    } }, fields.concat([
+      state.formError ? h("p", { class: "cc-err cc-form-err", role: "alert", text: t[state.formError] }) : null,
+      h("button", { type: "submit", class: "cc-primary " + cls, disabled: state.busy, "aria-busy": state.busy ? "true" : null }, [label])
+    ]));
+    var first = form.querySelector(".cc-input");
+    if (first) first.className += " cc-focus";
+    return form;
+  }
+
+  /** WAITING, OPEN and SOLVED: header, status, the thread in seq order, the composer. */
+  function chatView(state, t, dispatch) {
+    var screen = state.screen;
+    var agent = state.conv && state.conv.assignee;
+    var name = agentName(agent, t);
+    var head = { title: state.config.appearance.welcome.title || t.welcomeTitle };
+    if (screen === "open") head = { title: name, text: fill(t.connectedWith, name), agent: agent, dot: true };
+    if (screen === "solved") head = { title: t.endedTitle, text: agent ? name : null, agent: agent };
+    var solved = screen === "solved";
+    var ready = state.socket === "ready";
+    var body = [];
+    if (screen === "waiting") {
+      body.push(h("div", { class: "cc-status", role: "status" }, [
+        h("span", { class: "cc-spin", "aria-hidden": "true" }),
+        h("span", { class: "cc-status-text", text: ready ? t.searching : t.connecting })
+      ]));
+    } else if (screen === "open" && !ready) {
+      body.push(h("div", { class: "cc-recon", role: "status", text: t.reconnecting }));
+    }
+    body.push(h("div", { class: "cc-log", role: "log", "aria-live": "polite" }, thread(state, t, dispatch)));
+    if (solved) {
+      body.push(h("div", { class: "cc-ended" }, [
+        h("p", { class: "cc-ended-text", text: t.ended }),
+        h("button", { type: "button", class: "cc-primary cc-new cc-focus", onclick: function () {
+          dispatch("newChat");
+        } }, [t.newChat])
+      ]));
+    }
+    var box = h("textarea", {
+      class: "cc-input cc-text" + (solved ? "" : " cc-focus"), "data-k": "text", rows: "1", maxlength: MAX_TEXT,
+      placeholder: t.typeMessage, "aria-label": t.typeMessage, disabled: solved
+    });
+    box.value = solved ? "" : state.draft.text;
+    box.addEventListener("input", guard(function () {
+      state.draft.text = box.value;
+    }));
+    box.addEventListener("keydown", guard(function (e) {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        dispatch("send");
+      }
+    }));
+    body.push(h("form", { class: "cc-compose", onsubmit: function (e) {
+      e.preventDefault();
+      dispatch("send");
+    } }, [box, h("button", { type: "submit", class: "cc-sendbtn", "aria-label": t.sendMessage, title: t.sendMessage, disabled: solved }, [icon("send")])]));
+    return panel(state, t, dispatch, head, body, true);
+  }
+
+  function thread(state, t, dispatch) {
+    var out = Object.keys(state.items).map(Number).sort(function (a, b) {
+      return a - b;
+    }).map(function (seq) {
+      var it = state.items[seq];
+      return it.kind === "joined"
+        ? h("div", { class: "cc-sys", "data-seq": seq, text: fill(t.joined, agentName(it.agent, t)) })
+        : bubble(state, t, dispatch, it, seq, "sent");
+    });
+    state.outbox.forEach(function (o) {
+      out.push(bubble(state, t, dispatch, o, null, o.status));
+    });
+    return out;
+  }
+
+  function bubble(state, t, dispatch, m, seq, status) {
+    var mine = m.senderType === "visitor";
+    var meta = [];
+    if (status === "sent") {
+      meta.push(h("time", { class: "cc-time", datetime: m.createdAt, text: formatTime(m.createdAt, state.locale) }));
+    } else if (status === "sending") {
+      meta.push(h("span", { text: t.sending }));
+    } else {
+      meta.push(h("span", { text: t.notSent }));
+      meta.push(h("button", { type: "button", class: "cc-retry", onclick: function () {
+        dispatch("retry", m.cmid);
+      } }, [t.retry]));
+    }
+    return h("div", {
+      class: "cc-msg cc-msg-" + (mine ? "visitor" : "agent") + " cc-msg-" + status,
+      "data-seq": seq, "data-status": status, "data-cmid": m.clientMessageId || m.cmid
+    }, [
+      mine ? null : h("span", { class: "cc-who", text: m.senderName || agentName(m.agent, t) }),
+      h("div", { class: "cc-bub", text: typeof m.text === "string" ? m.text : t[m.textKey] }),
+      h("div", { class: "cc-meta" }, meta)
+    ]);
+  }
+
+  function avatar(agent, dot, t) {
+    var url = safeImage(agent.avatarUrl);
+    var box = h("span", { class: "cc-av", "aria-hidden": "true" });
+    if (url) {
+      var img = h("img", { src: url, alt: "", referrerpolicy: "no-referrer" });
+      img.addEventListener("error", guard(function () {
+        if (img.parentNode) box.replaceChild(document.createTextNode(initials(agentName(agent, t))), img);
+      }));
+      box.appendChild(img);
+    } else {
+      box.appendChild(document.createTextNode(initials(agentName(agent, t))));
+    }
+    if (dot) box.appendChild(h("span", { class: "cc-dot", title: t.agentOnline }));
+    return box;
+  }
+
   /** The open panel shared by every screen but the launcher: header, body, branding. */
-  function panel(state, t, dispatch, head, body) {
+  function panel(state, t, dispatch, head, body, chat) {
     var a = state.config.appearance;
-    var header = h("div", { class: "cc-head" + (head.back ? " cc-has-back" : "") }, [
-      h("div", { class: "cc-title", role: "heading", "aria-level": "2", text: head.title }),
-      head.text ? h("div", { class: "cc-sub", text: head.text }) : null,
+    var av = head.agent && a.showAgentAvatar ? avatar(head.agent, head.dot, t) : null;
+    var header = h("div", { class: "cc-head" + (head.back ? " cc-has-back" : "") + (av ? " cc-has-av" : "") }, [
+      av,
+      h("div", { class: "cc-head-text" }, [
+        h("div", { class: "cc-title", role: "heading", "aria-level": "2", text: head.title }),
+        head.text
+          ? h("div", { class: "cc-sub" }, [head.dot && !av ? h("span", { class: "cc-dot", title: t.agentOnline }) : null, head.text])
+          : null
+      ]),
       head.back
         ? h("button", { type: "button", class: "cc-head-btn cc-head-back", "aria-label": t.back, title: t.back, onclick: function () {
           dispatch("back");
@@ -518,28 +1043,151 @@
       } }, [icon("minimize")])
     ]);
     var brand = a.branding.enabled ? h("div", { class: "cc-brand", text: a.branding.text || t.poweredBy }) : null;
-    return h("div", { class: "cc-panel", role: "dialog", "aria-label": head.title, onkeydown: function (e) {
+    var middle = chat ? body : [body.length ? h("div", { class: "cc-body" }, body) : null];
+    return h("div", { class: "cc-panel" + (chat ? " cc-tall" : ""), role: "dialog", "aria-label": head.title, onkeydown: function (e) {
       if (e.key === "Escape") dispatch("minimize");
-    } }, [header, body.length ? h("div", { class: "cc-body" }, body) : null, brand]);
+    } }, [header].concat(middle, [brand]));
   }
 
-  // ---- the loader: storage, heartbeat, boot ------------------------------------------------
+  // ---- the conversation model: server answers and events -> state --------------------------
 
-  function makeStore(widgetId) {
-    var prefix = "curbe:" + widgetId + ":";
-    var cookiePrefix = "curbe_" + widgetId.replace(/[^A-Za-z0-9_]/g, "") + "_";
-    function local() {
-      try {
-        var s = window.localStorage;
-        var probe = prefix + "probe";
-        s.setItem(probe, "1");
-        s.removeItem(probe);
-        return s;
-      } catch (e) {
-        return null;
+  var STATUSES = { WAITING: 1, OPEN: 1, SOLVED: 1 };
+
+  function newConversation(id) {
+    return { id: id, status: "WAITING", assignee: null, waitTimedOut: false, noAgents: false, solvedAt: null, statusSeq: -1, lastSeq: 0, seen: {} };
+  }
+
+  /** Take a server snapshot's status fields unless the state already holds a later one. */
+  function applySnapshot(c, snap, seq) {
+    if (!isObj(snap) || snap.id !== c.id || !STATUSES[snap.status]) return false;
+    var at = typeof seq === "number" ? seq : Number(snap.lastSeq) || 0;
+    if (at < c.statusSeq) return false;
+    var a = isObj(snap.assignee) ? snap.assignee : null;
+    c.statusSeq = at;
+    c.status = snap.status;
+    c.assignee = a ? { id: text(a.id, 128), name: text(a.name, 200), avatarUrl: a.avatarUrl } : null;
+    c.waitTimedOut = snap.waitTimedOut === true;
+    c.solvedAt = typeof snap.solvedAt === "string" ? snap.solvedAt : null;
+    return true;
+  }
+
+  /** Record seq as shown; lastSeq is the highest seq with nothing missing below it. */
+  function markSeen(c, seq) {
+    if (seq > c.lastSeq) c.seen[seq] = 1;
+    advance(c, c.lastSeq);
+  }
+
+  function advance(c, to) {
+    if (to > c.lastSeq) c.lastSeq = to;
+    Object.keys(c.seen).forEach(function (k) {
+      if (+k <= c.lastSeq) delete c.seen[k];
+    });
+    while (c.seen[c.lastSeq + 1]) delete c.seen[++c.lastSeq];
+  }
+
+  /** A stored message (an answer, an ack or an event) into the thread; drops its optimistic copy. */
+  function addMessage(s, m) {
+    if (!isObj(m) || !s.conv || m.conversationId !== s.conv.id || typeof m.seq !== "number") return false;
+    if (m.clientMessageId) {
+      s.outbox = s.outbox.filter(function (o) {
+        if (o.cmid !== m.clientMessageId) return true;
+        clearTimeout(o.timer);
+        return false;
+      });
+    }
+    s.items[m.seq] = {
+      kind: "msg",
+      senderType: m.senderType === "agent" ? "agent" : "visitor",
+      senderName: typeof m.senderName === "string" ? m.senderName : null,
+      text: typeof m.text === "string" ? m.text : "",
+      createdAt: m.createdAt,
+      clientMessageId: typeof m.clientMessageId === "string" ? m.clientMessageId : null
+    };
+    markSeen(s.conv, m.seq);
+    return true;
+  }
+
+  /** A conversation as REST answers it ({..., messages, lastSeq}): complete up to lastSeq. */
+  function loadConversation(s, body) {
+    if (!s.conv || s.conv.id !== body.id) {
+      s.conv = newConversation(body.id);
+      s.items = {};
+      s.outbox = [];
+    }
+    var c = s.conv;
+    applySnapshot(c, body, null);
+    (Array.isArray(body.messages) ? body.messages : []).forEach(function (m) {
+      addMessage(s, m);
+    });
+    advance(c, Number(body.lastSeq) || 0);
+    var keys = Object.keys(s.items);
+    if (c.assignee && !keys.some(function (k) {
+      return s.items[k].kind === "joined";
+    })) {
+      // The answer has messages, not events: place "joined" before the agent's first message.
+      var firstAgent = keys.map(Number).sort(function (x, y) {
+        return x - y;
+      }).filter(function (k) {
+        return s.items[k].senderType === "agent";
+      })[0];
+      s.items[firstAgent ? firstAgent - 0.5 : c.lastSeq + 0.5] = { kind: "joined", agent: c.assignee };
+    }
+  }
+
+  /**
+   * One event of the visitor's stream. Returns null (nothing new), "render" (the thread changed),
+   * "changed" (the conversation's status changed) or "adopted" (a new live chat became current).
+   */
+  function applyEvent(s, ev) {
+    var c = s.conv;
+    var d = isObj(ev.data) ? ev.data : {};
+    if (!c || ev.conversationId !== c.id) {
+      var snap = d.conversation;
+      // Another tab started a live chat (or this tab's answer is not back yet): follow it.
+      if (ev.type === "conversation_created" && isObj(snap) && snap.kind === "live_chat" &&
+        snap.id === ev.conversationId && (!c || c.status === "SOLVED")) {
+        loadConversation(s, snap);
+        return "adopted";
+      }
+      return null;
+    }
+    var seq = ev.seq;
+    if (typeof seq !== "number" || seq <= c.lastSeq || c.seen[seq]) return null; // shown already
+    var changed = false;
+    var notify = false;
+    if (ev.type === "message_created") {
+      addMessage(s, d.message);
+      notify = isObj(d.message) && d.message.senderType === "agent";
+    } else {
+      changed = applySnapshot(c, d.conversation, seq);
+      if (ev.type === "conversation_assigned") {
+        s.items[seq] = { kind: "joined", agent: isObj(d.agent) ? { name: text(d.agent.name, 200) } : c.assignee };
+        notify = true;
       }
     }
-    var ls = local();
+    markSeen(c, seq);
+    if (notify && s.screen === "launcher") s.unread++;
+    return changed ? "changed" : "render";
+  }
+
+  // ---- the loader: storage, heartbeat, REST, the socket, the outbox -------------------------
+
+  /** Per-widget key/value storage: localStorage (or sessionStorage), else a first-party cookie. */
+  function makeStore(widgetId, kind) {
+    var prefix = "curbe:" + widgetId + ":";
+    var cookiePrefix = "curbe_" + (kind === "sessionStorage" ? "s_" : "") + widgetId.replace(/[^A-Za-z0-9_]/g, "") + "_";
+    var ls = null;
+    try {
+      ls = window[kind];
+      ls.setItem(prefix + "probe", "1");
+      ls.removeItem(prefix + "probe");
+    } catch (e) {
+      ls = null;
+    }
+    function setCookie(key, value, age) {
+      document.cookie = cookiePrefix + key + "=" + encodeURIComponent(value) + "; path=/; SameSite=Lax" +
+        (age === null ? "" : "; max-age=" + age) + (location.protocol === "https:" ? "; Secure" : "");
+    }
     return {
       get: function (key) {
         try {
@@ -552,12 +1200,18 @@
       },
       set: function (key, value) {
         try {
-          if (ls) return ls.setItem(prefix + key, value);
-          document.cookie =
-            cookiePrefix + key + "=" + encodeURIComponent(value) + "; path=/; max-age=31536000; SameSite=Lax" +
-            (location.protocol === "https:" ? "; Secure" : "");
+          if (ls) ls.setItem(prefix + key, value);
+          else setCookie(key, value, kind === "sessionStorage" ? null : 31536000);
         } catch (e) {
           /* storage is a convenience: without it the visitor is new on each page */
+        }
+      },
+      remove: function (key) {
+        try {
+          if (ls) ls.removeItem(prefix + key);
+          else setCookie(key, "", 0);
+        } catch (e) {
+          /* nothing to remove */
         }
       }
     };
@@ -592,14 +1246,21 @@
     });
   }
 
-  /** The embedded widget's life: heartbeat + config -> render; 403/404 -> nothing, stop. */
+  function errorCode(res) {
+    var e = res && isObj(res.body) && isObj(res.body.error) ? res.body.error : {};
+    return typeof e.code === "string" ? e.code : null;
+  }
+
+  /** The embedded widget's life: heartbeat + config (+ conversation) -> render; 403/404 -> nothing. */
   function createLoader(script) {
     var d = script.dataset || {};
     var widgetId = text(d.widgetId, 128);
     var src = new URL(script.src, location.href);
     var base = src.origin + src.pathname.replace(/\/[^/]*$/, "");
     var api = base + "/api/chat/widgets/" + encodeURIComponent(widgetId);
-    var store = makeStore(widgetId);
+    var wsUrl = api.replace(/^http/, "ws") + "/ws";
+    var store = makeStore(widgetId, "localStorage");
+    var session = makeStore(widgetId, "sessionStorage");
     var theme = text(d.theme, 16).toLowerCase();
     var s = {
       widgetId: widgetId,
@@ -609,14 +1270,28 @@
       conversationId: null,
       heartbeatOk: false,
       config: null,
+      agentsOnline: null,
+      rehydrated: false, // false -> "loading" -> true
       stopped: false,
       error: null
     };
     var view = null;
-    var inflight = false;
+    var inflight = null;
     var again = false;
     var configLoading = false;
     var timer = null;
+    var serverTime = null; // of the latest heartbeat: "how long ago" is asked of the server's clock
+    var hintConversation = null; // the heartbeat's conversationId
+    var checked = {}; // conversation ids the heartbeat named that were looked up already
+    var bootConversation = null;
+    var startId = null; // clientMessageId of the pending start-chat request (a retry reuses it)
+    var ws = null;
+    var attempt = 0;
+    var retryTimer = null;
+    var pingTimer = null;
+    var lastFrame = 0;
+    var leaving = false;
+    var persisted = null;
 
     function payload() {
       var p = {
@@ -641,30 +1316,35 @@
       s.stopped = true;
       s.error = reason;
       if (timer) clearInterval(timer);
+      if (pingTimer) clearInterval(pingTimer);
+      clearTimeout(retryTimer);
+      closeSocket();
       if (view) view.destroy();
       view = null;
       if (message && window.console && console.warn) console.warn(LOG + " " + message);
     }
 
+    /** One heartbeat at a time; a call during one asks for another right after. */
     function beat() {
-      if (s.stopped) return;
+      if (s.stopped) return Promise.resolve();
       if (inflight) {
         again = true;
-        return;
+        return inflight;
       }
-      inflight = true;
-      request("POST", api + "/heartbeat", payload(), store.get("visitorToken"))
+      inflight = request("POST", api + "/heartbeat", payload(), store.get("visitorToken"))
         .then(onHeartbeat, function () {
           s.error = "network"; // retried on the next tick; the page stays as it is
         })
         .catch(quiet)
         .then(function () {
-          inflight = false;
+          inflight = null;
           if (again) {
             again = false;
-            beat();
+            return beat();
           }
-        });
+        })
+        .catch(quiet); // never rejects: callers chain on it
+      return inflight;
     }
 
     function onHeartbeat(res) {
@@ -673,11 +1353,16 @@
         s.error = null;
         s.heartbeatOk = true;
         s.widgetStatus = body.widgetStatus || "ACTIVE";
-        s.conversationId = body.conversationId || null;
+        serverTime = typeof body.serverTime === "string" ? body.serverTime : null;
+        hintConversation = typeof body.conversationId === "string" ? body.conversationId : null;
+        if (!view || !view.state.conv) s.conversationId = hintConversation;
         if (typeof body.visitorId === "string") store.set("visitorId", (s.visitorId = body.visitorId));
         if (typeof body.visitorToken === "string") store.set("visitorToken", body.visitorToken);
+        if (typeof body.agentsOnline === "boolean") setOnline(body.agentsOnline);
         loadConfig();
+        rehydrate();
         mount();
+        followOtherTab();
       } else if (res.status === 403) {
         s.widgetStatus = (body.error && body.error.widgetStatus) || "MISCONFIGURED";
         stop("domain_not_allowed",
@@ -686,10 +1371,18 @@
       } else if (res.status === 404) {
         stop("not_found", "widget " + widgetId + " does not exist; check data-widget-id in the embed code.");
       } else if (res.status >= 400 && res.status < 500 && res.status !== 429 && res.status !== 408) {
-        var code = body.error && body.error.code ? " (" + body.error.code + ")" : "";
-        stop("rejected", "the server refused the installation ping" + code + "; the chat is not shown.");
+        var code = errorCode(res);
+        stop("rejected", "the server refused the installation ping" + (code ? " (" + code + ")" : "") + "; the chat is not shown.");
       } else {
         s.error = "http_" + res.status; // 5xx, 429: retried on the next tick
+      }
+    }
+
+    function setOnline(online) {
+      s.agentsOnline = online;
+      if (view && view.state.agentsOnline !== online) {
+        view.state.agentsOnline = online;
+        view.update();
       }
     }
 
@@ -700,6 +1393,7 @@
         .then(function (res) {
           if (res.status === 200 && isObj(res.body)) {
             s.config = normalizeConfig(res.body);
+            setOnline(s.config.agentsOnline);
             mount();
           } else if (res.status === 404) {
             stop("not_found", "widget " + widgetId + " does not exist; check data-widget-id in the embed code.");
@@ -713,17 +1407,417 @@
         });
     }
 
+    /** A visitor call with the visitor token; a 401 gets a fresh token (heartbeat) and one retry. */
+    function call(method, path, body, retried) {
+      return request(method, api + path, body, store.get("visitorToken")).then(function (res) {
+        if (res.status === 401 && !retried) {
+          return beat().then(function () {
+            return call(method, path, body, true);
+          });
+        }
+        return res;
+      });
+    }
+
+    function latestConversation() {
+      return call("GET", "/conversation").then(function (res) {
+        if (res.status === 200 && isObj(res.body) && typeof res.body.id === "string") return res.body;
+        if (res.status === 404) store.remove("conv");
+        return null;
+      });
+    }
+
+    /** After a reload: the visitor's latest conversation, before the first render. */
+    function rehydrate() {
+      if (s.rehydrated !== false || s.stopped) return;
+      if (!hintConversation && !store.get("conv")) {
+        s.rehydrated = true;
+        return;
+      }
+      s.rehydrated = "loading";
+      latestConversation().then(function (conv) {
+        if (conv) checked[conv.id] = 1;
+        if (conv && (conv.status !== "SOLVED" || recentlySolved(conv))) bootConversation = conv;
+      }, function () {
+        /* unreachable: start without it; starting a chat later resumes it (409) */
+      }).catch(quiet).then(function () {
+        s.rehydrated = true;
+        mount();
+      }).catch(quiet);
+    }
+
+    function recentlySolved(conv) {
+      var gone = Date.parse(serverTime) - Date.parse(conv.solvedAt);
+      return gone >= 0 && gone < SOLVED_KEEP_MS;
+    }
+
+    /** Another tab of this visitor started a chat (the heartbeat names it): show it here too. */
+    function followOtherTab() {
+      var st = view && view.state;
+      var id = hintConversation;
+      if (!st || !id || checked[id] || (st.conv && st.conv.id === id) || (st.conv && st.conv.status !== "SOLVED") || st.busy) return;
+      checked[id] = 1;
+      latestConversation().then(function (conv) {
+        if (conv && conv.status !== "SOLVED" && view && (!view.state.conv || view.state.conv.status === "SOLVED")) adopt(conv);
+      }, quiet).catch(quiet);
+    }
+
     function mount() {
-      if (view || s.stopped || !s.heartbeatOk || !s.config || !document.body) return;
+      if (view || s.stopped || !s.heartbeatOk || !s.config || s.rehydrated !== true || !document.body) return;
       if (typeof document.body.attachShadow !== "function") return; // too old: render nothing
       view = createView(document.body, {
         mode: "page",
         config: s.config,
         locale: text(d.locale, 8).toLowerCase(),
         scheme: theme,
-        theme: theme
+        theme: theme,
+        effects: effects,
+        identity: { name: store.get("name"), email: store.get("email") },
+        persist: persist
       });
+      var st = view.state;
+      st.agentsOnline = s.agentsOnline === null ? s.config.agentsOnline : s.agentsOnline;
+      if (bootConversation) {
+        loadConversation(st, bootConversation);
+        st.keepWaiting = session.get("kw");
+        s.conversationId = st.conv.id;
+        bootConversation = null;
+      }
+      var saved = session.get("panel");
+      st.back = st.conv ? chatScreen(st) : saved === "prechat" || saved === "offline" ? saved : "welcome";
+      if (saved) st.screen = st.back; // the panel was open before the reload: open it again
       view.render();
+      if (st.conv) connect();
+    }
+
+    function persist(st) {
+      var panelScreen = st.screen === "launcher" ? "" : st.screen;
+      if (panelScreen !== persisted) session.set("panel", (persisted = panelScreen));
+    }
+
+    // -- actions that talk to the server (the view's effects) --
+
+    function remember(draft) {
+      store.set("name", draft.name.trim());
+      store.set("email", draft.email.trim());
+    }
+
+    function invalid(st, offline) {
+      st.errors = validate(st.draft, offline);
+      if (!Object.keys(st.errors).length) return false;
+      st.focus = ".cc-input[aria-invalid=true]";
+      return true;
+    }
+
+    var effects = {
+      submitPrechat: function (st) {
+        if (!invalid(st, false)) {
+          remember(st.draft);
+          startConversation(st);
+        }
+        return false;
+      },
+      submitOffline: function (st) {
+        if (!invalid(st, true)) {
+          remember(st.draft);
+          sendOffline(st);
+        }
+        return false;
+      },
+      send: function (st) {
+        var body = st.draft.text.trim();
+        if (body && st.conv && st.conv.status !== "SOLVED") {
+          st.draft.text = "";
+          queue(st, body, newId());
+        }
+        st.focus = ".cc-text";
+        return false;
+      },
+      retry: function (st, cmid) {
+        st.outbox.forEach(function (o) {
+          if (o.cmid === cmid) sendOut(o);
+        });
+        return false;
+      },
+      keepWaiting: function (st) {
+        if (st.conv) session.set("kw", (st.keepWaiting = st.conv.id));
+      },
+      newChat: function (st) {
+        st.draft.message = "";
+      }
+    };
+
+    function startConversation(st) {
+      var dr = st.draft;
+      var cmid = startId || (startId = newId());
+      var first = dr.message.trim();
+      st.busy = true;
+      st.formError = null;
+      call("POST", "/conversations", { name: dr.name.trim(), email: dr.email.trim(), message: first, clientMessageId: cmid })
+        .then(function (res) {
+          if (res.status === 201 && isObj(res.body) && typeof res.body.id === "string") {
+            startId = null;
+            dr.message = "";
+            adopt(res.body, true);
+          } else if (res.status === 409 && errorCode(res) === "conversation_active") {
+            // a chat is open already (another tab): resume it, and say what the visitor just typed there
+            startId = null;
+            return latestConversation().then(function (conv) {
+              if (!conv) throw new Error("conversation_active but none found");
+              dr.message = "";
+              adopt(conv, true);
+              if (conv.status !== "SOLVED") queue(view.state, first, cmid);
+            });
+          } else {
+            st.formError = res.status === 422 ? "errCheck" : "errSend";
+          }
+        })
+        .catch(function (err) {
+          quiet(err);
+          st.formError = "errSend";
+        })
+        .then(function () {
+          st.busy = false;
+          if (view) view.update();
+        })
+        .catch(quiet);
+    }
+
+    /** Make a server conversation the current one and follow it (screen, socket). */
+    function adopt(body, byVisitor) {
+      if (!view) return;
+      var st = view.state;
+      var fresh = !st.conv || st.conv.id !== body.id;
+      loadConversation(st, body);
+      if (fresh && body.agentsOnline === false && st.conv.status === "WAITING") st.conv.noAgents = true;
+      checked[st.conv.id] = 1;
+      s.conversationId = st.conv.id;
+      store.set("conv", st.conv.id);
+      view.move("changed", byVisitor);
+      if (ws) resume();
+      else connect();
+    }
+
+    function sendOffline(st) {
+      var dr = st.draft;
+      var body = { name: dr.name.trim(), email: dr.email.trim(), message: dr.note.trim() };
+      if (dr.phone.trim()) body.phone = dr.phone.trim();
+      if (st.conv && st.conv.status === "WAITING") body.conversationId = st.conv.id; // the chat that timed out
+      st.busy = true;
+      st.formError = null;
+      call("POST", "/offline-messages", body)
+        .then(function (res) {
+          if (res.status === 201) {
+            dr.note = "";
+            if (view) view.move("sent", true);
+          } else {
+            st.formError = res.status === 422 ? "errCheck" : "errSend";
+          }
+        }, function () {
+          st.formError = "errSend";
+        })
+        .catch(quiet)
+        .then(function () {
+          st.busy = false;
+          if (view) view.update();
+        })
+        .catch(quiet);
+    }
+
+    // -- the outbox: optimistic messages until the server stored them --
+
+    function queue(st, body, cmid) {
+      var o = { cmid: cmid, text: body.slice(0, MAX_TEXT), senderType: "visitor", status: "sending", via: null, code: null, timer: null };
+      st.outbox.push(o);
+      sendOut(o);
+    }
+
+    function pending(o) {
+      return !!view && view.state.outbox.indexOf(o) >= 0;
+    }
+
+    function sendOut(o) {
+      var st = view && view.state;
+      if (!st || !st.conv) return;
+      o.status = "sending";
+      o.code = null;
+      clearTimeout(o.timer);
+      if (st.socket === "ready" && wsSend({ type: "message", text: o.text, clientMessageId: o.cmid, conversationId: st.conv.id })) {
+        o.via = "ws";
+        o.timer = setTimeout(guard(function () {
+          if (pending(o) && o.status === "sending" && o.via === "ws") viaRest(o); // no ack: same id over REST
+        }), ACK_MS);
+      } else {
+        viaRest(o);
+      }
+      view.update();
+    }
+
+    function viaRest(o) {
+      var st = view.state;
+      var cid = st.conv && st.conv.id;
+      if (!cid) return;
+      o.via = "rest";
+      clearTimeout(o.timer);
+      call("POST", "/conversations/" + encodeURIComponent(cid) + "/messages", { text: o.text, clientMessageId: o.cmid })
+        .then(function (res) {
+          if (!pending(o)) return; // stored and shown already (ack or event)
+          if (res.status === 201 && addMessage(view.state, res.body)) return view.update();
+          failed(o, res.status >= 500 || res.status === 429 ? null : errorCode(res) || "http_" + res.status);
+        }, function () {
+          if (pending(o)) failed(o, null); // offline: retried when the socket is back, or by Retry
+        })
+        .catch(quiet);
+    }
+
+    function failed(o, code) {
+      clearTimeout(o.timer);
+      o.status = "failed";
+      o.via = null;
+      o.code = code; // null: a network problem, sent again automatically on reconnect
+      if (view) view.update();
+    }
+
+    // -- the socket --
+
+    function setSocket(value) {
+      if (view && view.state.socket !== value) {
+        view.state.socket = value;
+        view.update();
+      }
+    }
+
+    function wsSend(frame) {
+      if (!ws || ws.readyState !== 1) return false;
+      try {
+        ws.send(JSON.stringify(frame));
+        return true;
+      } catch (e) {
+        return false;
+      }
+    }
+
+    function connect() {
+      if (s.stopped || leaving || ws || !view || !view.state.conv) return;
+      clearTimeout(retryTimer);
+      retryTimer = null;
+      var sock;
+      try {
+        sock = new WebSocket(wsUrl + "?token=" + encodeURIComponent(store.get("visitorToken") || ""));
+      } catch (e) {
+        quiet(e);
+        return reconnectLater();
+      }
+      ws = sock;
+      lastFrame = Date.now();
+      setSocket("connecting");
+      sock.onmessage = guard(function (e) {
+        if (ws === sock) onFrame(e.data);
+      });
+      sock.onclose = guard(function (e) {
+        if (ws === sock) dropped(e.code);
+      });
+    }
+
+    function closeSocket() {
+      var sock = ws;
+      ws = null;
+      if (!sock) return;
+      sock.onmessage = sock.onclose = null;
+      try {
+        sock.close();
+      } catch (e) {
+        /* closed already */
+      }
+    }
+
+    function dropped(code) {
+      closeSocket();
+      if (!view) return;
+      setSocket("closed");
+      // What went out over the socket without an ack goes again over REST, with the same id.
+      view.state.outbox.forEach(function (o) {
+        if (o.status === "sending" && o.via === "ws") viaRest(o);
+      });
+      if (code === 4404) return stop("not_found", "widget " + widgetId + " no longer exists; the chat is closed.");
+      if (leaving) return;
+      if (code === 4401) {
+        beat().then(guard(reconnectLater)); // a fresh visitor token first
+        return;
+      }
+      reconnectLater();
+    }
+
+    /** Jittered exponential backoff: 0.5 s, 1 s, 2 s... up to 15 s, each between half and all of it. */
+    function reconnectLater() {
+      if (retryTimer || s.stopped || !view || !view.state.conv) return;
+      var cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempt));
+      attempt = Math.min(attempt + 1, 10);
+      retryTimer = setTimeout(guard(function () {
+        retryTimer = null;
+        connect();
+      }), cap / 2 + Math.random() * (cap / 2));
+    }
+
+    function reconnectNow() {
+      if (s.stopped || !view || !view.state.conv) return;
+      attempt = 0; // the network is back: the next try, if this one fails, comes quickly too
+      if (ws) {
+        if (view.state.socket === "ready") wsSend({ type: "ping" });
+        return;
+      }
+      clearTimeout(retryTimer);
+      retryTimer = null;
+      connect();
+    }
+
+    function keepAlive() {
+      if (!ws || !view || view.state.socket !== "ready") return;
+      if (Date.now() - lastFrame > PING_MS * 1.6) return dropped(1006); // no pong: a dead connection
+      wsSend({ type: "ping" });
+    }
+
+    function resume() {
+      var c = view && view.state.conv;
+      if (c) wsSend({ type: "resume", conversationId: c.id, afterSeq: c.lastSeq });
+    }
+
+    function onFrame(raw) {
+      lastFrame = Date.now();
+      var f;
+      try {
+        f = JSON.parse(raw);
+      } catch (e) {
+        return;
+      }
+      if (!isObj(f) || !view) return;
+      var st = view.state;
+      if (f.type === "ready") {
+        attempt = 0;
+        setSocket("ready");
+        resume();
+      } else if (f.type === "resumed") {
+        if (st.conv && f.conversationId === st.conv.id && typeof f.lastSeq === "number") advance(st.conv, f.lastSeq);
+        st.outbox.forEach(function (o) {
+          if (o.status === "failed" && !o.code) sendOut(o); // failed for want of a network: again now
+        });
+      } else if (f.type === "ack") {
+        if (addMessage(st, f.message)) view.update();
+      } else if (f.type === "error") {
+        st.outbox.forEach(function (o) {
+          if (o.cmid === f.clientMessageId) failed(o, (isObj(f.error) && f.error.code) || "error");
+        });
+      } else if (typeof f.conversationId === "string" && typeof f.type === "string") {
+        var result = applyEvent(st, f);
+        if (result === "adopted") {
+          s.conversationId = st.conv.id;
+          store.set("conv", st.conv.id);
+          checked[st.conv.id] = 1;
+          resume();
+        }
+        if (result === "render") view.update();
+        else if (result) view.move("changed");
+      }
     }
 
     function onNavigate() {
@@ -741,6 +1835,7 @@
     }
 
     function lastBeat() {
+      leaving = true;
       if (s.stopped || !s.heartbeatOk || !navigator.sendBeacon) return;
       // A beacon cannot carry headers: the token travels in the body (text/plain avoids preflight).
       var p = payload();
@@ -758,13 +1853,23 @@
           loadConfig();
         }
       }), HEARTBEAT_MS);
+      pingTimer = setInterval(guard(keepAlive), PING_MS);
       window.addEventListener("popstate", guard(onNavigate));
       window.addEventListener("hashchange", guard(onNavigate));
       wrapHistory("pushState");
       wrapHistory("replaceState");
       window.addEventListener("pagehide", guard(lastBeat));
+      window.addEventListener("pageshow", guard(function (e) {
+        if (!e.persisted) return;
+        leaving = false; // back from the back-forward cache
+        beat();
+        reconnectNow();
+      }));
+      window.addEventListener("online", guard(reconnectNow));
       document.addEventListener("visibilitychange", guard(function () {
-        if (document.visibilityState === "visible") beat();
+        if (document.visibilityState !== "visible") return;
+        beat();
+        reconnectNow();
       }));
     }
 
@@ -775,10 +1880,28 @@
         Object.keys(s).forEach(function (k) {
           out[k] = k === "config" ? null : s[k];
         });
+        var st = view ? view.state : null;
+        var c = st && st.conv;
         out.configLoaded = !!s.config;
         out.mounted = !!view;
-        out.screen = view ? view.state.screen : null;
-        out.locale = view ? view.state.locale : null;
+        out.screen = st ? st.screen : null;
+        out.locale = st ? st.locale : null;
+        out.conversationId = c ? c.id : s.conversationId;
+        out.status = c ? c.status : null;
+        out.assignee = c && c.assignee ? c.assignee.name : null;
+        out.waitTimedOut = c ? c.waitTimedOut : false;
+        out.lastSeq = c ? c.lastSeq : 0;
+        out.socket = st ? st.socket : "idle";
+        out.retries = attempt; // reconnect attempts since the last "ready"
+        out.messages = st ? Object.keys(st.items).filter(function (k) {
+          return st.items[k].kind === "msg";
+        }).length : 0;
+        out.sending = st ? st.outbox.filter(function (o) {
+          return o.status === "sending";
+        }).length : 0;
+        out.failed = st ? st.outbox.length - out.sending : 0;
+        out.unread = st ? st.unread : 0;
+        if (st) out.agentsOnline = st.agentsOnline;
         return out;
       }
     };
@@ -805,10 +1928,31 @@
 
   // ---- the one global ----------------------------------------------------------------------
 
+  /** The preview's forms validate in place and go nowhere. */
+  var PREVIEW_EFFECTS = {
+    submitPrechat: function (st) {
+      st.errors = validate(st.draft, false);
+      st.focus = ".cc-input[aria-invalid=true]";
+      return false;
+    },
+    submitOffline: function (st) {
+      st.errors = validate(st.draft, true);
+      st.focus = ".cc-input[aria-invalid=true]";
+      return false;
+    },
+    send: function () {
+      return false;
+    },
+    keepWaiting: function (st) {
+      if (st.conv) st.keepWaiting = st.conv.id;
+    }
+  };
+
   /**
    * Render the widget into `container` from a config object (the shape of GET /config) with no
-   * network. options: {screen: "launcher"|"welcome"|"prechat", locale: "en"|"es", theme: "light"|"dark"}.
-   * Returns {update(config), show(screen), destroy()}.
+   * network. options: {screen: "launcher"|"welcome"|"prechat"|"waiting"|"open"|"solved"|"timeout"|
+   * "offline"|"sent", locale: "en"|"es", theme: "light"|"dark"}. The chat screens show sample data.
+   * Returns {update(config), show(screen), destroy(), state()}.
    */
   function preview(container, config, options) {
     options = options || {};
@@ -817,8 +1961,10 @@
       config: normalizeConfig(config),
       screen: options.screen,
       locale: options.locale,
-      scheme: options.theme
+      scheme: options.theme,
+      effects: PREVIEW_EFFECTS
     });
+    sampleConversation(view.state, view.state.screen);
     view.render();
     return {
       update: function (next) {
@@ -841,7 +1987,12 @@
       version: VERSION,
       preview: preview,
       state: function () {
-        return loader ? loader.snapshot() : { mounted: false, screen: null, widgetStatus: null, visitorId: null };
+        try {
+          return loader ? loader.snapshot() : { mounted: false, screen: null, widgetStatus: null, visitorId: null };
+        } catch (err) {
+          quiet(err);
+          return { mounted: false, error: "state" };
+        }
       }
     });
     boot();

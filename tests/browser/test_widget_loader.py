@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import pytest
 
-from tests.browser.support import HostSite, artifact, in_browser, page_with
+from tests.browser.support import HostSite, agent_online, artifact, in_browser, page_with
 from tests.support import Seed, Server, login, seed
 
 pytestmark = pytest.mark.slow
@@ -169,7 +169,9 @@ async def test_snippet_boots_heartbeats_and_opens(
             "errors": watch.errors,
         }
 
-    out = await in_browser(run_page(host_site.url("/"), scenario, shot=f"widget_boot_{where}"))
+    # an agent is online, so Start chat leads to the pre-chat form (issue 4: else "We're offline")
+    async with agent_online(server, await login(server, a)):
+        out = await in_browser(run_page(host_site.url("/"), scenario, shot=f"widget_boot_{where}"))
     assert out["errors"] == []
     assert out["visitorId"] and out["visitorId"].startswith("vis")
     assert out["token"]
@@ -187,7 +189,7 @@ async def test_snippet_boots_heartbeats_and_opens(
         "telegram": ("https://t.me/insuremax", "_blank", "noopener noreferrer"),
         "email": ("mailto:help@insuremax.example", "_blank", "noopener noreferrer"),
     }
-    assert out["sendDisabled"] is True
+    assert out["sendDisabled"] is False  # issue 4: the pre-chat form sends (validated in place)
     # the installation ping reached the server from the host page
     widget = await get_widget(server, a)
     assert widget["status"] == "ACTIVE"
