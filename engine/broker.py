@@ -2,7 +2,8 @@
 
 Subscribers (a widget's WebSocket, an agent's inbox WebSocket) subscribe to *topics*:
 ``("tenant", id)`` is the inbox's truth stream, ``("visitor", id)`` a visitor's own stream and
-``("conversation", id)`` a single conversation. Each subscriber has a small bounded queue.
+``("conversation", id)`` a single conversation, ``("visitors", tenant)`` every visitor of a tenant
+(for news that concerns them all, such as agents coming online). Each subscriber has a small bounded queue.
 Publishing never waits: a subscriber whose queue is full is dropped with a reason (its socket is
 then closed by the web layer), so one stalled socket never holds back the actor or the others.
 
@@ -23,15 +24,18 @@ from engine.events import Event
 Topic = tuple[str, str]
 
 DEFAULT_BUFFER = 256
+ALL: Topic = ("all", "*")  # every event: for the engine's own listeners (routing), never a socket
 
 
 def topics_of(event: Event) -> list[Topic]:
     """Where an event goes: its tenant's inbox, its conversation and its visitor."""
-    topics: list[Topic] = [("tenant", event.tenant_id)]
+    topics: list[Topic] = [("tenant", event.tenant_id), ALL]
     if event.conversation_id is not None:
         topics.append(("conversation", event.conversation_id))
     if event.visitor_id is not None:
         topics.append(("visitor", event.visitor_id))
+    if event.to_all_visitors:
+        topics.append(("visitors", event.tenant_id))
     return topics
 
 

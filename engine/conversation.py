@@ -178,11 +178,19 @@ class Reopen:
 
 
 @attrs.frozen
+class Transfer:
+    """Hand an OPEN conversation to another agent (routing re-offers the chats of an agent who
+    went offline)."""
+
+    agent: Agent
+
+
+@attrs.frozen
 class WaitTimeout:
     """The wait deadline passed. A no-op unless the conversation still waits on it."""
 
 
-Command = Create | Accept | PostMessage | Solve | Reopen | WaitTimeout
+Command = Create | Accept | PostMessage | Solve | Reopen | Transfer | WaitTimeout
 
 
 @attrs.frozen
@@ -417,6 +425,26 @@ def _reopen(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
     return b.done()
 
 
+def _transfer(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
+    assert isinstance(cmd, Transfer)
+    if state.status is not Status.OPEN:
+        raise IllegalTransition(
+            f"only OPEN conversations can be transferred; this one is {state.status.value}"
+        )
+    if state.assignee is not None and state.assignee.id == cmd.agent.id:
+        return Transition(state)
+    b = _Builder(attrs.evolve(state, assignee=cmd.agent, updated_at=now), now)
+    b.emit(
+        EventType.CONVERSATION_ASSIGNED,
+        {
+            "agent": cmd.agent.to_wire(),
+            "previousAgent": state.assignee.to_wire() if state.assignee else None,
+            "conversation": b.state.to_wire(),
+        },
+    )
+    return b.done()
+
+
 def _wait_timeout(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
     if not state.wait_pending:
         return Transition(state)  # accepted or solved before the timer's command arrived
@@ -435,5 +463,6 @@ _HANDLERS = {
     PostMessage: _post_message,
     Solve: _solve,
     Reopen: _reopen,
+    Transfer: _transfer,
     WaitTimeout: _wait_timeout,
 }

@@ -19,7 +19,7 @@ rehydrates it from storage.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -35,8 +35,10 @@ from engine.conversation import (
 )
 from engine.errors import ActorUnavailable, EngineError, NotFound
 from engine.events import Event
-from engine.store import ConversationStore
 from engine.supervisor import Envelope, Mailbox
+
+if TYPE_CHECKING:
+    from engine.store import ConversationStore
 
 KIND = "conversation"
 

@@ -24,6 +24,8 @@ class EventType(StrEnum):
     CONVERSATION_WAIT_TIMEOUT = "conversation_wait_timeout"
     VISITOR_PRESENCE_UPDATE = "visitor_presence_update"
     AGENT_PRESENCE_UPDATE = "agent_presence_update"
+    AGENTS_ONLINE_CHANGED = "agents_online_changed"
+    QUEUE_POSITION = "queue_position"
     CONVERSATION_READ = "conversation_read"
     WIDGET_STATUS_CHANGED = "widget_status_changed"
     WIDGET_UPDATED = "widget_updated"
@@ -34,7 +36,8 @@ class EventType(StrEnum):
 class Event:
     """One realtime event.
 
-    ``visitor_id`` is for routing only (which visitor stream gets it) and never goes on the wire.
+    ``visitor_id`` and ``to_all_visitors`` are for routing only (which visitor streams get it) and
+    never go on the wire.
     ``data`` is already in wire form (camelCase, JSON-ready); it is stored as-is, so a replay sends
     exactly what the live stream sent.
     """
@@ -46,6 +49,8 @@ class Event:
     conversation_id: str | None = None
     seq: int | None = None
     visitor_id: str | None = None
+    # routing only: also to every visitor stream of the tenant (agentsOnline changes)
+    to_all_visitors: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"type": self.type, "at": iso(self.at), "tenantId": self.tenant_id}

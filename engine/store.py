@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import attrs
+import trio
 
-from engine.conversation import Conversation, Message
+from engine.conversation import Conversation, Kind, Message, Status
 from engine.events import Event
+from engine.routing import OpenChat, RoutingAgent, RoutingSnapshot, WaitingChat
 from engine.visitor import VisitorSession
 
 
@@ -71,6 +73,9 @@ class MemoryStore:
     events: dict[str, list[Event]] = attrs.field(factory=dict)
     visitors: dict[str, VisitorSession] = attrs.field(factory=dict)
     widgets: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    agents: dict[str, RoutingAgent] = attrs.field(factory=dict)
+    routing_loads: int = 0
+    routing_latency: float = 0.0  # seconds a routing load takes (a database would take some)
     widget_writes: int = 0
     fail_commits: dict[str, int] = attrs.field(factory=dict)
     commits: int = 0
@@ -137,3 +142,30 @@ class MemoryStore:
     async def delete_widget(self, widget_id: str, now: Any) -> None:
         self.widget_writes += 1
         self.widgets[widget_id]["deleted_at"] = now
+
+    async def load_routing(self, tenant_id: str) -> RoutingSnapshot:
+        self.routing_loads += 1
+        if self.routing_latency:
+            await trio.sleep(self.routing_latency)
+
+        def routing(widget_id: str) -> str:
+            settings = self.widgets.get(widget_id, {}).get("settings") or {}
+            return str(settings.get("routing", "manual"))
+
+        mine = sorted(
+            (c for c in self.conversations.values() if c.tenant_id == tenant_id),
+            key=lambda c: (c.created_at, c.id),
+        )
+        return RoutingSnapshot(
+            waiting=tuple(
+                WaitingChat(c.id, c.visitor_id, c.created_at, routing(c.widget_id))
+                for c in mine
+                if c.status is Status.WAITING and c.kind is Kind.LIVE_CHAT
+            ),
+            open=tuple(
+                OpenChat(c.id, c.assignee.id, routing(c.widget_id))
+                for c in mine
+                if c.status is Status.OPEN and c.assignee is not None
+            ),
+            agents=tuple(self.agents.values()),
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -98,7 +99,14 @@ class LeftChat:
 
 
 class VisitorSessionActor:
-    """Owns one visitor's presence; persists before it publishes."""
+    """Owns one visitor's presence; persists before it publishes.
+
+    A busy page may send many heartbeats; the actor coalesces them. It publishes at most one
+    ``visitor_presence_update`` per ``publish_interval`` (the latest state, sent when the
+    interval has passed), and writes a heartbeat that changes nothing but the time at most once
+    per interval too. A new session, a new page (URL or title) and joining or leaving a chat are
+    written at once; the expiry update (``online: false``) is published at once.
+    """
 
     kind = KIND
 
@@ -110,13 +118,20 @@ class VisitorSessionActor:
         broker: Broker,
         clock: Clock,
         expiry_seconds: float = 60.0,
+        publish_interval: float = 1.0,
     ) -> None:
         self.id = visitor_id
         self.store = store
         self.broker = broker
         self.clock = clock
         self.expiry_seconds = expiry_seconds
+        self.publish_interval = publish_interval
         self.session: VisitorSession | None = None
+        self._published_at = -math.inf  # Trio time of the last presence update
+        self._saved_at = -math.inf  # Trio time of the last write
+        self._unpublished = False
+        self._unsaved = False
+        self.coalesced = 0  # commands whose presence update was folded into a later one
 
     def describe(self) -> dict[str, Any]:
         s = self.session
@@ -126,6 +141,7 @@ class VisitorSessionActor:
             "currentUrl": s.current_url if s else None,
             "conversationId": s.conversation_id if s else None,
             "expiresAt": iso(self._expires_at()) if s else None,
+            "coalescedHeartbeats": self.coalesced,
         }
 
     def _expires_at(self) -> dt.datetime | None:
@@ -133,37 +149,69 @@ class VisitorSessionActor:
             return None
         return self.session.last_seen_at + dt.timedelta(seconds=self.expiry_seconds)
 
+    def _flush_due(self) -> float:
+        """Trio time when the coalesced write or update is due (inf when nothing waits)."""
+        due = math.inf
+        if self._unsaved:
+            due = min(due, self._saved_at + self.publish_interval)
+        if self._unpublished:
+            due = min(due, self._published_at + self.publish_interval)
+        return due
+
     async def run(self, mailbox: Mailbox) -> None:
         self.session = await self.store.load_visitor(self.id)
         live = self.session is not None and not self._expired(self.session, self.clock.now())
-        while True:
-            expires = self._expires_at()
-            if live and expires is not None:
-                deadline = trio_deadline(self.clock, expires)
-            else:  # nothing live to expire: stop if no command comes
-                deadline = trio.current_time() + self.expiry_seconds
-            with trio.move_on_at(deadline) as expiry:
-                try:
-                    envelope = await mailbox.receive()
-                except trio.EndOfChannel:
+        try:
+            while True:
+                expires = self._expires_at()
+                if live and expires is not None:
+                    deadline = trio_deadline(self.clock, expires)
+                else:  # nothing live to expire: stop if no command comes
+                    deadline = trio.current_time() + self.expiry_seconds
+                flush = self._flush_due()
+                with trio.move_on_at(min(deadline, flush)) as waited:
+                    try:
+                        envelope = await mailbox.receive()
+                    except trio.EndOfChannel:
+                        return
+                if waited.cancelled_caught:
+                    if trio.current_time() >= flush:
+                        await self._flush()
+                        continue
+                    if live:
+                        await self._flush()
+                        self._publish(online=False)
                     return
-            if expiry.cancelled_caught:
-                if live:
-                    self._publish(online=False)
-                return
-            try:
-                result = await self._handle(envelope.command)
-            except Forbidden as exc:
+                try:
+                    result = await self._handle(envelope.command)
+                except Forbidden as exc:
+                    if envelope.reply:
+                        envelope.reply.fail(exc)
+                    continue
+                except BaseException:
+                    if envelope.reply:
+                        envelope.reply.fail(ActorUnavailable("visitor session failed; retry"))
+                    raise
+                live = True
                 if envelope.reply:
-                    envelope.reply.fail(exc)
-                continue
-            except BaseException:
-                if envelope.reply:
-                    envelope.reply.fail(ActorUnavailable("visitor session failed; retry"))
-                raise
-            live = True
-            if envelope.reply:
-                envelope.reply.set(result)
+                    envelope.reply.set(result)
+        finally:
+            if self._unsaved and self.session is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await self.store.save_visitor(self.session)
+
+    async def _flush(self) -> None:
+        now = trio.current_time()
+        if self._unsaved and now >= self._saved_at + self.publish_interval:
+            await self._save()
+        if self._unpublished and now >= self._published_at + self.publish_interval:
+            self._publish(online=True)
+
+    async def _save(self) -> None:
+        assert self.session is not None
+        await self.store.save_visitor(self.session)
+        self._saved_at = trio.current_time()
+        self._unsaved = False
 
     async def _handle(self, command: Any) -> VisitorSession:
         now = self.clock.now()
@@ -190,7 +238,12 @@ class VisitorSessionActor:
                 location=command.location or (current.location if current else None),
                 conversation_id=current.conversation_id if current else None,
             )
-            await self.store.save_visitor(new)
+            moved = (
+                current is None
+                or first_seen != current.first_seen_at
+                or (new.current_url, new.page_title, new.widget_id)
+                != (current.current_url, current.page_title, current.widget_id)
+            )
         elif isinstance(command, JoinedChat | LeftChat):
             if current is None:
                 raise Forbidden("no visitor session: send a heartbeat first")
@@ -204,11 +257,21 @@ class VisitorSessionActor:
                 )
             )
             new = attrs.evolve(current, conversation_id=conversation_id, last_seen_at=now)
-            await self.store.save_visitor(new)
+            moved = True
         else:
             raise TypeError(f"visitor session cannot handle {type(command).__name__}")
         self.session = new
-        self._publish(online=True)
+        clock_now = trio.current_time()
+        if moved or clock_now >= self._saved_at + self.publish_interval:
+            self._unsaved = True
+            await self._save()
+        else:
+            self._unsaved = True
+        if clock_now >= self._published_at + self.publish_interval:
+            self._publish(online=True)
+        else:
+            self.coalesced += 1
+            self._unpublished = True
         return new
 
     def _expired(self, session: VisitorSession, now: dt.datetime) -> bool:
@@ -217,6 +280,8 @@ class VisitorSessionActor:
     def _publish(self, *, online: bool) -> None:
         if self.session is None:
             return
+        self._published_at = trio.current_time()
+        self._unpublished = False
         now = self.clock.now()
         data = self.session.to_wire(now)
         data["online"] = online

@@ -16,6 +16,7 @@ import asyncpg
 
 from engine.conversation import Agent, Conversation, Kind, Message, SenderType, Status
 from engine.events import Event
+from engine.routing import OpenChat, RoutingAgent, RoutingSnapshot, WaitingChat
 from engine.visitor import VisitorSession
 
 Row = dict[str, Any]
@@ -59,16 +60,19 @@ async def insert_agent(
     name: str,
     password_hash: str,
     avatar_url: str | None = None,
+    max_open_chats: int = 5,
 ) -> None:
     await connection.execute(
-        """INSERT INTO agents (id, tenant_id, email, name, password_hash, avatar_url)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
+        """INSERT INTO agents (id, tenant_id, email, name, password_hash, avatar_url,
+                               max_open_chats)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
         agent_id,
         tenant_id,
         email,
         name,
         password_hash,
         avatar_url,
+        max_open_chats,
     )
 
 
@@ -572,6 +576,8 @@ async def select_conversation_detail(
 
 VIEWS = ("open", "unread", "assigned", "unassigned", "waiting", "solved", "all")
 
+OPEN = "(c.status = 'OPEN' OR (c.kind = 'offline_message' AND c.status <> 'SOLVED'))"
+
 UNREAD = """c.status <> 'SOLVED' AND EXISTS (
     SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.sender_type = 'visitor'
        AND m.seq > COALESCE((SELECT r.last_read_seq FROM conversation_reads r
@@ -584,7 +590,7 @@ async def count_conversations(
     """How many conversations each inbox view holds for this agent (one query)."""
     row = await connection.fetchrow(
         f"""SELECT
-              count(*) FILTER (WHERE c.status = 'OPEN') AS open,
+              count(*) FILTER (WHERE {OPEN}) AS open,
               count(*) FILTER (WHERE {UNREAD}) AS unread,
               count(*) FILTER (WHERE c.status <> 'SOLVED' AND c.assignee_id = $2) AS assigned,
               count(*) FILTER (WHERE c.status <> 'SOLVED' AND c.assignee_id IS NULL) AS unassigned,
@@ -660,7 +666,8 @@ async def select_conversations(
     """Conversations of one inbox view, newest first, each with its contact, last message,
     first message and whether it is unread for this agent."""
     where = {
-        "open": "c.status = 'OPEN'",
+        # work in progress: live chats an agent took, and offline messages (tickets) not solved
+        "open": OPEN,
         # visitor messages after the last agent message of an unsolved conversation
         # visitor messages this agent has not opened (conversation_reads is per agent)
         "unread": UNREAD,
@@ -719,3 +726,70 @@ async def save_actor_snapshot(
         state,
         now,
     )
+
+
+# --- routing ----------------------------------------------------------------------------------
+
+
+async def select_routing(connection: asyncpg.Connection, tenant_id: str) -> RoutingSnapshot:
+    """What the tenant's router decides from: waiting and open chats, agents, recent waits."""
+    rows = await connection.fetch(
+        """SELECT c.id, c.visitor_id, c.status, c.assignee_id, c.created_at,
+                  COALESCE(w.settings->>'routing', 'manual') AS routing
+             FROM conversations c JOIN widgets w ON w.id = c.widget_id
+            WHERE c.tenant_id = $1 AND c.kind = 'live_chat' AND c.status IN ('WAITING', 'OPEN')
+            ORDER BY c.created_at, c.id""",
+        tenant_id,
+    )
+    agents = await connection.fetch(
+        "SELECT id, name, avatar_url, max_open_chats FROM agents WHERE tenant_id = $1", tenant_id
+    )
+    average = await connection.fetchval(
+        """SELECT avg(extract(epoch FROM waited)) FROM (
+               SELECT min(e.at) - c.created_at AS waited
+                 FROM conversations c
+                 JOIN conversation_events e ON e.conversation_id = c.id
+                WHERE c.tenant_id = $1 AND c.kind = 'live_chat'
+                  AND e.type = 'conversation_assigned'
+                GROUP BY c.id, c.created_at
+                ORDER BY c.created_at DESC LIMIT 20) recent""",
+        tenant_id,
+    )
+    return RoutingSnapshot(
+        waiting=tuple(
+            WaitingChat(r["id"], r["visitor_id"], r["created_at"], r["routing"])
+            for r in rows
+            if r["status"] == "WAITING"
+        ),
+        open=tuple(
+            OpenChat(r["id"], r["assignee_id"], r["routing"])
+            for r in rows
+            if r["status"] == "OPEN" and r["assignee_id"] is not None
+        ),
+        agents=tuple(
+            RoutingAgent(a["id"], a["name"], a["avatar_url"], a["max_open_chats"]) for a in agents
+        ),
+        average_wait_seconds=float(average) if average is not None else None,
+    )
+
+
+async def select_tenants_with_waiting_chats(connection: asyncpg.Connection) -> list[str]:
+    rows = await connection.fetch(
+        """SELECT DISTINCT tenant_id FROM conversations
+            WHERE status = 'WAITING' AND kind = 'live_chat'"""
+    )
+    return [r["tenant_id"] for r in rows]
+
+
+async def count_open_chats(
+    connection: asyncpg.Connection, tenant_id: str, agent_id: str
+) -> tuple[int, int]:
+    """``(open chats assigned to the agent, the agent's limit)``."""
+    row = await connection.fetchrow(
+        """SELECT (SELECT count(*) FROM conversations
+                    WHERE tenant_id = $1 AND assignee_id = $2 AND status = 'OPEN') AS open,
+                  (SELECT max_open_chats FROM agents WHERE id = $2) AS capacity""",
+        tenant_id,
+        agent_id,
+    )
+    return int(row["open"]), int(row["capacity"] or 0)

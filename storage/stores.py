@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.conversation import Conversation, Message
 from engine.events import Event
+from engine.routing import RoutingSnapshot
 from engine.visitor import VisitorSession
 from storage import queries
 from storage.db import Database
@@ -54,3 +55,6 @@ class PostgresStore:
 
     async def delete_widget(self, widget_id: str, now: dt.datetime) -> None:
         await self.db.run(queries.delete_widget, widget_id, now)
+
+    async def load_routing(self, tenant_id: str) -> RoutingSnapshot:
+        return await self.db.run(queries.select_routing, tenant_id)

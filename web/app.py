@@ -65,6 +65,7 @@ WIDGET_JS = Path(__file__).resolve().parent.parent / "widget" / "widget.js"
 # Start-chat serialisation per visitor (this process is the only writer today; a later step with
 # several processes moves this into the visitor-session actor).
 _visitor_locks: dict[str, trio.Lock] = {}
+_agent_locks: dict[str, trio.Lock] = {}
 
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -673,6 +674,12 @@ def create_app(s: Services) -> Quart:
             wire["lastMessage"] = _last_message(last)
             wire["firstMessage"] = _last_message(first)
             wire["unread"] = unread
+            # an OPEN chat whose agent has no inbox open is flagged in the inbox
+            wire["assigneeOnline"] = (
+                s.presence.status(agent["tenant_id"], conversation.assignee.id) != "offline"
+                if conversation.assignee is not None
+                else None
+            )
             out.append(wire)
         return jsonify({"conversations": out, "view": view})
 
@@ -698,7 +705,21 @@ def create_app(s: Services) -> Quart:
 
     @app.post("/api/chat/conversations/<conversation_id>/accept")
     async def accept(conversation_id: str) -> Response:
-        outcome = await agent_command(conversation_id, Accept)
+        agent = await require_agent()
+        # one accept at a time per agent, so a double click cannot pass the limit twice
+        async with _agent_locks.setdefault(agent["id"], trio.Lock()):
+            open_chats, capacity = await s.db.run(
+                queries.count_open_chats, agent["tenant_id"], agent["id"]
+            )
+            if open_chats >= capacity:
+                raise ApiError(
+                    409,
+                    "at_capacity",
+                    f"you have {open_chats} open chats, your limit; solve one first",
+                    openChats=open_chats,
+                    capacity=capacity,
+                )
+            outcome = await agent_command(conversation_id, Accept)
         return jsonify(conversation_wire(outcome))
 
     @app.post("/api/chat/conversations/<conversation_id>/solve")
@@ -872,6 +893,8 @@ def _last_message(row: dict[str, Any] | None) -> dict[str, Any] | None:
         "id": row["id"],
         "seq": row["seq"],
         "senderType": row["sender_type"],
+        "senderId": row["sender_id"],
+        "senderName": row["sender_name"],
         "text": row["text"],
         "createdAt": iso(created),
     }

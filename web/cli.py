@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     a_create.add_argument("--name", required=True)
     a_create.add_argument("--password", required=True)
     a_create.add_argument("--avatar-url")
+    a_create.add_argument(
+        "--max-chats", type=int, default=5, help="OPEN chats the agent takes at once (5)"
+    )
 
     widget = sub.add_parser("widget", help="widgets").add_subparsers(dest="action", required=True)
     w_create = widget.add_parser("create", parents=[common])
@@ -118,6 +121,8 @@ async def _create_agent(db: Database, args: argparse.Namespace) -> dict[str, Any
         raise CliError(f"an agent with email {args.email} exists already")
     if len(args.password) < 8:
         raise CliError("the password needs at least 8 characters")
+    if args.max_chats < 1:
+        raise CliError("--max-chats must be 1 or more")
     agent_id = new_id("agt")
     await db.run(
         queries.insert_agent,
@@ -127,8 +132,15 @@ async def _create_agent(db: Database, args: argparse.Namespace) -> dict[str, Any
         args.name,
         await hash_password(args.password),
         args.avatar_url,
+        args.max_chats,
     )
-    return {"id": agent_id, "tenantId": args.tenant, "email": args.email, "name": args.name}
+    return {
+        "id": agent_id,
+        "tenantId": args.tenant,
+        "email": args.email,
+        "name": args.name,
+        "maxChats": args.max_chats,
+    }
 
 
 async def _create_widget(

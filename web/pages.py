@@ -1,10 +1,12 @@
-"""Server-rendered pages for agents: sign-in and Settings › Chat widgets (list and editor).
+"""Server-rendered pages for agents: sign-in, the Inbox and Settings › Chat widgets.
 
 The pages are plain HTML rendered with Jinja2 (autoescaped) from ``web/templates/`` plus small
 dependency-free scripts in ``web/static/``; the scripts talk to the JSON API (``/api/auth/*``,
 ``/api/chat/widgets``) and to the inbox WebSocket for live widget updates.
 
 * ``GET /login`` — sign-in form; already signed in: 302 to ``next``.
+* ``GET /inbox`` — the agent's inbox: a shell that ``inbox.js`` fills from the JSON API and keeps
+  live over the inbox WebSocket (views with counts, the conversation, details, live visitors).
 * ``GET /settings/widgets`` — the tenant's widgets, rendered server-side and kept live by
   ``settings.js`` (``widget_status_changed`` / ``widget_updated`` / ``widget_deleted`` frames).
 * ``GET /settings/widgets/new`` and ``GET /settings/widgets/<id>`` — the editor with a live
@@ -193,6 +195,25 @@ def register_pages(app: Quart) -> None:
             return redirect(target)  # type: ignore[return-value]
         html = await render_template(
             "login.html", agent=None, next=target, server_time=now_iso(), section=None
+        )
+        return _page(html)
+
+    @app.get("/inbox")
+    async def inbox_page() -> Response:
+        from web.app import agent_wire, services
+
+        agent = await signed_in_agent()
+        if agent is None:
+            return to_login()
+        s = services()
+        html = await render_template(
+            "inbox.html",
+            agent=agent,
+            me=agent_wire(agent),
+            presence=s.presence.status(agent["tenant_id"], agent["id"]),
+            visitor_expiry_seconds=int(s.settings.visitor_expiry_seconds),
+            server_time=now_iso(),
+            section="inbox",
         )
         return _page(html)
 

@@ -23,7 +23,10 @@ from engine.broker import Broker
 from engine.clock import Clock, SystemClock
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import ConversationActor
-from engine.supervisor import Actor, open_supervisor
+from engine.presence import AgentPresence
+from engine.routing import KIND as ROUTER
+from engine.routing import RouterActor, run_nudger
+from engine.supervisor import Actor, Supervisor, open_supervisor
 from engine.visitor import KIND as VISITOR
 from engine.visitor import VisitorSessionActor
 from engine.widget import ACTIVE_WINDOW, WidgetActor
@@ -33,7 +36,7 @@ from storage.db import Database
 from storage.stores import PostgresStore
 from web.app import create_app
 from web.auth import VisitorSigner
-from web.services import AgentPresence, Services, Settings
+from web.services import Services, Settings
 from web.widgets import widget_to_wire
 
 log = logging.getLogger("curbe.server")
@@ -54,7 +57,25 @@ async def open_services(
         key = await db.run(queries.select_or_create_secret, "visitor_token_key")
         broker = Broker()
         store = PostgresStore(db)
+        presence = AgentPresence(broker, clock)
+        pending_nudges: set[str] = set()
+        running: list[Supervisor] = []  # the router reaches other actors through it
+
+        async def dispatch(kind: str, actor_id: str, command: Any) -> Any:
+            return await running[0].call(kind, actor_id, command)
+
         factories: dict[str, Callable[[str], Actor]] = {
+            ROUTER: lambda tid: RouterActor(
+                tid,
+                store=store,
+                broker=broker,
+                clock=clock,
+                presence=presence,
+                dispatch=dispatch,
+                reoffer_after=settings.reoffer_after_seconds,
+                idle_seconds=settings.actor_idle_seconds,
+                pending=pending_nudges,
+            ),
             CONVERSATION: lambda cid: ConversationActor(
                 cid,
                 store=store,
@@ -68,6 +89,7 @@ async def open_services(
                 broker=broker,
                 clock=clock,
                 expiry_seconds=settings.visitor_expiry_seconds,
+                publish_interval=settings.presence_interval_seconds,
             ),
             WIDGET: lambda wid: WidgetActor(
                 wid,
@@ -78,9 +100,17 @@ async def open_services(
                 idle_seconds=settings.actor_idle_seconds,
             ),
         }
-        async with open_supervisor(
-            factories, clock=clock, grace_seconds=settings.shutdown_grace_seconds
-        ) as supervisor:
+        async with (
+            open_supervisor(
+                factories, clock=clock, grace_seconds=settings.shutdown_grace_seconds
+            ) as supervisor,
+            trio.open_nursery() as background,
+        ):
+            running.append(supervisor)
+            await background.start(run_nudger, broker, supervisor.cast, pending_nudges)
+            # queues resume: routers of tenants with waiting chats look again
+            for tenant_id in await db.run(queries.select_tenants_with_waiting_chats):
+                supervisor.ensure(ROUTER, tenant_id)
             for conversation_id in await db.run(queries.select_pending_wait_timers):
                 supervisor.ensure(CONVERSATION, conversation_id)
             # active widgets re-arm their 24-hour timer, so ACTIVE -> INACTIVE is still announced
@@ -94,9 +124,10 @@ async def open_services(
                 broker=broker,
                 clock=clock,
                 signer=VisitorSigner(key),
-                presence=AgentPresence(broker, clock),
+                presence=presence,
                 started_at=clock.now(),
             )
+            background.cancel_scope.cancel()
     finally:
         await db.close()
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 
 import attrs
 
 from engine.broker import Broker
 from engine.clock import Clock
-from engine.events import Event, EventType
+from engine.presence import AgentPresence
 from engine.supervisor import Supervisor
 from storage.db import Database
 from web.auth import VisitorSigner
 from web.people import LoginLimiter
+
+__all__ = ["AgentPresence", "Services", "Settings"]
 
 
 @attrs.define
@@ -28,72 +29,14 @@ class Settings:
     shutdown_grace_seconds: float = 5.0
     demo: bool = False
     session_days: int = 30
+    reoffer_after_seconds: float = 30.0
+    presence_interval_seconds: float = 1.0
     login_max_failures: int = 5
     login_window_seconds: float = 900.0
 
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
-
-
-class AgentPresence:
-    """Which agents have an inbox open (several tabs = one agent), and who set themself away."""
-
-    def __init__(self, broker: Broker, clock: Clock) -> None:
-        self._broker = broker
-        self._clock = clock
-        self._connections: dict[str, Counter[str]] = {}
-        self._away: set[str] = set()
-
-    def _online(self, tenant_id: str) -> set[str]:
-        return {
-            a for a, n in self._connections.get(tenant_id, Counter()).items() if n > 0
-        } - self._away
-
-    def agents_online(self, tenant_id: str) -> bool:
-        return bool(self._online(tenant_id))
-
-    def status(self, tenant_id: str, agent_id: str) -> str:
-        if self._connections.get(tenant_id, Counter())[agent_id] <= 0:
-            return "offline"
-        return "away" if agent_id in self._away else "online"
-
-    def connect(self, tenant_id: str, agent_id: str) -> None:
-        before = self.status(tenant_id, agent_id)
-        self._connections.setdefault(tenant_id, Counter())[agent_id] += 1
-        self._changed(tenant_id, agent_id, before)
-
-    def disconnect(self, tenant_id: str, agent_id: str) -> None:
-        before = self.status(tenant_id, agent_id)
-        counts = self._connections.get(tenant_id)
-        if counts is not None:
-            counts[agent_id] -= 1
-            if counts[agent_id] <= 0:
-                del counts[agent_id]
-                self._away.discard(agent_id)
-        self._changed(tenant_id, agent_id, before)
-
-    def set_away(self, tenant_id: str, agent_id: str, away: bool) -> None:
-        before = self.status(tenant_id, agent_id)
-        (self._away.add if away else self._away.discard)(agent_id)
-        self._changed(tenant_id, agent_id, before)
-
-    def _changed(self, tenant_id: str, agent_id: str, before: str) -> None:
-        after = self.status(tenant_id, agent_id)
-        if after == before:
-            return
-        self._broker.publish(
-            Event(
-                type=EventType.AGENT_PRESENCE_UPDATE.value,
-                at=self._clock.now(),
-                tenant_id=tenant_id,
-                data={
-                    "agentId": agent_id,
-                    "status": after,
-                    "agentsOnline": self.agents_online(tenant_id),
-                },
-            )
-        )
 
 
 @attrs.define

@@ -225,10 +225,10 @@ def register_sockets(app: Quart) -> None:
                 )
 
         await _serve(
-            [("visitor", visitor_id)],
+            [("visitor", visitor_id), ("visitors", tenant_id)],
             lambda: EventStream(websocket.send, load),
             handle,
-            {"visitorId": visitor_id},
+            {"visitorId": visitor_id, "agentsOnline": s.presence.agents_online(tenant_id)},
         )
 
     @app.websocket("/api/chat/inbox/ws")

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 LOCALES = ("auto", "en", "es")
+ROUTINGS = ("manual", "round_robin")
 MAX_DOMAINS = 50
 MIN_WAIT, MAX_WAIT = 1, 3600
 
@@ -48,7 +49,8 @@ DEFAULT_APPEARANCE: dict[str, Any] = {
     "minimized": "bubble",
     "position": "right",
     "showAgentAvatar": True,
-    "branding": {"enabled": True, "text": "Powered by Curbe Chat"},
+    # text None: the widget says "Powered by Curbe Chat" in the visitor's language
+    "branding": {"enabled": True, "text": None},
     "welcome": {
         "title": "Hi there",
         "text": "Questions? We are here to help. We usually answer in a few minutes.",
@@ -68,6 +70,7 @@ DEFAULT_DOCUMENT: dict[str, Any] = {
     "domains": [],
     "waitTimeoutSeconds": 60,
     "locale": "auto",
+    "routing": "manual",
     "appearance": DEFAULT_APPEARANCE,
     "channels": DEFAULT_CHANNELS,
 }
@@ -114,6 +117,7 @@ def widget_document(row: dict[str, Any]) -> dict[str, Any]:
             "domains": list(row.get("domains") or []),
             "waitTimeoutSeconds": row["wait_timeout_seconds"],
             "locale": settings.get("locale", "auto"),
+            "routing": settings.get("routing", "manual"),
             "appearance": settings.get("appearance", {}),
             "channels": settings.get("channels", {}),
         },
@@ -232,6 +236,7 @@ def validate_document(doc: dict[str, Any]) -> dict[str, Any]:
     elif not MIN_WAIT <= wait <= MAX_WAIT:
         check.fail("waitTimeoutSeconds", f"must be between {MIN_WAIT} and {MAX_WAIT} seconds")
     check.choice(doc, "locale", "locale", LOCALES)
+    check.choice(doc, "routing", "routing", ROUTINGS)
 
     appearance = check.section(doc.get("appearance"), DEFAULT_APPEARANCE, "appearance")
     if appearance is not None:
@@ -303,6 +308,7 @@ def validate_document(doc: dict[str, Any]) -> dict[str, Any]:
         "wait_timeout_seconds": wait,
         "settings": {
             "locale": doc["locale"],
+            "routing": doc["routing"],
             "appearance": appearance_out,
             "channels": clean(channels),
         },
@@ -365,6 +371,7 @@ def widget_to_wire(row: dict[str, Any], now: dt.datetime, public_url: str) -> di
         "lastRefusedDomain": row.get("last_refused_domain"),
         "waitTimeoutSeconds": doc["waitTimeoutSeconds"],
         "locale": doc["locale"],
+        "routing": doc["routing"],
         "appearance": doc["appearance"],
         "channels": doc["channels"],
         "embedCode": embed_code(public_url, row["id"], row["tenant_id"]),

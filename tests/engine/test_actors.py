@@ -7,8 +7,10 @@ same flows run against PostgreSQL in ``tests/web``.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import trio
@@ -253,3 +255,88 @@ async def test_visitor_session_expires_after_its_last_heartbeat(
             assert events[-1].data["inChat"] is True
             assert events[-1].data["currentUrl"] == "https://shop.example.com/b"
         assert not sup.is_running(VISITOR, "v1")
+
+
+class CountingStore(MemoryStore):
+    """A MemoryStore that counts visitor writes."""
+
+    visitor_writes: int = 0
+
+    async def save_visitor(self, session: Any) -> None:
+        self.visitor_writes += 1
+        await super().save_visitor(session)
+
+
+async def test_200_heartbeats_a_second_make_at_most_one_update_a_second(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    store = CountingStore()
+    async with engine(store, expiry=60) as (sup, broker, _, clock):
+        with broker.subscribe(("tenant", "t1"), buffer=1000) as sub:
+            url = "https://shop.example.com/a"
+            started = trio.current_time()
+            for n in range(600):  # 3 seconds at 200 heartbeats/s, same page
+                if n == 450:
+                    url = "https://shop.example.com/b"  # a new page in the last second
+                await sup.call(VISITOR, "v1", Heartbeat("t1", "w1", url, "shop.example.com"))
+                await trio.sleep(1 / 200)
+            await trio.sleep(1.5)  # let the trailing update go out (fake clock)
+            times = []
+            last = None
+            while True:
+                try:
+                    event = sub.receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                times.append(trio.current_time())
+                last = event
+            assert trio.current_time() - started < 5
+        # at most one update per second: 3 s of heartbeats (+ the trailing one)
+        assert 3 <= len(times) <= 4, len(times)
+        assert last is not None and last.data["currentUrl"] == "https://shop.example.com/b"
+        assert last.data["online"] is True
+        # writes: the first, one per second, and the new page at once
+        assert store.visitor_writes <= 5, store.visitor_writes
+        assert store.visitors["v1"].current_url == "https://shop.example.com/b"
+
+
+async def test_coalesced_updates_are_spaced_a_second_apart(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with engine(expiry=60) as (sup, broker, store, clock):
+        with broker.subscribe(("tenant", "t1"), buffer=1000) as sub:
+            seen: list[float] = []
+
+            async def watch() -> None:
+                async for _event in sub:
+                    seen.append(trio.current_time())
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch)
+                for _ in range(1000):  # 5 s at 200/s
+                    hb = Heartbeat("t1", "w1", "https://shop.example.com/", "shop.example.com")
+                    await sup.call(VISITOR, "v1", hb)
+                    await trio.sleep(1 / 200)
+                await trio.sleep(2)
+                nursery.cancel_scope.cancel()
+        gaps = [b - a for a, b in itertools.pairwise(seen)]
+        assert len(seen) >= 5
+        assert min(gaps) >= 1 - 1e-6, gaps
+
+
+async def test_joining_a_chat_is_written_at_once_and_published_within_a_second(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    store = CountingStore()
+    async with engine(store, expiry=60) as (sup, broker, _, clock):
+        with broker.subscribe(("tenant", "t1")) as sub:
+            hb = Heartbeat("t1", "w1", "https://shop.example.com/", "shop.example.com")
+            await sup.call(VISITOR, "v1", hb)
+            first = await sub.receive.receive()
+            assert first.data["inChat"] is False
+            before = trio.current_time()
+            await sup.call(VISITOR, "v1", JoinedChat("c1"))
+            assert store.visitors["v1"].conversation_id == "c1"  # written before the answer
+            update = await sub.receive.receive()
+            assert update.data["inChat"] is True
+            assert trio.current_time() - before <= 1

@@ -33,6 +33,7 @@ from engine.conversation import (
     SenderType,
     Solve,
     Status,
+    Transfer,
     Transition,
     WaitTimeout,
     apply,
@@ -162,6 +163,7 @@ COMMANDS: dict[str, Callable[[], Command]] = {
     "reopen_alice": lambda: Reopen(ALICE),
     "reopen_bob": lambda: Reopen(BOB),
     "wait_timeout": WaitTimeout,
+    "transfer_bob": lambda: Transfer(BOB),
 }
 
 
@@ -191,6 +193,7 @@ TABLE: dict[str, dict[str, tuple[Any, ...]]] = {
         "reopen_alice": NO_CONV,
         "reopen_bob": NO_CONV,
         "wait_timeout": NO_CONV,
+        "transfer_bob": NO_CONV,
     },
     "waiting": {
         "create_live": EXISTS,
@@ -203,6 +206,7 @@ TABLE: dict[str, dict[str, tuple[Any, ...]]] = {
         "reopen_alice": ILLEGAL,
         "reopen_bob": ILLEGAL,
         "wait_timeout": ok(WAITING, [TIMEOUT], None),
+        "transfer_bob": ILLEGAL,
     },
     "waiting_offline": {
         "create_live": EXISTS,
@@ -215,6 +219,7 @@ TABLE: dict[str, dict[str, tuple[Any, ...]]] = {
         "reopen_alice": ILLEGAL,
         "reopen_bob": ILLEGAL,
         "wait_timeout": ok(WAITING, [], None),  # a ticket has no wait timer
+        "transfer_bob": ILLEGAL,
     },
     "waiting_timed_out": {
         "create_live": EXISTS,
@@ -227,6 +232,7 @@ TABLE: dict[str, dict[str, tuple[Any, ...]]] = {
         "reopen_alice": ILLEGAL,
         "reopen_bob": ILLEGAL,
         "wait_timeout": ok(WAITING, [], None),  # fires once only
+        "transfer_bob": ILLEGAL,
     },
     "open_alice": {
         "create_live": EXISTS,
@@ -239,6 +245,7 @@ TABLE: dict[str, dict[str, tuple[Any, ...]]] = {
         "reopen_alice": ILLEGAL,
         "reopen_bob": ILLEGAL,
         "wait_timeout": ok(OPEN, [], ALICE.id),
+        "transfer_bob": ok(OPEN, [ASSIGNED], BOB.id),
     },
     "solved_alice": {
         "create_live": EXISTS,
@@ -251,6 +258,7 @@ TABLE: dict[str, dict[str, tuple[Any, ...]]] = {
         "reopen_alice": ok(OPEN, [STATUS], ALICE.id),  # same agent: no re-assignment event
         "reopen_bob": ok(OPEN, [ASSIGNED, STATUS], BOB.id),
         "wait_timeout": ok(SOLVED, [], ALICE.id),
+        "transfer_bob": ILLEGAL,
     },
     "solved_unassigned": {
         "create_live": EXISTS,
@@ -263,6 +271,7 @@ TABLE: dict[str, dict[str, tuple[Any, ...]]] = {
         "reopen_alice": ok(OPEN, [ASSIGNED, STATUS], ALICE.id),
         "reopen_bob": ok(OPEN, [ASSIGNED, STATUS], BOB.id),
         "wait_timeout": ok(SOLVED, [], None),
+        "transfer_bob": ILLEGAL,
     },
 }
 
@@ -957,6 +966,7 @@ commands_strategy: st.SearchStrategy[Command] = st.one_of(
     st.builds(Accept, agents),
     st.builds(Solve, agents),
     st.builds(Reopen, agents),
+    st.builds(Transfer, agents),
     st.just(WaitTimeout()),
     st.builds(
         PostMessage,

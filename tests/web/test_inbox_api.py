@@ -341,3 +341,52 @@ async def test_a_good_sign_in_clears_earlier_failures(server: Server) -> None:
     for _ in range(4):
         assert_error(await _login(server, a, "wrong"), 401, "invalid_credentials")
     assert (await _login(server, a, a.password)).status_code == 200
+
+
+async def test_an_offline_message_is_a_ticket_in_open_and_unassigned(server: Server) -> None:
+    [a] = await seed(server)
+    token = await login(server, a)
+    v = await new_visitor(server, a.widget_id)
+    async with server.http(v.token) as client:
+        r = await client.post(
+            f"/api/chat/widgets/{a.widget_id}/offline-messages",
+            json={
+                "name": "Ana",
+                "email": "ana@example.com",
+                "phone": "+52 55 1234 5678",
+                "message": "Call me tomorrow",
+            },
+        )
+        assert r.status_code == 201, r.text
+        ticket = r.json()["id"]
+    views = {}
+    for view in ("open", "unassigned", "waiting", "unread"):
+        body = await get(server, token, f"/api/chat/conversations?view={view}")
+        views[view] = {c["id"] for c in body["conversations"]}
+    assert views == {"open": {ticket}, "unassigned": {ticket}, "waiting": set(), "unread": {ticket}}
+    got = await counts(server, token)
+    assert (got["open"], got["unassigned"], got["waiting"]) == (1, 1, 0)
+    detail = await get(server, token, f"/api/chat/conversations/{ticket}")
+    assert detail["kind"] == "offline_message"
+    assert detail["contact"]["phone"] == "+52 55 1234 5678"
+
+
+async def test_widgets_hear_when_agents_come_and_go(server: Server) -> None:
+    [a] = await seed(server)
+    [other] = await seed(server, tenant_name="Rival")
+    token = await login(server, a)
+    v = await new_visitor(server, a.widget_id)
+    spy = await new_visitor(server, other.widget_id)
+    async with visitor_socket(server, v) as widget, visitor_socket(server, spy) as elsewhere:
+        assert widget.seen[0]["agentsOnline"] is False  # in the ready frame
+        async with inbox_socket(server, token) as inbox:
+            event = await widget.wait_for("agents_online_changed")
+            assert event["data"] == {"agentsOnline": True}
+            await inbox.send({"type": "presence", "status": "away"})
+            event = await widget.wait_for("agents_online_changed")
+            assert event["data"] == {"agentsOnline": False}
+            await inbox.send({"type": "presence", "status": "online"})
+            assert (await widget.wait_for("agents_online_changed"))["data"]["agentsOnline"]
+        event = await widget.wait_for("agents_online_changed")
+        assert event["data"] == {"agentsOnline": False}
+        assert [f for f in await elsewhere.drain() if f["type"] == "agents_online_changed"] == []

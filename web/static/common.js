@@ -1,4 +1,4 @@
-/* Curbe Chat pages: helpers shared by the sign-in, widget settings and (later) inbox pages.
+/* Curbe Chat pages: helpers shared by the sign-in, widget settings and inbox pages.
  *
  * One global, `CurbePage`. No framework. Everything a person typed goes into the DOM with
  * textContent, never innerHTML. Times come from the server; the browser's clock only measures
@@ -98,6 +98,162 @@
     return isNaN(t) ? "" : exact.format(new Date(t));
   }
 
+  var timeOfDay = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+  var dayAndTime = new Intl.DateTimeFormat(undefined, {
+    month: "short",
+    day: "numeric",
+    hour: "numeric",
+    minute: "2-digit",
+  });
+  var fullDayAndTime = new Intl.DateTimeFormat(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "numeric",
+    minute: "2-digit",
+  });
+
+  function localDay(date) {
+    return date.getFullYear() + "-" + date.getMonth() + "-" + date.getDate();
+  }
+
+  /** A server timestamp as the viewer reads it, in the viewer's time zone: "7:20 AM" today,
+   * "Nov 28, 7:20 AM" another day this year, "Nov 28, 2025, 7:20 AM" before. "Today" is the
+   * server's today (skew-corrected), so a wrong browser clock does not move the day. */
+  function shortTime(iso) {
+    var t = Date.parse(iso || "");
+    if (isNaN(t)) return "";
+    var when = new Date(t);
+    var now = new Date(serverNow());
+    if (localDay(when) === localDay(now)) return timeOfDay.format(when);
+    if (when.getFullYear() === now.getFullYear()) return dayAndTime.format(when);
+    return fullDayAndTime.format(when);
+  }
+
+  /** "45 s", "3 min", "1 h 5 min", "2 d 3 h": a duration in whole seconds, compact. */
+  function duration(seconds) {
+    var s = Math.max(0, Math.floor(seconds));
+    if (s < 60) return s + " s";
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + " min";
+    var h = Math.floor(m / 60);
+    if (h < 24) return h + " h" + (m % 60 ? " " + (m % 60) + " min" : "");
+    var d = Math.floor(h / 24);
+    return d + " d" + (h % 24 ? " " + (h % 24) + " h" : "");
+  }
+
+  /** The tenant's event stream (WS /api/chat/inbox/ws + query), kept open.
+   *
+   * options.query: e.g. "?presence=0"; options.onFrame(frame) gets every JSON frame (`ready`
+   * included, after the server-time offset was taken from it); options.onState(state) gets
+   * "connecting" | "live" | "reconnecting". Reconnects with jittered exponential backoff (at most
+   * 30 s), at once when the browser comes back online or the tab becomes visible; pings every
+   * 25 s and drops a socket that does not answer within 10 s. Close code 4401 (signed out) goes
+   * to the sign-in page. Returns {send(frame) -> bool, reconnectNow()}.
+   */
+  function openStream(options) {
+    var socket = null;
+    var attempt = 0;
+    var reconnectTimer = null;
+    var pingTimer = null;
+    var pongDeadline = null;
+    var state = null;
+
+    function setState(next) {
+      if (next === state) return;
+      state = next;
+      if (options.onState) options.onState(next);
+    }
+
+    function connect() {
+      clearTimeout(reconnectTimer);
+      reconnectTimer = null;
+      var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      var ws;
+      try {
+        ws = new WebSocket(scheme + location.host + "/api/chat/inbox/ws" + (options.query || ""));
+      } catch (e) {
+        scheduleReconnect();
+        return;
+      }
+      socket = ws;
+      ws.onmessage = function (event) {
+        if (socket !== ws) return;
+        var frame;
+        try {
+          frame = JSON.parse(event.data);
+        } catch (e) {
+          return;
+        }
+        if (!frame || typeof frame.type !== "string") return;
+        if (frame.type === "pong") {
+          pongDeadline = null;
+          return;
+        }
+        if (frame.type === "ready") {
+          attempt = 0;
+          setServerTime(frame.serverTime);
+          setState("live");
+        }
+        options.onFrame(frame);
+      };
+      ws.onopen = function () {
+        pingTimer = setInterval(function () {
+          if (socket !== ws || ws.readyState !== WebSocket.OPEN) return;
+          if (pongDeadline !== null && Date.now() > pongDeadline) {
+            ws.close();
+            return;
+          }
+          if (pongDeadline === null) pongDeadline = Date.now() + 10000;
+          ws.send(JSON.stringify({ type: "ping" }));
+        }, 25000);
+      };
+      ws.onclose = function (event) {
+        if (socket !== ws) return;
+        socket = null;
+        clearInterval(pingTimer);
+        pingTimer = null;
+        pongDeadline = null;
+        if (event.code === 4401) {
+          toLogin(); // the session ended
+          return;
+        }
+        scheduleReconnect();
+      };
+    }
+
+    function scheduleReconnect() {
+      if (reconnectTimer !== null) return;
+      setState("reconnecting");
+      attempt += 1;
+      var ceiling = Math.min(30000, 1000 * Math.pow(2, attempt - 1));
+      var delay = ceiling / 2 + Math.random() * (ceiling / 2); // jittered exponential backoff
+      reconnectTimer = setTimeout(connect, delay);
+    }
+
+    function reconnectNow() {
+      if (socket === null && reconnectTimer !== null) {
+        clearTimeout(reconnectTimer);
+        reconnectTimer = null;
+        connect();
+      }
+    }
+    window.addEventListener("online", reconnectNow);
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible") reconnectNow();
+    });
+
+    function send(frame) {
+      if (socket === null || socket.readyState !== WebSocket.OPEN) return false;
+      socket.send(JSON.stringify(frame));
+      return true;
+    }
+
+    setState("connecting");
+    connect();
+    return { send: send, reconnectNow: reconnectNow };
+  }
+
   /** Copy text: the async Clipboard API, else a selected textarea and execCommand. */
   function copyText(text) {
     function fallback() {
@@ -172,6 +328,9 @@
     serverNow: serverNow,
     relativeTime: relativeTime,
     exactTime: exactTime,
+    shortTime: shortTime,
+    duration: duration,
+    openStream: openStream,
     copyText: copyText,
     el: el,
     readJson: readJson,

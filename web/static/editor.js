@@ -59,6 +59,7 @@
       domains: domainsList(),
       waitTimeoutSeconds: waitValue(),
       locale: $("f-locale").value,
+      routing: $("f-routing").value,
       appearance: {
         colorTheme: $("f-color").value.trim(),
         minimized: $("f-minimized").value,
@@ -108,6 +109,7 @@
       $("f-wait").value = String(w.waitTimeoutSeconds);
     }
     $("f-locale").value = w.locale || "auto";
+    $("f-routing").value = w.routing || "manual";
   }
 
   function applySaved(w) {

@@ -1,0 +1,893 @@
+"""The agent Inbox in a real browser: live views and counts, Accept races, messages both ways,
+Solve, live visitors, Start chat, details, escaping, tenancy, time zones and presence.
+
+Each test runs a real server (Hypercorn + PostgreSQL) and headless Chromium in a worker thread
+(:func:`tests.browser.support.in_browser`). Visitors are driven over the HTTP API from inside the
+browser scenario with ``call`` (it runs a coroutine in the test's Trio loop, which keeps serving
+meanwhile). Agents sign in by cookie, except one test that uses the sign-in form. Waits are on DOM
+conditions (or on a WebSocket frame), never on the clock; a page error, a console error or any
+dialog fails the test. Screenshots of each view go to ``artifacts/browser/inbox_*.png``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import pytest
+import trio
+
+from tests.browser.support import artifact, in_browser
+from tests.support import (
+    ManualClock,
+    Seed,
+    Server,
+    Socket,
+    Visitor,
+    login,
+    new_visitor,
+    open_server,
+    open_socket,
+    seed,
+    visitor_socket,
+)
+
+pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
+XSS = "<img src=x onerror=alert(1)>"
+COUNT_VIEWS = ["open", "unread", "assigned", "unassigned", "waiting", "visitors", "solved", "all"]
+
+
+# --- helpers (browser side: these run in the worker thread) ----------------------------------
+
+
+def call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` in the test's Trio loop from the browser thread."""
+    return trio.from_thread.run(functools.partial(fn, *args, **kwargs))
+
+
+def new_page(
+    browser: Any, srv: Server, token: str | None = None, **context: Any
+) -> tuple[Any, list[str]]:
+    """A page of a fresh context signed in with ``token``, and the list its problems go to."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=10_000)
+    context.setdefault("locale", "en-US")
+    ctx = browser.new_context(base_url=srv.base_url, **context)
+    if token:
+        ctx.add_cookies([{"name": "curbe_session", "value": token, "url": srv.base_url}])
+    page = ctx.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+
+    def console(msg: Any) -> None:
+        # Chromium logs each 4xx answer (a 409 on a lost Accept is expected); anything else
+        # logged as an error (a CSP refusal, an exception) is a problem.
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            problems.append(f"console.error: {msg.text}")
+
+    def dialog(d: Any) -> None:
+        problems.append(f"unexpected dialog: {d.type}: {d.message}")
+        d.dismiss()
+
+    page.on("console", console)
+    page.on("dialog", dialog)
+    return page, problems
+
+
+def open_inbox(page: Any, view: str = "open") -> None:
+    """Go to the inbox on ``view`` and wait until its socket is live and the list loaded."""
+    from playwright.sync_api import expect
+
+    page.goto(f"/inbox#{view}")
+    expect(page.locator("#live-indicator")).to_have_text("Live")
+    expect(page.locator("#list-loading")).to_be_hidden()
+
+
+def view_button(page: Any, view: str) -> Any:
+    return page.locator(f'[data-view="{view}"]')
+
+
+def count(page: Any, view: str) -> Any:
+    return view_button(page, view).locator(".count")
+
+
+def conv_row(page: Any, cid: str) -> Any:
+    return page.locator(f'#conversation-list [data-conversation-id="{cid}"]')
+
+
+def details(page: Any, name: str) -> Any:
+    return page.locator(f'#details-body [data-field="{name}"]')
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=artifact(f"inbox_{name}.png"))
+
+
+# --- helpers (Trio side) ---------------------------------------------------------------------
+
+
+async def start_chat(
+    srv: Server,
+    v: Visitor,
+    text: str,
+    name: str = "Carlos Lopez",
+    email: str = "carlos@example.com",
+    **extra: Any,
+) -> dict[str, Any]:
+    async with srv.http(v.token) as client:
+        r = await client.post(
+            f"/api/chat/widgets/{v.widget_id}/conversations",
+            json={"name": name, "email": email, "message": text, **extra},
+        )
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def visitor_says(srv: Server, v: Visitor, cid: str, text: str) -> dict[str, Any]:
+    async with srv.http(v.token) as client:
+        r = await client.post(
+            f"/api/chat/widgets/{v.widget_id}/conversations/{cid}/messages", json={"text": text}
+        )
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def visitor_conversation(srv: Server, v: Visitor) -> dict[str, Any]:
+    async with srv.http(v.token) as client:
+        r = await client.get(f"/api/chat/widgets/{v.widget_id}/conversation")
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def heartbeat(srv: Server, v: Visitor, url: str) -> None:
+    async with srv.http(v.token) as client:
+        r = await client.post(
+            f"/api/chat/widgets/{v.widget_id}/heartbeat",
+            json={"currentDomain": "shop.example.com", "currentUrl": url},
+        )
+    assert r.status_code == 200, r.text
+    assert r.json()["visitorId"] == v.visitor_id
+
+
+async def agent_get(srv: Server, token: str, path: str) -> Any:
+    async with srv.http(token) as client:
+        r = await client.get(path)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def widget_config(srv: Server, widget_id: str) -> dict[str, Any]:
+    async with srv.http() as client:
+        r = await client.get(f"/api/chat/widgets/{widget_id}/config")
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def next_frame(sock: Socket, type_: str, test: Callable[[dict[str, Any]], bool]) -> Any:
+    while True:
+        frame = await sock.wait_for(type_)
+        if test(frame):
+            return frame
+
+
+async def signed_in(srv: Server, agents: int = 1, **kwargs: Any) -> list[tuple[Seed, str]]:
+    people = await seed(srv, agents=agents, **kwargs)
+    return [(who, await login(srv, who)) for who in people]
+
+
+# --- a new chat, everywhere at once ------------------------------------------------------------
+
+
+async def test_a_new_chat_reaches_both_inboxes_live_and_the_login_form_leads_there(
+    server: Server,
+) -> None:
+    (a, ta), (b, _tb) = await signed_in(server, agents=2)
+    v = await new_visitor(server, a.widget_id)
+    async with server.http() as client:  # no session: the page sends you to sign in first
+        r = await client.get("/inbox")
+        assert r.status_code == 302
+        assert r.headers["location"] == "/login?next=/inbox"
+    async with server.http(cookies={"curbe_session": ta}) as client:
+        r = await client.get("/inbox")
+        assert r.status_code == 200
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert r.headers["cache-control"] == "no-store"
+        assert "<script>" not in r.text  # no inline script: the JSON block only
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page_a, problems_a = new_page(browser, server, ta)
+        open_inbox(page_a, "waiting")
+        expect(page_a.locator("#list-empty")).to_contain_text("Nobody is waiting")
+        expect(count(page_a, "waiting")).to_have_text("0")
+        expect(page_a).to_have_title("Inbox · Curbe Chat")
+        shot(page_a, "waiting_empty")
+
+        page_b, problems_b = new_page(browser, server)  # B signs in through the form
+        page_b.goto("/inbox")
+        page_b.wait_for_url(re.compile(r"/login\?next=(%2F|/)inbox$"))
+        page_b.get_by_label("Email").fill(b.agent_email)
+        page_b.get_by_label("Password").fill(b.password)
+        page_b.get_by_role("button", name="Sign in").click()
+        page_b.wait_for_url(re.compile(r"/inbox(#.*)?$"))
+        expect(page_b.locator("#live-indicator")).to_have_text("Live")
+        expect(page_b.locator(".whoami-name")).to_have_text(b.agent_name)
+        view_button(page_b, "waiting").click()
+        expect(page_b.locator("#list-empty")).to_be_visible()
+
+        chat = call(start_chat, server, v, "hola, ¿tienen seguro de auto?")
+        cid = chat["id"]
+        for page in (page_a, page_b):  # no reload: the row, the counts, the title
+            row = conv_row(page, cid)
+            expect(row).to_have_attribute("data-status", "WAITING")
+            expect(row.locator(".conv-name")).to_have_text("Carlos Lopez")
+            expect(row.locator(".conv-preview")).to_have_text("hola, ¿tienen seguro de auto?")
+            expect(row.locator(".conv-time")).to_contain_text("waited")
+            expect(row.locator(".unread-dot")).to_have_count(1)
+            expect(row.get_by_role("button", name="Accept Chat")).to_be_visible()
+            expect(count(page, "waiting")).to_have_text("1")
+            expect(count(page, "unassigned")).to_have_text("1")
+            expect(count(page, "unread")).to_have_text("1")
+            expect(count(page, "all")).to_have_text("1")
+            expect(count(page, "open")).to_have_text("0")
+            expect(page.locator("#list-empty")).to_be_hidden()
+        # page A was already on Waiting: the title still says so until the agent looks
+        expect(page_a).to_have_title("(1) New chat · Curbe Inbox")
+        shot(page_a, "waiting")
+        page_a.locator("#conversation-list").click(position={"x": 5, "y": 5})  # the agent looks
+        expect(page_a).to_have_title("Inbox · Curbe Chat")
+
+        # the waited time runs live
+        first = conv_row(page_a, cid).locator(".conv-time").text_content()
+        page_a.wait_for_function(
+            """([id, before]) => {
+                const t = document.querySelector(`[data-conversation-id="${id}"] .conv-time`);
+                return t && t.textContent !== before;
+            }""",
+            arg=[cid, first],
+        )
+        assert problems_a == [] and problems_b == [], (problems_a, problems_b)
+
+    await in_browser(scenario)
+
+
+async def test_two_agents_accept_at_once_and_exactly_one_gets_it(server: Server) -> None:
+    (a, ta), (b, tb) = await signed_in(server, agents=2)
+    v = await new_visitor(server, a.widget_id)
+    cid = (await start_chat(server, v, "hola"))["id"]
+    names = {a.agent_id: a.agent_name, b.agent_id: b.agent_name}
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page_a, problems_a = new_page(browser, server, ta)
+        page_b, problems_b = new_page(browser, server, tb)
+        for page in (page_a, page_b):
+            open_inbox(page, "waiting")
+            expect(conv_row(page, cid).get_by_role("button", name="Accept Chat")).to_be_enabled()
+        click = """id => document.querySelector(
+            `#conversation-list [data-conversation-id="${id}"] [data-action="accept"]`).click()"""
+        page_a.evaluate(click, cid)  # both clicks go out before either answer is awaited
+        page_b.evaluate(click, cid)
+
+        for page in (page_a, page_b):  # the row leaves both Waiting lists
+            expect(conv_row(page, cid)).to_have_count(0)
+            expect(count(page, "waiting")).to_have_text("0")
+        detail = call(agent_get, server, ta, f"/api/chat/conversations/{cid}")
+        winner_id = detail["assignee"]["id"]
+        assert detail["status"] == "OPEN" and winner_id in names
+        won, lost = (page_a, page_b) if winner_id == a.agent_id else (page_b, page_a)
+
+        # the winner has it open, assigned to them, and may reply
+        expect(won.locator("#thread")).to_have_attribute("data-conversation-id", cid)
+        expect(won.locator("#thread")).to_have_attribute("data-status", "OPEN")
+        expect(details(won, "assignee")).to_have_text(f"{names[winner_id]} (you)")
+        expect(won.locator("#composer-text")).to_be_enabled()
+        expect(count(won, "assigned")).to_have_text("1")
+        # the other is told who got it
+        expect(lost.locator("#list-notice")).to_have_text(f"{names[winner_id]} accepted this chat")
+        expect(count(lost, "assigned")).to_have_text("0")
+        expect(count(lost, "open")).to_have_text("1")
+        shot(lost, "accept_lost")
+        shot(won, "accept_won")
+        assert problems_a == [] and problems_b == [], (problems_a, problems_b)
+
+    await in_browser(scenario)
+
+
+# --- a conversation ---------------------------------------------------------------------------
+
+
+async def test_messages_flow_both_ways_live(server: Server) -> None:
+    [(a, ta)] = await signed_in(server)
+    v = await new_visitor(server, a.widget_id)
+
+    async with visitor_socket(server, v) as widget:
+
+        def scenario(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            page, problems = new_page(browser, server, ta)
+            open_inbox(page, "waiting")
+            cid = call(start_chat, server, v, "hola")["id"]
+            conv_row(page, cid).locator('[data-action="open"]').click()
+            thread = page.locator("#thread")
+            expect(thread).to_have_attribute("data-status", "WAITING")
+            expect(page.locator("#messages .msg")).to_have_count(1)
+            composer = page.locator("#composer-text")
+            expect(composer).to_be_disabled()  # accept first
+            expect(page.locator("#composer-hint")).to_have_text("Accept this chat to reply.")
+            expect(conv_row(page, cid)).to_have_attribute("data-unread", "false")  # opened
+
+            page.locator("#thread-accept").click()
+            expect(thread).to_have_attribute("data-status", "OPEN")
+            expect(composer).to_be_enabled()
+            expect(count(page, "assigned")).to_have_text("1")
+
+            call(visitor_says, server, v, cid, "¿Cubre robo total?")  # visitor -> agent
+            visitor_msgs = page.locator('#messages .msg[data-sender="visitor"]')
+            expect(visitor_msgs).to_have_count(2)
+            expect(visitor_msgs.last.locator(".msg-text")).to_have_text("¿Cubre robo total?")
+            expect(visitor_msgs.last.locator(".msg-sender")).to_have_text("Carlos Lopez")
+            expect(count(page, "unread")).to_have_text("0")  # open and visible: read
+
+            composer.fill("Sí, cubre robo total.")  # agent -> visitor, Shift+Enter = new line
+            composer.press("Shift+Enter")
+            composer.type("¿Le envío una cotización?")
+            composer.press("Enter")
+            text = "Sí, cubre robo total.\n¿Le envío una cotización?"
+            said = call(
+                next_frame,
+                widget,
+                "message_created",
+                lambda f: f["data"]["message"]["senderType"] == "agent",
+            )
+            assert said["data"]["message"]["text"] == text
+            assert said["data"]["message"]["senderName"] == a.agent_name
+            mine = page.locator('#messages .msg[data-sender="agent"]')
+            expect(mine).to_have_count(1)  # confirmed once, not doubled by the event
+            expect(mine.locator(".msg-text")).to_have_text(text)
+            expect(mine).to_have_attribute("data-message-id", said["data"]["message"]["id"])
+            expect(mine).not_to_have_attribute("data-state", re.compile("."))
+            expect(composer).to_have_value("")
+            expect(conv_row(page, cid)).to_have_count(0)  # not waiting any more
+            view_button(page, "open").click()
+            expect(conv_row(page, cid).locator(".conv-preview")).to_have_text(f"You: {text}")
+            shot(page, "conversation")
+
+            stored = call(visitor_conversation, server, v)
+            assert [m["text"] for m in stored["messages"]] == ["hola", "¿Cubre robo total?", text]
+            assert problems == [], problems
+
+        await in_browser(scenario)
+
+
+async def test_solve_moves_it_to_solved_in_every_inbox_and_reopen_brings_it_back(
+    server: Server,
+) -> None:
+    (a, ta), (b, tb) = await signed_in(server, agents=2)
+    v = await new_visitor(server, a.widget_id)
+    cid = (await start_chat(server, v, "hola"))["id"]
+    async with server.http(ta) as client:
+        assert (await client.post(f"/api/chat/conversations/{cid}/accept")).status_code == 200
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page_a, problems_a = new_page(browser, server, ta)
+        page_b, problems_b = new_page(browser, server, tb)
+        open_inbox(page_a, f"open/{cid}")
+        open_inbox(page_b, "open")
+        expect(conv_row(page_b, cid)).to_have_attribute("data-status", "OPEN")
+        expect(page_a.locator("#thread")).to_have_attribute("data-status", "OPEN")
+        for view, title in [
+            ("unread", "Unread"),
+            ("assigned", "Assigned to me"),
+            ("unassigned", "Unassigned"),
+            ("all", "All chats"),
+        ]:  # every view, as agent A sees it
+            view_button(page_a, view).click()
+            expect(page_a.locator("#list-title")).to_have_text(title)
+            expect(page_a.locator("#list-loading")).to_be_hidden()
+            shot(page_a, f"view_{view}")
+
+        page_a.locator("#thread-solve").click()
+        for page in (page_a, page_b):
+            expect(conv_row(page, cid)).to_have_count(0 if page is page_b else 1)
+            expect(count(page, "solved")).to_have_text("1")
+            expect(count(page, "open")).to_have_text("0")
+        expect(page_a.locator("#thread")).to_have_attribute("data-status", "SOLVED")
+        expect(details(page_a, "status")).to_have_text("Solved")
+        expect(page_a.locator("#composer-text")).to_be_disabled()
+        expect(page_a.locator("#thread-reopen")).to_be_visible()
+        view_button(page_b, "solved").click()
+        expect(conv_row(page_b, cid)).to_have_attribute("data-status", "SOLVED")
+        view_button(page_a, "solved").click()
+        expect(conv_row(page_a, cid)).to_have_attribute("data-status", "SOLVED")
+        shot(page_a, "solved")
+
+        page_b.locator(f'#conversation-list [data-conversation-id="{cid}"] .conv-open').click()
+        page_b.locator("#thread-reopen").click()  # B reopens: OPEN, assigned to B
+        expect(page_b.locator("#thread")).to_have_attribute("data-status", "OPEN")
+        for page in (page_a, page_b):
+            expect(conv_row(page, cid)).to_have_count(0)
+            expect(count(page, "solved")).to_have_text("0")
+            expect(count(page, "open")).to_have_text("1")
+        expect(details(page_a, "assignee")).to_have_text(b.agent_name)
+        expect(count(page_b, "assigned")).to_have_text("1")
+        expect(count(page_a, "assigned")).to_have_text("0")
+        assert problems_a == [] and problems_b == [], (problems_a, problems_b)
+
+    await in_browser(scenario)
+    assert (await visitor_conversation(server, v))["status"] == "OPEN"
+
+
+# --- live visitors ----------------------------------------------------------------------------
+
+
+async def test_live_visitors_count_up_and_leave_after_the_last_heartbeat(
+    database_url: str,
+) -> None:
+    async with open_server(database_url, visitor_expiry_seconds=3) as server:
+        [(a, ta)] = await signed_in(server)
+
+        def scenario(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            page, problems = new_page(browser, server, ta)
+            open_inbox(page, "visitors")
+            expect(page.locator("#list-empty")).to_contain_text("No visitors on your site")
+            shot(page, "visitors_empty")
+
+            url = "https://shop.example.com/seguros/auto?plan=basico"
+            v = call(new_visitor, server, a.widget_id, url)
+            row = page.locator(f'#visitor-list [data-visitor-id="{v.visitor_id}"]')
+            expect(row).to_have_count(1)
+            expect(count(page, "visitors")).to_have_text("1")
+            link = row.locator(".visitor-url a")
+            expect(link).to_have_text(url)
+            expect(link).to_have_attribute("href", url)
+            expect(link).to_have_attribute("target", "_blank")
+            expect(link).to_have_attribute("rel", "noopener noreferrer")
+            expect(row.locator(".visitor-location")).to_have_text("—")
+            expect(row.locator(".in-chat-badge")).to_have_count(0)
+            name = row.locator(".visitor-name").text_content() or ""
+            assert name and v.visitor_id not in name and "unknown" not in name.lower()
+
+            call(heartbeat, server, v, url)  # still here: the clock keeps running
+            on_site = row.locator(".time-on-site")
+            before = int(on_site.get_attribute("data-seconds") or "0")
+            page.wait_for_function(
+                """([id, before]) => {
+                    const t = document.querySelector(
+                        `[data-visitor-id="${id}"] .time-on-site`);
+                    return t && Number(t.getAttribute("data-seconds")) > before;
+                }""",
+                arg=[v.visitor_id, before],
+            )
+            after = int(on_site.get_attribute("data-seconds") or "0")
+            assert after > before, (before, after)
+            assert re.fullmatch(r"\d+:\d\d", on_site.text_content() or ""), on_site.text_content()
+            shot(page, "visitors")
+
+            # no more heartbeats: gone 3 s after the last one, without a reload
+            expect(row).to_have_count(0)
+            expect(count(page, "visitors")).to_have_text("0")
+            expect(page.locator("#list-empty")).to_be_visible()
+            assert problems == [], problems
+
+        await in_browser(scenario)
+
+
+async def test_start_chat_from_live_visitors_reaches_the_visitor(server: Server) -> None:
+    [(a, ta)] = await signed_in(server)
+    v = await new_visitor(server, a.widget_id)
+    hello = "Hi! Can I help you choose a plan?"
+
+    async with visitor_socket(server, v) as widget:
+
+        def scenario(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            page, problems = new_page(browser, server, ta)
+            open_inbox(page, "visitors")
+            row = page.locator(f'#visitor-list [data-visitor-id="{v.visitor_id}"]')
+            row.get_by_role("button", name="Start chat").click()
+            dialog = page.locator("#start-chat-dialog")
+            expect(dialog).to_be_visible()
+            page.locator("#start-chat-text").fill(hello)
+            shot(page, "start_chat_dialog")
+            page.locator("#start-chat-send").click()
+            expect(dialog).to_be_hidden()
+
+            thread = page.locator("#thread")
+            expect(thread).to_have_attribute("data-status", "OPEN")
+            mine = page.locator('#messages .msg[data-sender="agent"]')
+            expect(mine).to_have_count(1)
+            expect(mine.locator(".msg-text")).to_have_text(hello)
+            expect(page.locator("#composer-text")).to_be_enabled()
+            expect(details(page, "assignee")).to_have_text(f"{a.agent_name} (you)")
+            expect(row.locator(".in-chat-badge")).to_have_text("In chat")  # live, from the event
+            expect(row.get_by_role("button", name="Open chat")).to_be_visible()
+            expect(count(page, "assigned")).to_have_text("1")
+            expect(count(page, "open")).to_have_text("1")
+            shot(page, "visitors_in_chat")
+
+            said = call(next_frame, widget, "message_created", lambda f: True)
+            assert said["data"]["message"]["text"] == hello
+            seen = call(visitor_conversation, server, v)
+            assert seen["status"] == "OPEN"
+            assert seen["assignee"]["id"] == a.agent_id
+            assert seen["messages"][0]["senderType"] == "agent"
+            assert seen["messages"][0]["text"] == hello
+            assert thread.get_attribute("data-conversation-id") == seen["id"]
+            assert problems == [], problems
+
+        await in_browser(scenario)
+
+
+# --- details, escaping, tenancy ---------------------------------------------------------------
+
+
+CHROME_MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
+
+
+async def test_details_show_a_dash_for_no_phone_and_the_visitor_id_only_in_its_field(
+    server: Server,
+) -> None:
+    [(a, ta)] = await signed_in(server)
+    url = "https://shop.example.com/pricing"
+    v = await new_visitor(server, a.widget_id, url)
+    async with server.http(v.token, headers={"User-Agent": CHROME_MAC}) as client:
+        r = await client.post(
+            f"/api/chat/widgets/{v.widget_id}/conversations",
+            json={"name": "Carlos Lopez", "email": "carlos@example.com", "message": "hola"},
+        )
+        assert r.status_code == 201, r.text
+        cid = r.json()["id"]
+    async with server.http() as client:  # an offline message, with a phone the person typed
+        r = await client.post(
+            f"/api/chat/widgets/{a.widget_id}/offline-messages",
+            json={
+                "name": "Lucía Pérez",
+                "email": "lucia@example.com",
+                "message": "Llámenme mañana, por favor.",
+                "phone": "+34 600 000 000",
+            },
+        )
+        assert r.status_code == 201, r.text
+        offline = r.json()
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        open_inbox(page, f"waiting/{cid}")
+        expect(page.locator("#details-body")).to_be_visible()
+        expect(details(page, "status")).to_have_text("Waiting")
+        expect(details(page, "assignee")).to_have_text("Unassigned")
+        expect(details(page, "chatId")).to_have_text(cid)
+        expect(details(page, "created")).to_contain_text(str(dt.datetime.now(dt.UTC).year))
+        expect(details(page, "name")).to_have_text("Carlos Lopez")
+        expect(details(page, "email")).to_have_text("carlos@example.com")
+        expect(details(page, "phone")).to_have_text("—")
+        expect(details(page, "visitorId")).to_have_text(v.visitor_id)
+        expect(details(page, "ip")).to_have_text("127.0.0.1")
+        link = details(page, "currentUrl").locator("a")
+        expect(link).to_have_text(url)
+        expect(link).to_have_attribute("href", url)
+        expect(link).to_have_attribute("target", "_blank")
+        expect(link).to_have_attribute("rel", "noopener noreferrer")
+        expect(details(page, "browser")).to_have_text("Chrome 120")
+        expect(details(page, "os")).to_have_text("Mac OS X 10.15")
+        expect(details(page, "location")).to_have_text("—")
+        # the visitor id is in its own field and nowhere else on the page
+        elsewhere = page.evaluate(
+            """() => {
+                const main = document.querySelector("main").cloneNode(true);
+                main.querySelector('[data-field="visitorId"]').remove();
+                return main.textContent;
+            }"""
+        )
+        assert v.visitor_id not in elsewhere
+        assert "unknown" not in page.locator("main").inner_text().lower()
+        shot(page, "details")
+
+        # an offline message is its own kind: not waiting for Accept, a mail reply, Solve
+        view_button(page, "unassigned").click()
+        row = conv_row(page, offline["id"])
+        expect(row.locator(".kind-badge")).to_have_text("Offline message")
+        expect(row.get_by_role("button", name="Accept Chat")).to_have_count(0)
+        row.locator(".conv-open").click()
+        expect(details(page, "kind")).to_have_text("Offline message")
+        expect(details(page, "phone")).to_have_text("+34 600 000 000")
+        expect(details(page, "name")).to_have_text("Lucía Pérez")
+        expect(page.locator("#thread-accept")).to_be_hidden()
+        reply = page.get_by_role("link", name="Reply by email")
+        expect(reply).to_have_attribute("href", re.compile(r"^mailto:lucia(%40|@)example\.com\?"))
+        expect(page.locator("#composer-text")).to_be_disabled()
+        expect(page.locator("#composer-hint")).to_contain_text("Reply by email")
+        shot(page, "offline_message")
+        page.locator("#thread-solve").click()
+        expect(details(page, "status")).to_have_text("Solved")
+        expect(row).to_have_count(0)
+        expect(count(page, "solved")).to_have_text("1")
+        assert conv_row(page, cid).count() == 1  # the live chat is still unassigned
+        assert problems == [], problems
+
+    await in_browser(scenario)
+
+
+async def test_markup_from_visitors_shows_as_text(server: Server) -> None:
+    [(a, ta)] = await signed_in(server)
+    v = await new_visitor(server, a.widget_id)
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        open_inbox(page, "waiting")
+        cid = call(start_chat, server, v, XSS, name=XSS)["id"]
+        row = conv_row(page, cid)
+        expect(row.locator(".conv-name")).to_have_text(XSS)
+        expect(row.locator(".conv-preview")).to_have_text(XSS)
+        row.locator(".conv-open").click()
+        expect(page.locator("#messages .msg-text")).to_have_text(XSS)
+        expect(page.locator("#messages .msg-sender")).to_have_text(XSS)
+        expect(page.locator("#thread-name")).to_have_text(XSS)
+        expect(details(page, "name")).to_have_text(XSS)
+        page.locator("#thread-accept").click()
+        call(visitor_says, server, v, cid, "<script>alert(2)</script><b>bold</b>")
+        expect(page.locator("#messages .msg-text").last).to_have_text(
+            "<script>alert(2)</script><b>bold</b>"
+        )
+        injected = "main img, main b, main script:not(#initial-me)"
+        assert page.locator(injected).count() == 0
+        shot(page, "escaping")
+        assert problems == [], problems  # no alert dialog, no error
+
+    await in_browser(scenario)
+
+
+async def test_an_agent_of_another_tenant_sees_none_of_it(server: Server) -> None:
+    [(a, ta)] = await signed_in(server, tenant_name="InsureMax")
+    [(_other, to)] = await signed_in(server, tenant_name="Rival Seguros")
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        mine, problems_a = new_page(browser, server, ta)
+        theirs, problems_o = new_page(browser, server, to)
+        open_inbox(mine, "waiting")
+        open_inbox(theirs, "waiting")
+        v = call(new_visitor, server, a.widget_id)
+        cid = call(start_chat, server, v, "hola")["id"]
+        expect(conv_row(mine, cid)).to_have_count(1)  # it happened, live
+        expect(count(mine, "waiting")).to_have_text("1")
+        expect(count(mine, "visitors")).to_have_text("1")
+
+        for view in COUNT_VIEWS:  # and the other tenant's agent sees none of it
+            view_button(theirs, view).click()
+            expect(theirs.locator("#list-empty")).to_be_visible()
+            expect(count(theirs, view)).to_have_text("0")
+        assert theirs.locator("[data-conversation-id], [data-visitor-id]").count() == 0
+        expect(theirs).to_have_title("Inbox · Curbe Chat")
+        shot(theirs, "other_tenant_visitors")
+        theirs.goto(f"/inbox#all/{cid}")  # not by its id either
+        expect(theirs.locator("#thread-notice")).to_contain_text("does not exist")
+        assert "hola" not in theirs.locator("main").inner_text()
+        assert problems_a == [] and problems_o == [], (problems_a, problems_o)
+
+    await in_browser(scenario)
+
+
+# --- time zones -------------------------------------------------------------------------------
+
+
+async def test_one_instant_reads_right_in_mexico_city_and_madrid(database_url: str) -> None:
+    now = dt.datetime.now(dt.UTC)
+    clock = ManualClock(offset=now.replace(hour=13, minute=20, second=0, microsecond=0) - now)
+    async with open_server(database_url, clock=clock) as server:
+        [(a, ta)] = await signed_in(server)
+        v = await new_visitor(server, a.widget_id)
+        chat = await start_chat(server, v, "¿A qué hora abren?")
+        written = chat["messages"][0]["createdAt"]
+        moment = dt.datetime.fromisoformat(written.replace("Z", "+00:00"))
+        assert (moment.hour, moment.minute) == (13, 20), written
+
+        def local(zone: str) -> str:
+            t = moment.astimezone(ZoneInfo(zone))
+            return f"{t.hour % 12 or 12}:{t.minute:02d} {'AM' if t.hour < 12 else 'PM'}"
+
+        assert local("America/Mexico_City") == "7:20 AM"
+        assert local("Europe/Madrid") in ("2:20 PM", "3:20 PM")  # CET, or CEST in summer
+
+        def scenario(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            problems: list[str] = []
+            for zone in ("America/Mexico_City", "Europe/Madrid"):
+                page, seen = new_page(browser, server, ta, timezone_id=zone)
+                problems += seen
+                open_inbox(page, f"waiting/{chat['id']}")
+                stamp = page.locator("#messages .msg time").first
+                expect(stamp).to_have_text(local(zone))  # today: the time alone
+                expect(stamp).to_have_attribute("datetime", written)
+                hm = local(zone).split(" ")[0]
+                expect(details(page, "created")).to_contain_text(hm + ":")
+                shot(page, "time_" + zone.split("/")[1].lower())
+            assert problems == [], problems
+
+        await in_browser(scenario)
+
+
+# --- presence ---------------------------------------------------------------------------------
+
+
+async def test_the_online_away_toggle_drives_agents_online(server: Server) -> None:
+    [(a, ta)] = await signed_in(server)
+    assert (await widget_config(server, a.widget_id))["agentsOnline"] is False
+
+    async with open_socket(server, f"/api/chat/inbox/ws?token={ta}&presence=0") as watch:
+
+        def presence(online: bool) -> None:
+            call(
+                next_frame,
+                watch,
+                "agent_presence_update",
+                lambda f: f["data"]["agentsOnline"] is online,
+            )
+            assert call(widget_config, server, a.widget_id)["agentsOnline"] is online
+
+        def scenario(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            page, problems = new_page(browser, server, ta)
+            open_inbox(page)
+            presence(True)  # an open inbox makes the agent available
+            status = page.locator("#my-status")
+            expect(status).to_have_attribute("data-status", "online")
+            page.get_by_role("button", name="Away").click()
+            presence(False)
+            expect(status).to_have_attribute("data-status", "away")
+            expect(page.get_by_role("button", name="Away")).to_have_attribute(
+                "aria-pressed", "true"
+            )
+            shot(page, "away")
+            page.get_by_role("button", name="Online", exact=True).click()
+            presence(True)
+            expect(status).to_have_attribute("data-status", "online")
+
+            # the profile: a new name shows at once and is what visitors will see
+            page.locator("#profile-open").click()
+            page.locator("#profile-name").fill("Javier L.")
+            page.locator("#profile-avatar").fill("javascript:alert(1)")
+            page.locator("#profile-save").click()
+            expect(page.locator("#profile-error")).to_be_visible()
+            page.locator("#profile-avatar").fill("")
+            page.locator("#profile-save").click()
+            expect(page.locator("#profile-dialog")).to_be_hidden()
+            expect(page.locator(".whoami-name")).to_have_text("Javier L.")
+            me = call(agent_get, server, ta, "/api/auth/me")
+            assert me["agent"]["name"] == "Javier L."
+            page.close()
+            presence(False)  # closing the inbox ends it
+            assert problems == [], problems
+
+        await in_browser(scenario)
+
+
+# --- never a reload: reconnects and retries ------------------------------------------------------
+
+
+async def test_a_dropped_connection_catches_up_without_missing_or_doubling(
+    server: Server,
+) -> None:
+    [(a, ta)] = await signed_in(server)
+    v = await new_visitor(server, a.widget_id)
+    cid = (await start_chat(server, v, "hola"))["id"]
+    async with server.http(ta) as client:
+        assert (await client.post(f"/api/chat/conversations/{cid}/accept")).status_code == 200
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        sockets: list[Any] = []
+        offline = {"on": False}
+
+        def route(ws: Any) -> None:  # the page's inbox socket, through a switch the test holds
+            if offline["on"]:
+                ws.close(code=4000, reason="test: network down")
+                return
+            ws.connect_to_server()
+            sockets.append(ws)
+
+        page.route_web_socket(re.compile(r"/api/chat/inbox/ws"), route)
+        open_inbox(page, f"open/{cid}")
+        visitor_msgs = page.locator('#messages .msg[data-sender="visitor"]')
+        expect(visitor_msgs).to_have_count(1)
+
+        offline["on"] = True
+        sockets[-1].close(code=4000, reason="test: network down")
+        expect(page.locator("#live-indicator")).to_have_text("Reconnecting…")
+        expect(page.locator("#my-status")).to_have_attribute("data-status", "offline")
+        shot(page, "reconnecting")
+        # meanwhile: a message in the open conversation and a new waiting chat elsewhere
+        call(visitor_says, server, v, cid, "¿sigue ahí?")
+        other = call(new_visitor, server, a.widget_id)
+        new_cid = call(start_chat, server, other, "buenas tardes", name="Ana Gómez")["id"]
+
+        offline["on"] = False
+        page.evaluate("window.dispatchEvent(new Event('online'))")  # back: reconnect at once
+        expect(page.locator("#live-indicator")).to_have_text("Live")
+        expect(visitor_msgs).to_have_count(2)  # caught up by resume
+        expect(visitor_msgs.last.locator(".msg-text")).to_have_text("¿sigue ahí?")
+        expect(count(page, "waiting")).to_have_text("1")  # and by refetching counts and views
+        view_button(page, "waiting").click()
+        expect(conv_row(page, new_cid).locator(".conv-name")).to_have_text("Ana Gómez")
+
+        call(visitor_says, server, v, cid, "¿hola?")  # live again
+        expect(visitor_msgs).to_have_count(3)
+        texts = [t for t in page.locator("#messages .msg-text").all_text_contents()]
+        assert texts == ["hola", "¿sigue ahí?", "¿hola?"], texts
+        assert len(sockets) >= 2
+        assert problems == [], problems
+
+    await in_browser(scenario)
+
+
+async def test_a_failed_send_is_retried_with_the_same_id_and_stored_once(server: Server) -> None:
+    [(a, ta)] = await signed_in(server)
+    v = await new_visitor(server, a.widget_id)
+    cid = (await start_chat(server, v, "hola"))["id"]
+    async with server.http(ta) as client:
+        assert (await client.post(f"/api/chat/conversations/{cid}/accept")).status_code == 200
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        bodies: list[Any] = []
+
+        def fail_the_first_try(route: Any) -> None:
+            bodies.append(route.request.post_data_json)
+            if len(bodies) == 1:
+                route.abort("internetdisconnected")
+            else:
+                route.continue_()
+
+        page.route(f"**/api/chat/conversations/{cid}/messages", fail_the_first_try)
+        open_inbox(page, f"open/{cid}")
+        composer = page.locator("#composer-text")
+        expect(composer).to_be_enabled()
+        composer.fill("Le llamo en cinco minutos.")
+        composer.press("Enter")
+        mine = page.locator('#messages .msg[data-sender="agent"]')
+        expect(mine).to_have_attribute("data-state", "failed")
+        expect(mine.locator(".msg-state")).to_contain_text("Failed")
+        expect(mine.locator(".msg-text")).to_have_text("Le llamo en cinco minutos.")
+        shot(page, "send_failed")
+        mine.get_by_role("button", name="Retry").click()
+        expect(mine).to_have_attribute("data-message-id", re.compile("^msg_"))
+        expect(mine).not_to_have_attribute("data-state", re.compile("."))
+        expect(mine).to_have_count(1)
+        assert len(bodies) == 2, bodies
+        assert bodies[0] == bodies[1], bodies  # the same clientMessageId both times
+        assert bodies[0]["clientMessageId"], bodies
+        assert problems == [], problems
+
+    await in_browser(scenario)
+    stored = await visitor_conversation(server, v)
+    assert [m["text"] for m in stored["messages"]] == ["hola", "Le llamo en cinco minutos."]

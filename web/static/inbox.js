@@ -1,0 +1,1590 @@
+/* The agent Inbox: views with live counts, the conversation, its details, live visitors.
+ *
+ * The server renders an empty shell; this script fills it from the JSON API and keeps it live
+ * over the inbox WebSocket (same origin; the session cookie authenticates it, and an open inbox
+ * socket makes the agent available to visitors unless they chose Away).
+ *
+ * State. `convs` caches conversations by id. A full entry comes from a list fetch or a detail
+ * fetch (contact, last/first message, unread); an event about a conversation not fetched yet makes
+ * a *partial* entry (the event's snapshot only), which is never drawn: when it belongs to the
+ * current view, the view is fetched again (debounced) to complete it. Every conversation snapshot
+ * carries `lastSeq`; an older snapshot never overwrites a newer one, so the order in which HTTP
+ * answers and events arrive does not matter. Which rows a view shows is computed here from the
+ * same rules the server uses (`view` predicates below), so a conversation moves between views the
+ * moment an event changes it; the counts are re-read from the server, debounced.
+ *
+ * Reconnects: on every `ready` the page refetches the current view, the counts and the live
+ * visitors, and sends `resume` for the open conversation from the last seq it saw; messages are
+ * keyed by id (and the composer's by clientMessageId), so nothing is missing or doubled.
+ *
+ * Everything people typed goes into the DOM with textContent. Times are the server's, shown in
+ * the viewer's time zone.
+ */
+(function () {
+  "use strict";
+  var P = window.CurbePage;
+  var root = document.getElementById("inbox");
+  if (!P || !root) return;
+
+  var initial = P.readJson("initial-me") || {};
+  var me = initial.agent || {};
+  var BASE_TITLE = "Inbox · Curbe Chat";
+  var VIEWS = ["open", "unread", "assigned", "unassigned", "waiting", "visitors", "solved", "all"];
+  var VIEW_TITLES = {
+    open: "Open",
+    unread: "Unread",
+    assigned: "Assigned to me",
+    unassigned: "Unassigned",
+    waiting: "Waiting live chats",
+    visitors: "Live visitors",
+    solved: "Solved",
+    all: "All chats",
+  };
+  var EMPTY = {
+    open: ["No open conversations", "Accepted chats and offline messages show up here."],
+    unread: ["You're all caught up", "Conversations with visitor messages you have not opened show up here."],
+    assigned: ["Nothing assigned to you", "Accept a waiting chat and it shows up here."],
+    unassigned: ["No unassigned conversations", "Waiting chats and offline messages nobody has taken show up here."],
+    waiting: ["Nobody is waiting", "A new live chat appears here the moment a visitor starts one."],
+    visitors: ["No visitors on your site right now", "People browsing a page with your widget show up here, live."],
+    solved: ["No solved conversations yet", "Conversations you solve move here."],
+    all: ["No conversations yet", "Every chat and offline message of your workspace shows up here."],
+  };
+  var STATUS_TEXT = { WAITING: "Waiting", OPEN: "Open", SOLVED: "Solved" };
+  var DASH = "\u2014";
+
+  // --- elements ---------------------------------------------------------------------------
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+  var viewButtons = root.querySelectorAll("[data-view]");
+  var listTitle = $("list-title");
+  var listNotice = $("list-notice");
+  var convList = $("conversation-list");
+  var visitorList = $("visitor-list");
+  var listEmpty = $("list-empty");
+  var listLoading = $("list-loading");
+  var threadEmpty = $("thread-empty");
+  var threadBox = $("thread");
+  var threadName = $("thread-name");
+  var threadBadges = $("thread-badges");
+  var threadNotice = $("thread-notice");
+  var acceptButton = $("thread-accept");
+  var solveButton = $("thread-solve");
+  var reopenButton = $("thread-reopen");
+  var emailLink = $("thread-email");
+  var messagesBox = $("messages");
+  var composer = $("composer");
+  var composerText = $("composer-text");
+  var composerHint = $("composer-hint");
+  var composerSend = $("composer-send");
+  var detailsEmpty = $("details-empty");
+  var detailsBody = $("details-body");
+  var indicator = $("live-indicator");
+  var myStatus = $("my-status");
+  var statusText = myStatus.querySelector(".presence-text");
+  var presenceButtons = document.querySelectorAll("[data-presence]");
+
+  // --- state ------------------------------------------------------------------------------
+
+  var view = "open";
+  var convs = new Map(); // id -> conversation (list shape; `partial` when only an event's snapshot)
+  var visitors = new Map(); // visitorId -> live visitor
+  var visitorsLoaded = false;
+  var serverCounts = null;
+  var openId = null;
+  var thread = new Map(); // message id -> message, for the open conversation
+  var pending = new Map(); // clientMessageId -> {clientMessageId, text, state, error}
+  var seqSeen = {}; // conversation id -> highest seq seen (events or a fetch)
+  var accepting = {}; // conversation id -> true while an accept is in flight
+  var inflight = 0; // list fetches running; events wait in `buffered` meanwhile
+  var buffered = [];
+  var viewFetchTimer = null;
+  var countsTimer = null;
+  var live = false;
+  var viewLoaded = false; // the current view's list arrived at least once
+  var desiredPresence = "online";
+  var newChats = new Set(); // waiting chats that arrived since the agent last looked
+
+  // --- small helpers ----------------------------------------------------------------------
+
+  function el(tag, className, text) {
+    return P.el(tag, className, text);
+  }
+
+  function newId() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map
+      .call(bytes, function (b) {
+        return ("0" + b.toString(16)).slice(-2);
+      })
+      .join("");
+  }
+
+  function safeHttpUrl(value) {
+    if (typeof value !== "string" || !value) return null;
+    try {
+      var u = new URL(value);
+      return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function initials(name) {
+    var words = String(name || "").trim().split(/\s+/).filter(Boolean);
+    var out = words
+      .slice(0, 2)
+      .map(function (w) {
+        return Array.from(w)[0] || "";
+      })
+      .join("");
+    return out.toUpperCase() || "?";
+  }
+
+  function hue(text) {
+    var h = 0;
+    var s = String(text || "");
+    for (var i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) % 360;
+    return h;
+  }
+
+  function avatarFor(name, key) {
+    var a = el("span", "avatar", initials(name));
+    a.setAttribute("aria-hidden", "true");
+    a.style.setProperty("--avatar-hue", String(hue(key || name)));
+    return a;
+  }
+
+  function displayName(c) {
+    return (c && c.contact && c.contact.displayName) || "Visitor";
+  }
+
+  function ts(iso) {
+    var t = Date.parse(iso || "");
+    return isNaN(t) ? 0 : t;
+  }
+
+  function timeEl(iso) {
+    var t = el("time", "stamp", P.shortTime(iso));
+    t.setAttribute("datetime", iso || "");
+    t.title = P.exactTime(iso);
+    return t;
+  }
+
+  function statusBadge(status) {
+    return el(
+      "span",
+      "status-badge conv-status status-" + String(status || "").toLowerCase(),
+      STATUS_TEXT[status] || status
+    );
+  }
+
+  function say(box, message, kind) {
+    box.textContent = message;
+    box.classList.toggle("notice-error", kind === "error");
+    box.classList.toggle("notice-ok", kind === "ok");
+    box.hidden = !message;
+  }
+
+  function on401(result) {
+    if (result && result.status === 401) {
+      P.toLogin();
+      return true;
+    }
+    return false;
+  }
+
+  // --- agents who left with open chats (flagged in the list) ---------------------------------
+
+  var offlineAgents = {}; // agentId -> true while they have no inbox open (from events)
+
+  function agentOffline(c) {
+    var known = offlineAgents[c.assignee.id];
+    if (known !== undefined) return known;
+    return c.assigneeOnline === false; // as the server saw it when the list was fetched
+  }
+
+  // --- which view a conversation is in (the server's rules, docs/api.md) -----------------
+
+  function inView(c, v) {
+    var mine = !!(c.assignee && c.assignee.id === me.id);
+    switch (v) {
+      case "open": // accepted live chats, and offline messages (tickets) not solved yet
+        return c.status === "OPEN" || (c.kind === "offline_message" && c.status !== "SOLVED");
+      case "unread":
+        return c.status !== "SOLVED" && !!c.unread;
+      case "assigned":
+        return c.status !== "SOLVED" && mine;
+      case "unassigned":
+        return c.status !== "SOLVED" && !c.assignee;
+      case "waiting":
+        return c.status === "WAITING" && c.kind === "live_chat";
+      case "solved":
+        return c.status === "SOLVED";
+      case "all":
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  function byRecent(a, b) {
+    var d = ts(b.updatedAt) - ts(a.updatedAt);
+    if (d) return d;
+    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  }
+
+  // --- the conversation cache -------------------------------------------------------------
+
+  function seen(cid, seq) {
+    if (typeof seq === "number" && seq > (seqSeen[cid] || 0)) seqSeen[cid] = seq;
+  }
+
+  var SNAPSHOT_KEYS = [
+    "tenantId",
+    "widgetId",
+    "visitorId",
+    "kind",
+    "status",
+    "assignee",
+    "createdAt",
+    "updatedAt",
+    "solvedAt",
+    "waitDeadline",
+    "waitTimedOut",
+    "lastSeq",
+  ];
+
+  /** Apply a conversation snapshot (an event's, or an action's answer) unless it is older. */
+  function applySnapshot(snap) {
+    if (!snap || typeof snap.id !== "string") return null;
+    seen(snap.id, snap.lastSeq);
+    var cur = convs.get(snap.id);
+    if (!cur) {
+      cur = { id: snap.id, partial: true, unread: false, lastSeq: -1 };
+      convs.set(snap.id, cur);
+    }
+    if (typeof snap.lastSeq === "number" && snap.lastSeq < cur.lastSeq) return cur;
+    var wasWaiting = cur.status === "WAITING";
+    SNAPSHOT_KEYS.forEach(function (k) {
+      if (k in snap) cur[k] = snap[k];
+    });
+    if (wasWaiting && cur.status !== "WAITING") newChats.delete(cur.id);
+    return cur;
+  }
+
+  /** A full row from a list or detail fetch. */
+  function applyRow(row) {
+    var cur = convs.get(row.id);
+    seen(row.id, row.lastSeq);
+    if (cur && !cur.partial && typeof cur.lastSeq === "number" && row.lastSeq < cur.lastSeq) {
+      return cur; // an event already told us something newer
+    }
+    var next = {};
+    Object.keys(row).forEach(function (k) {
+      if (k !== "messages") next[k] = row[k];
+    });
+    if (cur && cur.lastSeq > row.lastSeq) {
+      SNAPSHOT_KEYS.forEach(function (k) {
+        if (k in cur) next[k] = cur[k];
+      });
+    }
+    if (!("unread" in next)) next.unread = cur ? !!cur.unread : false;
+    if (cur) {
+      // a list row's message lacks senderId/senderName; keep the full one an event brought
+      ["lastMessage", "firstMessage"].forEach(function (k) {
+        var had = cur[k];
+        if (had && next[k] && had.id === next[k].id && had.senderId && !next[k].senderId) next[k] = had;
+      });
+    }
+    next.partial = false;
+    convs.set(row.id, next);
+    return next;
+  }
+
+  // --- counts -------------------------------------------------------------------------------
+
+  function renderCounts() {
+    VIEWS.forEach(function (v) {
+      var n;
+      if (v === "visitors") n = visitorsLoaded ? visitors.size : serverCounts ? serverCounts.liveVisitors : 0;
+      else n = serverCounts ? serverCounts[v] : 0;
+      var button = root.querySelector('[data-view="' + v + '"]');
+      var count = button && button.querySelector(".count");
+      if (!count) return;
+      var text = String(n || 0);
+      if (count.textContent !== text) count.textContent = text;
+      button.classList.toggle("has-items", (n || 0) > 0);
+    });
+  }
+
+  function fetchCounts() {
+    clearTimeout(countsTimer);
+    countsTimer = null;
+    return P.api("GET", "/api/chat/conversations/counts").then(function (result) {
+      if (on401(result)) return;
+      if (result.ok && result.data && result.data.counts) {
+        serverCounts = result.data.counts;
+        renderCounts();
+      }
+    });
+  }
+
+  function scheduleCounts() {
+    if (countsTimer !== null) return;
+    countsTimer = setTimeout(fetchCounts, 200);
+  }
+
+  // --- the list -----------------------------------------------------------------------------
+
+  var rowEls = new Map(); // id -> {li, sig}
+
+  function preview(c) {
+    var m = c.status === "WAITING" && c.firstMessage ? c.firstMessage : c.lastMessage;
+    if (!m) return "";
+    if (m.senderType === "agent" && c.status !== "WAITING") {
+      return (m.senderId === me.id ? "You" : m.senderName || "Agent") + ": " + m.text;
+    }
+    return m.text;
+  }
+
+  function rowSig(c) {
+    return JSON.stringify([
+      c.status,
+      c.kind,
+      c.assignee && c.assignee.id,
+      c.assignee && c.assignee.name,
+      displayName(c),
+      preview(c),
+      !!c.unread,
+      c.createdAt,
+      c.updatedAt,
+      c.lastMessage && c.lastMessage.createdAt,
+      c.waitTimedOut,
+      c.id === openId,
+      !!accepting[c.id],
+    ]);
+  }
+
+  function buildRow(c, li) {
+    li.className = "conv-row" + (c.unread ? " is-unread" : "") + (c.id === openId ? " is-active" : "");
+    li.setAttribute("data-conversation-id", c.id);
+    li.setAttribute("data-status", c.status);
+    li.setAttribute("data-kind", c.kind);
+    li.setAttribute("data-unread", c.unread ? "true" : "false");
+
+    var open = el("button", "conv-open");
+    open.type = "button";
+    open.setAttribute("data-action", "open");
+    if (c.id === openId) open.setAttribute("aria-current", "true");
+
+    var top = el("span", "conv-top");
+    top.appendChild(avatarFor(displayName(c), c.visitorId));
+    var name = el("span", "conv-name", displayName(c));
+    top.appendChild(name);
+    if (c.unread) {
+      var dot = el("span", "unread-dot");
+      dot.title = "Unread";
+      dot.appendChild(el("span", "sr-only", "Unread"));
+      top.appendChild(dot);
+    }
+    var when = el("span", "conv-time");
+    if (c.status === "WAITING" && c.kind === "live_chat") {
+      when.setAttribute("data-waited-since", c.createdAt || "");
+      when.textContent = waitedText(c.createdAt);
+    } else {
+      var at = (c.lastMessage && c.lastMessage.createdAt) || c.updatedAt;
+      when.setAttribute("data-relative", at || "");
+      when.textContent = P.relativeTime(at);
+    }
+    when.title = P.exactTime(c.status === "WAITING" ? c.createdAt : (c.lastMessage && c.lastMessage.createdAt) || c.updatedAt);
+    top.appendChild(when);
+    open.appendChild(top);
+
+    var text = preview(c);
+    open.appendChild(el("span", "conv-preview" + (text ? "" : " muted"), text || "No messages yet"));
+
+    var badges = el("span", "conv-badges");
+    badges.appendChild(statusBadge(c.status));
+    if (c.kind === "offline_message") badges.appendChild(el("span", "kind-badge", "Offline message"));
+    if (c.status === "WAITING" && c.waitTimedOut && c.kind === "live_chat") {
+      badges.appendChild(el("span", "kind-badge kind-warn", "Past wait time"));
+    }
+    if (c.assignee && c.status !== "WAITING") {
+      badges.appendChild(
+        el("span", "conv-assignee muted", c.assignee.id === me.id ? "You" : c.assignee.name)
+      );
+    }
+    if (c.status === "OPEN" && c.assignee && agentOffline(c)) {
+      badges.appendChild(el("span", "kind-badge kind-warn agent-offline", "Agent offline"));
+    }
+    open.appendChild(badges);
+
+    li.replaceChildren(open);
+    if (c.status === "WAITING" && c.kind === "live_chat") {
+      var actions = el("div", "conv-actions");
+      var accept = el("button", "btn btn-primary btn-small", accepting[c.id] ? "Accepting…" : "Accept Chat");
+      accept.type = "button";
+      accept.setAttribute("data-action", "accept");
+      accept.disabled = !!accepting[c.id];
+      actions.appendChild(accept);
+      li.appendChild(actions);
+    }
+  }
+
+  function waitedText(since) {
+    var t = ts(since);
+    if (!t) return "";
+    return "waited " + P.duration((P.serverNow() - t) / 1000);
+  }
+
+  function renderList() {
+    if (view === "visitors") {
+      convList.hidden = true;
+      renderVisitors();
+      return;
+    }
+    visitorList.hidden = true;
+    convList.hidden = false;
+    var rows = [];
+    convs.forEach(function (c) {
+      if (!c.partial && inView(c, view)) rows.push(c);
+    });
+    rows.sort(byRecent);
+    rows = rows.slice(0, 200);
+    var keep = new Set();
+    var focusedAction = null;
+    var focusedId = null;
+    var active = document.activeElement;
+    if (active && convList.contains(active)) {
+      var holder = active.closest("[data-conversation-id]");
+      focusedId = holder && holder.getAttribute("data-conversation-id");
+      focusedAction = active.getAttribute("data-action");
+    }
+    var position = 0;
+    rows.forEach(function (c) {
+      keep.add(c.id);
+      var entry = rowEls.get(c.id);
+      var sig = rowSig(c);
+      if (!entry) {
+        entry = { li: document.createElement("li"), sig: null };
+        rowEls.set(c.id, entry);
+      }
+      if (entry.sig !== sig) {
+        buildRow(c, entry.li);
+        entry.sig = sig;
+      }
+      var at = convList.children[position];
+      if (at !== entry.li) convList.insertBefore(entry.li, at || null);
+      position += 1;
+    });
+    rowEls.forEach(function (entry, id) {
+      if (!keep.has(id)) {
+        entry.li.remove();
+        rowEls.delete(id);
+      }
+    });
+    if (focusedId && keep.has(focusedId) && focusedAction) {
+      var again = rowEls.get(focusedId).li.querySelector('[data-action="' + focusedAction + '"]');
+      if (again && document.activeElement !== again) again.focus();
+    }
+    showEmpty(rows.length === 0 && viewLoaded);
+    listLoading.hidden = !(rows.length === 0 && !viewLoaded);
+  }
+
+  function showEmpty(empty) {
+    listEmpty.hidden = !empty;
+    if (empty) {
+      $("list-empty-title").textContent = EMPTY[view][0];
+      $("list-empty-text").textContent = EMPTY[view][1];
+    }
+  }
+
+  var viewFetchSerial = 0;
+
+  /** Fetch the current view's list; the answer is the truth for that view. */
+  function fetchView() {
+    clearTimeout(viewFetchTimer);
+    viewFetchTimer = null;
+    if (view === "visitors") return fetchVisitors();
+    var asked = view;
+    var serial = ++viewFetchSerial;
+    inflight += 1;
+    renderList();
+    return P.api("GET", "/api/chat/conversations?view=" + encodeURIComponent(asked)).then(function (result) {
+      inflight -= 1;
+      if (on401(result)) return;
+      if (result.ok && result.data && Array.isArray(result.data.conversations)) {
+        var got = new Set();
+        result.data.conversations.forEach(function (row) {
+          got.add(row.id);
+          applyRow(row);
+        });
+        if (serial === viewFetchSerial && asked === view) {
+          viewLoaded = true;
+          // what we hold for this view but the server does not list has moved on (or was a
+          // wrong guess of a partial entry): forget it; events that follow tell us anew
+          Array.from(convs.values()).forEach(function (c) {
+            if (!got.has(c.id) && inView(c, asked)) {
+              if (c.id === openId) {
+                if (asked === "unread") c.unread = false;
+                loadDetail(c.id, false);
+              } else convs.delete(c.id);
+            }
+          });
+        }
+      } else if (result.status === 0 || result.status >= 500) {
+        scheduleViewFetch(2000);
+      }
+      if (inflight === 0) flush();
+      renderList();
+    });
+  }
+
+  function scheduleViewFetch(delay) {
+    if (viewFetchTimer !== null) return;
+    viewFetchTimer = setTimeout(fetchView, delay === undefined ? 200 : delay);
+  }
+
+  /** A partial entry that belongs on screen is completed by fetching the view again. */
+  function needsFetch() {
+    var missing = false;
+    convs.forEach(function (c) {
+      if (c.partial && view !== "visitors" && inView(c, view)) missing = true;
+    });
+    if (missing) scheduleViewFetch();
+  }
+
+  // --- live visitors ------------------------------------------------------------------------
+
+  var visitorEls = new Map(); // visitorId -> {li, sig}
+
+  function timeOnSite(v) {
+    var first = ts(v.firstSeenAt);
+    if (first) return Math.max(0, Math.floor((P.serverNow() - first) / 1000));
+    return Math.max(0, Math.floor((v.timeOnSiteSeconds || 0) + (Date.now() - (v._receivedAt || Date.now())) / 1000));
+  }
+
+  function clock(seconds) {
+    var s = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(s / 3600);
+    var m = Math.floor((s % 3600) / 60);
+    var sec = s % 60;
+    var mm = h ? ("0" + m).slice(-2) : String(m);
+    return (h ? h + ":" : "") + mm + ":" + ("0" + sec).slice(-2);
+  }
+
+  function visitorSig(v) {
+    return JSON.stringify([v.displayName, v.currentUrl, v.pageTitle, v.location, v.inChat, v.conversationId, v.firstSeenAt]);
+  }
+
+  function buildVisitor(v, li) {
+    li.className = "visitor-row";
+    li.setAttribute("data-visitor-id", v.visitorId);
+    li.setAttribute("data-in-chat", v.inChat ? "true" : "false");
+    var main = el("div", "visitor-main");
+    var top = el("div", "conv-top");
+    top.appendChild(avatarFor(v.displayName, v.visitorId));
+    top.appendChild(el("span", "conv-name visitor-name", v.displayName || "Visitor"));
+    if (v.inChat) top.appendChild(el("span", "kind-badge in-chat-badge", "In chat"));
+    main.appendChild(top);
+
+    var url = safeHttpUrl(v.currentUrl);
+    var where = el("div", "visitor-url");
+    if (url) {
+      var a = el("a", "", v.currentUrl);
+      a.href = url;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      a.title = v.pageTitle ? v.pageTitle + " \u2014 " + v.currentUrl : v.currentUrl;
+      where.appendChild(a);
+    } else {
+      where.appendChild(el("span", "muted", v.currentUrl || DASH));
+    }
+    main.appendChild(where);
+
+    var facts = el("div", "visitor-facts muted");
+    var onSite = el("span", "time-on-site");
+    var secs = timeOnSite(v);
+    onSite.setAttribute("data-seconds", String(secs));
+    onSite.textContent = clock(secs);
+    var siteFact = el("span", "visitor-fact", "On site ");
+    siteFact.appendChild(onSite);
+    var placeFact = el("span", "visitor-fact", "Location ");
+    placeFact.appendChild(el("span", "visitor-location", v.location || DASH));
+    facts.append(siteFact, placeFact);
+    main.appendChild(facts);
+
+    var actions = el("div", "conv-actions");
+    if (v.inChat && v.conversationId) {
+      var openChat = el("button", "btn btn-small", "Open chat");
+      openChat.type = "button";
+      openChat.setAttribute("data-action", "open-chat");
+      actions.appendChild(openChat);
+    } else {
+      var start = el("button", "btn btn-primary btn-small", "Start chat");
+      start.type = "button";
+      start.setAttribute("data-action", "start-chat");
+      actions.appendChild(start);
+    }
+    li.replaceChildren(main, actions);
+  }
+
+  function renderVisitors() {
+    visitorList.hidden = false;
+    var rows = Array.from(visitors.values()).sort(function (a, b) {
+      var d = ts(a.firstSeenAt) - ts(b.firstSeenAt);
+      return d || (a.visitorId < b.visitorId ? -1 : 1);
+    });
+    var keep = new Set();
+    var position = 0;
+    rows.forEach(function (v) {
+      keep.add(v.visitorId);
+      var entry = visitorEls.get(v.visitorId);
+      var sig = visitorSig(v);
+      if (!entry) {
+        entry = { li: document.createElement("li"), sig: null };
+        visitorEls.set(v.visitorId, entry);
+      }
+      if (entry.sig !== sig) {
+        buildVisitor(v, entry.li);
+        entry.sig = sig;
+      }
+      var at = visitorList.children[position];
+      if (at !== entry.li) visitorList.insertBefore(entry.li, at || null);
+      position += 1;
+    });
+    visitorEls.forEach(function (entry, id) {
+      if (!keep.has(id)) {
+        entry.li.remove();
+        visitorEls.delete(id);
+      }
+    });
+    showEmpty(rows.length === 0 && visitorsLoaded);
+    listLoading.hidden = visitorsLoaded || rows.length > 0;
+  }
+
+  var visitorFetchSerial = 0;
+
+  function fetchVisitors() {
+    var serial = ++visitorFetchSerial;
+    inflight += 1;
+    return P.api("GET", "/api/chat/visitors/live").then(function (result) {
+      inflight -= 1;
+      if (on401(result)) return;
+      if (serial === visitorFetchSerial && result.ok && result.data && Array.isArray(result.data.visitors)) {
+        var now = Date.now();
+        visitors = new Map();
+        result.data.visitors.forEach(function (v) {
+          v._receivedAt = now;
+          visitors.set(v.visitorId, v);
+        });
+        visitorsLoaded = true;
+      }
+      if (inflight === 0) flush();
+      renderCounts();
+      if (view === "visitors") renderList();
+    });
+  }
+
+  function applyVisitor(data) {
+    if (!data || typeof data.visitorId !== "string") return;
+    if (data.online === false) {
+      visitors.delete(data.visitorId);
+    } else {
+      var v = {};
+      Object.keys(data).forEach(function (k) {
+        if (k !== "online") v[k] = data[k];
+      });
+      v._receivedAt = Date.now();
+      visitors.set(v.visitorId, v);
+    }
+    renderCounts();
+    if (view === "visitors") renderList();
+  }
+
+  // --- live clocks --------------------------------------------------------------------------
+
+  function tick() {
+    convList.querySelectorAll("[data-waited-since]").forEach(function (node) {
+      var text = waitedText(node.getAttribute("data-waited-since"));
+      if (node.textContent !== text) node.textContent = text;
+    });
+    convList.querySelectorAll("[data-relative]").forEach(function (node) {
+      var text = P.relativeTime(node.getAttribute("data-relative"));
+      if (node.textContent !== text) node.textContent = text;
+    });
+    if (view === "visitors") {
+      visitorList.querySelectorAll("[data-visitor-id]").forEach(function (li) {
+        var v = visitors.get(li.getAttribute("data-visitor-id"));
+        var node = li.querySelector(".time-on-site");
+        if (!v || !node) return;
+        var secs = timeOnSite(v);
+        if (node.getAttribute("data-seconds") !== String(secs)) {
+          node.setAttribute("data-seconds", String(secs));
+          node.textContent = clock(secs);
+        }
+      });
+    }
+  }
+
+  // --- the conversation pane ----------------------------------------------------------------
+
+  function openConversation(id, options) {
+    options = options || {};
+    if (openId !== id) {
+      openId = id;
+      thread = new Map();
+      pending = new Map();
+      say(threadNotice, "");
+      composerText.value = "";
+      messagesBox.replaceChildren();
+    }
+    newChats.delete(id);
+    updateTitle();
+    writeHash();
+    renderPane();
+    renderList();
+    loadDetail(id, true);
+    if (options.focus) composerText.focus();
+  }
+
+  function closeConversation() {
+    openId = null;
+    thread = new Map();
+    pending = new Map();
+    writeHash();
+    renderPane();
+    renderList();
+  }
+
+  var detailSerial = 0;
+
+  function loadDetail(id, markAsRead) {
+    var serial = ++detailSerial;
+    return P.api("GET", "/api/chat/conversations/" + encodeURIComponent(id)).then(function (result) {
+      if (on401(result)) return;
+      if (id !== openId) return;
+      if (result.status === 404) {
+        say(threadNotice, "This conversation does not exist, or it is not in your workspace.", "error");
+        convs.delete(id);
+        openId = null;
+        writeHash();
+        renderPane();
+        renderList();
+        return;
+      }
+      if (!result.ok || !result.data) {
+        if (serial === detailSerial) say(threadNotice, P.errorMessage(result, "Could not load this conversation."), "error");
+        return;
+      }
+      var detail = result.data;
+      var msgs = Array.isArray(detail.messages) ? detail.messages : [];
+      var cur = convs.get(id);
+      var row = {};
+      Object.keys(detail).forEach(function (k) {
+        if (k !== "messages") row[k] = detail[k];
+      });
+      row.firstMessage = msgs[0] || (cur && cur.firstMessage) || null;
+      row.lastMessage = msgs[msgs.length - 1] || (cur && cur.lastMessage) || null;
+      row.unread = cur ? !!cur.unread : false;
+      applyRow(row);
+      msgs.forEach(function (m) {
+        addMessage(m, true);
+      });
+      if (markAsRead) markRead(id);
+      renderPane();
+      renderList();
+    });
+  }
+
+  function markRead(id, seq) {
+    if (document.visibilityState !== "visible") return;
+    var c = convs.get(id);
+    if (c && c.unread) {
+      c.unread = false;
+      renderList();
+    }
+    P.api("POST", "/api/chat/conversations/" + encodeURIComponent(id) + "/read", seq ? { seq: seq } : {}).then(
+      function (result) {
+        if (on401(result)) return;
+        scheduleCounts();
+      }
+    );
+  }
+
+  function addMessage(m, quiet) {
+    if (!m || typeof m.id !== "string" || m.conversationId !== openId) return;
+    seen(m.conversationId, m.seq);
+    if (m.clientMessageId && pending.has(m.clientMessageId) && m.senderType === "agent") {
+      pending.delete(m.clientMessageId);
+    }
+    if (thread.has(m.id)) {
+      if (!quiet) renderThread();
+      return;
+    }
+    thread.set(m.id, m);
+    renderThread();
+  }
+
+  function messageItem(m, who, state) {
+    var li = el("li", "msg msg-" + (m.senderType === "agent" ? "agent" : "visitor"));
+    if (m.id) li.setAttribute("data-message-id", m.id);
+    if (m.seq) li.setAttribute("data-seq", String(m.seq));
+    if (m.clientMessageId) li.setAttribute("data-client-message-id", m.clientMessageId);
+    li.setAttribute("data-sender", m.senderType);
+    var meta = el("div", "msg-meta");
+    meta.appendChild(el("span", "msg-sender", who));
+    if (m.createdAt) meta.appendChild(timeEl(m.createdAt));
+    var bubble = el("div", "msg-text", m.text);
+    li.append(meta, bubble);
+    if (state) {
+      li.classList.add("msg-" + state.state);
+      li.setAttribute("data-state", state.state);
+      var line = el("div", "msg-state");
+      if (state.state === "sending") {
+        line.textContent = "Sending…";
+      } else {
+        line.appendChild(el("span", "", "Failed" + (state.error ? " (" + state.error + ")" : "") + " \u2014 "));
+        var retry = el("button", "link-button", "Retry");
+        retry.type = "button";
+        retry.setAttribute("data-retry", state.clientMessageId);
+        line.appendChild(retry);
+      }
+      li.appendChild(line);
+    }
+    return li;
+  }
+
+  function renderThread() {
+    var c = convs.get(openId);
+    var nearBottom = messagesBox.scrollHeight - messagesBox.scrollTop - messagesBox.clientHeight < 80;
+    var items = Array.from(thread.values()).sort(function (a, b) {
+      return a.seq - b.seq;
+    });
+    var nodes = items.map(function (m) {
+      var who =
+        m.senderType === "agent"
+          ? m.senderName || "Agent"
+          : (c && c.contact && c.contact.displayName) || m.senderName || "Visitor";
+      return messageItem(m, who, null);
+    });
+    pending.forEach(function (p) {
+      nodes.push(
+        messageItem(
+          { senderType: "agent", text: p.text, clientMessageId: p.clientMessageId },
+          me.name || "You",
+          p
+        )
+      );
+    });
+    if (!nodes.length) {
+      var empty = el("li", "msg-empty muted", "No messages yet.");
+      nodes.push(empty);
+    }
+    messagesBox.replaceChildren.apply(messagesBox, nodes);
+    if (nearBottom || items.length + pending.size <= 1) messagesBox.scrollTop = messagesBox.scrollHeight;
+  }
+
+  function renderPane() {
+    var c = openId ? convs.get(openId) : null;
+    var ready = !!(c && !c.partial && c.contact);
+    threadEmpty.hidden = !!openId;
+    threadBox.hidden = !openId;
+    detailsEmpty.hidden = ready;
+    detailsBody.hidden = !ready;
+    if (!openId) {
+      root.classList.remove("has-conversation");
+      return;
+    }
+    root.classList.add("has-conversation");
+    threadBox.setAttribute("data-conversation-id", openId);
+    if (!c || c.partial || !c.contact) {
+      threadName.textContent = "Loading…";
+      threadBadges.replaceChildren();
+      [acceptButton, solveButton, reopenButton, emailLink].forEach(function (b) {
+        b.hidden = true;
+      });
+      setComposer(false, "");
+      return;
+    }
+    threadBox.setAttribute("data-status", c.status);
+    threadName.textContent = displayName(c);
+    var badges = [statusBadge(c.status)];
+    if (c.kind === "offline_message") badges.push(el("span", "kind-badge", "Offline message"));
+    if (c.assignee) {
+      badges.push(el("span", "muted thread-assignee", "Assigned to " + (c.assignee.id === me.id ? "you" : c.assignee.name)));
+    }
+    threadBadges.replaceChildren.apply(threadBadges, badges);
+
+    var offline = c.kind === "offline_message";
+    acceptButton.hidden = !(c.status === "WAITING" && !offline);
+    acceptButton.disabled = !!accepting[c.id];
+    acceptButton.textContent = accepting[c.id] ? "Accepting…" : "Accept Chat";
+    solveButton.hidden = c.status === "SOLVED";
+    reopenButton.hidden = c.status !== "SOLVED";
+    var email = c.contact && c.contact.email;
+    emailLink.hidden = !(offline && email);
+    if (offline && email) {
+      emailLink.href =
+        "mailto:" + encodeURIComponent(email) + "?subject=" + encodeURIComponent("Re: your message");
+    }
+
+    if (offline) setComposer(false, email ? "An offline message: the visitor is not in a chat. Reply by email." : "An offline message: the visitor is not in a chat.");
+    else if (c.status === "WAITING") setComposer(false, "Accept this chat to reply.");
+    else if (c.status === "SOLVED") setComposer(false, "This conversation is solved. Reopen it to reply.");
+    else if (c.assignee && c.assignee.id !== me.id) setComposer(true, "Assigned to " + c.assignee.name + ". Enter sends, Shift+Enter adds a line.");
+    else setComposer(true, "Enter sends, Shift+Enter adds a line.");
+
+    renderDetails(c);
+    if (!thread.size && !pending.size) renderThread();
+  }
+
+  function setComposer(enabled, hint) {
+    composerText.disabled = !enabled;
+    composerSend.disabled = !enabled;
+    composer.classList.toggle("is-disabled", !enabled);
+    composerHint.textContent = hint;
+  }
+
+  function field(name, value, options) {
+    var dd = detailsBody.querySelector('[data-field="' + name + '"]');
+    if (!dd) return;
+    options = options || {};
+    dd.replaceChildren();
+    dd.classList.remove("muted");
+    if (value === null || value === undefined || value === "") {
+      dd.textContent = DASH;
+      dd.classList.add("muted");
+      return;
+    }
+    if (options.link) {
+      var a = el("a", "", value);
+      a.href = options.link;
+      if (options.external) {
+        a.target = "_blank";
+        a.rel = "noopener noreferrer";
+      }
+      dd.appendChild(a);
+    } else if (options.time) {
+      dd.appendChild(el("span", "", P.exactTime(value)));
+      dd.firstChild.setAttribute("data-at", value);
+    } else {
+      dd.textContent = String(value);
+    }
+    if (options.note) dd.appendChild(el("span", "muted field-note", " " + options.note));
+  }
+
+  function renderDetails(c) {
+    var k = c.contact || {};
+    field("status", STATUS_TEXT[c.status] || c.status);
+    field("kind", c.kind === "offline_message" ? "Offline message" : "Live chat");
+    field("assignee", c.assignee ? c.assignee.name + (c.assignee.id === me.id ? " (you)" : "") : "Unassigned");
+    field("chatId", c.id);
+    field("created", c.createdAt, { time: true });
+    if (k.name) field("name", k.name);
+    else field("name", k.displayName, { note: "(no name given)" });
+    field("email", k.email, k.email ? { link: "mailto:" + encodeURIComponent(k.email) } : {});
+    field("phone", k.phone);
+    field("visitorId", k.visitorId || c.visitorId);
+    field("ip", k.ip);
+    var url = safeHttpUrl(k.currentUrl);
+    field("currentUrl", k.currentUrl, url ? { link: url, external: true } : {});
+    field("browser", k.browser);
+    field("os", k.os);
+    field("location", k.location);
+  }
+
+  // --- actions --------------------------------------------------------------------------------
+
+  function accept(id) {
+    if (accepting[id]) return;
+    accepting[id] = true;
+    renderList();
+    if (id === openId) renderPane();
+    P.api("POST", "/api/chat/conversations/" + encodeURIComponent(id) + "/accept").then(function (result) {
+      delete accepting[id];
+      if (on401(result)) return;
+      if (result.ok && result.data) {
+        applySnapshot(result.data);
+        say(listNotice, "");
+        openConversation(id, { focus: true });
+        scheduleCounts();
+        return;
+      }
+      var err = result.data && result.data.error;
+      if (result.status === 409 && err && err.code === "already_assigned") {
+        var who = (err.assignee && err.assignee.name) || "A colleague";
+        var c = convs.get(id);
+        if (c && c.status === "WAITING") {
+          c.status = "OPEN"; // the event with the same news follows; it has a higher seq
+          c.assignee = err.assignee ? { id: err.assignee.id, name: err.assignee.name, avatarUrl: null } : c.assignee;
+        }
+        newChats.delete(id);
+        updateTitle();
+        say(listNotice, who + " accepted this chat", "error");
+        if (id === openId) say(threadNotice, who + " accepted this chat", "error");
+        scheduleCounts();
+      } else {
+        say(listNotice, P.errorMessage(result, "Could not accept this chat."), "error");
+        scheduleViewFetch();
+      }
+      renderList();
+      if (id === openId) renderPane();
+    });
+  }
+
+  function conversationAction(path, button, failure) {
+    var id = openId;
+    if (!id) return;
+    button.disabled = true;
+    P.api("POST", "/api/chat/conversations/" + encodeURIComponent(id) + "/" + path).then(function (result) {
+      button.disabled = false;
+      if (on401(result)) return;
+      if (result.ok && result.data) {
+        applySnapshot(result.data);
+        say(threadNotice, "");
+        scheduleCounts();
+      } else {
+        say(threadNotice, P.errorMessage(result, failure), "error");
+      }
+      renderList();
+      if (id === openId) renderPane();
+    });
+  }
+
+  function postPending(id, p) {
+    p.state = "sending";
+    p.error = null;
+    renderThread();
+    P.api("POST", "/api/chat/conversations/" + encodeURIComponent(id) + "/messages", {
+      text: p.text,
+      clientMessageId: p.clientMessageId,
+    }).then(function (result) {
+      if (on401(result)) return;
+      if (id !== openId) return;
+      if (result.ok && result.data) {
+        var c = convs.get(id);
+        if (c) c.unread = false; // answering is reading
+        addMessage(result.data);
+        scheduleCounts();
+        return;
+      }
+      if (!pending.has(p.clientMessageId)) return;
+      p.state = "failed";
+      p.error = result.status === 0 ? "offline" : P.errorMessage(result, "not sent").replace(/\.$/, "");
+      renderThread();
+    });
+  }
+
+  function send() {
+    if (!openId || composerText.disabled) return;
+    var text = composerText.value.replace(/^\s+|\s+$/g, "");
+    if (!text) return;
+    var p = { clientMessageId: newId(), text: text, state: "sending", error: null };
+    pending.set(p.clientMessageId, p);
+    composerText.value = "";
+    postPending(openId, p);
+    messagesBox.scrollTop = messagesBox.scrollHeight;
+  }
+
+  composer.addEventListener("submit", function (event) {
+    event.preventDefault();
+    send();
+  });
+  composerText.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey && !event.ctrlKey && !event.metaKey) {
+      event.preventDefault();
+      send();
+    }
+  });
+  messagesBox.addEventListener("click", function (event) {
+    var retry = event.target.closest("[data-retry]");
+    if (!retry || !openId) return;
+    var p = pending.get(retry.getAttribute("data-retry"));
+    if (p) postPending(openId, p); // the same clientMessageId: the server stores it once
+  });
+
+  acceptButton.addEventListener("click", function () {
+    if (openId) accept(openId);
+  });
+  solveButton.addEventListener("click", function () {
+    conversationAction("solve", solveButton, "Could not solve this conversation.");
+  });
+  reopenButton.addEventListener("click", function () {
+    conversationAction("reopen", reopenButton, "Could not reopen this conversation.");
+  });
+
+  convList.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-action]");
+    var row = event.target.closest("[data-conversation-id]");
+    if (!button || !row) return;
+    var id = row.getAttribute("data-conversation-id");
+    if (button.getAttribute("data-action") === "accept") accept(id);
+    else if (button.getAttribute("data-action") === "open") openConversation(id);
+  });
+
+  // --- start a chat with a live visitor -------------------------------------------------------
+
+  var startDialog = $("start-chat-dialog");
+  var startForm = $("start-chat-form");
+  var startText = $("start-chat-text");
+  var startError = $("start-chat-error");
+  var startSend = $("start-chat-send");
+  var startFor = null;
+  var startClientId = null;
+
+  function openDialog(dialog) {
+    if (typeof dialog.showModal === "function") dialog.showModal();
+    else dialog.setAttribute("open", "");
+  }
+
+  function closeDialog(dialog) {
+    if (typeof dialog.close === "function" && dialog.open) dialog.close();
+    else dialog.removeAttribute("open");
+  }
+
+  visitorList.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-action]");
+    var row = event.target.closest("[data-visitor-id]");
+    if (!button || !row) return;
+    var v = visitors.get(row.getAttribute("data-visitor-id"));
+    if (!v) return;
+    if (button.getAttribute("data-action") === "open-chat" && v.conversationId) {
+      openConversation(v.conversationId);
+    } else if (button.getAttribute("data-action") === "start-chat") {
+      startFor = v.visitorId;
+      startClientId = newId();
+      $("start-chat-who").textContent = (v.displayName || "This visitor") + (v.currentUrl ? " \u00b7 " + v.currentUrl : "");
+      startError.hidden = true;
+      startSend.disabled = false;
+      openDialog(startDialog);
+      startText.focus();
+      startText.select();
+    }
+  });
+
+  $("start-chat-cancel").addEventListener("click", function () {
+    closeDialog(startDialog);
+  });
+
+  startForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = startText.value.replace(/^\s+|\s+$/g, "");
+    if (!text) {
+      startError.textContent = "Write the first message.";
+      startError.hidden = false;
+      return;
+    }
+    var visitorId = startFor;
+    startSend.disabled = true;
+    P.api("POST", "/api/chat/visitors/" + encodeURIComponent(visitorId) + "/conversations", {
+      message: text,
+      clientMessageId: startClientId,
+    }).then(function (result) {
+      startSend.disabled = false;
+      if (on401(result)) return;
+      var err = result.data && result.data.error;
+      if (result.ok && result.data) {
+        closeDialog(startDialog);
+        applySnapshot(result.data);
+        openConversation(result.data.id, { focus: true });
+        scheduleCounts();
+      } else if (result.status === 409 && err && err.code === "conversation_active" && err.conversationId) {
+        closeDialog(startDialog);
+        say(listNotice, "This visitor is already in a conversation.", "");
+        openConversation(err.conversationId);
+      } else if (result.status === 409 && err && err.code === "visitor_gone") {
+        startError.textContent = "This visitor has left the site.";
+        startError.hidden = false;
+        visitors.delete(visitorId);
+        renderCounts();
+        renderList();
+      } else {
+        startError.textContent = P.errorMessage(result, "Could not start the chat.");
+        startError.hidden = false;
+      }
+    });
+  });
+
+  // --- profile and presence -------------------------------------------------------------------
+
+  var profileDialog = $("profile-dialog");
+  var profileForm = $("profile-form");
+  var profileName = $("profile-name");
+  var profileAvatar = $("profile-avatar");
+  var profileError = $("profile-error");
+
+  function renderMe() {
+    var nameEl = document.querySelector(".whoami-name");
+    if (nameEl && me.name && nameEl.textContent !== me.name) nameEl.textContent = me.name;
+    var slot = $("my-avatar");
+    if (!slot) return;
+    slot.replaceChildren();
+    var url = safeHttpUrl(me.avatarUrl);
+    if (url && url.indexOf("https:") === 0) {
+      var img = document.createElement("img");
+      img.alt = "";
+      img.src = url;
+      img.referrerPolicy = "no-referrer";
+      slot.appendChild(img);
+    } else {
+      slot.textContent = initials(me.name);
+      slot.style.setProperty("--avatar-hue", String(hue(me.id)));
+    }
+  }
+
+  $("profile-open").addEventListener("click", function () {
+    profileName.value = me.name || "";
+    profileAvatar.value = me.avatarUrl || "";
+    profileError.hidden = true;
+    openDialog(profileDialog);
+    profileName.focus();
+  });
+  $("profile-cancel").addEventListener("click", function () {
+    closeDialog(profileDialog);
+  });
+  profileForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var name = profileName.value.trim();
+    if (!name) {
+      profileError.textContent = "Enter your name.";
+      profileError.hidden = false;
+      return;
+    }
+    $("profile-save").disabled = true;
+    P.api("PATCH", "/api/auth/me", { name: name, avatarUrl: profileAvatar.value.trim() }).then(function (result) {
+      $("profile-save").disabled = false;
+      if (on401(result)) return;
+      if (result.ok && result.data && result.data.agent) {
+        me = result.data.agent;
+        renderMe();
+        closeDialog(profileDialog);
+      } else {
+        profileError.textContent = P.errorMessage(result, "Could not save your profile.");
+        profileError.hidden = false;
+      }
+    });
+  });
+
+  var PRESENCE_TEXT = { online: "Online", away: "Away", offline: "Offline" };
+
+  function showPresence(status) {
+    myStatus.setAttribute("data-status", status);
+    myStatus.title = "You are " + (PRESENCE_TEXT[status] || status).toLowerCase();
+    statusText.textContent = PRESENCE_TEXT[status] || status;
+    presenceButtons.forEach(function (b) {
+      b.setAttribute("aria-pressed", b.getAttribute("data-presence") === desiredPresence ? "true" : "false");
+    });
+  }
+
+  var presenceClicks = 0; // the agent's own choice beats an answer that was on its way
+
+  presenceButtons.forEach(function (b) {
+    b.addEventListener("click", function () {
+      presenceClicks += 1;
+      desiredPresence = b.getAttribute("data-presence");
+      if (stream.send({ type: "presence", status: desiredPresence })) showPresence(desiredPresence);
+      else showPresence("offline");
+    });
+  });
+
+  // --- title-bar notice and sound -----------------------------------------------------------
+
+  var audio = null;
+
+  function unlockAudio() {
+    if (audio) {
+      if (audio.state === "suspended" && audio.resume) audio.resume().catch(function () {});
+      return;
+    }
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    try {
+      audio = new Ctx();
+    } catch (e) {
+      audio = null;
+    }
+  }
+
+  function beep() {
+    if (!audio || audio.state !== "running") return; // no gesture yet: the title says it
+    try {
+      var osc = audio.createOscillator();
+      var gain = audio.createGain();
+      osc.type = "sine";
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.0001, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.2, audio.currentTime + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.25);
+      osc.connect(gain);
+      gain.connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.3);
+    } catch (e) {
+      /* no sound: the title-bar notice is enough */
+    }
+  }
+
+  function updateTitle() {
+    var n = 0;
+    newChats.forEach(function (id) {
+      var c = convs.get(id);
+      if (c && c.status === "WAITING") n += 1;
+    });
+    var title = n ? "(" + n + ") New chat" + (n > 1 ? "s" : "") + " \u00b7 Curbe Inbox" : BASE_TITLE;
+    if (document.title !== title) document.title = title;
+  }
+
+  function looked() {
+    if (newChats.size) {
+      newChats.clear();
+      updateTitle();
+    }
+  }
+
+  document.addEventListener("pointerdown", function () {
+    unlockAudio();
+    looked();
+  });
+  document.addEventListener("keydown", function () {
+    unlockAudio();
+    looked();
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState !== "visible") return;
+    looked();
+    var c = openId && convs.get(openId);
+    if (c && c.unread) markRead(openId);
+  });
+
+  // --- events -------------------------------------------------------------------------------
+
+  function apply(frame) {
+    var data = frame.data || {};
+    var cid = frame.conversationId;
+    if (cid) seen(cid, frame.seq);
+    switch (frame.type) {
+      case "conversation_created": {
+        var known = data.conversation && convs.has(data.conversation.id);
+        var created = applySnapshot(data.conversation);
+        if (created && !known && created.status === "WAITING" && created.kind === "live_chat") {
+          created.unread = true;
+          // a replay (resume) or an old event is no news
+          if (created.id !== openId && P.serverNow() - ts(frame.at) < 60000) {
+            newChats.add(created.id);
+            updateTitle();
+            beep();
+          }
+        }
+        scheduleCounts();
+        break;
+      }
+      case "conversation_assigned":
+      case "conversation_status_changed":
+      case "conversation_wait_timeout":
+        applySnapshot(data.conversation);
+        if (frame.type === "conversation_status_changed" && data.to === "OPEN" && data.conversation) {
+          var reopened = convs.get(data.conversation.id);
+          if (reopened && reopened.assignee && reopened.assignee.id === me.id && openId === reopened.id) {
+            reopened.unread = false;
+          }
+        }
+        updateTitle();
+        scheduleCounts();
+        break;
+      case "message_created": {
+        var m = data.message;
+        if (!m) break;
+        var c = convs.get(m.conversationId);
+        if (c) {
+          if (!c.lastMessage || m.seq >= c.lastMessage.seq) c.lastMessage = m;
+          if (!c.firstMessage || m.seq < c.firstMessage.seq) c.firstMessage = m;
+          if (ts(m.createdAt) > ts(c.updatedAt)) c.updatedAt = m.createdAt;
+          if (m.senderType === "visitor") {
+            if (m.conversationId === openId && document.visibilityState === "visible") markRead(openId, m.seq);
+            else c.unread = true;
+          } else if (m.senderId === me.id) {
+            c.unread = false;
+          }
+        } else if (view !== "visitors") {
+          scheduleViewFetch(); // a conversation we know nothing about: it may belong here
+        }
+        if (m.conversationId === openId) addMessage(m);
+        scheduleCounts();
+        break;
+      }
+      case "conversation_read":
+        if (data.agentId === me.id) {
+          var r = convs.get(data.conversationId);
+          if (r && r.unread) {
+            var lastVisitor = r.lastMessage && r.lastMessage.senderType === "visitor" ? r.lastMessage.seq : null;
+            if (data.lastReadSeq >= (lastVisitor !== null ? lastVisitor : r.lastSeq)) r.unread = false;
+            else if (view === "unread") scheduleViewFetch();
+          }
+          scheduleCounts();
+        }
+        break;
+      case "visitor_presence_update":
+        applyVisitor(data);
+        return;
+      case "agent_presence_update":
+        if (data.agentId === me.id && (data.status === "online" || data.status === "away")) {
+          desiredPresence = data.status;
+          showPresence(data.status);
+        }
+        offlineAgents[data.agentId] = data.status === "offline";
+        renderList(); // flag (or unflag) the OPEN chats of an agent who left
+        return;
+      default:
+        return; // widget_* and anything newer: not for this page
+    }
+    renderList();
+    if (cid && cid === openId) renderPane();
+    needsFetch();
+  }
+
+  function flush() {
+    var later = buffered;
+    buffered = [];
+    later.forEach(apply);
+  }
+
+  function onFrame(frame) {
+    switch (frame.type) {
+      case "ready":
+        onReady();
+        return;
+      case "resumed":
+      case "error":
+        return;
+      default:
+        if (inflight > 0) buffered.push(frame);
+        else apply(frame);
+    }
+  }
+
+  var connection = 0; // counts `ready`s: an answer about an older connection is stale
+
+  function onReady() {
+    live = true;
+    var current = ++connection;
+    var clicks = presenceClicks;
+    if (desiredPresence === "away") {
+      stream.send({ type: "presence", status: "away" });
+      showPresence("away");
+    } else {
+      showPresence("online");
+      P.api("GET", "/api/auth/me").then(function (result) {
+        if (on401(result)) return;
+        if (result.ok && result.data) {
+          if (result.data.agent) {
+            me = result.data.agent;
+            renderMe();
+          }
+          var status = result.data.presence;
+          var fresh = live && current === connection && clicks === presenceClicks;
+          if (fresh && (status === "away" || status === "online")) {
+            desiredPresence = status;
+            showPresence(status);
+          }
+        }
+      });
+    }
+    // catch up: everything committed after `ready` reaches this socket; this fetches the rest
+    fetchCounts();
+    fetchVisitors();
+    if (view !== "visitors") fetchView();
+    if (openId) {
+      stream.send({ type: "resume", conversationId: openId, afterSeq: seqSeen[openId] || 0 });
+      if (!convs.get(openId) || convs.get(openId).partial) loadDetail(openId, true);
+    }
+  }
+
+  function onState(state) {
+    indicator.setAttribute("data-state", state);
+    indicator.textContent = state === "live" ? "Live" : state === "connecting" ? "Connecting…" : "Reconnecting…";
+    indicator.title =
+      state === "live" ? "Changes appear here as they happen" : "Trying to reconnect; what you see may be out of date";
+    if (state !== "live") {
+      live = false;
+      showPresence("offline");
+      statusText.textContent = state === "connecting" ? "Connecting…" : "Offline";
+    }
+  }
+
+  // --- views and the address bar ------------------------------------------------------------
+
+  function setView(next, options) {
+    if (VIEWS.indexOf(next) === -1) next = "open";
+    options = options || {};
+    var changed = next !== view;
+    view = next;
+    viewButtons.forEach(function (b) {
+      var on = b.getAttribute("data-view") === view;
+      b.setAttribute("aria-pressed", on ? "true" : "false");
+      b.classList.toggle("is-current", on);
+    });
+    listTitle.textContent = VIEW_TITLES[view];
+    root.setAttribute("data-current-view", view);
+    if (changed) viewLoaded = false;
+    if (changed || options.force) {
+      say(listNotice, "");
+      rowEls.forEach(function (entry) {
+        entry.li.remove();
+      });
+      rowEls.clear();
+    }
+    if (view === "waiting") looked();
+    if (!options.quiet) writeHash();
+    renderList();
+    if (live && (changed || options.force)) {
+      if (view === "visitors") fetchVisitors();
+      else fetchView();
+    }
+  }
+
+  viewButtons.forEach(function (b) {
+    b.addEventListener("click", function () {
+      setView(b.getAttribute("data-view"), { force: true });
+    });
+  });
+
+  var writingHash = false;
+
+  function writeHash() {
+    var hash = "#" + view + (openId ? "/" + openId : "");
+    if (location.hash !== hash) {
+      writingHash = true;
+      history.replaceState(null, "", hash);
+      writingHash = false;
+    }
+  }
+
+  function readHash() {
+    var parts = (location.hash || "").replace(/^#/, "").split("/");
+    return { view: VIEWS.indexOf(parts[0]) !== -1 ? parts[0] : "open", id: parts[1] || null };
+  }
+
+  window.addEventListener("hashchange", function () {
+    if (writingHash) return;
+    var h = readHash();
+    setView(h.view, { quiet: true });
+    if (h.id && h.id !== openId) openConversation(h.id);
+  });
+
+  // --- start --------------------------------------------------------------------------------
+
+  renderMe();
+  var start = readHash();
+  setView(start.view, { quiet: true });
+  if (start.id) openConversation(start.id);
+  else renderPane();
+  writeHash();
+  setInterval(tick, 1000);
+  var stream = P.openStream({ query: "", onFrame: onFrame, onState: onState });
+})();
