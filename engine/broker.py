@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import attrs
 import trio
 
+from engine import metrics
 from engine.events import Event
 
 Topic = tuple[str, str]
@@ -112,6 +113,7 @@ class Broker:
     def publish(self, event: Event) -> None:
         """Deliver to every subscriber of the event's topics, at most once each; never blocks."""
         self._published += 1
+        metrics.EVENTS_PUBLISHED.labels(event.type).inc()
         seen: set[int] = set()
         for topic in topics_of(event):
             for sub in list(self._topics.get(topic, ())):
@@ -120,13 +122,19 @@ class Broker:
                 seen.add(id(sub))
                 if sub.offer(event):
                     self._delivered += 1
+                    metrics.EVENTS_DELIVERED.inc()
                 else:
                     self._dropped += 1
+                    metrics.SUBSCRIBERS_DROPPED.inc()
                     self._remove(sub)
                     sub.close(f"slow subscriber: more than {self._buffer} events unread")
 
     def subscriber_count(self, topic: Topic) -> int:
         return len(self._topics.get(topic, ()))
+
+    def audience(self, *topics: Topic) -> int:
+        """How many distinct subscribers hear at least one of ``topics``."""
+        return len({id(sub) for topic in topics for sub in self._topics.get(topic, ())})
 
     def statistics(self) -> BrokerStatistics:
         subs = {id(s) for group in self._topics.values() for s in group}

@@ -19,11 +19,13 @@ rehydrates it from storage.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
+from engine import metrics
 from engine.broker import Broker
 from engine.clock import Clock, iso, trio_deadline
 from engine.conversation import (
@@ -41,6 +43,15 @@ if TYPE_CHECKING:
     from engine.store import ConversationStore
 
 KIND = "conversation"
+log = logging.getLogger("curbe.engine.conversation")
+_LOGGED = frozenset(
+    {
+        "conversation_created",
+        "conversation_assigned",
+        "conversation_status_changed",
+        "conversation_wait_timeout",
+    }
+)
 
 
 @attrs.frozen
@@ -100,6 +111,7 @@ class ConversationActor:
         s = self.state
         return {
             "tenantId": s.tenant_id if s else None,
+            "visitorId": s.visitor_id if s else None,
             "state": s.status.value if s else "NEW",
             "lastSeq": s.last_seq if s else 0,
             "waitDeadline": iso(self._timer_deadline) if self._timer is not None else None,
@@ -186,7 +198,8 @@ class ConversationActor:
             answered.append((envelope, Outcome(state, message)))
         if state is not None and events:
             try:
-                await self.store.commit_conversation(state, events, messages)
+                with metrics.COMMIT_SECONDS.time():
+                    await self.store.commit_conversation(state, events, messages)
             except BaseException:
                 for envelope, _ in answered:
                     if envelope.reply is not None:
@@ -194,10 +207,25 @@ class ConversationActor:
                             ActorUnavailable("the conversation could not be saved; retry")
                         )
                 raise  # let it crash: the supervisor restarts us from what is stored
+        if state is not None and events:
+            metrics.COMMITS.inc()
+            for m in messages:
+                metrics.MESSAGES_STORED.labels(m.sender_type.value).inc()
         self.state = state
         self.by_client_id.update(new_ids)
         for event in events:
             self.broker.publish(event)
+            if event.type in _LOGGED:  # state changes only: never message text, never per frame
+                log.info(
+                    event.type,
+                    extra={
+                        "tenant_id": event.tenant_id,
+                        "conversation_id": event.conversation_id,
+                        "visitor_id": event.visitor_id,
+                        "event_type": event.type,
+                        "seq": event.seq,
+                    },
+                )
             self.recent.append({"type": event.type, "seq": event.seq, "at": iso(event.at)})
         del self.recent[:-20]
         for envelope, outcome in answered:

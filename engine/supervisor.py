@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from engine import metrics
 from engine.clock import Clock, SystemClock, iso
 from engine.errors import ActorUnavailable, EngineError
 
@@ -283,6 +284,7 @@ class Supervisor:
         now = trio.current_time()
         record.restarts += 1
         self.total_restarts += 1
+        metrics.ACTOR_RESTARTS.labels(record.kind).inc()
         record.last_crash = f"{type(exc).__name__}: {exc}"
         record.crash_times.append(now)
         while record.crash_times and record.crash_times[0] < now - self.within_seconds:

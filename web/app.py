@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Quart, Response, g, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from engine import metrics
 from engine.clock import iso
 from engine.conversation import Accept, Agent, Create, Kind, PostMessage, Reopen, SenderType, Solve
 from engine.conversation_actor import KIND as CONVERSATION
@@ -27,6 +29,7 @@ from engine.conversation_actor import Guard, Outcome
 from engine.errors import AlreadyAssigned, EngineError
 from engine.errors import NotFound as EngineNotFound
 from engine.events import Event, EventType
+from engine.routing import KIND as ROUTER
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat, JoinedChat, LeftChat
 from engine.widget import KIND as WIDGET
@@ -331,6 +334,13 @@ def create_app(s: Services) -> Quart:
             return error(503, "database_unavailable", "the database does not answer")
         return jsonify({"status": "ok", "actors": s.supervisor.count()})
 
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format: counters, latency histograms, live actors and sockets."""
+        for kind in (CONVERSATION, VISITOR, WIDGET, ROUTER):
+            metrics.ACTORS.labels(kind).set(s.supervisor.count(kind))
+        return Response(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
+
     @app.get("/api/ops/actors")
     async def ops_actors() -> Response:
         require_ops()
@@ -338,7 +348,7 @@ def create_app(s: Services) -> Quart:
         tenant = request.args.get("tenant")
         actors = []
         for stat in s.supervisor.statistics(kind):
-            wire = stat.to_wire(s.broker.subscriber_count((_topic_kind(stat.kind), stat.id)))
+            wire = stat.to_wire(_audience(s, stat))
             if tenant and wire.get("tenantId") != tenant:
                 continue
             wire.pop("recentEvents", None)
@@ -350,9 +360,7 @@ def create_app(s: Services) -> Quart:
         require_ops()
         for stat in s.supervisor.statistics(kind):
             if stat.id == actor_id:
-                return jsonify(
-                    stat.to_wire(s.broker.subscriber_count((_topic_kind(kind), actor_id)))
-                )
+                return jsonify(stat.to_wire(_audience(s, stat)))
         raise ApiError(404, "not_found", f"no live {kind} actor {actor_id}")
 
     # --- visitor side --------------------------------------------------------------------
@@ -386,6 +394,15 @@ def create_app(s: Services) -> Quart:
         for host in (origin_host, body_host, url_host):
             if host is not None and not domain_allowed(host, targeting):
                 await s.supervisor.call(WIDGET, widget_id, Refuse(host))
+                metrics.HEARTBEATS.labels("refused").inc()
+                log.warning(
+                    "heartbeat refused: outside Targeting",
+                    extra={
+                        "tenant_id": widget["tenant_id"],
+                        "widget_id": widget_id,
+                        "domain": host,
+                    },
+                )
                 raise ApiError(
                     403,
                     "domain_not_allowed",
@@ -405,6 +422,7 @@ def create_app(s: Services) -> Quart:
         if hb.time_zone:
             location = f"{hb.time_zone} (browser time zone)"
         await s.supervisor.call(WIDGET, widget_id, Ping(origin_host or body_host, hb.current_url))
+        metrics.HEARTBEATS.labels("accepted").inc()
         session = await s.supervisor.call(
             VISITOR,
             visitor_id,
@@ -865,8 +883,19 @@ def create_app(s: Services) -> Quart:
     return app
 
 
-def _topic_kind(kind: str) -> str:
-    return {"conversation": "conversation", "visitor_session": "visitor"}.get(kind, kind)
+def _audience(s: Services, stat: Any) -> int:
+    """The sockets that hear an actor's events: its own topic, its visitor's, its tenant's."""
+    info = stat.detail
+    topics: list[tuple[str, str]] = []
+    if stat.kind == CONVERSATION:
+        topics.append(("conversation", stat.id))
+        if info.get("visitorId"):
+            topics.append(("visitor", info["visitorId"]))
+    elif stat.kind == VISITOR:
+        topics.append(("visitor", stat.id))
+    if info.get("tenantId"):
+        topics.append(("tenant", info["tenantId"]))
+    return s.broker.audience(*topics)
 
 
 def _broker_stats(s: Services) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import secrets
 import signal
@@ -24,6 +23,7 @@ import trio_asyncio
 from storage import queries
 from storage.db import Database
 from web.auth import hash_password, new_id
+from web.logs import configure as configure_logs
 from web.services import Settings
 from web.widgets import embed_code
 
@@ -235,10 +235,8 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("CURBE_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
+    configure_logs(
+        os.environ.get("CURBE_LOG_LEVEL", "INFO"), os.environ.get("CURBE_LOG_FORMAT", "json")
     )
     args = _parser().parse_args(argv)
     try:

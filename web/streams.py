@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import trio
 from quart import Quart, websocket
 
+from engine import metrics
 from engine.broker import Subscription, Topic
 from engine.clock import iso
 from engine.errors import EngineError
@@ -112,9 +113,11 @@ def _error_frame(exc: Exception, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "error": {"code": code, "message": message}, **extra}
 
 
-async def _pump(sub: Subscription, stream: EventStream) -> None:
+async def _pump(sub: Subscription, stream: EventStream, side: str, clock: Any) -> None:
+    delivery = metrics.DELIVERY_SECONDS.labels(side)
     async for event in sub:
         await stream.live(event)
+        delivery.observe(max(0.0, (clock.now() - event.at).total_seconds()))
     if sub.dropped_reason:
         await websocket.close(CLOSE_TOO_SLOW, sub.dropped_reason[:120])
     raise _Stop
@@ -129,16 +132,19 @@ async def _serve(
     stream_factory: Callable[[], EventStream],
     handle: Callable[[EventStream, Any], Awaitable[None]],
     hello: dict[str, Any],
+    side: str,
 ) -> None:
     from web.app import services
 
     s = services()
+    connections = metrics.CONNECTIONS.labels(side)
     with s.broker.subscribe(*topics) as sub:
         stream = stream_factory()
         await stream.send_frame({"type": "ready", "serverTime": iso(s.clock.now()), **hello})
+        connections.inc()
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_pump, sub, stream)
+                nursery.start_soon(_pump, sub, stream, side, s.clock)
                 while True:
                     raw = await websocket.receive()
                     try:
@@ -159,6 +165,8 @@ async def _serve(
                         await stream.send_frame(_error_frame(exc, **extra))
         except* _Stop:
             pass
+        finally:
+            connections.dec()
 
 
 def register_sockets(app: Quart) -> None:
@@ -229,6 +237,7 @@ def register_sockets(app: Quart) -> None:
             lambda: EventStream(websocket.send, load),
             handle,
             {"visitorId": visitor_id, "agentsOnline": s.presence.agents_online(tenant_id)},
+            side="visitor",
         )
 
     @app.websocket("/api/chat/inbox/ws")
@@ -291,6 +300,7 @@ def register_sockets(app: Quart) -> None:
                 lambda: EventStream(websocket.send, load),
                 handle,
                 {"agentId": agent["id"], "tenantId": tenant_id},
+                side="agent",
             )
         finally:
             if counts_as_online:

@@ -1,0 +1,54 @@
+"""Process metrics in Prometheus form (``prometheus_client``), read at ``GET /metrics``.
+
+Counters and histograms are updated where things happen (broker, conversation actor,
+supervisor, sockets, heartbeat); gauges of live things (actors by kind, sockets by side) are set
+when the endpoint is scraped. One registry per process; tests compare values before and after.
+
+Delivery latency is measured from an event's ``at`` (stamped when the state machine made it,
+just before its commit) to the moment its frame is written to a socket, so it is commit time plus
+fan-out plus the socket write.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+EVENTS_PUBLISHED = Counter(
+    "curbe_events_published", "Realtime events published, by type", ["type"], registry=REGISTRY
+)
+EVENTS_DELIVERED = Counter(
+    "curbe_events_delivered", "Event deliveries queued to subscribers", registry=REGISTRY
+)
+SUBSCRIBERS_DROPPED = Counter(
+    "curbe_subscribers_dropped", "Subscribers dropped for falling behind", registry=REGISTRY
+)
+MESSAGES_STORED = Counter(
+    "curbe_messages_stored", "Chat messages committed, by sender", ["sender"], registry=REGISTRY
+)
+COMMITS = Counter("curbe_commits", "Conversation commits (batches)", registry=REGISTRY)
+COMMIT_SECONDS = Histogram(
+    "curbe_commit_seconds",
+    "Time to commit one batch of conversation transitions to PostgreSQL",
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+DELIVERY_SECONDS = Histogram(
+    "curbe_delivery_seconds",
+    "From an event's creation (before its commit) to its write on a socket",
+    ["side"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+HEARTBEATS = Counter(
+    "curbe_heartbeats", "Widget heartbeats, by result", ["result"], registry=REGISTRY
+)
+ACTOR_RESTARTS = Counter(
+    "curbe_actor_restarts", "Actor crashes restarted (or given up), by kind", ["kind"],
+    registry=REGISTRY,
+)  # fmt: skip
+ACTORS = Gauge("curbe_actors", "Live actors, by kind", ["kind"], registry=REGISTRY)
+CONNECTIONS = Gauge("curbe_connections", "Open WebSockets, by side", ["side"], registry=REGISTRY)
