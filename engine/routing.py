@@ -88,7 +88,13 @@ class RoutingStore(Protocol):
 
 @attrs.frozen
 class Nudge:
-    """Something that matters to routing changed; the router looks again."""
+    """Something that matters to routing changed; the router looks again.
+
+    ``resend_to``: a visitor whose socket just (re)connected gets its queue position again even
+    if it did not change (positions are not stored).
+    """
+
+    resend_to: str | None = None
 
 
 Dispatch = Callable[[str, str, Any], Awaitable[Any]]
@@ -176,14 +182,19 @@ class RouterActor:
                     replies.append(mailbox.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
+            resend = {
+                env.command.resend_to
+                for env in replies
+                if isinstance(env.command, Nudge) and env.command.resend_to
+            }
             try:
-                await self._pass()
+                await self._pass(resend)
             finally:
                 for env in replies:
                     if env.reply:
                         env.reply.set(None)
 
-    async def _pass(self) -> None:
+    async def _pass(self, resend: set[str] | None = None) -> None:
         self.pending.discard(self.id)  # nudges from now on ask for another pass
         self.passes += 1
         snapshot = await self.store.load_routing(self.id)
@@ -218,7 +229,9 @@ class RouterActor:
             if await self._offer(chat.id, others, open_counts, transfer=True):
                 open_counts[chat.assignee_id] -= 1
 
-        self._publish_positions(still_waiting, snapshot.average_wait_seconds, len(candidates))
+        self._publish_positions(
+            still_waiting, snapshot.average_wait_seconds, len(candidates), resend or set()
+        )
 
     async def _offer(
         self,
@@ -243,7 +256,11 @@ class RouterActor:
         return True
 
     def _publish_positions(
-        self, waiting: list[WaitingChat], average: float | None, available: int
+        self,
+        waiting: list[WaitingChat],
+        average: float | None,
+        available: int,
+        resend: set[str],
     ) -> None:
         current: dict[str, tuple[int, int | None]] = {}
         now = self.clock.now()
@@ -252,7 +269,9 @@ class RouterActor:
             if average is not None and available > 0:
                 estimate = round(average * position / available)
             current[chat.id] = (position, estimate)
-            if self._positions.get(chat.id) == (position, estimate):
+            if self._positions.get(chat.id) == (position, estimate) and (
+                chat.visitor_id not in resend
+            ):
                 continue
             self.broker.publish(
                 Event(

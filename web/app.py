@@ -420,7 +420,8 @@ def create_app(s: Services) -> Quart:
             visitor_id = auth.new_id("vis")
         location = None
         if hb.time_zone:
-            location = f"{hb.time_zone} (browser time zone)"
+            language = f", {hb.language}" if hb.language else ""
+            location = f"{hb.time_zone}{language} (from the browser)"
         await s.supervisor.call(WIDGET, widget_id, Ping(origin_host or body_host, hb.current_url))
         metrics.HEARTBEATS.labels("accepted").inc()
         session = await s.supervisor.call(

@@ -28,6 +28,9 @@ from engine.broker import Subscription, Topic
 from engine.clock import iso
 from engine.errors import EngineError
 from engine.events import Event
+from engine.routing import KIND as ROUTER
+from engine.routing import Nudge
+from engine.visitor import KIND as VISITOR
 from storage import queries
 from web import auth
 from web.wire import ApiError, MessageFrame, PingFrame, PresenceFrame, ResumeFrame, structure_frame
@@ -232,6 +235,10 @@ def register_sockets(app: Quart) -> None:
                     422, "unsupported_frame", "visitors can send message, resume and ping"
                 )
 
+        session = getattr(s.supervisor.actor(VISITOR, visitor_id), "session", None)
+        if session is not None and session.conversation_id is not None:
+            # a (re)connected widget in a queue hears its position again (positions are not stored)
+            await s.supervisor.cast(ROUTER, tenant_id, Nudge(resend_to=visitor_id))
         await _serve(
             [("visitor", visitor_id), ("visitors", tenant_id)],
             lambda: EventStream(websocket.send, load),

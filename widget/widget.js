@@ -20,10 +20,14 @@
  * The chat screens (waiting/open/solved/timeout) follow the conversation's server status through
  * the "changed" transition; nothing but a server event moves a visitor out of "waiting".
  *
- * Realtime: one WebSocket per page while a conversation is loaded. ready -> resume {afterSeq: the
- * highest contiguous seq shown} -> the server replays what was missed -> resumed. Reconnects with
- * jittered exponential backoff (0.5 s doubling to 15 s), at once on `online` / page visible;
- * 4401 -> a fresh heartbeat (token) first; 4404 -> the widget is gone, render nothing.
+ * Realtime: one WebSocket per page from the first good heartbeat on, chat or not: an agent may
+ * start a chat (a conversation_created for an unseen id is adopted when none is active or the
+ * current one is SOLVED; an OPEN one opens the panel), `ready` and agents_online_changed keep
+ * agentsOnline live, queue_position shows the WAITING chat's place in line. With a chat loaded:
+ * ready -> resume {afterSeq: the highest contiguous seq shown} -> the server replays what was
+ * missed -> resumed. Reconnects with jittered exponential backoff (0.5 s doubling to 15 s), at
+ * once on `online` / page visible; 4401 -> a fresh heartbeat (token) first; 4404 -> the widget is
+ * gone, render nothing.
  * Messages are optimistic (sending -> sent | failed + Retry) and carry a clientMessageId that
  * the server stores once, so resending over the socket or REST never doubles a message.
  *
@@ -80,6 +84,8 @@
       poweredBy: "Powered by Curbe Chat",
       searching: "Searching for available agents\u2026",
       connecting: "Connecting\u2026",
+      inLine: "You are number {n} in line",
+      aboutMin: "About {n} min",
       reconnecting: "Reconnecting\u2026",
       connectedWith: "Connected with {name}",
       joined: "{name} joined the chat",
@@ -140,6 +146,8 @@
       poweredBy: "Con la tecnolog\u00eda de Curbe Chat",
       searching: "Buscando agentes disponibles\u2026",
       connecting: "Conectando\u2026",
+      inLine: "Eres el n\u00famero {n} en la fila",
+      aboutMin: "Unos {n} min",
       reconnecting: "Reconectando\u2026",
       connectedWith: "Conectado con {name}",
       joined: "{name} se uni\u00f3 al chat",
@@ -185,8 +193,10 @@
     return /^es\b/i.test(String(lang)) ? "es" : "en";
   }
 
-  function fill(template, name) {
-    return template.replace("{name}", name);
+  function fill(template, value) {
+    return template.replace(/\{\w+\}/, function () {
+      return value;
+    });
   }
 
   // ---- config ------------------------------------------------------------------------------
@@ -511,6 +521,7 @@
     ".cc-dot{display:inline-block;width:10px;height:10px;border-radius:50%;background:#22c55e;vertical-align:middle;margin-right:6px}",
     ".cc-status{display:flex;align-items:center;gap:10px;margin:12px 16px 0;padding:10px 12px;border-radius:10px;",
     "background:#f3f4f6;color:#374151;font-size:13px;font-weight:600}",
+    ".cc-queue,.cc-eta{font-weight:400;font-size:12px;margin-top:2px}",
     ".cc-recon{margin:8px 16px 0;font-size:12px;color:#92400e;text-align:center}",
     ".cc-spin{width:18px;height:18px;flex:none;border-radius:50%;border:2px solid #d1d5db;border-top-color:var(--cc-theme);",
     "animation:cc-spin .8s linear infinite}@keyframes cc-spin{to{transform:rotate(360deg)}}",
@@ -930,9 +941,14 @@
     var ready = state.socket === "ready";
     var body = [];
     if (screen === "waiting") {
+      var q = state.conv.queue; // {position, minutes} from the latest queue_position
       body.push(h("div", { class: "cc-status", role: "status" }, [
         h("span", { class: "cc-spin", "aria-hidden": "true" }),
-        h("span", { class: "cc-status-text", text: ready ? t.searching : t.connecting })
+        h("div", {}, [
+          h("div", { class: "cc-status-text", text: ready ? t.searching : t.connecting }),
+          q ? h("div", { class: "cc-queue", text: fill(t.inLine, q.position) }) : null,
+          q && q.minutes ? h("div", { class: "cc-eta", text: fill(t.aboutMin, q.minutes) }) : null
+        ])
       ]));
     } else if (screen === "open" && !ready) {
       body.push(h("div", { class: "cc-recon", role: "status", text: t.reconnecting }));
@@ -1108,7 +1124,7 @@
   }
 
   /** A conversation as REST answers it ({..., messages, lastSeq}): complete up to lastSeq. */
-  function loadConversation(s, body) {
+  function loadConversation(s, body, live) {
     if (!s.conv || s.conv.id !== body.id) {
       s.conv = newConversation(body.id);
       s.items = {};
@@ -1121,7 +1137,7 @@
     });
     advance(c, Number(body.lastSeq) || 0);
     var keys = Object.keys(s.items);
-    if (c.assignee && !keys.some(function (k) {
+    if (!live && c.assignee && !keys.some(function (k) {
       return s.items[k].kind === "joined";
     })) {
       // The answer has messages, not events: place "joined" before the agent's first message.
@@ -1143,10 +1159,11 @@
     var d = isObj(ev.data) ? ev.data : {};
     if (!c || ev.conversationId !== c.id) {
       var snap = d.conversation;
-      // Another tab started a live chat (or this tab's answer is not back yet): follow it.
+      // Another tab started a live chat (or this tab's answer is not back yet), or an agent
+      // started one with this visitor (OPEN, assigned; "joined" and the message follow): follow it.
       if (ev.type === "conversation_created" && isObj(snap) && snap.kind === "live_chat" &&
         snap.id === ev.conversationId && (!c || c.status === "SOLVED")) {
-        loadConversation(s, snap);
+        loadConversation(s, snap, true);
         return "adopted";
       }
       return null;
@@ -1358,7 +1375,8 @@
         if (!view || !view.state.conv) s.conversationId = hintConversation;
         if (typeof body.visitorId === "string") store.set("visitorId", (s.visitorId = body.visitorId));
         if (typeof body.visitorToken === "string") store.set("visitorToken", body.visitorToken);
-        if (typeof body.agentsOnline === "boolean") setOnline(body.agentsOnline);
+        // a ready socket hears every flip at once: an answer computed before one must not undo it
+        if (typeof body.agentsOnline === "boolean" && !(view && view.state.socket === "ready")) setOnline(body.agentsOnline);
         loadConfig();
         rehydrate();
         mount();
@@ -1487,7 +1505,7 @@
       st.back = st.conv ? chatScreen(st) : saved === "prechat" || saved === "offline" ? saved : "welcome";
       if (saved) st.screen = st.back; // the panel was open before the reload: open it again
       view.render();
-      if (st.conv) connect();
+      connect(); // with or without a chat: an agent may start one, agentsOnline may change
     }
 
     function persist(st) {
@@ -1594,8 +1612,15 @@
       s.conversationId = st.conv.id;
       store.set("conv", st.conv.id);
       view.move("changed", byVisitor);
+      if (!byVisitor) popUp();
       if (ws) resume();
       else connect();
+    }
+
+    /** An agent started (or took) a chat this tab did not start: show it, as a message would be. */
+    function popUp() {
+      var st = view.state;
+      if (st.screen === "launcher" && st.conv.status === "OPEN") view.move("open");
     }
 
     function sendOffline(st) {
@@ -1698,7 +1723,7 @@
     }
 
     function connect() {
-      if (s.stopped || leaving || ws || !view || !view.state.conv) return;
+      if (s.stopped || leaving || ws || !view) return;
       clearTimeout(retryTimer);
       retryTimer = null;
       var sock;
@@ -1750,7 +1775,7 @@
 
     /** Jittered exponential backoff: 0.5 s, 1 s, 2 s... up to 15 s, each between half and all of it. */
     function reconnectLater() {
-      if (retryTimer || s.stopped || !view || !view.state.conv) return;
+      if (retryTimer || s.stopped || !view) return;
       var cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempt));
       attempt = Math.min(attempt + 1, 10);
       retryTimer = setTimeout(guard(function () {
@@ -1760,7 +1785,7 @@
     }
 
     function reconnectNow() {
-      if (s.stopped || !view || !view.state.conv) return;
+      if (s.stopped || !view) return;
       attempt = 0; // the network is back: the next try, if this one fails, comes quickly too
       if (ws) {
         if (view.state.socket === "ready") wsSend({ type: "ping" });
@@ -1792,8 +1817,10 @@
       }
       if (!isObj(f) || !view) return;
       var st = view.state;
+      var data = isObj(f.data) ? f.data : {};
       if (f.type === "ready") {
         attempt = 0;
+        if (typeof f.agentsOnline === "boolean") setOnline(f.agentsOnline);
         setSocket("ready");
         resume();
       } else if (f.type === "resumed") {
@@ -1801,6 +1828,15 @@
         st.outbox.forEach(function (o) {
           if (o.status === "failed" && !o.code) sendOut(o); // failed for want of a network: again now
         });
+      } else if (f.type === "agents_online_changed") {
+        if (typeof data.agentsOnline === "boolean") setOnline(data.agentsOnline);
+      } else if (f.type === "queue_position") {
+        // ephemeral, this visitor only: where the WAITING chat stands
+        var eta = data.estimatedWaitSeconds;
+        if (st.conv && data.conversationId === st.conv.id && st.conv.status === "WAITING" && typeof data.position === "number" && data.position > 0) {
+          st.conv.queue = { position: data.position, minutes: typeof eta === "number" && eta >= 0 ? Math.max(1, Math.ceil(eta / 60)) : 0 };
+          view.update();
+        }
       } else if (f.type === "ack") {
         if (addMessage(st, f.message)) view.update();
       } else if (f.type === "error") {
@@ -1817,6 +1853,7 @@
         }
         if (result === "render") view.update();
         else if (result) view.move("changed");
+        if (result === "adopted") popUp();
       }
     }
 

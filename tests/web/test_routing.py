@@ -234,3 +234,22 @@ async def test_a_burst_of_heartbeats_is_coalesced_for_the_inbox(server: Server) 
     ]
     # at most one update per second of the burst, plus the one at its start
     assert 1 <= len(updates) <= math.ceil(elapsed) + 1, (len(updates), elapsed)
+
+
+async def test_a_reconnecting_widget_hears_its_place_in_line_at_once(server: Server) -> None:
+    [a] = await seed(server)
+    v1, v2 = await new_visitor(server, a.widget_id), await new_visitor(server, a.widget_id)
+    await start_chat(server, v1)
+    async with visitor_socket(server, v2) as first:
+        cid = await start_chat(server, v2)
+        event = await first.wait_for("queue_position")
+        assert event["data"] == {
+            "conversationId": cid,
+            "position": 2,
+            "ahead": 1,
+            "estimatedWaitSeconds": None,
+        }
+    # nothing changed in the line, yet a new socket (a reload) is told where it stands
+    async with visitor_socket(server, v2) as again:
+        event = await again.wait_for("queue_position")
+        assert event["data"]["position"] == 2 and event["data"]["conversationId"] == cid
