@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint install clean
+.PHONY: serve test lint install clean qa
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,15 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## Run the brief's 8 QA cases in headless Chromium and record them (artifacts/qa/: qa-cases.mp4, report.md, frames).
+qa: $(STAMP)
+	@command -v ffmpeg >/dev/null 2>&1 || { echo "ffmpeg is missing: apt-get install -y ffmpeg"; exit 2; }
+	$(BIN)/python -m qa.run $(QA_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check engine web storage tests
-	$(BIN)/ruff format --check engine web storage tests
-	$(BIN)/mypy --strict engine web storage
+	$(BIN)/ruff check engine web storage tests qa
+	$(BIN)/ruff format --check engine web storage tests qa
+	$(BIN)/mypy --strict engine web storage qa
 
 clean:
 	rm -rf $(VENV) .curbe-data

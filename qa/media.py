@@ -60,7 +60,7 @@ def frame_html(*, badge: str, caption: str, panels: Sequence[Panel], tone: str =
         for p in panels
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><style>{_BASE_CSS}
-header {{ height: 190px; padding: 26px 36px 0; border-top: 10px solid {colour}; }}
+header {{ height: 206px; padding: 26px 36px 0; border-top: 10px solid {colour}; }}
 .badge {{ display: inline-block; font-size: 24px; font-weight: bold; letter-spacing: .04em;
   color: #0f172a; background: {colour}; padding: 6px 16px; border-radius: 8px; }}
 .caption {{ margin-top: 16px; font-size: 36px; line-height: 1.25; color: #f8fafc;

@@ -155,7 +155,7 @@ class HostSite:
         pages = self.pages
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_GET(self) -> None:  # the stdlib's name for it
                 body = pages.get(urlsplit(self.path).path)
                 data = (body if body is not None else "not found").encode()
                 self.send_response(200 if body is not None else 404)
