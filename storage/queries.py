@@ -793,3 +793,20 @@ async def count_open_chats(
         agent_id,
     )
     return int(row["open"]), int(row["capacity"] or 0)
+
+
+async def select_visitor_thread(
+    connection: asyncpg.Connection, tenant_id: str, visitor_id: str
+) -> tuple[Conversation, list[Message], int | None] | None:
+    """The visitor's latest live chat, its messages, and the seq of its latest assignment (where
+    the widget draws "{agent} joined the chat"); one crossing for the widget's rehydration."""
+    latest = await select_latest_conversation(connection, tenant_id, visitor_id)
+    if latest is None:
+        return None
+    messages = await select_messages(connection, latest.id)
+    assigned: int | None = await connection.fetchval(
+        """SELECT max(seq) FROM conversation_events
+            WHERE conversation_id = $1 AND type = 'conversation_assigned'""",
+        latest.id,
+    )
+    return latest, messages, assigned

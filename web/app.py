@@ -80,6 +80,12 @@ def _widget_js() -> bytes:
     return WIDGET_JS.read_bytes()
 
 
+def is_visitor_route(path: str) -> bool:
+    """``/api/chat/widgets/{id}/…`` (the embedded widget's calls, CORS for any allowed origin);
+    not ``/api/chat/widgets`` or ``/api/chat/widgets/{id}`` themselves (agents: no CORS)."""
+    return path.startswith(VISITOR_PREFIX) and "/" in path[len(VISITOR_PREFIX) :].strip("/")
+
+
 def valid_id(value: Any) -> bool:
     """Ids are short and plain; anything else cannot exist (404 without a database trip)."""
     return isinstance(value, str) and bool(_ID.match(value))
@@ -303,7 +309,7 @@ def create_app(s: Services) -> Quart:
     @app.after_request
     async def cors(response: Response) -> Response:
         origin = request.headers.get("Origin")
-        if origin and request.path.startswith(VISITOR_PREFIX):
+        if origin and is_visitor_route(request.path):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
             response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
@@ -313,7 +319,7 @@ def create_app(s: Services) -> Quart:
 
     @app.before_request
     async def preflight() -> Response | None:
-        if request.method == "OPTIONS" and request.path.startswith(VISITOR_PREFIX):
+        if request.method == "OPTIONS" and is_visitor_route(request.path):
             return Response("", status=204)  # CORS headers come from the after_request hook
         return None
 
@@ -334,6 +340,15 @@ def create_app(s: Services) -> Quart:
             return error(503, "database_unavailable", "the database does not answer")
         return jsonify({"status": "ok", "actors": s.supervisor.count()})
 
+    @app.get("/api/openapi.json")
+    async def openapi_document() -> Response:
+        """The OpenAPI 3.1 document of every HTTP endpoint (web/openapi.py)."""
+        from web.openapi import build_openapi
+
+        response = jsonify(build_openapi(s.settings.base_url))
+        response.headers["Access-Control-Allow-Origin"] = "*"  # public: any docs viewer may read it
+        return response
+
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
         """Prometheus text format: counters, latency histograms, live actors and sockets."""
@@ -344,8 +359,8 @@ def create_app(s: Services) -> Quart:
     @app.get("/api/ops/actors")
     async def ops_actors() -> Response:
         require_ops()
-        kind = request.args.get("kind")
-        tenant = request.args.get("tenant")
+        kind = request.args.get("kind") or None  # an empty filter is no filter
+        tenant = request.args.get("tenant") or None
         actors = []
         for stat in s.supervisor.statistics(kind):
             wire = stat.to_wire(_audience(s, stat))
@@ -502,13 +517,15 @@ def create_app(s: Services) -> Quart:
     async def visitor_conversation(widget_id: str) -> Response:
         widget = await load_widget(widget_id)
         visitor = require_visitor(widget)
-        latest = await s.db.run(
-            queries.select_latest_conversation, widget["tenant_id"], visitor.visitor_id
+        thread = await s.db.run(
+            queries.select_visitor_thread, widget["tenant_id"], visitor.visitor_id
         )
-        if latest is None:
+        if thread is None:
             raise ApiError(404, "not_found", "this visitor has no conversation yet")
-        messages = await s.db.run(queries.select_messages, latest.id)
-        return jsonify(conversation_wire(latest, messages))
+        latest, messages, assigned_seq = thread
+        wire = conversation_wire(latest, messages)
+        wire["assignedSeq"] = assigned_seq  # where "{agent} joined the chat" goes in the thread
+        return jsonify(wire)
 
     @app.post(VISITOR_PREFIX + "<widget_id>/conversations/<conversation_id>/messages")
     async def visitor_message(widget_id: str, conversation_id: str) -> Response:
@@ -876,10 +893,12 @@ def create_app(s: Services) -> Quart:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
+    from web.ops_page import register_ops_page
     from web.pages import register_pages
     from web.streams import register_sockets
 
     register_pages(app)
+    register_ops_page(app)
     register_sockets(app)
     return app
 

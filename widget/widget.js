@@ -1140,13 +1140,16 @@
     if (!live && c.assignee && !keys.some(function (k) {
       return s.items[k].kind === "joined";
     })) {
-      // The answer has messages, not events: place "joined" before the agent's first message.
+      // The answer says where the (latest) assignment happened; older servers: before the
+      // agent's first message.
+      var at = Number(body.assignedSeq);
       var firstAgent = keys.map(Number).sort(function (x, y) {
         return x - y;
       }).filter(function (k) {
         return s.items[k].senderType === "agent";
       })[0];
-      s.items[firstAgent ? firstAgent - 0.5 : c.lastSeq + 0.5] = { kind: "joined", agent: c.assignee };
+      if (!(at > 0)) at = firstAgent ? firstAgent - 0.5 : c.lastSeq + 0.5;
+      s.items[at] = { kind: "joined", agent: c.assignee };
     }
   }
 

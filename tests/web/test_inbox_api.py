@@ -177,6 +177,7 @@ async def test_agent_starts_a_chat_with_a_live_visitor(server: Server) -> None:
         async with server.http(v.token) as visitor:
             r = await visitor.get(f"/api/chat/widgets/{v.widget_id}/conversation")
             assert r.json()["id"] == chat["id"] and r.json()["status"] == "OPEN"
+            assert r.json()["assignedSeq"] == 2  # where the widget draws "joined the chat"
 
 
 async def test_proactive_chat_keeps_the_visitors_own_ip_and_browser(server: Server) -> None:

@@ -712,3 +712,16 @@ async def test_markup_is_stored_and_returned_verbatim_as_json(server: Server) ->
     assert [m.text for m in stored] == expected
     contact = await server.run(queries.select_contact, a.tenant_id, v.visitor_id)
     assert contact is not None and contact["name"] == script
+
+
+async def test_agent_widget_endpoints_grant_no_cors(server: Server) -> None:
+    [a] = await seed(server)
+    token = await login(server, a)
+    async with server.http(token, headers={"Origin": "https://evil.example"}) as client:
+        for path in ("/api/chat/widgets", f"/api/chat/widgets/{a.widget_id}"):
+            r = await client.get(path)
+            assert r.status_code == 200
+            assert "access-control-allow-origin" not in r.headers, path
+        # the widget's own calls keep answering any origin (Targeting decides, not CORS)
+        r = await client.get(f"/api/chat/widgets/{a.widget_id}/config")
+        assert r.headers["access-control-allow-origin"] == "https://evil.example"

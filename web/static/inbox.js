@@ -175,12 +175,10 @@
     return t;
   }
 
-  function statusBadge(status) {
-    return el(
-      "span",
-      "status-badge conv-status status-" + String(status || "").toLowerCase(),
-      STATUS_TEXT[status] || status
-    );
+  function statusBadge(status, kind) {
+    // an offline message is a ticket: unanswered, not a live chat "waiting" for Accept
+    var label = kind === "offline_message" && status === "WAITING" ? "To answer" : STATUS_TEXT[status] || status;
+    return el("span", "status-badge conv-status status-" + String(status || "").toLowerCase(), label);
   }
 
   function say(box, message, kind) {
@@ -409,7 +407,7 @@
     open.appendChild(el("span", "conv-preview" + (text ? "" : " muted"), text || "No messages yet"));
 
     var badges = el("span", "conv-badges");
-    badges.appendChild(statusBadge(c.status));
+    badges.appendChild(statusBadge(c.status, c.kind));
     if (c.kind === "offline_message") badges.appendChild(el("span", "kind-badge", "Offline message"));
     if (c.status === "WAITING" && c.waitTimedOut && c.kind === "live_chat") {
       badges.appendChild(el("span", "kind-badge kind-warn", "Past wait time"));
@@ -914,7 +912,7 @@
     }
     threadBox.setAttribute("data-status", c.status);
     threadName.textContent = displayName(c);
-    var badges = [statusBadge(c.status)];
+    var badges = [statusBadge(c.status, c.kind)];
     if (c.kind === "offline_message") badges.push(el("span", "kind-badge", "Offline message"));
     if (c.assignee) {
       badges.push(el("span", "muted thread-assignee", "Assigned to " + (c.assignee.id === me.id ? "you" : c.assignee.name)));
