@@ -234,11 +234,7 @@
 
   // --- live updates ---------------------------------------------------------------------------
 
-  var socket = null;
-  var attempt = 0;
-  var reconnectTimer = null;
-  var pingTimer = null;
-  var pongDeadline = null;
+  var live = false; // the stream is connected and caught up
   var fetching = false;
   var buffered = [];
 
@@ -281,14 +277,8 @@
   function onFrame(frame) {
     if (!frame || typeof frame.type !== "string") return;
     switch (frame.type) {
-      case "ready":
-        attempt = 0;
-        P.setServerTime(frame.serverTime);
-        setIndicator("live");
+      case "ready": // (re)connected: catch up on whatever happened meanwhile
         refetch();
-        break;
-      case "pong":
-        pongDeadline = null;
         break;
       case "widget_status_changed":
       case "widget_updated":
@@ -301,88 +291,21 @@
     }
   }
 
-  function stopTimers() {
-    clearInterval(pingTimer);
-    pingTimer = null;
-    pongDeadline = null;
-  }
-
-  function connect() {
-    clearTimeout(reconnectTimer);
-    reconnectTimer = null;
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var ws;
-    try {
-      // presence=0: watching settings does not make this agent available to visitors
-      ws = new WebSocket(scheme + location.host + "/api/chat/inbox/ws?presence=0");
-    } catch (e) {
-      scheduleReconnect();
-      return;
-    }
-    socket = ws;
-    ws.onmessage = function (event) {
-      if (socket !== ws) return;
-      var frame;
-      try {
-        frame = JSON.parse(event.data);
-      } catch (e) {
-        return;
-      }
-      onFrame(frame);
-    };
-    ws.onopen = function () {
-      // keep proxies from closing an idle socket and notice a dead one
-      pingTimer = setInterval(function () {
-        if (socket !== ws || ws.readyState !== WebSocket.OPEN) return;
-        if (pongDeadline !== null && Date.now() > pongDeadline) {
-          ws.close();
-          return;
-        }
-        if (pongDeadline === null) pongDeadline = Date.now() + 10000;
-        ws.send(JSON.stringify({ type: "ping" }));
-      }, 25000);
-    };
-    ws.onclose = function (event) {
-      if (socket !== ws) return;
-      socket = null;
-      stopTimers();
-      if (event.code === 4401) {
-        P.toLogin(); // the session ended
-        return;
-      }
-      scheduleReconnect();
-    };
-  }
-
-  function scheduleReconnect() {
-    if (reconnectTimer !== null) return;
-    setIndicator("reconnecting");
-    attempt += 1;
-    var ceiling = Math.min(30000, 1000 * Math.pow(2, attempt - 1));
-    var delay = ceiling / 2 + Math.random() * (ceiling / 2); // jittered exponential backoff
-    reconnectTimer = setTimeout(connect, delay);
-  }
-
-  function reconnectNow() {
-    if (socket === null && reconnectTimer !== null) {
-      clearTimeout(reconnectTimer);
-      reconnectTimer = null;
-      connect();
-    }
-  }
-  window.addEventListener("online", reconnectNow);
-  document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible") reconnectNow();
-  });
-
   // --- start ----------------------------------------------------------------------------------
 
   replaceAll(P.readJson("initial-widgets") || []);
   setInterval(refreshRelativeTimes, 30000);
   // the 24-hour Active -> Inactive expiry is computed by the server: re-read now and then
   setInterval(function () {
-    if (document.visibilityState === "visible" && socket !== null && !fetching) refetch();
+    if (document.visibilityState === "visible" && live && !fetching) refetch();
   }, 5 * 60000);
-  setIndicator("connecting");
-  connect();
+  // presence=0: watching settings does not make this agent available to visitors
+  P.openStream({
+    query: "?presence=0",
+    onFrame: onFrame,
+    onState: function (state) {
+      live = state === "live";
+      setIndicator(state);
+    },
+  });
 })();
