@@ -57,11 +57,13 @@ class VisitorSession:
     user_agent: str | None = None
     location: str | None = None
     conversation_id: str | None = None
+    name: str | None = None  # what the visitor gave when starting a chat (the contact's name)
 
     def to_wire(self, now: dt.datetime, *, in_chat: bool | None = None) -> dict[str, Any]:
         return {
             "visitorId": self.visitor_id,
-            "displayName": visitor_alias(self.visitor_id),
+            "displayName": self.name or visitor_alias(self.visitor_id),
+            "name": self.name,
             "widgetId": self.widget_id,
             "currentUrl": self.current_url,
             "pageTitle": self.page_title,
@@ -91,6 +93,7 @@ class Heartbeat:
 @attrs.frozen
 class JoinedChat:
     conversation_id: str
+    name: str | None = None
 
 
 @attrs.frozen
@@ -237,6 +240,7 @@ class VisitorSessionActor:
                 user_agent=command.user_agent or (current.user_agent if current else None),
                 location=command.location or (current.location if current else None),
                 conversation_id=current.conversation_id if current else None,
+                name=current.name if current else None,
             )
             moved = (
                 current is None
@@ -256,7 +260,12 @@ class VisitorSessionActor:
                     else current.conversation_id
                 )
             )
-            new = attrs.evolve(current, conversation_id=conversation_id, last_seen_at=now)
+            name = (
+                command.name if isinstance(command, JoinedChat) and command.name else current.name
+            )
+            new = attrs.evolve(
+                current, conversation_id=conversation_id, last_seen_at=now, name=name
+            )
             moved = True
         else:
             raise TypeError(f"visitor session cannot handle {type(command).__name__}")

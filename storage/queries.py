@@ -254,15 +254,18 @@ def _visitor(row: asyncpg.Record) -> VisitorSession:
         user_agent=row["user_agent"],
         location=row["location"],
         conversation_id=row["conversation_id"],
+        name=row.get("contact_name"),
     )
+
+
+_VISITORS = """SELECT v.*, ct.name AS contact_name FROM visitor_sessions v
+                 LEFT JOIN contacts ct ON ct.tenant_id = v.tenant_id AND ct.visitor_id = v.visitor_id"""
 
 
 async def select_visitor_session(
     connection: asyncpg.Connection, visitor_id: str
 ) -> VisitorSession | None:
-    row = await connection.fetchrow(
-        "SELECT * FROM visitor_sessions WHERE visitor_id = $1", visitor_id
-    )
+    row = await connection.fetchrow(f"{_VISITORS} WHERE v.visitor_id = $1", visitor_id)
     return _visitor(row) if row else None
 
 
@@ -309,8 +312,8 @@ async def select_live_visitors(
     connection: asyncpg.Connection, tenant_id: str, since: dt.datetime
 ) -> list[VisitorSession]:
     rows = await connection.fetch(
-        """SELECT * FROM visitor_sessions WHERE tenant_id = $1 AND last_seen_at > $2
-            ORDER BY first_seen_at""",
+        f"""{_VISITORS} WHERE v.tenant_id = $1 AND v.last_seen_at > $2
+            ORDER BY v.first_seen_at""",
         tenant_id,
         since,
     )

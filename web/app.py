@@ -1003,7 +1003,9 @@ async def _create_conversation(
     )
     if kind is Kind.LIVE_CHAT:
         try:
-            await s.supervisor.call(VISITOR, visitor_id, JoinedChat(conversation_id))
+            await s.supervisor.call(
+                VISITOR, visitor_id, JoinedChat(conversation_id, name.strip() if name else None)
+            )
         except EngineError:
             pass  # no live session (e.g. expired): presence is best effort, the chat is stored
     wire = conversation_wire(outcome, [outcome.message] if outcome.message else [])

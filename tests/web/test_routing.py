@@ -192,9 +192,17 @@ async def test_live_list_and_waiting_list_agree_at_every_step(server: Server) ->
         [row] = [r for r in rows if r["visitorId"] == v.visitor_id]
         return row  # type: ignore[no-any-return]
 
-    assert (await live())["inChat"] is False
-    cid = await start_chat(server, v)
+    before = await live()
+    assert before["inChat"] is False
+    assert before["name"] is None and before["displayName"]  # an alias until they say who
+    async with inbox_socket(server, token) as inbox:
+        cid = await start_chat(server, v)
+        update = await inbox.wait_for("visitor_presence_update")
+        while not update["data"]["inChat"]:
+            update = await inbox.wait_for("visitor_presence_update")
+        assert update["data"]["displayName"] == "Carlos"  # the name given, live
     row = await live()
+    assert row["displayName"] == "Carlos" and row["name"] == "Carlos"
     assert (row["inChat"], row["conversationId"], row["currentUrl"]) == (
         True,
         cid,
