@@ -561,7 +561,8 @@ def _schemas() -> dict[str, Schema]:
     visitor = obj(
         {
             "visitorId": ID,
-            "displayName": {"type": "string"},
+            "displayName": string(description='the name given, else a stable alias ("Pink Lion")'),
+            "name": nullable(string(description="the name the visitor gave when starting a chat")),
             "widgetId": ID,
             "currentUrl": MAYBE_STRING,
             "pageTitle": MAYBE_STRING,
@@ -1847,6 +1848,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                                 {
                                     "visitorId": VISITOR,
                                     "displayName": "Pink Lion",
+                                    "name": None,
                                     "widgetId": WIDGET,
                                     "currentUrl": "https://www.insuremax.com/quote",
                                     "pageTitle": "Get a quote",
