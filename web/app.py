@@ -31,7 +31,7 @@ from engine.errors import NotFound as EngineNotFound
 from engine.events import Event, EventType
 from engine.routing import KIND as ROUTER
 from engine.visitor import KIND as VISITOR
-from engine.visitor import Heartbeat, JoinedChat, LeftChat
+from engine.visitor import Heartbeat, JoinedChat, LeftChat, VisitorSession
 from engine.widget import KIND as WIDGET
 from engine.widget import Delete, Describe, Ping, Refuse, Update
 from storage import queries
@@ -227,6 +227,24 @@ async def load_widget(widget_id: str, tenant_id: str | None = None) -> dict[str,
     except EngineNotFound:
         raise ApiError(404, "not_found", f"no widget {widget_id}") from None
     return row
+
+
+async def tenant_widget_rows(tenant_id: str) -> list[dict[str, Any]]:
+    """The tenant's widget rows, as ``GET /api/chat/widgets`` reads them (Trio flavour).
+
+    A warm widget actor holds pings it has not written yet, so its in-memory row wins.
+    """
+    s = services()
+    rows = await s.db.run(queries.select_widgets, tenant_id)
+    out = []
+    for row in rows:
+        if s.supervisor.is_running(WIDGET, row["id"]):
+            try:
+                row = await s.supervisor.call(WIDGET, row["id"], Describe(tenant_id))
+            except EngineNotFound:
+                continue  # deleted meanwhile
+        out.append(row)
+    return out
 
 
 def agent_of(row: dict[str, Any]) -> Agent:
@@ -644,8 +662,6 @@ def create_app(s: Services) -> Quart:
 
     @app.get("/api/chat/widgets")
     async def list_widgets() -> Response:
-        from web.pages import tenant_widget_rows
-
         agent = await require_agent()
         rows = await tenant_widget_rows(agent["tenant_id"])
         now = s.clock.now()
@@ -855,8 +871,7 @@ def create_app(s: Services) -> Quart:
                 start.message,
                 start.client_message_id,
                 opened_by=agent_of(agent),
-                visitor_ip=session.ip,
-                visitor_user_agent=session.user_agent,
+                session=session,
             )
 
     @app.get("/api/chat/visitors/live")
@@ -961,12 +976,14 @@ async def _create_conversation(
     client_message_id: str | None,
     *,
     opened_by: Agent | None = None,
-    visitor_ip: str | None = None,
-    visitor_user_agent: str | None = None,
+    session: VisitorSession | None = None,
 ) -> Response:
+    """Create a conversation; ``session`` is the visitor's when the caller has read it already
+    (an agent-started chat), else it is read here."""
     tenant_id = widget["tenant_id"]
     now = s.clock.now()
-    session = await s.db.run(queries.select_visitor_session, visitor_id)
+    if session is None:
+        session = await s.db.run(queries.select_visitor_session, visitor_id)
     if session is not None and session.tenant_id != tenant_id:
         session = None
     await s.db.run(
@@ -977,8 +994,10 @@ async def _create_conversation(
         email=email.strip() if email else None,
         phone=(phone or None),
         # the visitor's own request, or (an agent starting the chat) the visitor's session's
-        ip=visitor_ip if opened_by else client_ip(),
-        user_agent=visitor_user_agent if opened_by else request.headers.get("User-Agent"),
+        ip=session.ip if opened_by and session else client_ip(),
+        user_agent=(
+            session.user_agent if opened_by and session else request.headers.get("User-Agent")
+        ),
         current_url=session.current_url if session else None,
         location=session.location if session else None,
         now=now,

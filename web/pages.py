@@ -28,7 +28,6 @@ from urllib.parse import quote
 from quart import Quart, Response, redirect, render_template, request
 
 from engine.clock import iso
-from storage import queries
 
 DEFAULT_NEXT = "/inbox"
 
@@ -145,29 +144,6 @@ async def signed_in_agent() -> dict[str, Any] | None:
         raise
 
 
-async def tenant_widget_rows(tenant_id: str) -> list[dict[str, Any]]:
-    """The tenant's widget rows, as ``GET /api/chat/widgets`` reads them (Trio flavour).
-
-    A warm widget actor holds pings it has not written yet, so its in-memory row wins.
-    """
-    from engine.errors import NotFound
-    from engine.widget import KIND as WIDGET
-    from engine.widget import Describe
-    from web.app import services
-
-    s = services()
-    rows = await s.db.run(queries.select_widgets, tenant_id)
-    out = []
-    for row in rows:
-        if s.supervisor.is_running(WIDGET, row["id"]):
-            try:
-                row = await s.supervisor.call(WIDGET, row["id"], Describe(tenant_id))
-            except NotFound:
-                continue  # deleted meanwhile
-        out.append(row)
-    return out
-
-
 def to_login() -> Response:
     path = request.full_path if request.query_string else request.path
     target = safe_next(path.rstrip("?"), default="/settings/widgets")
@@ -230,6 +206,8 @@ def register_pages(app: Quart) -> None:
         if agent is None:
             return to_login()
         s = services()
+        from web.app import tenant_widget_rows
+
         rows = await tenant_widget_rows(agent["tenant_id"])
         now = s.clock.now()
         widgets = [widget_to_wire(r, now, s.settings.base_url) for r in rows]

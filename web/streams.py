@@ -176,16 +176,19 @@ def register_sockets(app: Quart) -> None:
     from web.app import (
         bearer,
         current_agent,
+        load_widget,
         send_agent_message,
         send_visitor_message,
         services,
-        valid_id,
     )
 
     @app.websocket("/api/chat/widgets/<widget_id>/ws")
     async def visitor_socket(widget_id: str) -> None:
         s = services()
-        widget = await s.db.run(queries.select_widget, widget_id) if valid_id(widget_id) else None
+        try:
+            widget: dict[str, Any] | None = await load_widget(widget_id)
+        except ApiError:
+            widget = None
         await websocket.accept()
         if widget is None:
             await websocket.close(CLOSE_NOT_FOUND, "unknown widget")
