@@ -35,8 +35,9 @@ from engine.conversation import (
     WaitTimeout,
     apply,
 )
-from engine.errors import ActorUnavailable, EngineError, NotFound
+from engine.errors import EngineError, NotFound
 from engine.events import Event
+from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Envelope, Mailbox
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ class ConversationActor:
         clock: Clock,
         idle_seconds: float = 300.0,
         batch_size: int = 32,
+        faults: Faults = NO_FAULTS,
     ) -> None:
         self.id = conversation_id
         self.store = store
@@ -101,6 +103,7 @@ class ConversationActor:
         self.clock = clock
         self.idle_seconds = idle_seconds
         self.batch_size = batch_size
+        self.faults = faults
         self.state: Conversation | None = None
         self.by_client_id: dict[str, Message] = {}
         self.recent: list[dict[str, Any]] = []  # last events, for operators
@@ -119,6 +122,7 @@ class ConversationActor:
         }
 
     async def run(self, mailbox: Mailbox) -> None:
+        self.faults.check(KIND, "load", self.id)
         loaded = await self.store.load_conversation(self.id)
         if loaded is not None:
             self.state, with_ids = loaded
@@ -163,6 +167,7 @@ class ConversationActor:
         new_ids: dict[str, Message] = {}
         for envelope in batch:
             command = envelope.command
+            self.faults.check(KIND, "handle", self.id)
             try:
                 if isinstance(command, Guard):
                     if (
@@ -197,16 +202,12 @@ class ConversationActor:
             message = transition.messages[-1] if transition.messages else None
             answered.append((envelope, Outcome(state, message)))
         if state is not None and events:
-            try:
-                with metrics.COMMIT_SECONDS.time():
-                    await self.store.commit_conversation(state, events, messages)
-            except BaseException:
-                for envelope, _ in answered:
-                    if envelope.reply is not None:
-                        envelope.reply.fail(
-                            ActorUnavailable("the conversation could not be saved; retry")
-                        )
-                raise  # let it crash: the supervisor restarts us from what is stored
+            # a failed commit lets the actor crash: the supervisor fails the batch's callers
+            # (ActorUnavailable) and restarts us from what is stored
+            self.faults.check(KIND, "before_commit", self.id)
+            with metrics.COMMIT_SECONDS.time():
+                await self.store.commit_conversation(state, events, messages)
+            self.faults.check(KIND, "after_commit", self.id)
         if state is not None and events:
             metrics.COMMITS.inc()
             for m in messages:
@@ -250,4 +251,5 @@ class ConversationActor:
             await trio.sleep_forever()
         if self._timer is scope:  # the deadline passed; nobody cancelled us
             self._timer = None
+            self.faults.check(KIND, "timer", self.id)
             await mailbox.post_self(WaitTimeout())

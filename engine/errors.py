@@ -2,16 +2,22 @@
 
 Hierarchy::
 
-    EngineError                      base; ``code`` is the snake_case wire code, ``status`` the HTTP status
+    EngineError                      base; ``code`` is the snake_case wire code, ``status`` the HTTP status,
+     │                               ``extra`` more fields for the wire (camelCase)
      ├── NotFound                    404  unknown conversation, widget, visitor ...
      ├── Forbidden                   403  caller may not touch this object
      ├── Conflict                    409
      │    ├── IllegalTransition      409  the state machine refuses the command in this state
-     │    └── AlreadyAssigned        409  another agent accepted first
-     └── ActorUnavailable            503  the actor crashed past its restart intensity or is shutting down
+     │    ├── AlreadyAssigned        409  another agent accepted first
+     │    ├── AtCapacity             409  the agent has as many OPEN chats as their limit
+     │    └── ConversationActive     409  the visitor already has a live chat that is not SOLVED
+     └── ActorUnavailable            503  the actor stopped before answering (crash, given up,
+                                          shutdown) or did not answer in time; ``Retry-After``
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class EngineError(Exception):
@@ -20,11 +26,16 @@ class EngineError(Exception):
     code = "engine_error"
     status = 400
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        self.extra: dict[str, Any] = extra
+
+    def to_wire(self) -> dict[str, Any]:
+        """``{"code", "message", ...extra}``: the body of an error answer or frame."""
+        return {"code": self.code, "message": self.message, **self.extra}
 
 
 class NotFound(EngineError):
@@ -54,11 +65,47 @@ class AlreadyAssigned(Conflict):
     code = "already_assigned"
 
     def __init__(self, message: str, *, assignee_id: str, assignee_name: str) -> None:
-        super().__init__(message)
+        super().__init__(message, assignee={"id": assignee_id, "name": assignee_name})
         self.assignee_id = assignee_id
         self.assignee_name = assignee_name
 
 
+class AtCapacity(Conflict):
+    """Taking the chat would give the agent more OPEN chats than their limit."""
+
+    code = "at_capacity"
+
+    def __init__(self, message: str, *, open_chats: int, capacity: int) -> None:
+        super().__init__(message, openChats=open_chats, capacity=capacity)
+        self.open_chats = open_chats
+        self.capacity = capacity
+
+
+class ConversationActive(Conflict):
+    """One live chat per visitor: this visitor's is still WAITING or OPEN."""
+
+    code = "conversation_active"
+
+    def __init__(self, message: str, *, conversation_id: str) -> None:
+        super().__init__(message, conversationId=conversation_id)
+        self.conversation_id = conversation_id
+
+
 class ActorUnavailable(EngineError):
+    """The actor could not answer. ``cause`` (for logs, never the wire) says why;
+    ``retry_after`` is the ``Retry-After`` a client is told."""
+
     code = "actor_unavailable"
     status = 503
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        cause: str | None = None,
+        retry_after: int = 1,
+    ) -> None:
+        super().__init__(message, code=code, retryAfterSeconds=retry_after)
+        self.cause = cause
+        self.retry_after = retry_after

@@ -50,5 +50,19 @@ ACTOR_RESTARTS = Counter(
     "curbe_actor_restarts", "Actor crashes restarted (or given up), by kind", ["kind"],
     registry=REGISTRY,
 )  # fmt: skip
+ACTOR_ESCALATIONS = Counter(
+    "curbe_actor_escalations",
+    "Actors and services given up after crashing past their restart intensity, by kind",
+    ["kind"],
+    registry=REGISTRY,
+)
+ACTORS_ESCALATED = Gauge(
+    "curbe_actors_escalated", "Actors and services given up and not yet recovered",
+    registry=REGISTRY,
+)  # fmt: skip
+CALL_TIMEOUTS = Counter(
+    "curbe_actor_call_timeouts", "Calls to an actor that got no answer in time, by kind",
+    ["kind"], registry=REGISTRY,
+)  # fmt: skip
 ACTORS = Gauge("curbe_actors", "Live actors, by kind", ["kind"], registry=REGISTRY)
 CONNECTIONS = Gauge("curbe_connections", "Open WebSockets, by side", ["side"], registry=REGISTRY)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -40,12 +40,14 @@ from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard
 from engine.errors import EngineError
 from engine.events import Event, EventType
+from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Mailbox
 
 if TYPE_CHECKING:
     from engine.presence import AgentPresence
 
 KIND = "router"
+ROUTING_LISTENER = "routing_listener"  # the service that nudges routers
 MANUAL, ROUND_ROBIN = "manual", "round_robin"
 
 
@@ -132,6 +134,7 @@ class RouterActor:
         reoffer_after: float = 30.0,
         idle_seconds: float = 300.0,
         pending: set[str] | None = None,
+        faults: Faults = NO_FAULTS,
     ) -> None:
         self.id = tenant_id
         self.store = store
@@ -142,6 +145,7 @@ class RouterActor:
         self.reoffer_after = reoffer_after
         self.idle_seconds = idle_seconds
         self.pending = pending if pending is not None else set()
+        self.faults = faults
         self.passes = 0
         self.offers = 0
         self._positions: dict[str, tuple[int, int | None]] = {}
@@ -158,6 +162,12 @@ class RouterActor:
         }
 
     async def run(self, mailbox: Mailbox) -> None:
+        try:
+            await self._serve(mailbox)
+        finally:  # whatever ends this run, the next event for the tenant nudges afresh
+            self.pending.discard(self.id)
+
+    async def _serve(self, mailbox: Mailbox) -> None:
         await self._pass()
         while True:
             if self._wake_at is not None:
@@ -196,6 +206,7 @@ class RouterActor:
 
     async def _pass(self, resend: set[str] | None = None) -> None:
         self.pending.discard(self.id)  # nudges from now on ask for another pass
+        self.faults.check(KIND, "pass", self.id)
         self.passes += 1
         snapshot = await self.store.load_routing(self.id)
         available = self.presence.available(self.id)
@@ -244,6 +255,7 @@ class RouterActor:
         agent = pick_agent(candidates, open_counts, self._last_assigned)
         if agent is None:
             return False
+        self.faults.check(KIND, "offer", self.id)
         who = Agent(agent.id, agent.name, agent.avatar_url)
         command = Transfer(who) if transfer else Accept(who)
         try:
@@ -304,21 +316,38 @@ class Cast(Protocol):
     async def __call__(self, kind: str, actor_id: str, command: Any) -> None: ...
 
 
-async def run_nudger(
+class SubscriptionDropped(Exception):
+    """The broker dropped the routing listener (it fell behind): its supervisor restarts it."""
+
+
+async def run_routing_listener(
     broker: Broker,
     cast: Cast,
     pending: set[str],
+    tenants: Callable[[], Awaitable[Iterable[str]]],
     *,
+    faults: Faults = NO_FAULTS,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Nudge a tenant's router on every event that matters to routing (Trio; runs for ever).
+    """Nudge a tenant's router on every event that matters to routing (Trio; a service that runs
+    for ever under the supervisor).
 
-    A tenant already nudged and not yet re-examined is not nudged again (``pending``), so the
-    router's mailbox never floods and this listener never falls behind.
+    On every start (the server's, or a restart after the broker dropped it) it subscribes first,
+    then makes a **full routing pass**: every tenant ``tenants()`` names (those with waiting chats
+    and those whose router runs) is nudged, so an event missed while it was down changes nothing.
+    A tenant already nudged and not yet re-examined is not nudged again (``pending``), so a
+    router's mailbox never floods and this listener rarely falls behind; if it does, it raises
+    :class:`SubscriptionDropped` instead of returning quietly.
     """
     with broker.subscribe(ALL, buffer=4096) as sub:
+        pending.clear()  # nudges lost with the previous subscription are re-sent below
         task_status.started()
+        for tenant_id in await tenants():
+            pending.add(tenant_id)
+            await cast(KIND, tenant_id, Nudge())
         async for event in sub.receive:
+            faults.check("service", "listen", ROUTING_LISTENER)
             if event.type in ROUTING_EVENTS and event.tenant_id not in pending:
                 pending.add(event.tenant_id)
                 await cast(KIND, event.tenant_id, Nudge())
+    raise SubscriptionDropped(sub.dropped_reason or "the broker closed the routing subscription")

@@ -1,17 +1,35 @@
-"""Actors and their supervisor.
+"""Actors, services and their supervisor.
 
-An actor is an object with ``kind`` and ``id`` and an ``async run(mailbox)`` (Trio) that serves
-commands from its mailbox until it decides to stop (idle, expired) or the mailbox closes. The
-:class:`Supervisor` owns the mailboxes, so queued commands outlive a crash of the actor.
+An **actor** is an object with ``kind`` and ``id`` and an ``async run(mailbox)`` (Trio) that serves
+commands from its mailbox until it decides to stop (idle, expired) or the mailbox closes. A
+**service** is a long-lived engine task with no mailbox (the routing listener): an
+``async fn(*, task_status)`` that runs for ever. The :class:`Supervisor` owns the mailboxes, so
+queued commands outlive a crash of the actor.
 
-Supervision strategy: **one-for-one with an intensity limit** (Erlang's). When an actor raises,
-only that actor is restarted (a fresh instance that rehydrates from storage); the command it was
-handling fails with :class:`~engine.errors.ActorUnavailable`. More than ``max_restarts`` crashes
-within ``within_seconds`` and the supervisor gives up on that actor: queued commands fail, the
-record goes, and the next command spawns it anew. Other actors never notice.
+Supervision tree and strategy (``docs/architecture.md`` draws it for each kind)::
+
+    Supervisor                 one-for-one, intensity: max_restarts crashes in within_seconds
+     ├── services              permanent: restarted whatever ends them (a crash, or returning)
+     └── actors                transient: restarted after a crash, done when they return
+
+Guarantees, each broken on purpose by ``tests/engine/test_supervision.py``:
+
+1. **No caller waits forever.** Whatever ends an actor's run (a crash in its handler, its commit,
+   its timer task or an inner nursery; giving up; shutdown) fails every command it took and did
+   not answer, and every command still queued when its record goes, with
+   :class:`~engine.errors.ActorUnavailable` carrying the cause. :meth:`Supervisor.call` has a
+   deadline (``call_timeout``) on top, for an actor that hangs without crashing.
+2. **Crashes are told as they happened.** ``lastCrash`` and the log name the real exception
+   (single-exception groups unwrapped) and the line of our code where it was raised.
+3. **Escalation is visible.** An actor that crashes more than ``max_restarts`` times within
+   ``within_seconds`` is given up: its queue fails, its record goes (the next command spawns it
+   anew, from storage), and it is listed by :meth:`Supervisor.escalations` (``/healthz`` answers
+   ``degraded``, ``/ops`` shows it, ``curbe_actor_escalations_total`` counts it) until a new
+   incarnation answers a command. A service past its intensity is listed the same way and
+   restarted after a back-off that doubles up to ``service_backoff_max``: it is never forgotten.
 
 Escalation on shutdown: close every mailbox (actors finish what is queued and return) -> wait up
-to ``grace_seconds`` -> cancel whatever is left.
+to ``grace_seconds`` -> cancel whatever is left; commands taken and not answered fail.
 """
 
 from __future__ import annotations
@@ -19,8 +37,10 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
@@ -33,10 +53,76 @@ from engine.errors import ActorUnavailable, EngineError
 log = logging.getLogger("curbe.engine")
 
 MAILBOX_SIZE = 64
+SERVICE = "service"  # the kind under which services appear in statistics and escalations
+MAX_ESCALATIONS = 1000  # remembered at once; the oldest is forgotten first
+_ROOT = Path(__file__).resolve().parent.parent
+_OUR_CODE = tuple(str(_ROOT / package) for package in ("engine", "storage", "web"))
+_SEAM = str(_ROOT / "engine" / "faults.py")  # an injected fault happened where it was checked
+
+
+# --- crashes ----------------------------------------------------------------------------------
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception itself, with single-exception groups (from nurseries) unwrapped."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+@attrs.frozen
+class Crash:
+    """What ended an actor's or a service's run, as operators read it."""
+
+    error: str  # "RuntimeError: injected commit failure"
+    where: str | None  # "engine/conversation_actor.py:212 in _handle"
+    at: dt.datetime
+
+    @classmethod
+    def of(cls, exc: BaseException, at: dt.datetime) -> Crash:
+        root = root_cause(exc)
+        if isinstance(root, BaseExceptionGroup):
+            inner = "; ".join(_one_line(e) for e in root.exceptions[:3])
+            error = f"{len(root.exceptions)} errors: {inner}"
+            root = root.exceptions[0]
+            while isinstance(root, BaseExceptionGroup):
+                root = root.exceptions[0]
+        else:
+            error = _one_line(root)
+        return cls(error=error, where=_where(root), at=at)
+
+    def __str__(self) -> str:
+        return f"{self.error} (at {self.where})" if self.where else self.error
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _where(exc: BaseException) -> str | None:
+    """``path:line in function`` of the innermost frame in our code (else the innermost one)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return None
+    ours = [f for f in frames if f.filename.startswith(_OUR_CODE) and f.filename != _SEAM]
+    frame = (ours or frames)[-1]
+    path = Path(frame.filename)
+    try:
+        shown = str(path.relative_to(_ROOT))
+    except ValueError:
+        shown = path.name
+    return f"{shown}:{frame.lineno} in {frame.name}"
+
+
+# --- replies, envelopes, mailboxes -------------------------------------------------------------
 
 
 class Reply:
-    """Where an actor puts the answer to one command."""
+    """Where an actor puts the answer to one command. The first answer wins; later ones are
+    ignored, so the supervisor may fail a reply the actor will never answer."""
+
+    __slots__ = ("_done", "_error", "_value")
 
     def __init__(self) -> None:
         self._done = trio.Event()
@@ -71,21 +157,33 @@ class Envelope:
 
 
 class Mailbox:
-    """An actor's view of its mailbox: receive commands, post commands to itself (timers)."""
+    """An actor's view of its mailbox: receive commands, post commands to itself (timers).
 
-    def __init__(self, record: ActorRecord) -> None:
+    Every command taken with a reply is remembered until it is answered, so that whatever ends
+    the actor's run can fail the ones it left unanswered.
+    """
+
+    def __init__(self, record: ActorRecord, supervisor: Supervisor) -> None:
         self._record = record
+        self._supervisor = supervisor
 
     async def receive(self) -> Envelope:
         """Next envelope (Trio). Raises ``trio.EndOfChannel`` when the supervisor closes it."""
+        self._supervisor._settle(self._record)
         envelope = await self._record.receive.receive()
-        self._record.last_activity_at = self._record.clock.now()
+        self._took(envelope)
         return envelope
 
     def receive_nowait(self) -> Envelope:
         envelope = self._record.receive.receive_nowait()
-        self._record.last_activity_at = self._record.clock.now()
+        self._took(envelope)
         return envelope
+
+    def _took(self, envelope: Envelope) -> None:
+        record = self._record
+        record.last_activity_at = record.clock.now()
+        if envelope.reply is not None:
+            record.taken.append(envelope.reply)
 
     async def post_self(self, command: Any) -> None:
         """Queue a command for this actor with no reply (a timer firing); dropped when closing."""
@@ -97,6 +195,11 @@ class Mailbox:
     @property
     def depth(self) -> int:
         return self._record.receive.statistics().current_buffer_used
+
+    @property
+    def after_crash(self) -> bool:
+        """True when this run follows a crash of the same actor (it may owe a timer's effect)."""
+        return self._record.after_crash
 
 
 class Actor(Protocol):
@@ -115,6 +218,10 @@ class Actor(Protocol):
 ActorFactory = Callable[[str], Actor]
 
 
+class ServiceFunction(Protocol):
+    def __call__(self, *, task_status: trio.TaskStatus[None]) -> Awaitable[None]: ...
+
+
 @attrs.define(eq=False)
 class ActorRecord:
     kind: str
@@ -126,13 +233,49 @@ class ActorRecord:
     last_activity_at: dt.datetime
     actor: Actor | None = None
     restarts: int = 0
-    crash_times: collections.deque[float] = attrs.field(factory=lambda: collections.deque())
-    last_crash: str | None = None
+    crash_times: collections.deque[float] = attrs.field(factory=collections.deque)
+    last_crash: Crash | None = None
+    taken: list[Reply] = attrs.field(factory=list)  # taken by this incarnation, maybe unanswered
+    answered: int = 0  # commands this incarnation answered
+    after_crash: bool = False  # this incarnation replaces one that crashed
+
+
+@attrs.define(eq=False)
+class ServiceRecord:
+    name: str
+    fn: ServiceFunction
+    describe: Callable[[], dict[str, Any]] | None
+    started_at: dt.datetime
+    state: str = "STARTING"  # STARTING, RUNNING, RESTARTING, ESCALATED
+    restarts: int = 0
+    incarnation: int = 0
+    crash_times: collections.deque[float] = attrs.field(factory=collections.deque)
+    last_crash: Crash | None = None
+
+
+@attrs.frozen
+class Escalation:
+    """An actor or service that crashed past its restart intensity."""
+
+    kind: str
+    id: str
+    crash: Crash
+    restarts: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "error": self.crash.error,
+            "where": self.crash.where,
+            "at": iso(self.crash.at),
+            "restarts": self.restarts,
+        }
 
 
 @attrs.frozen
 class ActorStatistics:
-    """One actor as the operator sees it."""
+    """One actor (or service) as the operator sees it."""
 
     kind: str
     id: str
@@ -160,8 +303,18 @@ class ActorStatistics:
         return wire
 
 
+class _ServiceStatus:
+    """The ``task_status`` a service gets: the first ``started()`` reaches whoever started it."""
+
+    def __init__(self, on_started: Callable[[], None]) -> None:
+        self._on_started = on_started
+
+    def started(self, value: None = None) -> None:
+        self._on_started()
+
+
 class Supervisor:
-    """Get-or-spawn actors by ``(kind, id)`` and keep them running one-for-one."""
+    """Get-or-spawn actors by ``(kind, id)``, run services, keep both running one-for-one."""
 
     def __init__(
         self,
@@ -171,14 +324,20 @@ class Supervisor:
         clock: Clock | None = None,
         max_restarts: int = 3,
         within_seconds: float = 10.0,
+        call_timeout: float = 10.0,
+        service_backoff_max: float = 30.0,
     ) -> None:
         self._nursery = nursery
         self._factories = dict(factories)
         self._clock = clock or SystemClock()
         self._records: dict[tuple[str, str], ActorRecord] = {}
+        self._services: dict[str, ServiceRecord] = {}
+        self._escalations: dict[tuple[str, str], Escalation] = {}
         self._closing = False
         self.max_restarts = max_restarts
         self.within_seconds = within_seconds
+        self.call_timeout = call_timeout
+        self.service_backoff_max = service_backoff_max
         self.total_restarts = 0
         self._idle = trio.Event()
         self._idle.set()
@@ -186,27 +345,51 @@ class Supervisor:
     # --- callers -----------------------------------------------------------------------------
 
     async def call(self, kind: str, actor_id: str, command: Any) -> Any:
-        """Send a command to the actor (spawning it if needed) and wait for its answer (Trio)."""
-        for _ in range(3):
-            record = self._get_or_spawn(kind, actor_id)
-            reply = Reply()
-            try:
-                await record.send.send(Envelope(command, reply))
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                continue  # the actor stopped between lookup and send: spawn it again
-            return await reply.wait()
-        raise ActorUnavailable(f"{kind} actor {actor_id} is not accepting commands")
+        """Send a command to the actor (spawning it if needed) and wait for its answer (Trio).
+
+        Raises :class:`ActorUnavailable` when the actor stops before answering, is given up or
+        shutting down, or does not answer within ``call_timeout`` seconds (a caller that wants
+        less wraps the call in its own cancel scope).
+        A command that timed out may still be carried out later: commands that create things
+        carry a client id so that a retry is recognised.
+        """
+        limit = self.call_timeout
+        with trio.move_on_after(limit):
+            for _ in range(3):
+                record = self._get_or_spawn(kind, actor_id)
+                reply = Reply()
+                try:
+                    await record.send.send(Envelope(command, reply))
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    continue  # the actor stopped between lookup and send: spawn it again
+                return await reply.wait()
+            raise ActorUnavailable(f"the {kind} actor is not accepting commands; retry")
+        metrics.CALL_TIMEOUTS.labels(kind).inc()
+        log.warning(
+            "actor call timed out",
+            extra={"actor_kind": kind, "actor_id": actor_id, "timeout_seconds": limit},
+        )
+        raise ActorUnavailable(
+            f"the {kind} actor did not answer within {limit:g} s; retry",
+            code="actor_timeout",
+            cause=f"no answer within {limit:g} s",
+        )
 
     async def cast(self, kind: str, actor_id: str, command: Any) -> None:
-        """Send a command without waiting for the answer (Trio)."""
-        for _ in range(3):
-            record = self._get_or_spawn(kind, actor_id)
-            try:
-                await record.send.send(Envelope(command, None))
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                continue
-            return
-        raise ActorUnavailable(f"{kind} actor {actor_id} is not accepting commands")
+        """Send a command without waiting for the answer (Trio); bounded like :meth:`call`."""
+        limit = self.call_timeout
+        with trio.move_on_after(limit):
+            for _ in range(3):
+                record = self._get_or_spawn(kind, actor_id)
+                try:
+                    await record.send.send(Envelope(command, None))
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    continue
+                return
+            raise ActorUnavailable(f"the {kind} actor is not accepting commands; retry")
+        raise ActorUnavailable(
+            f"the {kind} actor's mailbox stayed full for {limit:g} s; retry", code="actor_timeout"
+        )
 
     def ensure(self, kind: str, actor_id: str) -> None:
         """Make sure the actor runs (used at start-up to re-arm stored timers)."""
@@ -218,6 +401,14 @@ class Supervisor:
     def actor(self, kind: str, actor_id: str) -> Actor | None:
         record = self._records.get((kind, actor_id))
         return record.actor if record else None
+
+    def ids(self, kind: str) -> list[str]:
+        """Ids of the running actors of one kind."""
+        return [actor_id for k, actor_id in self._records if k == kind]
+
+    def escalations(self) -> list[Escalation]:
+        """Actors and services that crashed past their restart intensity, oldest first."""
+        return list(self._escalations.values())
 
     def statistics(self, kind: str | None = None) -> list[ActorStatistics]:
         out = []
@@ -232,22 +423,40 @@ class Supervisor:
                     restarts=record.restarts,
                     started_at=record.started_at,
                     last_activity_at=record.last_activity_at,
-                    last_crash=record.last_crash,
+                    last_crash=str(record.last_crash) if record.last_crash else None,
                     detail=record.actor.describe() if record.actor else {},
                 )
             )
+        if kind in (None, SERVICE):
+            for service in self._services.values():
+                detail = {"tenantId": None, "state": service.state}
+                if service.describe is not None:
+                    detail.update(service.describe())
+                out.append(
+                    ActorStatistics(
+                        kind=SERVICE,
+                        id=service.name,
+                        mailbox=0,
+                        restarts=service.restarts,
+                        started_at=service.started_at,
+                        last_activity_at=service.started_at,
+                        last_crash=str(service.last_crash) if service.last_crash else None,
+                        detail=detail,
+                    )
+                )
         return out
 
     def count(self, kind: str | None = None) -> int:
+        """Running actors (services are not counted)."""
         if kind is None:
             return len(self._records)
         return sum(1 for k, _ in self._records if k == kind)
 
-    # --- lifecycle ---------------------------------------------------------------------------
+    # --- actors ------------------------------------------------------------------------------
 
     def _get_or_spawn(self, kind: str, actor_id: str) -> ActorRecord:
         if self._closing:
-            raise ActorUnavailable("the server is shutting down")
+            raise ActorUnavailable("the server is shutting down; retry", cause="shutdown")
         key = (kind, actor_id)
         record = self._records.get(key)
         if record is None:
@@ -262,62 +471,195 @@ class Supervisor:
         return record
 
     async def _supervise(self, record: ActorRecord) -> None:
+        reason = f"the {record.kind} actor stopped before answering; retry"
         try:
             while True:
-                actor = self._factories[record.kind](record.id)
-                record.actor = actor
+                record.taken = []
+                record.answered = 0
                 record.started_at = self._clock.now()
                 try:
-                    await actor.run(Mailbox(record))
+                    record.actor = self._factories[record.kind](record.id)
+                    await record.actor.run(Mailbox(record, self))
                 except Exception as exc:  # one-for-one: only this actor restarts
-                    if self._crashed(record, exc):
+                    crash = Crash.of(exc, self._clock.now())
+                    self._fail_taken(record, reason, crash)
+                    if self._crashed(record.kind, record.id, record, crash, exc):
+                        record.after_crash = True
                         continue
+                    self._escalate(record.kind, record.id, record.restarts, crash)
+                    reason = (
+                        f"the {record.kind} actor was given up after {record.restarts} "
+                        "crashes; retry"
+                    )
+                    self._forget(record, reason, crash)
                     return
+                except BaseException:  # cancelled (shutdown's hard stop) or interrupted
+                    self._fail_taken(record, "the server is shutting down; retry", None)
+                    raise
+                if self._fail_taken(record, reason, None):
+                    log.error(
+                        "actor returned without answering every command it took",
+                        extra={"actor_kind": record.kind, "actor_id": record.id},
+                    )
                 if record.receive.statistics().current_buffer_used and not self._closing:
+                    record.after_crash = False
                     continue  # commands arrived while it was stopping: serve them
                 return
         finally:
-            self._forget(record)
+            self._forget(record, reason, None)
 
-    def _crashed(self, record: ActorRecord, exc: Exception) -> bool:
+    def _settle(self, record: ActorRecord) -> None:
+        """The actor is back for more: forget answered replies; a given-up actor that answered
+        again has recovered."""
+        if record.taken:
+            still = [r for r in record.taken if not r.done]
+            record.answered += len(record.taken) - len(still)
+            record.taken = still
+        if record.answered and not record.taken:
+            if self._escalations.pop((record.kind, record.id), None) is not None:
+                log.info(
+                    "actor recovered",
+                    extra={"actor_kind": record.kind, "actor_id": record.id},
+                )
+
+    def _fail_taken(self, record: ActorRecord, message: str, crash: Crash | None) -> bool:
+        """Fail the commands this incarnation took and did not answer; True if there were any."""
+        failed = False
+        for reply in record.taken:
+            if not reply.done:
+                reply.fail(ActorUnavailable(message, cause=str(crash) if crash else None))
+                failed = True
+        record.taken = []
+        return failed
+
+    def _crashed(
+        self,
+        kind: str,
+        name: str,
+        record: ActorRecord | ServiceRecord,
+        crash: Crash,
+        exc: BaseException,
+    ) -> bool:
         """Count a crash; True to restart, False when the intensity limit is passed."""
         now = trio.current_time()
         record.restarts += 1
         self.total_restarts += 1
-        metrics.ACTOR_RESTARTS.labels(record.kind).inc()
-        record.last_crash = f"{type(exc).__name__}: {exc}"
+        metrics.ACTOR_RESTARTS.labels(kind).inc()
+        record.last_crash = crash
         record.crash_times.append(now)
         while record.crash_times and record.crash_times[0] < now - self.within_seconds:
             record.crash_times.popleft()
         log.error(
-            "actor crashed",
-            extra={"actor_kind": record.kind, "actor_id": record.id, "restarts": record.restarts},
-            exc_info=exc,
+            f"{kind} crashed: {crash}",
+            extra={
+                "actor_kind": kind,
+                "actor_id": name,
+                "restarts": record.restarts,
+                "error": crash.error,
+                "where": crash.where,
+            },
+            exc_info=root_cause(exc),
         )
-        if len(record.crash_times) > self.max_restarts or self._closing:
-            log.error(
-                "actor gave up: restart intensity exceeded",
-                extra={"actor_kind": record.kind, "actor_id": record.id},
-            )
-            return False
-        return True
+        return len(record.crash_times) <= self.max_restarts and not self._closing
 
-    def _forget(self, record: ActorRecord) -> None:
+    def _escalate(self, kind: str, name: str, restarts: int, crash: Crash) -> None:
+        if self._closing:
+            return  # shutting down: nothing to escalate to
+        metrics.ACTOR_ESCALATIONS.labels(kind).inc()
+        key = (kind, name)
+        self._escalations.pop(key, None)
+        self._escalations[key] = Escalation(kind, name, crash, restarts)
+        while len(self._escalations) > MAX_ESCALATIONS:
+            del self._escalations[next(iter(self._escalations))]
+        log.error(
+            f"{kind} gave up: more than {self.max_restarts} crashes in "
+            f"{self.within_seconds:g} s; last: {crash}",
+            extra={"actor_kind": kind, "actor_id": name, "error": crash.error},
+        )
+
+    def _forget(self, record: ActorRecord, message: str, crash: Crash | None) -> None:
         if self._records.get((record.kind, record.id)) is record:
             del self._records[(record.kind, record.id)]
         record.send.close()
+        if self._closing:
+            message, crash = "the server is shutting down; retry", None
         while True:  # fail whatever is still queued
             try:
                 envelope = record.receive.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
             if envelope.reply is not None:
-                envelope.reply.fail(
-                    ActorUnavailable(f"{record.kind} actor {record.id} stopped; retry")
-                )
+                envelope.reply.fail(ActorUnavailable(message, cause=str(crash) if crash else None))
         record.receive.close()
         if not self._records:
             self._idle.set()
+
+    # --- services ----------------------------------------------------------------------------
+
+    async def start_service(
+        self,
+        name: str,
+        fn: ServiceFunction,
+        *,
+        describe: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        """Start a permanent service and return once it reports ``started`` (Trio).
+
+        A failure before its first ``started()`` propagates to the caller (the server does not
+        start half-wired); after that, the supervisor restarts it whatever ends it.
+        """
+        if name in self._services:
+            raise EngineError(f"service {name!r} is already running", code="service_exists")
+        record = ServiceRecord(name, fn, describe, self._clock.now())
+        self._services[name] = record
+        await self._nursery.start(self._supervise_service, record, name=f"service:{name}")
+
+    async def _supervise_service(
+        self, record: ServiceRecord, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        first = True
+        backoff = 0.0
+
+        def started() -> None:
+            nonlocal first
+            record.state = "RUNNING"
+            record.started_at = self._clock.now()
+            if first:
+                first = False
+                task_status.started()
+            if (SERVICE, record.name) in self._escalations:
+                self._nursery.start_soon(self._clear_if_stable, record, record.incarnation)
+
+        while True:
+            record.incarnation += 1
+            try:
+                await record.fn(task_status=_ServiceStatus(started))
+                if self._closing:
+                    return
+                raise ServiceStopped(f"the {record.name} service returned; it must run for ever")
+            except Exception as exc:
+                if first:
+                    raise  # it never started: the caller of start_service hears it
+                crash = Crash.of(exc, self._clock.now())
+                if self._crashed(SERVICE, record.name, record, crash, exc):
+                    record.state = "RESTARTING"
+                    backoff = 0.0
+                    continue
+                self._escalate(SERVICE, record.name, record.restarts, crash)
+                record.state = "ESCALATED"
+                backoff = min(self.service_backoff_max, max(0.5, backoff * 2))
+                await trio.sleep(backoff)
+
+    async def _clear_if_stable(self, record: ServiceRecord, incarnation: int) -> None:
+        """A restarted service that runs ``within_seconds`` without crashing has recovered."""
+        await trio.sleep(self.within_seconds)
+        if record.incarnation == incarnation and record.state == "RUNNING":
+            if self._escalations.pop((SERVICE, record.name), None) is not None:
+                log.info(
+                    "service recovered", extra={"actor_kind": SERVICE, "actor_id": record.name}
+                )
+
+    # --- shutdown ----------------------------------------------------------------------------
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Close every mailbox, let actors drain, then hard-stop after ``grace_seconds`` (Trio)."""
@@ -329,6 +671,10 @@ class Supervisor:
         self._nursery.cancel_scope.cancel()
 
 
+class ServiceStopped(Exception):
+    """A permanent service returned: the supervisor treats it as a crash."""
+
+
 @asynccontextmanager
 async def open_supervisor(
     factories: Mapping[str, ActorFactory],
@@ -337,6 +683,8 @@ async def open_supervisor(
     grace_seconds: float = 5.0,
     max_restarts: int = 3,
     within_seconds: float = 10.0,
+    call_timeout: float = 10.0,
+    service_backoff_max: float = 30.0,
 ) -> AsyncIterator[Supervisor]:
     """Run a supervisor for the duration of the block; shut it down gracefully on exit (Trio)."""
     async with trio.open_nursery() as nursery:
@@ -346,6 +694,8 @@ async def open_supervisor(
             clock=clock,
             max_restarts=max_restarts,
             within_seconds=within_seconds,
+            call_timeout=call_timeout,
+            service_backoff_max=service_backoff_max,
         )
         try:
             yield supervisor

@@ -17,8 +17,9 @@ import trio
 
 from engine.broker import Broker
 from engine.clock import Clock, iso, trio_deadline
-from engine.errors import ActorUnavailable, Forbidden
+from engine.errors import Forbidden
 from engine.events import Event, EventType
+from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Mailbox
 
 if TYPE_CHECKING:
@@ -122,6 +123,7 @@ class VisitorSessionActor:
         clock: Clock,
         expiry_seconds: float = 60.0,
         publish_interval: float = 1.0,
+        faults: Faults = NO_FAULTS,
     ) -> None:
         self.id = visitor_id
         self.store = store
@@ -129,6 +131,7 @@ class VisitorSessionActor:
         self.clock = clock
         self.expiry_seconds = expiry_seconds
         self.publish_interval = publish_interval
+        self.faults = faults
         self.session: VisitorSession | None = None
         self._published_at = -math.inf  # Trio time of the last presence update
         self._saved_at = -math.inf  # Trio time of the last write
@@ -162,8 +165,13 @@ class VisitorSessionActor:
         return due
 
     async def run(self, mailbox: Mailbox) -> None:
+        self.faults.check(KIND, "load", self.id)
         self.session = await self.store.load_visitor(self.id)
-        live = self.session is not None and not self._expired(self.session, self.clock.now())
+        # after a crash the expiry may be due and not yet announced: announce it (clients take
+        # a second "offline" calmly; a visitor stuck "online" would be a lie)
+        live = self.session is not None and (
+            mailbox.after_crash or not self._expired(self.session, self.clock.now())
+        )
         try:
             while True:
                 expires = self._expires_at()
@@ -182,19 +190,17 @@ class VisitorSessionActor:
                         await self._flush()
                         continue
                     if live:
+                        self.faults.check(KIND, "expiry", self.id)
                         await self._flush()
                         self._publish(online=False)
                     return
+                self.faults.check(KIND, "handle", self.id)
                 try:
                     result = await self._handle(envelope.command)
                 except Forbidden as exc:
                     if envelope.reply:
                         envelope.reply.fail(exc)
                     continue
-                except BaseException:
-                    if envelope.reply:
-                        envelope.reply.fail(ActorUnavailable("visitor session failed; retry"))
-                    raise
                 live = True
                 if envelope.reply:
                     envelope.reply.set(result)
@@ -212,6 +218,7 @@ class VisitorSessionActor:
 
     async def _save(self) -> None:
         assert self.session is not None
+        self.faults.check(KIND, "save", self.id)
         await self.store.save_visitor(self.session)
         self._saved_at = trio.current_time()
         self._unsaved = False

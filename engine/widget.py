@@ -30,8 +30,9 @@ import trio
 
 from engine.broker import Broker
 from engine.clock import Clock, iso, trio_deadline
-from engine.errors import ActorUnavailable, EngineError, NotFound
+from engine.errors import EngineError, NotFound
 from engine.events import Event, EventType
+from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Mailbox
 
 if TYPE_CHECKING:
@@ -168,6 +169,7 @@ class WidgetActor:
         to_wire: Callable[[Row, dt.datetime], dict[str, Any]],
         idle_seconds: float = 300.0,
         persist_seconds: float = 5.0,
+        faults: Faults = NO_FAULTS,
     ) -> None:
         self.id = widget_id
         self.store = store
@@ -176,6 +178,7 @@ class WidgetActor:
         self.to_wire = to_wire
         self.idle_seconds = idle_seconds
         self.persist_seconds = persist_seconds
+        self.faults = faults
         self.row: Row | None = None
         self._persisted_at: dt.datetime | None = None  # of the last ping written
         self._dirty = False  # a coalesced ping not yet written
@@ -195,6 +198,7 @@ class WidgetActor:
         }
 
     async def run(self, mailbox: Mailbox) -> None:
+        self.faults.check(KIND, "load", self.id)
         self.row = await self.store.load_widget(self.id)
         if self.row is None:  # unknown or deleted: answer what is queued, then stop
             self._refuse_all(mailbox)
@@ -232,19 +236,17 @@ class WidgetActor:
                     await self._write_ping()
                     continue
                 if timer:  # 24 hours without a valid ping: ACTIVE -> INACTIVE
+                    self.faults.check(KIND, "timer", self.id)
                     self._announce()
                     continue
                 return  # idle, nothing to watch
+            self.faults.check(KIND, "handle", self.id)
             try:
                 result = await self._handle(envelope.command)
             except EngineError as exc:
                 if envelope.reply:
                     envelope.reply.fail(exc)
                 continue
-            except BaseException:
-                if envelope.reply:
-                    envelope.reply.fail(ActorUnavailable("the widget actor failed; retry"))
-                raise
             if envelope.reply:
                 envelope.reply.set(result)
             if self.row is None:  # deleted
@@ -322,6 +324,7 @@ class WidgetActor:
 
     async def _write_ping(self) -> None:
         assert self.row is not None
+        self.faults.check(KIND, "save", self.id)
         await self.store.save_widget_ping(self.row)
         self._persisted_at = self.row["last_seen_at"]
         self._dirty = False

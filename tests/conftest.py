@@ -1,5 +1,11 @@
 """Shared fixtures: a real PostgreSQL (``DATABASE_URL``, else an embedded one), a fresh database
 per test cloned from a migrated template, and a real Hypercorn server on a free port.
+
+Every test has a deadline, so a hang is a failure with a traceback rather than a stuck run:
+a Trio test gets a watchdog (real time, so ``autojump_clock`` does not fire it) that fails the
+test with the tree of its tasks and the line each one waits on; a plain test gets
+``pytest-timeout``. ``@pytest.mark.deadline(seconds)`` changes the limit of one test;
+``CURBE_TEST_DEADLINE`` the default.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from storage.db import apply_migrations
 pytest.register_assert_rewrite("tests.support")
 
 from tests.support import Server, open_server  # noqa: E402
+
+pytest_plugins = ["tests.deadlines"]
 
 
 def with_database(url: str, name: str) -> str:

@@ -18,6 +18,7 @@ import trio
 import trio_asyncio
 import trio_websocket
 
+from engine.faults import NO_FAULTS, Faults
 from storage import queries
 from web.app import create_app
 from web.auth import hash_password, new_id
@@ -83,10 +84,13 @@ class ManualClock:
 
 @asynccontextmanager
 async def open_server(
-    database_url: str, *, clock: Any = None, **settings: Any
+    database_url: str, *, clock: Any = None, faults: Faults = NO_FAULTS, **settings: Any
 ) -> AsyncIterator[Server]:
     s = Settings(host="127.0.0.1", port=0, ops_token=OPS_TOKEN, **settings)
-    async with trio_asyncio.open_loop(), open_services(s, database_url, clock=clock) as services:
+    async with (
+        trio_asyncio.open_loop(),
+        open_services(s, database_url, clock=clock, faults=faults) as services,
+    ):
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(

@@ -26,7 +26,7 @@ from engine.clock import iso
 from engine.conversation import Accept, Agent, Create, Kind, PostMessage, Reopen, SenderType, Solve
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
-from engine.errors import AlreadyAssigned, EngineError
+from engine.errors import ActorUnavailable, EngineError
 from engine.errors import NotFound as EngineNotFound
 from engine.events import Event, EventType
 from engine.routing import KIND as ROUTER
@@ -298,11 +298,14 @@ def create_app(s: Services) -> Quart:
 
     @app.errorhandler(EngineError)
     async def engine_error(exc: EngineError) -> Response:
-        payload: dict[str, Any] = {"code": exc.code, "message": exc.message}
-        if isinstance(exc, AlreadyAssigned):
-            payload["assignee"] = {"id": exc.assignee_id, "name": exc.assignee_name}
-        response = jsonify({"error": payload})
+        response = jsonify({"error": exc.to_wire()})
         response.status_code = exc.status
+        if isinstance(exc, ActorUnavailable):
+            response.headers["Retry-After"] = str(exc.retry_after)
+            log.warning(
+                "answered 503: actor unavailable",
+                extra={"path": request.path, "error": exc.message, "cause": exc.cause},
+            )
         return response
 
     @app.errorhandler(HTTPException)
@@ -356,7 +359,16 @@ def create_app(s: Services) -> Quart:
                 await s.db.run(queries.select_tenant, "__healthz__")
         except Exception:
             return error(503, "database_unavailable", "the database does not answer")
-        return jsonify({"status": "ok", "actors": s.supervisor.count()})
+        # actors and services given up past their restart intensity: the server still serves
+        # (200), but an operator should look (docs/operations.md)
+        escalated = [e.to_wire() for e in s.supervisor.escalations()]
+        return jsonify(
+            {
+                "status": "degraded" if escalated else "ok",
+                "actors": s.supervisor.count(),
+                "escalated": escalated,
+            }
+        )
 
     @app.get("/api/openapi.json")
     async def openapi_document() -> Response:
@@ -372,6 +384,7 @@ def create_app(s: Services) -> Quart:
         """Prometheus text format: counters, latency histograms, live actors and sockets."""
         for kind in (CONVERSATION, VISITOR, WIDGET, ROUTER):
             metrics.ACTORS.labels(kind).set(s.supervisor.count(kind))
+        metrics.ACTORS_ESCALATED.set(len(s.supervisor.escalations()))
         return Response(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/ops/actors")
@@ -386,7 +399,13 @@ def create_app(s: Services) -> Quart:
                 continue
             wire.pop("recentEvents", None)
             actors.append(wire)
-        return jsonify({"actors": actors, "broker": _broker_stats(s)})
+        return jsonify(
+            {
+                "actors": actors,
+                "broker": _broker_stats(s),
+                "escalated": [e.to_wire() for e in s.supervisor.escalations()],
+            }
+        )
 
     @app.get("/api/ops/actors/<kind>/<actor_id>")
     async def ops_actor(kind: str, actor_id: str) -> Response:

@@ -208,6 +208,7 @@ def _serve(args: argparse.Namespace) -> None:
         ops_token=ops_token or secrets.token_urlsafe(24),
         demo=args.demo,
         visitor_expiry_seconds=float(os.environ.get("CURBE_VISITOR_EXPIRY_SECONDS", "60")),
+        actor_call_timeout_seconds=float(os.environ.get("CURBE_ACTOR_CALL_TIMEOUT_SECONDS", "10")),
     )
     with database_url(args.data_dir) as url:
 

@@ -288,7 +288,16 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
         "too many failed sign-ins; try again in 840 seconds",
         {"retryAfterSeconds": 840},
     ),
-    "actor_unavailable": (503, "conversation actor conv_… is not accepting commands", {}),
+    "actor_unavailable": (
+        503,
+        "the conversation actor stopped before answering; retry",
+        {"retryAfterSeconds": 1},
+    ),
+    "actor_timeout": (
+        503,
+        "the conversation actor did not answer within 10 s; retry",
+        {"retryAfterSeconds": 1},
+    ),
     "database_unavailable": (503, "the database does not answer", {}),
 }
 
@@ -329,7 +338,7 @@ def errors(*codes: str) -> dict[str, Schema]:
             + ".",
             "content": {"application/json": {"schema": schema, "examples": examples}},
         }
-        if status == 429:
+        if status in (429, 503):
             response["headers"] = {
                 "Retry-After": {
                     "description": "seconds to wait (the same as `retryAfterSeconds`)",
@@ -764,6 +773,18 @@ def _schemas() -> dict[str, Schema]:
             }
         ),
         "LiveVisitor": visitor,
+        "Escalation": obj(
+            {
+                "kind": string(
+                    description="`conversation`, `visitor_session`, `widget`, `router` or `service`"
+                ),
+                "id": string(),
+                "error": string(description="the last crash: exception type and first line"),
+                "where": nullable(string(description="`path:line in function` of our code")),
+                "at": string(format="date-time"),
+                "restarts": integer(0),
+            }
+        ),
         "ActorSummary": obj(
             dict(actor_props),
             base_actor,
@@ -979,6 +1000,15 @@ def _ex_widget(base_url: str) -> dict[str, Any]:
     }
 
 
+EX_ESCALATION = {
+    "kind": "conversation",
+    "id": "conv_9f1c2a7d0b3e4f5a",
+    "error": "RuntimeError: injected commit failure",
+    "where": "engine/conversation_actor.py:207 in _handle",
+    "at": "2026-11-29T13:20:00.000Z",
+    "restarts": 4,
+}
+
 EX_ACTOR = {
     "kind": "conversation",
     "id": CONVERSATION,
@@ -1066,9 +1096,18 @@ def _paths(base_url: str) -> dict[str, Schema]:
                 PUBLIC,
                 {
                     "200": json_response(
-                        "The server and its database answer.",
-                        obj({"status": {"const": "ok"}, "actors": integer(0)}),
-                        {"status": "ok", "actors": 12},
+                        "The server and its database answer. `degraded`: it serves, but the "
+                        "supervisor gave up on the actors or services listed in `escalated` "
+                        "(they crashed past their restart intensity); each leaves the list when "
+                        "it answers a command again.",
+                        obj(
+                            {
+                                "status": {"enum": ["ok", "degraded"]},
+                                "actors": integer(0),
+                                "escalated": list_of(ref("Escalation")),
+                            }
+                        ),
+                        {"status": "degraded", "actors": 12, "escalated": [EX_ESCALATION]},
                     ),
                     **errors("database_unavailable"),
                 },
@@ -1120,6 +1159,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                             {
                                 "actors": list_of(ref("ActorSummary")),
                                 "broker": ref("BrokerStatistics"),
+                                "escalated": list_of(ref("Escalation")),
                             }
                         ),
                         {
@@ -1130,6 +1170,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                                 "delivered": 310,
                                 "droppedSubscribers": 0,
                             },
+                            "escalated": [],
                         },
                     ),
                     **errors("unauthenticated"),
@@ -1137,7 +1178,8 @@ def _paths(base_url: str) -> dict[str, Schema]:
                 parameters=[
                     query_param(
                         "kind",
-                        "only this kind (`conversation`, `visitor_session`, `widget`, `router`); "
+                        "only this kind (`conversation`, `visitor_session`, `widget`, `router`, "
+                        "`service`); "
                         "send no `kind` for every kind",
                         string(examples=["conversation"]),
                     ),
@@ -1200,7 +1242,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                             "waitTimeoutSeconds": 60,
                         },
                     ),
-                    **errors("not_found", "actor_unavailable"),
+                    **errors("not_found", "actor_unavailable", "actor_timeout"),
                 },
                 parameters=[WIDGET_ID],
             )
@@ -1239,6 +1281,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                         "domain_not_allowed",
                         "not_found",
                         "actor_unavailable",
+                        "actor_timeout",
                     ),
                 },
                 description=(
@@ -1313,7 +1356,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                         "not_found",
                         "conversation_active",
                     ),
-                    **errors("actor_unavailable"),
+                    **errors("actor_unavailable", "actor_timeout"),
                 },
                 parameters=[WIDGET_ID],
                 body=json_body(
@@ -1349,7 +1392,13 @@ def _paths(base_url: str) -> dict[str, Schema]:
                         ref("ConversationWithMessages"),
                         {**EX_CONVERSATION, "messages": [EX_MESSAGE], "assignedSeq": None},
                     ),
-                    **errors("unauthenticated", "forbidden", "not_found", "actor_unavailable"),
+                    **errors(
+                        "unauthenticated",
+                        "forbidden",
+                        "not_found",
+                        "actor_unavailable",
+                        "actor_timeout",
+                    ),
                 },
                 parameters=[WIDGET_ID],
             )
@@ -1373,7 +1422,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                         "not_found",
                         "conversation_solved",
                     ),
-                    **errors("actor_unavailable"),
+                    **errors("actor_unavailable", "actor_timeout"),
                 },
                 description="404 for a conversation that is not this visitor's.",
                 parameters=[WIDGET_ID, CONVERSATION_ID],
@@ -1402,7 +1451,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                         },
                     ),
                     **errors(*BODY_ERRORS, "not_found"),
-                    **errors("actor_unavailable"),
+                    **errors("actor_unavailable", "actor_timeout"),
                 },
                 description="With a valid visitor token the ticket is that visitor's; else a new visitor id is minted.",
                 parameters=[WIDGET_ID],
@@ -1541,7 +1590,10 @@ def _paths(base_url: str) -> dict[str, Schema]:
                         {"widgets": [ex_widget]},
                     )
                 },
-                error_codes=("actor_unavailable",),
+                error_codes=(
+                    "actor_unavailable",
+                    "actor_timeout",
+                ),
             ),
             "post": agent_op(
                 "createWidget",
@@ -1582,7 +1634,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                 "widgets",
                 "get",
                 {"200": json_response("The widget.", ref("Widget"), ex_widget)},
-                error_codes=("not_found", "actor_unavailable"),
+                error_codes=("not_found", "actor_unavailable", "actor_timeout"),
                 parameters=[WIDGET_ID],
             ),
             "patch": agent_op(
@@ -1597,6 +1649,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                     "invalid_body",
                     "invalid_widget",
                     "actor_unavailable",
+                    "actor_timeout",
                     "not_found",
                 ),
                 parameters=[WIDGET_ID],
@@ -1617,7 +1670,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                         {"id": WIDGET, "deleted": True},
                     )
                 },
-                error_codes=("not_found", "actor_unavailable"),
+                error_codes=("not_found", "actor_unavailable", "actor_timeout"),
                 parameters=[WIDGET_ID],
             ),
         },
@@ -1725,7 +1778,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                         ref("Conversation"),
                         EX_OPEN_CONVERSATION,
                     ),
-                    **errors("actor_unavailable"),
+                    **errors("actor_unavailable", "actor_timeout"),
                 },
                 error_codes=("not_found", "already_assigned", "at_capacity", "illegal_transition"),
                 description=(
@@ -1748,7 +1801,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                         ref("Conversation"),
                         {**EX_OPEN_CONVERSATION, "status": "SOLVED", "solvedAt": T1, "lastSeq": 5},
                     ),
-                    **errors("actor_unavailable"),
+                    **errors("actor_unavailable", "actor_timeout"),
                 },
                 error_codes=("not_found", "already_solved"),
                 parameters=[CONVERSATION_ID],
@@ -1766,7 +1819,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                         ref("Conversation"),
                         {**EX_OPEN_CONVERSATION, "lastSeq": 6},
                     ),
-                    **errors("actor_unavailable"),
+                    **errors("actor_unavailable", "actor_timeout"),
                 },
                 error_codes=("not_found", "illegal_transition"),
                 parameters=[CONVERSATION_ID],
@@ -1792,7 +1845,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                             "clientMessageId": "a-19c0",
                         },
                     ),
-                    **errors("actor_unavailable"),
+                    **errors("actor_unavailable", "actor_timeout"),
                 },
                 error_codes=(
                     *BODY_ERRORS,
@@ -1893,7 +1946,7 @@ def _paths(base_url: str) -> dict[str, Schema]:
                             "agentsOnline": True,
                         },
                     ),
-                    **errors("actor_unavailable"),
+                    **errors("actor_unavailable", "actor_timeout"),
                 },
                 error_codes=(*BODY_ERRORS, "not_found", "conversation_active", "visitor_gone"),
                 description="404 for another tenant's visitor; 409 `visitor_gone` when its last heartbeat is too old.",

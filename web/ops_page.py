@@ -32,7 +32,7 @@ CSP = "; ".join(
 )
 
 # Every kind the supervisor runs; the filter offers these (and any other kind it sees).
-KINDS = ("conversation", "visitor_session", "widget", "router")
+KINDS = ("conversation", "visitor_session", "widget", "router", "service")
 
 
 def _page(html: str, status: int = 200) -> Response:

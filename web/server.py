@@ -23,9 +23,10 @@ from engine.broker import Broker
 from engine.clock import Clock, SystemClock
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import ConversationActor
+from engine.faults import NO_FAULTS, Faults
 from engine.presence import AgentPresence
 from engine.routing import KIND as ROUTER
-from engine.routing import RouterActor, run_nudger
+from engine.routing import ROUTING_LISTENER, RouterActor, run_routing_listener
 from engine.supervisor import Actor, Supervisor, open_supervisor
 from engine.visitor import KIND as VISITOR
 from engine.visitor import VisitorSessionActor
@@ -44,11 +45,16 @@ log = logging.getLogger("curbe.server")
 
 @asynccontextmanager
 async def open_services(
-    settings: Settings, database_url: str, *, clock: Clock | None = None
+    settings: Settings,
+    database_url: str,
+    *,
+    clock: Clock | None = None,
+    faults: Faults = NO_FAULTS,
 ) -> AsyncIterator[Services]:
     """Connect, migrate, start the supervisor and re-arm stored wait timers (Trio flavour).
 
-    Must run inside ``trio_asyncio.open_loop()``.
+    Must run inside ``trio_asyncio.open_loop()``. ``faults`` is the test seam of
+    :mod:`engine.faults` (tests break actors on purpose through it).
     """
     clock = clock or SystemClock()
     db = await Database.connect(database_url)
@@ -75,6 +81,7 @@ async def open_services(
                 reoffer_after=settings.reoffer_after_seconds,
                 idle_seconds=settings.actor_idle_seconds,
                 pending=pending_nudges,
+                faults=faults,
             ),
             CONVERSATION: lambda cid: ConversationActor(
                 cid,
@@ -82,6 +89,7 @@ async def open_services(
                 broker=broker,
                 clock=clock,
                 idle_seconds=settings.actor_idle_seconds,
+                faults=faults,
             ),
             VISITOR: lambda vid: VisitorSessionActor(
                 vid,
@@ -90,6 +98,7 @@ async def open_services(
                 clock=clock,
                 expiry_seconds=settings.visitor_expiry_seconds,
                 publish_interval=settings.presence_interval_seconds,
+                faults=faults,
             ),
             WIDGET: lambda wid: WidgetActor(
                 wid,
@@ -98,19 +107,37 @@ async def open_services(
                 clock=clock,
                 to_wire=lambda row, now: widget_to_wire(row, now, settings.base_url),
                 idle_seconds=settings.actor_idle_seconds,
+                faults=faults,
             ),
         }
-        async with (
-            open_supervisor(
-                factories, clock=clock, grace_seconds=settings.shutdown_grace_seconds
-            ) as supervisor,
-            trio.open_nursery() as background,
-        ):
+        async with open_supervisor(
+            factories,
+            clock=clock,
+            grace_seconds=settings.shutdown_grace_seconds,
+            call_timeout=settings.actor_call_timeout_seconds,
+            max_restarts=settings.actor_max_restarts,
+            within_seconds=settings.actor_restart_window_seconds,
+        ) as supervisor:
             running.append(supervisor)
-            await background.start(run_nudger, broker, supervisor.cast, pending_nudges)
-            # queues resume: routers of tenants with waiting chats look again
-            for tenant_id in await db.run(queries.select_tenants_with_waiting_chats):
-                supervisor.ensure(ROUTER, tenant_id)
+
+            async def tenants_to_route() -> list[str]:
+                waiting = await db.run(queries.select_tenants_with_waiting_chats)
+                return sorted(set(waiting) | set(supervisor.ids(ROUTER)))
+
+            # the routing listener is a supervised service: if the broker drops it, it is
+            # restarted and makes a full routing pass (queues resume after a restart too)
+            await supervisor.start_service(
+                ROUTING_LISTENER,
+                partial(
+                    run_routing_listener,
+                    broker,
+                    supervisor.cast,
+                    pending_nudges,
+                    tenants_to_route,
+                    faults=faults,
+                ),
+                describe=lambda: {"pendingTenants": len(pending_nudges)},
+            )
             for conversation_id in await db.run(queries.select_pending_wait_timers):
                 supervisor.ensure(CONVERSATION, conversation_id)
             # active widgets re-arm their 24-hour timer, so ACTIVE -> INACTIVE is still announced
@@ -127,7 +154,6 @@ async def open_services(
                 presence=presence,
                 started_at=clock.now(),
             )
-            background.cancel_scope.cancel()
     finally:
         await db.close()
 

@@ -33,6 +33,11 @@ class Settings:
     presence_interval_seconds: float = 1.0
     login_max_failures: int = 5
     login_window_seconds: float = 900.0
+    # supervision (engine/supervisor.py): how long a caller waits for an actor's answer, and the
+    # restart intensity past which an actor is given up
+    actor_call_timeout_seconds: float = 10.0
+    actor_max_restarts: int = 3
+    actor_restart_window_seconds: float = 10.0
 
     @property
     def base_url(self) -> str:

@@ -108,12 +108,12 @@ class EventStream:
 
 def _error_frame(exc: Exception, **extra: Any) -> dict[str, Any]:
     if isinstance(exc, ApiError):
-        code, message = exc.code, exc.message
+        error: dict[str, Any] = exc.to_wire()["error"]
     elif isinstance(exc, EngineError):
-        code, message = exc.code, exc.message
+        error = exc.to_wire()
     else:
-        code, message = "internal_error", "something went wrong on our side"
-    return {"type": "error", "error": {"code": code, "message": message}, **extra}
+        error = {"code": "internal_error", "message": "something went wrong on our side"}
+    return {"type": "error", "error": error, **extra}
 
 
 async def _pump(sub: Subscription, stream: EventStream, side: str, clock: Any) -> None:

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 import pytest
 import trio
 
+from engine.faults import FaultPlan
 from tests.browser.support import artifact, in_browser
-from tests.support import OPS_TOKEN, Server, Visitor, new_visitor, seed
+from tests.support import OPS_TOKEN, Server, Visitor, new_visitor, open_server, seed
 
 pytestmark = pytest.mark.slow
 
@@ -187,3 +188,41 @@ async def test_a_wrong_token_shows_an_error(server: Server) -> None:
         assert not problems, problems
 
     await in_browser(scenario)
+
+
+async def test_the_ops_page_shows_an_actor_given_up_until_it_recovers(database_url: str) -> None:
+    faults = FaultPlan()
+    async with open_server(database_url, faults=faults, actor_max_restarts=0) as srv:
+        who = (await seed(srv))[0]
+        v = await new_visitor(srv, who.widget_id)
+        cid = await start_chat(srv, v)
+
+        async def post(text: str) -> int:
+            async with srv.http(v.token) as client:
+                r = await client.post(
+                    f"/api/chat/widgets/{who.widget_id}/conversations/{cid}/messages",
+                    json={"text": text},
+                )
+            return r.status_code
+
+        def scenario(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            page, problems = new_page(browser, srv)
+            open_ops(page, OPS_TOKEN)
+            expect(actor_row(page, "service", "routing_listener")).to_be_visible()
+            expect(page.locator("#ops-escalated")).to_be_hidden()
+            faults.arm("conversation", "before_commit", cid)
+            assert call(post, "<b>crash</b>") == 503  # no restart allowed: given up at once
+            escalation = page.locator(f'#ops-escalated li[data-actor-id="{cid}"]')
+            expect(escalation).to_be_visible()
+            expect(escalation).to_contain_text("InjectedFault: injected fault: conversation")
+            expect(escalation).to_contain_text("engine/conversation_actor.py:")
+            expect(escalation.locator("time")).to_have_count(1)
+            page.screenshot(path=str(artifact("ops_escalated.png")), full_page=True)
+            assert call(post, "back") == 201
+            assert call(post, "and again") == 201
+            expect(page.locator("#ops-escalated")).to_be_hidden()
+            assert problems == []
+
+        await in_browser(scenario)

@@ -75,10 +75,12 @@ def visitor_message(n: int, cid: str = "c1", client_id: str | None = None) -> Po
     )
 
 
-async def next_event(sub: object, type_: str) -> Event:
-    async for event in sub:  # type: ignore[attr-defined]
-        if event.type == type_:
-            return event  # type: ignore[no-any-return]
+async def next_event(sub: object, type_: str, within: float = 3600) -> Event:
+    """The next event of ``type_`` (``within`` seconds of the fake clock, else the test fails)."""
+    with trio.fail_after(within):
+        async for event in sub:  # type: ignore[attr-defined]
+            if event.type == type_:
+                return event  # type: ignore[no-any-return]
     raise AssertionError(f"stream ended before {type_}")
 
 

@@ -6,6 +6,7 @@ Real actors (conversation, router) under a real supervisor, on the in-memory sto
 from __future__ import annotations
 
 import collections
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,7 +22,14 @@ from engine.conversation_actor import ConversationActor, Guard
 from engine.events import Event
 from engine.presence import AgentPresence
 from engine.routing import KIND as ROUTER
-from engine.routing import Nudge, RouterActor, RoutingAgent, pick_agent, run_nudger
+from engine.routing import (
+    ROUTING_LISTENER,
+    Nudge,
+    RouterActor,
+    RoutingAgent,
+    pick_agent,
+    run_routing_listener,
+)
 from engine.store import MemoryStore
 from engine.supervisor import Supervisor, open_supervisor
 
@@ -59,10 +67,16 @@ async def world(
             pending=pending,
         ),
     }
-    async with open_supervisor(factories, clock=clock) as sup, trio.open_nursery() as nursery:
-        await nursery.start(run_nudger, broker, sup.cast, pending)
+
+    async def tenants() -> list[str]:
+        return [T]
+
+    async with open_supervisor(factories, clock=clock) as sup:
+        await sup.start_service(
+            ROUTING_LISTENER,
+            functools.partial(run_routing_listener, broker, sup.cast, pending, tenants),
+        )
         yield sup, broker, store, presence
-        nursery.cancel_scope.cancel()
 
 
 def create(n: int) -> Create:

@@ -12,7 +12,7 @@
   var P = window.CurbePage;
   var STORAGE_KEY = "curbe.opsToken";
   var REFRESH_MS = 2000;
-  var KNOWN_ORDER = ["conversation", "visitor_session", "widget", "router"];
+  var KNOWN_ORDER = ["service", "conversation", "visitor_session", "widget", "router"];
   // the detail view lists these first, in this order; anything else follows alphabetically
   var FIELD_ORDER = [
     "kind", "id", "tenantId", "state", "subscribers", "mailbox", "restarts", "startedAt",
@@ -39,6 +39,8 @@
     kind: $("ops-kind"),
     tenant: $("ops-tenant"),
     error: $("ops-error"),
+    escalated: $("ops-escalated"),
+    escalatedList: $("ops-escalated-list"),
     rows: $("ops-rows"),
     empty: $("ops-empty"),
     detail: $("ops-detail"),
@@ -162,8 +164,8 @@
 
   function stateClass(value) {
     var v = String(value || "").toLowerCase();
-    if (v === "open" || v === "live" || v === "active" || v === "watching") return "status-badge status-active";
-    if (v === "waiting" || v === "misconfigured") return "status-badge status-misconfigured";
+    if (v === "open" || v === "live" || v === "active" || v === "watching" || v === "running") return "status-badge status-active";
+    if (v === "waiting" || v === "misconfigured" || v === "restarting" || v === "escalated") return "status-badge status-misconfigured";
     return "status-badge status-inactive";
   }
 
@@ -276,11 +278,31 @@
         return byKind[k] + " " + k;
       });
     ui.summary.textContent = plural(actors.length, "actor") + (parts.length ? " · " + parts.join(" · ") : "");
+    renderEscalated(Array.isArray(data && data.escalated) ? data.escalated : []);
     var b = data && data.broker;
     ui.broker.textContent = b
       ? "Broker: " + plural(b.subscribers, "subscriber") + " · " + b.published + " published · " +
         b.delivered + " delivered · " + b.droppedSubscribers + " dropped"
       : "";
+  }
+
+  /** Actors and services the supervisor gave up on: kind, id, the error, where and when. */
+  function renderEscalated(list) {
+    ui.escalatedList.textContent = "";
+    list.forEach(function (e) {
+      var li = P.el("li", "ops-escalation");
+      li.setAttribute("data-kind", String(e.kind));
+      li.setAttribute("data-actor-id", String(e.id));
+      li.appendChild(P.el("span", "kind-badge", String(e.kind)));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(P.el("span", "mono", String(e.id)));
+      li.appendChild(document.createTextNode(" — " + e.restarts + (e.restarts === 1 ? " crash" : " crashes") + ", last: "));
+      li.appendChild(P.el("code", "ops-crash", String(e.error) + (e.where ? " at " + e.where : "")));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(timeNode(e.at));
+      ui.escalatedList.appendChild(li);
+    });
+    ui.escalated.hidden = list.length === 0;
   }
 
   function addKindOption(kind) {

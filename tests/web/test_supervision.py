@@ -1,0 +1,159 @@
+"""Supervision seen from outside, against a real server: an actor crashed on purpose (through the
+:class:`engine.faults.FaultPlan` seam) answers 503 with ``Retry-After`` over HTTP and an error
+frame over a socket, touches nothing else, and an actor given up shows in ``/healthz``
+(``degraded``), ``/metrics`` and ``/api/ops/actors`` until it recovers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from engine.conversation_actor import KIND as CONV
+from engine.faults import FaultPlan
+from engine.supervisor import SERVICE
+from tests.support import (
+    OPS_TOKEN,
+    Server,
+    inbox_socket,
+    login,
+    new_visitor,
+    open_server,
+    seed,
+    visitor_socket,
+)
+from tests.web.test_observability import sample, scrape
+
+
+@pytest.fixture
+def faults() -> FaultPlan:
+    return FaultPlan()
+
+
+@pytest.fixture
+async def fragile(database_url: str, faults: FaultPlan) -> AsyncIterator[Server]:
+    """A server whose actors a test can crash; gives up after 1 restart in 60 s."""
+    async with open_server(
+        database_url, faults=faults, actor_max_restarts=1, actor_restart_window_seconds=60
+    ) as srv:
+        yield srv
+
+
+async def start(srv: Server, widget_id: str, token: str, text: str = "hola") -> str:
+    async with srv.http(token) as http:
+        r = await http.post(
+            f"/api/chat/widgets/{widget_id}/conversations",
+            json={"name": "Carlos", "email": "c@example.com", "message": text},
+        )
+    assert r.status_code == 201, r.text
+    return r.json()["id"]  # type: ignore[no-any-return]
+
+
+async def test_a_crashed_conversation_answers_503_with_retry_after_and_nothing_else_moves(
+    fragile: Server, faults: FaultPlan
+) -> None:
+    [a] = await seed(fragile)
+    token = await login(fragile, a)
+    v1 = await new_visitor(fragile, a.widget_id)
+    v2 = await new_visitor(fragile, a.widget_id)
+    c1 = await start(fragile, a.widget_id, v1.token)
+    c2 = await start(fragile, a.widget_id, v2.token)
+    faults.arm(CONV, "before_commit", c1)
+    async with fragile.http(token) as http:
+        r = await http.post(f"/api/chat/conversations/{c1}/accept")
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "1"
+        assert r.json() == {
+            "error": {
+                "code": "actor_unavailable",
+                "message": "the conversation actor stopped before answering; retry",
+                "retryAfterSeconds": 1,
+            }
+        }
+        assert "Traceback" not in r.text and "InjectedFault" not in r.text
+        # the neighbour answers at once; the crashed one answers the retry
+        assert (await http.post(f"/api/chat/conversations/{c2}/accept")).status_code == 200
+        assert (await http.post(f"/api/chat/conversations/{c1}/accept")).status_code == 200
+        r = await http.get("/api/ops/actors", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+        actors = {(x["kind"], x["id"]): x for x in r.json()["actors"]}
+        assert actors[(CONV, c1)]["restarts"] == 1
+        assert actors[(CONV, c1)]["lastCrash"].startswith("InjectedFault: ")
+        assert "engine/conversation_actor.py" in actors[(CONV, c1)]["lastCrash"]
+        assert actors[(CONV, c2)]["restarts"] == 0
+        assert r.json()["escalated"] == []
+
+
+async def test_a_crash_reaches_a_socket_as_an_error_frame_and_the_socket_stays_open(
+    fragile: Server, faults: FaultPlan
+) -> None:
+    [a] = await seed(fragile)
+    v = await new_visitor(fragile, a.widget_id)
+    cid = await start(fragile, a.widget_id, v.token)
+    faults.arm(CONV, "handle", cid)
+    async with visitor_socket(fragile, v) as ws:
+        await ws.send(
+            {"type": "message", "conversationId": cid, "text": "¿hola?", "clientMessageId": "w1"}
+        )
+        frame = await ws.wait_for("error")
+        assert frame["error"]["code"] == "actor_unavailable"
+        assert frame["error"]["retryAfterSeconds"] == 1
+        assert frame["clientMessageId"] == "w1"
+        await ws.send(
+            {"type": "message", "conversationId": cid, "text": "¿hola?", "clientMessageId": "w1"}
+        )
+        ack = await ws.wait_for("ack", clientMessageId="w1")
+        assert ack["message"]["seq"] == 3
+
+
+async def test_an_actor_given_up_makes_health_degraded_until_it_answers_again(
+    fragile: Server, faults: FaultPlan
+) -> None:
+    [a] = await seed(fragile)
+    token = await login(fragile, a)
+    v = await new_visitor(fragile, a.widget_id)
+    cid = await start(fragile, a.widget_id, v.token)
+    before = await scrape(fragile)
+    faults.arm(CONV, "before_commit", cid, times=2)
+    async with fragile.http(token) as http:
+        for _ in range(2):  # one restart allowed: the second crash gives up
+            r = await http.post(f"/api/chat/conversations/{cid}/accept")
+            assert r.status_code == 503
+        health = await http.get("/healthz")
+        assert health.status_code == 200  # it still serves: degraded, not down
+        body = health.json()
+        assert body["status"] == "degraded"
+        [escalated] = body["escalated"]
+        assert escalated["kind"] == CONV and escalated["id"] == cid
+        assert escalated["restarts"] == 2
+        assert escalated["error"].startswith("InjectedFault: ")
+        assert escalated["where"].startswith("engine/conversation_actor.py:")
+        ops = await http.get("/api/ops/actors", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+        assert [e["id"] for e in ops.json()["escalated"]] == [cid]
+        after = await scrape(fragile)
+        assert sample(after, "curbe_actors_escalated") == 1
+        assert (
+            sample(after, "curbe_actor_escalations_total", kind=CONV)
+            - sample(before, "curbe_actor_escalations_total", kind=CONV)
+            == 1
+        )
+        # recovered: a new incarnation answers, then comes back for more
+        assert (await http.post(f"/api/chat/conversations/{cid}/accept")).status_code == 200
+        r = await http.post(f"/api/chat/conversations/{cid}/messages", json={"text": "hi"})
+        assert r.status_code == 201
+        assert (await http.get("/healthz")).json() == {
+            "status": "ok",
+            "actors": fragile.services.supervisor.count(),
+            "escalated": [],
+        }
+
+
+async def test_the_routing_listener_runs_as_a_supervised_service(server: Server) -> None:
+    [a] = await seed(server)
+    token = await login(server, a)
+    async with inbox_socket(server, token), server.http() as http:
+        r = await http.get("/api/ops/actors", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+    services = [x for x in r.json()["actors"] if x["kind"] == SERVICE]
+    assert [(x["id"], x["state"], x["restarts"]) for x in services] == [
+        ("routing_listener", "RUNNING", 0)
+    ]
