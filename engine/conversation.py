@@ -131,6 +131,21 @@ class Conversation:
         }
 
 
+@attrs.frozen
+class Contact:
+    """Who the visitor says they are, stored with the conversation that starts (same commit).
+
+    ``None`` keeps what is stored; ``phone`` is only ever what a person typed.
+    """
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    location: str | None = None
+
+
 # --- commands -------------------------------------------------------------------------------
 
 
@@ -149,6 +164,8 @@ class Create:
     # set: an agent starts the chat with a live visitor (proactive): OPEN, assigned to this
     # agent, the first message is the agent's, no wait timer
     opened_by: Agent | None = None
+    # stored in the same commit as the conversation (the actor passes it on; no rule reads it)
+    contact: Contact | None = None
 
 
 @attrs.frozen
@@ -195,9 +212,14 @@ Command = Create | Accept | PostMessage | Solve | Reopen | Transfer | WaitTimeou
 
 @attrs.frozen
 class Transition:
+    """The next state, the events and messages it made, and ``claims``: the agents who take an
+    OPEN chat through it (Accept, Transfer, Reopen, a chat an agent starts), whose capacity the
+    commit checks atomically."""
+
     state: Conversation
     events: tuple[Event, ...] = ()
     messages: tuple[Message, ...] = ()
+    claims: tuple[str, ...] = ()
 
 
 class _Builder:
@@ -257,8 +279,8 @@ class _Builder:
             },
         )
 
-    def done(self) -> Transition:
-        return Transition(self.state, tuple(self.events), tuple(self.messages))
+    def done(self, claims: tuple[str, ...] = ()) -> Transition:
+        return Transition(self.state, tuple(self.events), tuple(self.messages), claims)
 
 
 def _check_text(text: str) -> None:
@@ -319,7 +341,7 @@ def create(cmd: Create, now: dt.datetime) -> Transition:
                 client_message_id=cmd.client_message_id,
             )
         )
-    return b.done()
+    return b.done(claims=(agent.id,) if agent is not None else ())
 
 
 def apply(state: Conversation | None, command: Command, now: dt.datetime) -> Transition:
@@ -371,7 +393,7 @@ def _accept(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
         {"agent": cmd.agent.to_wire(), "conversation": b.state.to_wire()},
     )
     b.status_changed(state.status)
-    return b.done()
+    return b.done(claims=(cmd.agent.id,))
 
 
 def _post_message(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
@@ -422,7 +444,7 @@ def _reopen(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
             {"agent": cmd.agent.to_wire(), "conversation": b.state.to_wire()},
         )
     b.status_changed(state.status)
-    return b.done()
+    return b.done(claims=(cmd.agent.id,))
 
 
 def _transfer(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
@@ -442,7 +464,7 @@ def _transfer(state: Conversation, cmd: Command, now: dt.datetime) -> Transition
             "conversation": b.state.to_wire(),
         },
     )
-    return b.done()
+    return b.done(claims=(cmd.agent.id,))
 
 
 def _wait_timeout(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:

@@ -28,20 +28,29 @@ import trio
 from engine import metrics
 from engine.broker import Broker
 from engine.clock import Clock, iso, trio_deadline
+from engine.commit import Commit, link_change
 from engine.conversation import (
+    Contact,
     Conversation,
+    Create,
     Message,
     PostMessage,
+    Status,
     WaitTimeout,
     apply,
 )
-from engine.errors import EngineError, NotFound
+from engine.errors import Conflict, EngineError, NotFound
 from engine.events import Event
 from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Envelope, Mailbox
 
 if TYPE_CHECKING:
     from engine.store import ConversationStore
+
+
+def _unguarded(command: Any) -> Any:
+    return command.command if isinstance(command, Guard) else command
+
 
 KIND = "conversation"
 log = logging.getLogger("curbe.engine.conversation")
@@ -67,6 +76,17 @@ class Guard:
     tenant_id: str
     command: Any
     visitor_id: str | None = None
+
+
+@attrs.frozen
+class Peek:
+    """Read the conversation as it is: answered from the actor's memory, nothing committed.
+
+    ``client_key`` (see :func:`client_key`) also asks for the message its sender sent with that
+    client id, if any (``Outcome.message``): a repeated request is recognised.
+    """
+
+    client_key: str | None = None
 
 
 @attrs.frozen
@@ -123,31 +143,39 @@ class ConversationActor:
 
     async def run(self, mailbox: Mailbox) -> None:
         self.faults.check(KIND, "load", self.id)
-        loaded = await self.store.load_conversation(self.id)
-        if loaded is not None:
-            self.state, with_ids = loaded
-            self.by_client_id = {
-                client_key(m.sender_type.value, m.sender_id, m.client_message_id): m
-                for m in with_ids
-                if m.client_message_id
-            }
+        try:  # spawned to create the conversation: its id is new, there is nothing to load
+            first: Envelope | None = mailbox.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            first = None
+        if first is None or not isinstance(_unguarded(first.command), Create):
+            loaded = await self.store.load_conversation(self.id)
+            if loaded is not None:
+                self.state, with_ids = loaded
+                self.by_client_id = {
+                    client_key(m.sender_type.value, m.sender_id, m.client_message_id): m
+                    for m in with_ids
+                    if m.client_message_id
+                }
         async with trio.open_nursery() as nursery:
             self._sync_timer(nursery, mailbox)
-            await self._serve(nursery, mailbox)
+            await self._serve(nursery, mailbox, first)
             nursery.cancel_scope.cancel()
 
-    async def _serve(self, nursery: trio.Nursery, mailbox: Mailbox) -> None:
+    async def _serve(self, nursery: trio.Nursery, mailbox: Mailbox, first: Envelope | None) -> None:
         while True:
-            with trio.move_on_after(self.idle_seconds) as idle:
-                try:
-                    first = await mailbox.receive()
-                except trio.EndOfChannel:
+            if first is None:
+                with trio.move_on_after(self.idle_seconds) as idle:
+                    try:
+                        first = await mailbox.receive()
+                    except trio.EndOfChannel:
+                        return
+                if idle.cancelled_caught:
+                    if self._timer is not None:
+                        continue  # a running wait timer keeps the actor alive
                     return
-            if idle.cancelled_caught:
-                if self._timer is not None:
-                    continue  # a running wait timer keeps the actor alive
-                return
+            assert first is not None
             batch = [first]
+            first = None
             while len(batch) < self.batch_size:
                 try:
                     batch.append(mailbox.receive_nowait())
@@ -160,11 +188,13 @@ class ConversationActor:
 
     async def _handle(self, batch: list[Envelope]) -> None:
         now = self.clock.now()
-        state = self.state
+        before = state = self.state
         events: list[Event] = []
         messages: list[Message] = []
         answered: list[tuple[Envelope, Outcome]] = []
         new_ids: dict[str, Message] = {}
+        claims: set[str] = set()
+        contact: Contact | None = None
         for envelope in batch:
             command = envelope.command
             self.faults.check(KIND, "handle", self.id)
@@ -180,6 +210,13 @@ class ConversationActor:
                     ):
                         raise NotFound(f"no conversation {self.id}")
                     command = command.command
+                if isinstance(command, Peek):
+                    if state is None:
+                        raise NotFound(f"no conversation {self.id}")
+                    key = command.client_key
+                    known = (self.by_client_id.get(key) or new_ids.get(key)) if key else None
+                    answered.append((envelope, Outcome(state, known)))
+                    continue
                 if isinstance(command, PostMessage) and command.client_message_id:
                     cid = client_key(
                         command.sender_type.value, command.sender_id, command.client_message_id
@@ -194,6 +231,9 @@ class ConversationActor:
                     envelope.reply.fail(exc)
                 continue
             state = transition.state
+            claims.update(transition.claims)
+            if isinstance(command, Create) and command.contact is not None:
+                contact = command.contact
             events.extend(transition.events)
             messages.extend(transition.messages)
             for m in transition.messages:
@@ -202,11 +242,24 @@ class ConversationActor:
             message = transition.messages[-1] if transition.messages else None
             answered.append((envelope, Outcome(state, message)))
         if state is not None and events:
-            # a failed commit lets the actor crash: the supervisor fails the batch's callers
-            # (ActorUnavailable) and restarts us from what is stored
+            holder = state.assignee.id if state.assignee and state.status is Status.OPEN else None
+            commit = Commit(
+                state,
+                tuple(events),
+                tuple(messages),
+                claims=frozenset(claims & {holder}),
+                contact=contact,
+                link=link_change(before, state),
+            )
             self.faults.check(KIND, "before_commit", self.id)
-            with metrics.COMMIT_SECONDS.time():
-                await self.store.commit_conversation(state, events, messages)
+            try:
+                # a failed commit lets the actor crash: the supervisor fails the batch's callers
+                # (ActorUnavailable) and restarts us from what is stored
+                with metrics.COMMIT_SECONDS.time():
+                    await self.store.commit_conversation(commit)
+            except Conflict as refused:  # a check inside the commit said no; nothing stored
+                await self._refused(batch, refused)
+                return
             self.faults.check(KIND, "after_commit", self.id)
         if state is not None and events:
             metrics.COMMITS.inc()
@@ -232,6 +285,21 @@ class ConversationActor:
         for envelope, outcome in answered:
             if envelope.reply is not None:
                 envelope.reply.set(outcome)
+
+    async def _refused(self, batch: list[Envelope], refused: Conflict) -> None:
+        """The commit refused the batch: an agent at capacity, a visitor's other live chat.
+
+        Alone, the command gets the refusal. In a batch, each command not yet answered is
+        handled again on its own, so only the one the check is about is refused.
+        """
+        pending = [e for e in batch if e.reply is None or not e.reply.done]
+        if len(pending) <= 1:
+            for envelope in pending:
+                if envelope.reply is not None:
+                    envelope.reply.fail(refused)
+            return
+        for envelope in pending:
+            await self._handle([envelope])
 
     def _sync_timer(self, nursery: trio.Nursery, mailbox: Mailbox) -> None:
         """Arm the wait timer when the state needs one; cancel it when it no longer does."""

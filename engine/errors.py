@@ -10,7 +10,8 @@ Hierarchy::
      │    ├── IllegalTransition      409  the state machine refuses the command in this state
      │    ├── AlreadyAssigned        409  another agent accepted first
      │    ├── AtCapacity             409  the agent has as many OPEN chats as their limit
-     │    └── ConversationActive     409  the visitor already has a live chat that is not SOLVED
+     │    ├── ConversationActive     409  the visitor already has a live chat that is not SOLVED
+     │    └── VisitorGone            409  an agent starts a chat with a visitor who left
      └── ActorUnavailable            503  the actor stopped before answering (crash, given up,
                                           shutdown) or did not answer in time; ``Retry-After``
 """
@@ -89,6 +90,10 @@ class ConversationActive(Conflict):
     def __init__(self, message: str, *, conversation_id: str) -> None:
         super().__init__(message, conversationId=conversation_id)
         self.conversation_id = conversation_id
+
+
+class VisitorGone(Conflict):
+    code = "visitor_gone"
 
 
 class ActorUnavailable(EngineError):

@@ -42,7 +42,7 @@ class Event:
     exactly what the live stream sent.
     """
 
-    type: str
+    type: EventType = attrs.field(converter=EventType)
     at: dt.datetime
     tenant_id: str
     data: dict[str, Any]

@@ -1,15 +1,32 @@
-"""The visitor session: presence of one browser on a site with the widget.
+"""The visitor session: one browser on a site with the widget, and the owner of its live chat.
 
-``VisitorSession`` is the state; :class:`VisitorSessionActor` owns it. Each heartbeat moves the
-session's expiry deadline (``expiry_seconds`` after the last heartbeat, 60 s by default); when the
-deadline passes the actor publishes a last ``visitor_presence_update`` (``online: false``) and stops.
+A pure core and a thin actor, like the conversation's:
+
+* :func:`apply` ``(state, command, now, rules) -> Transition`` decides presence with no Trio and
+  no database: each heartbeat moves the session's expiry (``expiry_seconds`` after the last one);
+  writes and ``visitor_presence_update`` events are coalesced to at most one per
+  ``publish_interval`` (a new session, a new page and the expiry are never held back); when the
+  expiry passes, a last update says ``online: false`` and the actor stops. :func:`next_due` says
+  when the actor must wake to :class:`Tick`.
+* :class:`VisitorSessionActor` persists before it publishes, and owns the rule **one live chat per
+  visitor**: :class:`StartChat` (the visitor's, or an agent's with a live visitor) is its command.
+  It refuses a start while the chat it knows of is still active (asking that conversation's actor,
+  the single writer of its status), otherwise it sends ``Create`` to the new conversation's actor,
+  whose one commit stores the contact, the conversation, the first message and the visitor's link
+  to it. A partial unique index in PostgreSQL refuses whatever slips past (a reopen racing a
+  start); the actor then learns the active chat from the refusal.
+
+What each column is written by: the visitor actor writes ``visitor_sessions`` except
+``conversation_id``, which the conversation commits write (set on start or reopen, cleared when
+solved); ``contacts`` is written by the commit that starts a chat.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -17,7 +34,10 @@ import trio
 
 from engine.broker import Broker
 from engine.clock import Clock, iso, trio_deadline
-from engine.errors import Forbidden
+from engine.conversation import Agent, Contact, Create, Kind, Status
+from engine.conversation_actor import KIND as CONVERSATION
+from engine.conversation_actor import Guard, Outcome, Peek, client_key
+from engine.errors import ConversationActive, EngineError, Forbidden, NotFound, VisitorGone
 from engine.events import Event, EventType
 from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Mailbox
@@ -57,7 +77,7 @@ class VisitorSession:
     ip: str | None = None
     user_agent: str | None = None
     location: str | None = None
-    conversation_id: str | None = None
+    conversation_id: str | None = None  # the active live chat (conversation commits write it)
     name: str | None = None  # what the visitor gave when starting a chat (the contact's name)
 
     def to_wire(self, now: dt.datetime, *, in_chat: bool | None = None) -> dict[str, Any]:
@@ -78,6 +98,62 @@ class VisitorSession:
         }
 
 
+# --- the pure core ------------------------------------------------------------------------------
+
+
+class Presence(StrEnum):
+    NEW = "NEW"  # no session stored
+    LIVE = "LIVE"  # heartbeats come; it expires ``expiry_seconds`` after the last one
+    GONE = "GONE"  # expired (announced) or found expired when loaded
+
+
+@attrs.frozen
+class Rules:
+    expiry_seconds: float = 60.0
+    publish_interval: float = 1.0
+
+    @property
+    def expiry(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.expiry_seconds)
+
+    @property
+    def interval(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.publish_interval)
+
+
+@attrs.frozen
+class VisitorState:
+    visitor_id: str
+    session: VisitorSession | None = None
+    presence: Presence = Presence.NEW
+    saved_at: dt.datetime | None = None  # the last write
+    published_at: dt.datetime | None = None  # the last presence update
+    unsaved: bool = False  # a coalesced change not yet written
+    unpublished: bool = False  # a coalesced change not yet published
+    coalesced: int = 0  # commands whose update was folded into a later one
+
+    def expires_at(self, rules: Rules) -> dt.datetime | None:
+        if self.session is None or self.presence is not Presence.LIVE:
+            return None
+        return self.session.last_seen_at + rules.expiry
+
+
+def loaded(
+    visitor_id: str,
+    session: VisitorSession | None,
+    now: dt.datetime,
+    rules: Rules,
+    *,
+    after_crash: bool,
+) -> VisitorState:
+    """The state an actor starts from. After a crash an expiry that is due may not have been
+    announced yet: the session counts as LIVE so that the next :class:`Tick` announces it."""
+    if session is None:
+        return VisitorState(visitor_id)
+    live = after_crash or now - session.last_seen_at <= rules.expiry
+    return VisitorState(visitor_id, session, Presence.LIVE if live else Presence.GONE)
+
+
 @attrs.frozen
 class Heartbeat:
     tenant_id: str
@@ -93,24 +169,209 @@ class Heartbeat:
 
 @attrs.frozen
 class JoinedChat:
+    """The visitor's live chat became active (a start, a reopen): for presence (``inChat``)."""
+
     conversation_id: str
     name: str | None = None
 
 
 @attrs.frozen
 class LeftChat:
+    """That chat was solved: for presence (``inChat``)."""
+
     conversation_id: str
 
 
-class VisitorSessionActor:
-    """Owns one visitor's presence; persists before it publishes.
+@attrs.frozen
+class Tick:
+    """Time passed: a coalesced write or update may be due, or the expiry."""
 
-    A busy page may send many heartbeats; the actor coalesces them. It publishes at most one
-    ``visitor_presence_update`` per ``publish_interval`` (the latest state, sent when the
-    interval has passed), and writes a heartbeat that changes nothing but the time at most once
-    per interval too. A new session, a new page (URL or title) and joining or leaving a chat are
-    written at once; the expiry update (``online: false``) is published at once.
+
+PresenceCommand = Heartbeat | JoinedChat | LeftChat | Tick
+
+
+@attrs.frozen
+class Transition:
+    state: VisitorState
+    save: bool = False  # write ``state.session`` before publishing
+    events: tuple[Event, ...] = ()
+    stop: bool = False  # expired: the actor stops after this
+
+
+def apply(
+    state: VisitorState, command: PresenceCommand, now: dt.datetime, rules: Rules
+) -> Transition:
+    """Apply one presence command (pure). Raises :class:`Forbidden` for another tenant's
+    heartbeat; :class:`TypeError` for a command it does not know (a bug: the actor crashes)."""
+    handler = _HANDLERS.get(type(command))
+    if handler is None:
+        raise TypeError(f"a visitor session cannot handle {type(command).__name__}")
+    return handler(state, command, now, rules)
+
+
+def _heartbeat(state: VisitorState, cmd: Any, now: dt.datetime, rules: Rules) -> Transition:
+    assert isinstance(cmd, Heartbeat)
+    current = state.session
+    if current is not None and current.tenant_id != cmd.tenant_id:
+        raise Forbidden("this visitor belongs to another tenant")
+    fresh = current is None or state.presence is not Presence.LIVE
+    fresh = fresh or (current is not None and now - current.last_seen_at > rules.expiry)
+    session = VisitorSession(
+        visitor_id=state.visitor_id,
+        tenant_id=cmd.tenant_id,
+        widget_id=cmd.widget_id,
+        first_seen_at=now if fresh or current is None else current.first_seen_at,
+        last_seen_at=now,
+        current_url=cmd.current_url,
+        current_domain=cmd.current_domain,
+        page_title=cmd.page_title,
+        referrer=cmd.referrer,
+        ip=cmd.ip or (current.ip if current else None),
+        user_agent=cmd.user_agent or (current.user_agent if current else None),
+        location=cmd.location or (current.location if current else None),
+        conversation_id=current.conversation_id if current else None,
+        name=current.name if current else None,
+    )
+    moved = (
+        current is None
+        or fresh
+        or (session.current_url, session.page_title, session.widget_id)
+        != (current.current_url, current.page_title, current.widget_id)
+    )
+    return _changed(state, session, now, rules, save_now=moved)
+
+
+def _joined(state: VisitorState, cmd: Any, now: dt.datetime, rules: Rules) -> Transition:
+    assert isinstance(cmd, JoinedChat | LeftChat)
+    current = state.session
+    if current is None:
+        return Transition(state)  # no session to show in Live visitors: nothing to tell
+    if isinstance(cmd, JoinedChat):
+        session = attrs.evolve(
+            current, conversation_id=cmd.conversation_id, name=cmd.name or current.name
+        )
+    elif current.conversation_id == cmd.conversation_id:
+        session = attrs.evolve(current, conversation_id=None)
+    else:
+        return Transition(state)  # another chat ended: this one is unchanged
+    # the link is the conversation commit's to write: nothing of this row needs a write now
+    return _changed(state, session, now, rules, save_now=False)
+
+
+def _changed(
+    state: VisitorState, session: VisitorSession, now: dt.datetime, rules: Rules, *, save_now: bool
+) -> Transition:
+    save = save_now or state.saved_at is None or now >= state.saved_at + rules.interval
+    publish = state.published_at is None or now >= state.published_at + rules.interval
+    new = attrs.evolve(
+        state,
+        session=session,
+        presence=Presence.LIVE,
+        saved_at=now if save else state.saved_at,
+        unsaved=not save,
+        published_at=now if publish else state.published_at,
+        unpublished=not publish,
+        coalesced=state.coalesced + (0 if publish else 1),
+    )
+    events = (_presence(session, now, online=True),) if publish else ()
+    return Transition(new, save=save, events=events)
+
+
+def _tick(state: VisitorState, cmd: Any, now: dt.datetime, rules: Rules) -> Transition:
+    session = state.session
+    if session is None:
+        return Transition(state)
+    expires = state.expires_at(rules)
+    if expires is not None and now >= expires:
+        gone = attrs.evolve(state, presence=Presence.GONE, unsaved=False, unpublished=False)
+        offline = _presence(session, now, online=False)
+        return Transition(gone, save=state.unsaved, events=(offline,), stop=True)
+    save = state.unsaved and state.saved_at is not None and now >= state.saved_at + rules.interval
+    publish = (
+        state.unpublished
+        and state.published_at is not None
+        and now >= state.published_at + rules.interval
+    )
+    new = attrs.evolve(
+        state,
+        saved_at=now if save else state.saved_at,
+        unsaved=state.unsaved and not save,
+        published_at=now if publish else state.published_at,
+        unpublished=state.unpublished and not publish,
+    )
+    events = (_presence(session, now, online=True),) if publish else ()
+    return Transition(new, save=save, events=events)
+
+
+_HANDLERS: dict[type, Callable[[VisitorState, Any, dt.datetime, Rules], Transition]] = {
+    Heartbeat: _heartbeat,
+    JoinedChat: _joined,
+    LeftChat: _joined,
+    Tick: _tick,
+}
+
+
+def next_due(state: VisitorState, rules: Rules) -> dt.datetime | None:
+    """When the actor must wake to :class:`Tick` (None: nothing is due, it may stop idle)."""
+    due = [t for t in (state.expires_at(rules),) if t is not None]
+    if state.unsaved and state.saved_at is not None:
+        due.append(state.saved_at + rules.interval)
+    if state.unpublished and state.published_at is not None:
+        due.append(state.published_at + rules.interval)
+    return min(due) if due else None
+
+
+def _presence(session: VisitorSession, now: dt.datetime, *, online: bool) -> Event:
+    data = session.to_wire(now)
+    data["online"] = online
+    return Event(
+        type=EventType.VISITOR_PRESENCE_UPDATE, at=now, tenant_id=session.tenant_id, data=data
+    )
+
+
+# --- starting a chat ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class StartChat:
+    """Start the visitor's live chat: the visitor from the widget, or an agent (``opened_by``).
+
+    ``conversation_id`` and ``message_id`` are minted by the caller; ``ip`` and ``user_agent``
+    are those of the visitor's request (None when an agent starts it: the session's are used).
     """
+
+    tenant_id: str
+    conversation_id: str
+    message_id: str
+    message: str
+    client_message_id: str | None = None
+    widget_id: str | None = None  # None: the widget of the visitor's session
+    wait_timeout_seconds: int = 60
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    opened_by: Agent | None = None
+
+
+@attrs.frozen
+class Started:
+    """What a :class:`StartChat` gave: the new conversation, or (``replay``) the same request
+    again, answered with the conversation it started the first time."""
+
+    outcome: Outcome
+    replay: bool = False
+
+
+Dispatch = Callable[[str, str, Any], Awaitable[Any]]
+
+
+# --- the actor ---------------------------------------------------------------------------------
+
+
+class VisitorSessionActor:
+    """Owns one visitor's presence and its live chat; a thin shell around :func:`apply`."""
 
     kind = KIND
 
@@ -123,189 +384,181 @@ class VisitorSessionActor:
         clock: Clock,
         expiry_seconds: float = 60.0,
         publish_interval: float = 1.0,
+        dispatch: Dispatch | None = None,
         faults: Faults = NO_FAULTS,
     ) -> None:
         self.id = visitor_id
         self.store = store
         self.broker = broker
         self.clock = clock
-        self.expiry_seconds = expiry_seconds
-        self.publish_interval = publish_interval
+        self.rules = Rules(expiry_seconds, publish_interval)
+        self.dispatch = dispatch
         self.faults = faults
-        self.session: VisitorSession | None = None
-        self._published_at = -math.inf  # Trio time of the last presence update
-        self._saved_at = -math.inf  # Trio time of the last write
-        self._unpublished = False
-        self._unsaved = False
-        self.coalesced = 0  # commands whose presence update was folded into a later one
+        self.state = VisitorState(visitor_id)
+
+    @property
+    def session(self) -> VisitorSession | None:
+        return self.state.session
+
+    @property
+    def coalesced(self) -> int:
+        return self.state.coalesced
 
     def describe(self) -> dict[str, Any]:
-        s = self.session
+        s = self.state.session
         return {
             "tenantId": s.tenant_id if s else None,
-            "state": "LIVE" if s else "NEW",
+            "state": self.state.presence.value,
             "currentUrl": s.current_url if s else None,
             "conversationId": s.conversation_id if s else None,
-            "expiresAt": iso(self._expires_at()) if s else None,
-            "coalescedHeartbeats": self.coalesced,
+            "expiresAt": iso(self.state.expires_at(self.rules)),
+            "coalescedHeartbeats": self.state.coalesced,
         }
-
-    def _expires_at(self) -> dt.datetime | None:
-        if self.session is None:
-            return None
-        return self.session.last_seen_at + dt.timedelta(seconds=self.expiry_seconds)
-
-    def _flush_due(self) -> float:
-        """Trio time when the coalesced write or update is due (inf when nothing waits)."""
-        due = math.inf
-        if self._unsaved:
-            due = min(due, self._saved_at + self.publish_interval)
-        if self._unpublished:
-            due = min(due, self._published_at + self.publish_interval)
-        return due
 
     async def run(self, mailbox: Mailbox) -> None:
         self.faults.check(KIND, "load", self.id)
-        self.session = await self.store.load_visitor(self.id)
-        # after a crash the expiry may be due and not yet announced: announce it (clients take
-        # a second "offline" calmly; a visitor stuck "online" would be a lie)
-        live = self.session is not None and (
-            mailbox.after_crash or not self._expired(self.session, self.clock.now())
+        session = await self.store.load_visitor(self.id)
+        self.state = loaded(
+            self.id, session, self.clock.now(), self.rules, after_crash=mailbox.after_crash
         )
         try:
-            while True:
-                expires = self._expires_at()
-                if live and expires is not None:
-                    deadline = trio_deadline(self.clock, expires)
-                else:  # nothing live to expire: stop if no command comes
-                    deadline = trio.current_time() + self.expiry_seconds
-                flush = self._flush_due()
-                with trio.move_on_at(min(deadline, flush)) as waited:
-                    try:
-                        envelope = await mailbox.receive()
-                    except trio.EndOfChannel:
-                        return
-                if waited.cancelled_caught:
-                    if trio.current_time() >= flush:
-                        await self._flush()
-                        continue
-                    if live:
-                        self.faults.check(KIND, "expiry", self.id)
-                        await self._flush()
-                        self._publish(online=False)
-                    return
-                self.faults.check(KIND, "handle", self.id)
-                try:
-                    result = await self._handle(envelope.command)
-                except Forbidden as exc:
-                    if envelope.reply:
-                        envelope.reply.fail(exc)
-                    continue
-                live = True
-                if envelope.reply:
-                    envelope.reply.set(result)
+            await self._serve(mailbox)
         finally:
-            if self._unsaved and self.session is not None:
+            if self.state.unsaved and self.state.session is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await self.store.save_visitor(self.session)
+                    await self.store.save_visitor(self.state.session)
 
-    async def _flush(self) -> None:
-        now = trio.current_time()
-        if self._unsaved and now >= self._saved_at + self.publish_interval:
-            await self._save()
-        if self._unpublished and now >= self._published_at + self.publish_interval:
-            self._publish(online=True)
+    async def _serve(self, mailbox: Mailbox) -> None:
+        while True:
+            due = next_due(self.state, self.rules)
+            if due is not None:
+                deadline = trio_deadline(self.clock, due)
+            else:  # nothing live, nothing pending: stop if no command comes
+                deadline = trio.current_time() + self.rules.expiry_seconds
+            with trio.move_on_at(deadline) as waited:
+                try:
+                    envelope = await mailbox.receive()
+                except trio.EndOfChannel:
+                    return
+            if waited.cancelled_caught:
+                if due is None:
+                    return
+                transition = apply(self.state, Tick(), self.clock.now(), self.rules)
+                if transition.stop:
+                    self.faults.check(KIND, "expiry", self.id)
+                await self._enact(transition)
+                if transition.stop:
+                    return
+                continue
+            self.faults.check(KIND, "handle", self.id)
+            try:
+                if isinstance(envelope.command, StartChat):
+                    result: Any = await self._start_chat(envelope.command)
+                else:
+                    await self._enact(
+                        apply(self.state, envelope.command, self.clock.now(), self.rules)
+                    )
+                    result = self.state.session
+            except EngineError as exc:
+                if envelope.reply:
+                    envelope.reply.fail(exc)
+                continue
+            if envelope.reply:
+                envelope.reply.set(result)
 
-    async def _save(self) -> None:
-        assert self.session is not None
-        self.faults.check(KIND, "save", self.id)
-        await self.store.save_visitor(self.session)
-        self._saved_at = trio.current_time()
-        self._unsaved = False
+    async def _enact(self, transition: Transition) -> None:
+        """Write (if asked), then adopt the state, then publish: persist before publishing."""
+        state = transition.state
+        if transition.save and state.session is not None:
+            self.faults.check(KIND, "save", self.id)
+            await self.store.save_visitor(state.session)
+        self.state = state
+        for event in transition.events:
+            self.broker.publish(event)
 
-    async def _handle(self, command: Any) -> VisitorSession:
-        now = self.clock.now()
-        current = self.session
-        if isinstance(command, Heartbeat):
-            if current is not None and current.tenant_id != command.tenant_id:
-                raise Forbidden("this visitor belongs to another tenant")
-            if current is None or self._expired(current, now):
-                first_seen = now
-            else:
-                first_seen = current.first_seen_at
-            new = VisitorSession(
-                visitor_id=self.id,
-                tenant_id=command.tenant_id,
-                widget_id=command.widget_id,
-                first_seen_at=first_seen,
-                last_seen_at=now,
-                current_url=command.current_url,
-                current_domain=command.current_domain,
-                page_title=command.page_title,
-                referrer=command.referrer,
-                ip=command.ip or (current.ip if current else None),
-                user_agent=command.user_agent or (current.user_agent if current else None),
-                location=command.location or (current.location if current else None),
-                conversation_id=current.conversation_id if current else None,
-                name=current.name if current else None,
-            )
-            moved = (
-                current is None
-                or first_seen != current.first_seen_at
-                or (new.current_url, new.page_title, new.widget_id)
-                != (current.current_url, current.page_title, current.widget_id)
-            )
-        elif isinstance(command, JoinedChat | LeftChat):
-            if current is None:
-                raise Forbidden("no visitor session: send a heartbeat first")
-            conversation_id = (
-                command.conversation_id
-                if isinstance(command, JoinedChat)
-                else (
-                    None
-                    if current.conversation_id == command.conversation_id
-                    else current.conversation_id
-                )
-            )
-            name = (
-                command.name if isinstance(command, JoinedChat) and command.name else current.name
-            )
-            new = attrs.evolve(
-                current, conversation_id=conversation_id, last_seen_at=now, name=name
-            )
-            moved = True
-        else:
-            raise TypeError(f"visitor session cannot handle {type(command).__name__}")
-        self.session = new
-        clock_now = trio.current_time()
-        if moved or clock_now >= self._saved_at + self.publish_interval:
-            self._unsaved = True
-            await self._save()
-        else:
-            self._unsaved = True
-        if clock_now >= self._published_at + self.publish_interval:
-            self._publish(online=True)
-        else:
-            self.coalesced += 1
-            self._unpublished = True
-        return new
-
-    def _expired(self, session: VisitorSession, now: dt.datetime) -> bool:
-        return now - session.last_seen_at > dt.timedelta(seconds=self.expiry_seconds)
-
-    def _publish(self, *, online: bool) -> None:
-        if self.session is None:
-            return
-        self._published_at = trio.current_time()
-        self._unpublished = False
-        now = self.clock.now()
-        data = self.session.to_wire(now)
-        data["online"] = online
-        self.broker.publish(
-            Event(
-                type=EventType.VISITOR_PRESENCE_UPDATE.value,
-                at=now,
-                tenant_id=self.session.tenant_id,
-                data=data,
-            )
+    async def _start_chat(self, cmd: StartChat) -> Started:
+        session = self.state.session
+        if cmd.opened_by is not None:  # an agent starts it: the visitor must be here now
+            if session is None or session.tenant_id != cmd.tenant_id:
+                raise NotFound(f"no visitor {self.id}")
+            if self.state.presence is not Presence.LIVE or (
+                self.clock.now() - session.last_seen_at > self.rules.expiry
+            ):
+                raise VisitorGone("this visitor left the site")
+        elif session is not None and session.tenant_id != cmd.tenant_id:
+            raise Forbidden("this visitor belongs to another tenant")
+        sender = (
+            client_key("agent", cmd.opened_by.id, cmd.client_message_id)
+            if cmd.opened_by and cmd.client_message_id
+            else client_key("visitor", self.id, cmd.client_message_id)
+            if cmd.client_message_id
+            else None
         )
+        if session is not None and session.conversation_id is not None:
+            replay = await self._still_active(cmd, session.conversation_id, sender)
+            if replay is not None:
+                return replay
+        widget_id = cmd.widget_id or (session.widget_id if session else None)
+        if widget_id is None:
+            raise NotFound(f"no visitor {self.id}")
+        name = cmd.name.strip() if cmd.name and cmd.name.strip() else None
+        create = Create(
+            conversation_id=cmd.conversation_id,
+            tenant_id=cmd.tenant_id,
+            widget_id=widget_id,
+            visitor_id=self.id,
+            kind=Kind.LIVE_CHAT,
+            wait_timeout_seconds=cmd.wait_timeout_seconds,
+            first_message_id=cmd.message_id,
+            first_message=cmd.message,
+            visitor_name=name,
+            client_message_id=cmd.client_message_id,
+            opened_by=cmd.opened_by,
+            contact=Contact(
+                name=name,
+                email=cmd.email.strip() if cmd.email else None,
+                phone=cmd.phone or None,
+                ip=cmd.ip or (session.ip if session else None),
+                user_agent=cmd.user_agent or (session.user_agent if session else None),
+                location=session.location if session else None,
+            ),
+        )
+        try:
+            outcome: Outcome = await self._conversation(cmd.conversation_id, create)
+        except ConversationActive as exc:  # the database knew of an active chat we did not
+            replay = await self._still_active(cmd, exc.conversation_id, sender)
+            if replay is not None:
+                return replay
+            raise
+        await self._enact(
+            apply(self.state, JoinedChat(cmd.conversation_id, name), self.clock.now(), self.rules)
+        )
+        return Started(outcome)
+
+    async def _still_active(
+        self, cmd: StartChat, conversation_id: str, sender: str | None
+    ) -> Started | None:
+        """None when ``conversation_id`` is no longer active (a new chat may start); the same
+        start again answers with it; any other start is refused with ``conversation_active``."""
+        try:
+            known: Outcome = await self._conversation(
+                conversation_id, Guard(cmd.tenant_id, Peek(sender), visitor_id=self.id)
+            )
+        except NotFound:
+            return None
+        if known.conversation.status is Status.SOLVED:
+            await self._enact(
+                apply(self.state, LeftChat(conversation_id), self.clock.now(), self.rules)
+            )
+            return None
+        if known.message is not None:
+            return Started(known, replay=True)
+        raise ConversationActive(
+            f"this visitor already has an active conversation ({conversation_id}); resume it",
+            conversation_id=conversation_id,
+        )
+
+    async def _conversation(self, conversation_id: str, command: Any) -> Any:
+        if self.dispatch is None:
+            raise EngineError("this visitor actor cannot reach conversations", code="unwired")
+        return await self.dispatch(CONVERSATION, conversation_id, command)

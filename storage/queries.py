@@ -14,7 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from engine.conversation import Agent, Conversation, Kind, Message, SenderType, Status
+from engine.commit import Commit, Link
+from engine.conversation import Agent, Contact, Conversation, Kind, Message, SenderType, Status
+from engine.errors import AtCapacity, ConversationActive
 from engine.events import Event
 from engine.routing import OpenChat, RoutingAgent, RoutingSnapshot, WaitingChat
 from engine.visitor import VisitorSession
@@ -270,19 +272,20 @@ async def select_visitor_session(
 
 
 async def save_visitor_session(connection: asyncpg.Connection, session: VisitorSession) -> None:
-    """Upsert the session and follow the visitor's URL on its contact."""
+    """Upsert the session: every column but ``conversation_id``, which only conversation
+    commits write (the visitor's active live chat; see :class:`engine.commit.Commit`)."""
     await connection.execute(
         """INSERT INTO visitor_sessions (visitor_id, tenant_id, widget_id, first_seen_at,
                    last_seen_at, current_url, current_domain, page_title, referrer, ip,
-                   user_agent, location, conversation_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                   user_agent, location)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
            ON CONFLICT (visitor_id) DO UPDATE SET
                    widget_id = EXCLUDED.widget_id, last_seen_at = EXCLUDED.last_seen_at,
                    first_seen_at = EXCLUDED.first_seen_at,
                    current_url = EXCLUDED.current_url, current_domain = EXCLUDED.current_domain,
                    page_title = EXCLUDED.page_title, referrer = EXCLUDED.referrer,
                    ip = EXCLUDED.ip, user_agent = EXCLUDED.user_agent,
-                   location = EXCLUDED.location, conversation_id = EXCLUDED.conversation_id""",
+                   location = EXCLUDED.location""",
         session.visitor_id,
         session.tenant_id,
         session.widget_id,
@@ -295,17 +298,7 @@ async def save_visitor_session(connection: asyncpg.Connection, session: VisitorS
         session.ip,
         session.user_agent,
         session.location,
-        session.conversation_id,
     )
-    if session.current_url is not None:
-        await connection.execute(
-            """UPDATE contacts SET current_url = $3, updated_at = $4
-                WHERE tenant_id = $1 AND visitor_id = $2 AND current_url IS DISTINCT FROM $3""",
-            session.tenant_id,
-            session.visitor_id,
-            session.current_url,
-            session.last_seen_at,
-        )
 
 
 async def select_live_visitors(
@@ -320,57 +313,25 @@ async def select_live_visitors(
     return [_visitor(r) for r in rows]
 
 
-async def upsert_contact(
-    connection: asyncpg.Connection,
-    tenant_id: str,
-    visitor_id: str,
-    *,
-    name: str | None,
-    email: str | None,
-    phone: str | None,
-    ip: str | None,
-    user_agent: str | None,
-    current_url: str | None,
-    location: str | None,
-    now: dt.datetime,
-) -> None:
-    """Create or update the visitor's contact. A field left ``None`` keeps what was stored."""
-    await connection.execute(
-        """INSERT INTO contacts (tenant_id, visitor_id, name, email, phone, ip, user_agent,
-                                 current_url, location, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-           ON CONFLICT (tenant_id, visitor_id) DO UPDATE SET
-               name = COALESCE(EXCLUDED.name, contacts.name),
-               email = COALESCE(EXCLUDED.email, contacts.email),
-               phone = COALESCE(EXCLUDED.phone, contacts.phone),
-               ip = COALESCE(EXCLUDED.ip, contacts.ip),
-               user_agent = COALESCE(EXCLUDED.user_agent, contacts.user_agent),
-               current_url = COALESCE(EXCLUDED.current_url, contacts.current_url),
-               location = COALESCE(EXCLUDED.location, contacts.location),
-               updated_at = EXCLUDED.updated_at""",
-        tenant_id,
-        visitor_id,
-        name,
-        email,
-        phone,
-        ip,
-        user_agent,
-        current_url,
-        location,
-        now,
-    )
+# A contact as agents see it: what the visitor gave when a chat started (written by that
+# conversation's commit) and where the visitor is now (the visitor session's, written by the
+# visitor-session actor): each column has one writer.
+_CONTACT = """to_jsonb(ct) || jsonb_build_object(
+                  'current_url', COALESCE(vs.current_url, ct.current_url))"""
+_CONTACT_JOIN = """LEFT JOIN visitor_sessions vs
+                  ON vs.tenant_id = ct.tenant_id AND vs.visitor_id = ct.visitor_id"""
 
 
 async def select_contact(
     connection: asyncpg.Connection, tenant_id: str, visitor_id: str
 ) -> Row | None:
-    return _row(
-        await connection.fetchrow(
-            "SELECT * FROM contacts WHERE tenant_id = $1 AND visitor_id = $2",
-            tenant_id,
-            visitor_id,
-        )
+    contact: Row | None = await connection.fetchval(
+        f"""SELECT {_CONTACT} FROM contacts ct {_CONTACT_JOIN}
+             WHERE ct.tenant_id = $1 AND ct.visitor_id = $2""",
+        tenant_id,
+        visitor_id,
     )
+    return contact
 
 
 # --- conversations ----------------------------------------------------------------------------
@@ -435,13 +396,119 @@ async def select_conversation_for_actor(
     return _conversation(row), [_message(r) for r in rows]
 
 
-async def commit_conversation(
-    connection: asyncpg.Connection,
-    state: Conversation,
-    events: Sequence[Event],
-    messages: Sequence[Message],
+ACTIVE_CHAT_INDEX = "conversations_one_active_live_chat"
+
+
+async def commit_conversation(connection: asyncpg.Connection, commit: Commit) -> None:
+    """Persist one batch of an actor's transitions: the new state, its events, its messages;
+    with the checks and side rows the batch asks for (see :class:`engine.commit.Commit`).
+
+    Raises :class:`~engine.errors.AtCapacity` or :class:`~engine.errors.ConversationActive`
+    (the caller's transaction then rolls back: nothing of the batch is stored).
+    """
+    state = commit.state
+    for agent_id in sorted(commit.claims):  # sorted: two commits lock agents in one order
+        await _check_capacity(connection, state, agent_id)
+    if commit.contact is not None:
+        await _upsert_contact(connection, state, commit.contact)
+    if commit.link is Link.SET:
+        try:
+            async with connection.transaction():  # a savepoint: the index may refuse
+                await _upsert_conversation(connection, state)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != ACTIVE_CHAT_INDEX:
+                raise
+            other = await connection.fetchval(
+                """SELECT id FROM conversations
+                    WHERE tenant_id = $1 AND visitor_id = $2 AND kind = 'live_chat'
+                      AND status <> 'SOLVED'""",
+                state.tenant_id,
+                state.visitor_id,
+            )
+            raise ConversationActive(
+                f"this visitor already has an active conversation ({other}); resume it",
+                conversation_id=other,
+            ) from None
+    else:
+        await _upsert_conversation(connection, state)
+    if commit.messages:
+        await connection.executemany(
+            """INSERT INTO messages (id, conversation_id, tenant_id, seq, sender_type, sender_id,
+                       sender_name, text, client_message_id, client_timestamp, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+            [
+                (
+                    m.id,
+                    m.conversation_id,
+                    m.tenant_id,
+                    m.seq,
+                    m.sender_type.value,
+                    m.sender_id,
+                    m.sender_name,
+                    m.text,
+                    m.client_message_id,
+                    m.client_timestamp,
+                    m.created_at,
+                )
+                for m in commit.messages
+            ],
+        )
+    if commit.events:
+        await connection.executemany(
+            """INSERT INTO conversation_events (conversation_id, seq, tenant_id, type, at, data)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            [
+                (e.conversation_id, e.seq, e.tenant_id, e.type.value, e.at, e.data)
+                for e in commit.events
+            ],
+        )
+    if commit.link is Link.SET:
+        await connection.execute(
+            "UPDATE visitor_sessions SET conversation_id = $2 WHERE visitor_id = $1",
+            state.visitor_id,
+            state.id,
+        )
+    elif commit.link is Link.CLEAR:
+        await connection.execute(
+            """UPDATE visitor_sessions SET conversation_id = NULL
+                WHERE visitor_id = $1 AND conversation_id = $2""",
+            state.visitor_id,
+            state.id,
+        )
+
+
+async def _check_capacity(
+    connection: asyncpg.Connection, state: Conversation, agent_id: str
 ) -> None:
-    """Persist one batch of an actor's transitions: the new state, its events, its messages."""
+    """Refuse if ``agent_id`` already holds as many OPEN chats as their limit.
+
+    The agent's row is locked first, so commits that give the same agent a chat run this check
+    one after another; the count then runs in a new snapshot (READ COMMITTED) and sees every
+    commit that went before.
+    """
+    capacity = await connection.fetchval(
+        "SELECT max_open_chats FROM agents WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+        agent_id,
+        state.tenant_id,
+    )
+    if capacity is None:
+        return  # not an agent of this tenant (the API never sends one)
+    open_chats: int = await connection.fetchval(
+        """SELECT count(*) FROM conversations
+            WHERE tenant_id = $1 AND assignee_id = $2 AND status = 'OPEN' AND id <> $3""",
+        state.tenant_id,
+        agent_id,
+        state.id,
+    )
+    if open_chats >= capacity:
+        raise AtCapacity(
+            f"you have {open_chats} open chats, your limit; solve one first",
+            open_chats=open_chats,
+            capacity=capacity,
+        )
+
+
+async def _upsert_conversation(connection: asyncpg.Connection, state: Conversation) -> None:
     await connection.execute(
         """INSERT INTO conversations (id, tenant_id, widget_id, visitor_id, kind, status,
                    assignee_id, assignee_name, assignee_avatar, last_seq, wait_deadline,
@@ -470,41 +537,34 @@ async def commit_conversation(
         state.updated_at,
         state.solved_at,
     )
-    if messages:
-        await connection.executemany(
-            """INSERT INTO messages (id, conversation_id, tenant_id, seq, sender_type, sender_id,
-                       sender_name, text, client_message_id, client_timestamp, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
-            [
-                (
-                    m.id,
-                    m.conversation_id,
-                    m.tenant_id,
-                    m.seq,
-                    m.sender_type.value,
-                    m.sender_id,
-                    m.sender_name,
-                    m.text,
-                    m.client_message_id,
-                    m.client_timestamp,
-                    m.created_at,
-                )
-                for m in messages
-            ],
-        )
-    if events:
-        await connection.executemany(
-            """INSERT INTO conversation_events (conversation_id, seq, tenant_id, type, at, data)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            [(e.conversation_id, e.seq, e.tenant_id, e.type, e.at, e.data) for e in events],
-        )
-    if state.kind is Kind.LIVE_CHAT and state.status is not Status.SOLVED:
-        await connection.execute(
-            """UPDATE visitor_sessions SET conversation_id = $2
-                WHERE visitor_id = $1 AND conversation_id IS DISTINCT FROM $2""",
-            state.visitor_id,
-            state.id,
-        )
+
+
+async def _upsert_contact(
+    connection: asyncpg.Connection, state: Conversation, contact: Contact
+) -> None:
+    """Create or update the visitor's contact; a field left ``None`` keeps what was stored."""
+    await connection.execute(
+        """INSERT INTO contacts (tenant_id, visitor_id, name, email, phone, ip, user_agent,
+                                 location, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+           ON CONFLICT (tenant_id, visitor_id) DO UPDATE SET
+               name = COALESCE(EXCLUDED.name, contacts.name),
+               email = COALESCE(EXCLUDED.email, contacts.email),
+               phone = COALESCE(EXCLUDED.phone, contacts.phone),
+               ip = COALESCE(EXCLUDED.ip, contacts.ip),
+               user_agent = COALESCE(EXCLUDED.user_agent, contacts.user_agent),
+               location = COALESCE(EXCLUDED.location, contacts.location),
+               updated_at = EXCLUDED.updated_at""",
+        state.tenant_id,
+        state.visitor_id,
+        contact.name,
+        contact.email,
+        contact.phone,
+        contact.ip,
+        contact.user_agent,
+        contact.location,
+        state.updated_at,
+    )
 
 
 async def select_events_after(
@@ -681,7 +741,7 @@ async def select_conversations(
         "all": "true",
     }[view]
     rows = await connection.fetch(
-        f"""SELECT c.*, to_jsonb(ct) AS contact,
+        f"""SELECT c.*, {_CONTACT} AS contact,
                    (SELECT to_jsonb(m) FROM messages m WHERE m.conversation_id = c.id
                      ORDER BY m.seq DESC LIMIT 1) AS last_message,
                    (SELECT to_jsonb(m) FROM messages m WHERE m.conversation_id = c.id
@@ -689,6 +749,7 @@ async def select_conversations(
                    ({UNREAD}) AS unread
               FROM conversations c
               LEFT JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.visitor_id = c.visitor_id
+              {_CONTACT_JOIN}
              WHERE c.tenant_id = $1 AND ($2::text IS NOT NULL) AND {where}
              ORDER BY c.updated_at DESC, c.id LIMIT $3""",
         tenant_id,
@@ -708,27 +769,6 @@ async def select_pending_wait_timers(connection: asyncpg.Connection) -> list[str
             WHERE status = 'WAITING' AND wait_deadline IS NOT NULL AND NOT wait_timed_out"""
     )
     return [r["id"] for r in rows]
-
-
-async def save_actor_snapshot(
-    connection: asyncpg.Connection,
-    kind: str,
-    actor_id: str,
-    tenant_id: str | None,
-    state: dict[str, Any],
-    now: dt.datetime,
-) -> None:
-    await connection.execute(
-        """INSERT INTO actor_snapshots (kind, id, tenant_id, state, updated_at)
-           VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (kind, id) DO UPDATE SET state = EXCLUDED.state,
-                   updated_at = EXCLUDED.updated_at""",
-        kind,
-        actor_id,
-        tenant_id,
-        state,
-        now,
-    )
 
 
 # --- routing ----------------------------------------------------------------------------------
@@ -782,20 +822,6 @@ async def select_tenants_with_waiting_chats(connection: asyncpg.Connection) -> l
             WHERE status = 'WAITING' AND kind = 'live_chat'"""
     )
     return [r["tenant_id"] for r in rows]
-
-
-async def count_open_chats(
-    connection: asyncpg.Connection, tenant_id: str, agent_id: str
-) -> tuple[int, int]:
-    """``(open chats assigned to the agent, the agent's limit)``."""
-    row = await connection.fetchrow(
-        """SELECT (SELECT count(*) FROM conversations
-                    WHERE tenant_id = $1 AND assignee_id = $2 AND status = 'OPEN') AS open,
-                  (SELECT max_open_chats FROM agents WHERE id = $2) AS capacity""",
-        tenant_id,
-        agent_id,
-    )
-    return int(row["open"]), int(row["capacity"] or 0)
 
 
 async def select_visitor_thread(

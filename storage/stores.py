@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
+from engine.commit import Commit
 from engine.conversation import Conversation, Message
-from engine.events import Event
 from engine.routing import RoutingSnapshot
 from engine.visitor import VisitorSession
 from storage import queries
@@ -28,10 +27,8 @@ class PostgresStore:
     ) -> tuple[Conversation, list[Message]] | None:
         return await self.db.run(queries.select_conversation_for_actor, conversation_id)
 
-    async def commit_conversation(
-        self, state: Conversation, events: Sequence[Event], messages: Sequence[Message]
-    ) -> None:
-        await self.db.run(queries.commit_conversation, state, events, messages)
+    async def commit_conversation(self, commit: Commit) -> None:
+        await self.db.run(queries.commit_conversation, commit)
 
     async def load_visitor(self, visitor_id: str) -> VisitorSession | None:
         return await self.db.run(queries.select_visitor_session, visitor_id)

@@ -23,7 +23,17 @@ from werkzeug.exceptions import HTTPException
 
 from engine import metrics
 from engine.clock import iso
-from engine.conversation import Accept, Agent, Create, Kind, PostMessage, Reopen, SenderType, Solve
+from engine.conversation import (
+    Accept,
+    Agent,
+    Contact,
+    Create,
+    Kind,
+    PostMessage,
+    Reopen,
+    SenderType,
+    Solve,
+)
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
 from engine.errors import ActorUnavailable, EngineError
@@ -31,7 +41,7 @@ from engine.errors import NotFound as EngineNotFound
 from engine.events import Event, EventType
 from engine.routing import KIND as ROUTER
 from engine.visitor import KIND as VISITOR
-from engine.visitor import Heartbeat, JoinedChat, LeftChat, VisitorSession
+from engine.visitor import Heartbeat, JoinedChat, LeftChat, StartChat, Started
 from engine.widget import KIND as WIDGET
 from engine.widget import Delete, Describe, Ping, Refuse, Update
 from storage import queries
@@ -64,12 +74,6 @@ log = logging.getLogger("curbe.web")
 
 VISITOR_PREFIX = "/api/chat/widgets/"
 WIDGET_JS = Path(__file__).resolve().parent.parent / "widget" / "widget.js"
-
-# Start-chat serialisation per visitor (this process is the only writer today; a later step with
-# several processes moves this into the visitor-session actor).
-_visitor_locks: dict[str, trio.Lock] = {}
-_agent_locks: dict[str, trio.Lock] = {}
-
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
@@ -504,51 +508,31 @@ def create_app(s: Services) -> Quart:
 
     @app.post(VISITOR_PREFIX + "<widget_id>/conversations")
     async def start_chat(widget_id: str) -> Response:
+        """The visitor starts a live chat: a command of its visitor-session actor, which keeps
+        one live chat per visitor (409 ``conversation_active``; the same request again answers
+        the same conversation)."""
         widget = await load_widget(widget_id)
         visitor = require_visitor(widget)
         start = await body(StartChatBody)
-        # one start at a time per visitor, so a double submit cannot open two chats
-        async with _visitor_locks.setdefault(visitor.visitor_id, trio.Lock()):
-            try:
-                return await _start_chat(s, widget, visitor.visitor_id, start)
-            finally:
-                lock = _visitor_locks.get(visitor.visitor_id)
-                if lock is not None and not lock.statistics().tasks_waiting:
-                    _visitor_locks.pop(visitor.visitor_id, None)
-
-    async def _start_chat(
-        s: Services, widget: dict[str, Any], visitor_id: str, start: StartChatBody
-    ) -> Response:
-        tenant_id = widget["tenant_id"]
-        latest = await s.db.run(queries.select_latest_conversation, tenant_id, visitor_id)
-        if latest is not None and latest.status.value != "SOLVED":
-            messages = await s.db.run(queries.select_messages, latest.id)
-            first = messages[:1]
-            if (
-                start.client_message_id
-                and first
-                and first[0].client_message_id == start.client_message_id
-            ):
-                wire = conversation_wire(latest, messages)  # the same request again
-                wire["agentsOnline"] = s.presence.agents_online(tenant_id)
-                return _created(wire)
-            raise ApiError(
-                409,
-                "conversation_active",
-                f"this visitor already has an active conversation ({latest.id}); resume it",
-                conversationId=latest.id,
-            )
-        return await _create_conversation(
-            s,
-            widget,
-            visitor_id,
-            Kind.LIVE_CHAT,
-            start.name,
-            start.email,
-            start.phone,
-            start.message,
-            start.client_message_id,
+        started = await s.supervisor.call(
+            VISITOR,
+            visitor.visitor_id,
+            StartChat(
+                tenant_id=widget["tenant_id"],
+                conversation_id=auth.new_id("conv"),
+                message_id=auth.new_id("msg"),
+                message=start.message,
+                client_message_id=start.client_message_id,
+                widget_id=widget_id,
+                wait_timeout_seconds=widget["wait_timeout_seconds"],
+                name=start.name,
+                email=start.email,
+                phone=start.phone,
+                ip=client_ip(),
+                user_agent=request.headers.get("User-Agent"),
+            ),
         )
+        return await _started(s, started)
 
     @app.get(VISITOR_PREFIX + "<widget_id>/conversation")
     async def visitor_conversation(widget_id: str) -> Response:
@@ -590,17 +574,7 @@ def create_app(s: Services) -> Quart:
             identity = None
         offline = await body(OfflineMessageBody)
         visitor_id = identity.visitor_id if identity else auth.new_id("vis")
-        return await _create_conversation(
-            s,
-            widget,
-            visitor_id,
-            Kind.OFFLINE_MESSAGE,
-            offline.name,
-            offline.email,
-            offline.phone,
-            offline.message,
-            None,
-        )
+        return await _offline_message(s, widget, visitor_id, offline)
 
     # --- agent side ----------------------------------------------------------------------
 
@@ -776,21 +750,9 @@ def create_app(s: Services) -> Quart:
 
     @app.post("/api/chat/conversations/<conversation_id>/accept")
     async def accept(conversation_id: str) -> Response:
-        agent = await require_agent()
-        # one accept at a time per agent, so a double click cannot pass the limit twice
-        async with _agent_locks.setdefault(agent["id"], trio.Lock()):
-            open_chats, capacity = await s.db.run(
-                queries.count_open_chats, agent["tenant_id"], agent["id"]
-            )
-            if open_chats >= capacity:
-                raise ApiError(
-                    409,
-                    "at_capacity",
-                    f"you have {open_chats} open chats, your limit; solve one first",
-                    openChats=open_chats,
-                    capacity=capacity,
-                )
-            outcome = await agent_command(conversation_id, Accept)
+        # the agent's limit is checked inside the accepting commit (409 ``at_capacity``), the
+        # same check round robin's offers meet: no interleaving passes it
+        outcome = await agent_command(conversation_id, Accept)
         return jsonify(conversation_wire(outcome))
 
     @app.post("/api/chat/conversations/<conversation_id>/solve")
@@ -807,7 +769,15 @@ def create_app(s: Services) -> Quart:
 
     @app.post("/api/chat/conversations/<conversation_id>/reopen")
     async def reopen(conversation_id: str) -> Response:
+        # refused (409 ``conversation_active``) by the commit if the visitor has another live chat
         outcome = await agent_command(conversation_id, Reopen)
+        if outcome.conversation.kind is Kind.LIVE_CHAT:
+            try:  # the visitor is "in chat" again on the Live visitors list
+                await s.supervisor.call(
+                    VISITOR, outcome.conversation.visitor_id, JoinedChat(conversation_id)
+                )
+            except EngineError:
+                pass
         return jsonify(conversation_wire(outcome))
 
     @app.post("/api/chat/conversations/<conversation_id>/messages")
@@ -858,40 +828,23 @@ def create_app(s: Services) -> Quart:
 
     @app.post("/api/chat/visitors/<visitor_id>/conversations")
     async def proactive_chat(visitor_id: str) -> Response:
-        """An agent starts a chat with a live visitor: OPEN, assigned to the agent at once."""
+        """An agent starts a chat with a live visitor: OPEN, assigned to the agent at once. A
+        command of the visitor's actor, like the visitor's own start (one live chat each)."""
         agent = await require_agent()
         start = await body(ProactiveChatBody)
-        session = await s.db.run(queries.select_visitor_session, visitor_id)
-        if session is None or session.tenant_id != agent["tenant_id"]:
-            raise ApiError(404, "not_found", f"no visitor {visitor_id}")
-        since = s.clock.now() - dt.timedelta(seconds=s.settings.visitor_expiry_seconds)
-        if session.last_seen_at < since:
-            raise ApiError(409, "visitor_gone", "this visitor left the site")
-        widget = await load_widget(session.widget_id, agent["tenant_id"])
-        async with _visitor_locks.setdefault(visitor_id, trio.Lock()):
-            latest = await s.db.run(
-                queries.select_latest_conversation, agent["tenant_id"], visitor_id
-            )
-            if latest is not None and latest.status.value != "SOLVED":
-                raise ApiError(
-                    409,
-                    "conversation_active",
-                    f"this visitor is already in a conversation ({latest.id})",
-                    conversationId=latest.id,
-                )
-            return await _create_conversation(
-                s,
-                widget,
-                visitor_id,
-                Kind.LIVE_CHAT,
-                None,
-                None,
-                None,
-                start.message,
-                start.client_message_id,
+        started = await s.supervisor.call(
+            VISITOR,
+            visitor_id,
+            StartChat(
+                tenant_id=agent["tenant_id"],
+                conversation_id=auth.new_id("conv"),
+                message_id=auth.new_id("msg"),
+                message=start.message,
+                client_message_id=start.client_message_id,
                 opened_by=agent_of(agent),
-                session=session,
-            )
+            ),
+        )
+        return await _started(s, started)
 
     @app.get("/api/chat/visitors/live")
     async def live_visitors() -> Response:
@@ -983,72 +936,48 @@ def _last_message(row: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-async def _create_conversation(
-    s: Services,
-    widget: dict[str, Any],
-    visitor_id: str,
-    kind: Kind,
-    name: str | None,
-    email: str | None,
-    phone: str | None,
-    message: str,
-    client_message_id: str | None,
-    *,
-    opened_by: Agent | None = None,
-    session: VisitorSession | None = None,
+async def _started(s: Services, started: Started) -> Response:
+    """201 with the conversation a start created (or, for the same request again, started)."""
+    conversation = started.outcome.conversation
+    if started.replay:
+        messages = await s.db.run(queries.select_messages, conversation.id)
+    else:
+        messages = [started.outcome.message] if started.outcome.message else []
+    wire = conversation_wire(conversation, messages)
+    wire["agentsOnline"] = s.presence.agents_online(conversation.tenant_id)
+    return _created(wire)
+
+
+async def _offline_message(
+    s: Services, widget: dict[str, Any], visitor_id: str, offline: Any
 ) -> Response:
-    """Create a conversation; ``session`` is the visitor's when the caller has read it already
-    (an agent-started chat), else it is read here."""
-    tenant_id = widget["tenant_id"]
-    now = s.clock.now()
-    if session is None:
-        session = await s.db.run(queries.select_visitor_session, visitor_id)
-    if session is not None and session.tenant_id != tenant_id:
-        session = None
-    await s.db.run(
-        queries.upsert_contact,
-        tenant_id,
-        visitor_id,
-        name=name.strip() if name else None,
-        email=email.strip() if email else None,
-        phone=(phone or None),
-        # the visitor's own request, or (an agent starting the chat) the visitor's session's
-        ip=session.ip if opened_by and session else client_ip(),
-        user_agent=(
-            session.user_agent if opened_by and session else request.headers.get("User-Agent")
-        ),
-        current_url=session.current_url if session else None,
-        location=session.location if session else None,
-        now=now,
-    )
+    """An offline message (a ticket): created by its conversation's actor with the contact, in
+    one commit. It is not a live chat, so the visitor's actor has no say in it."""
     conversation_id = auth.new_id("conv")
-    outcome = await s.supervisor.call(
+    name = offline.name.strip() if offline.name and offline.name.strip() else None
+    outcome: Outcome = await s.supervisor.call(
         CONVERSATION,
         conversation_id,
         Create(
             conversation_id=conversation_id,
-            tenant_id=tenant_id,
+            tenant_id=widget["tenant_id"],
             widget_id=widget["id"],
             visitor_id=visitor_id,
-            kind=kind,
+            kind=Kind.OFFLINE_MESSAGE,
             wait_timeout_seconds=widget["wait_timeout_seconds"],
             first_message_id=auth.new_id("msg"),
-            first_message=message,
-            visitor_name=name.strip() if name else None,
-            client_message_id=client_message_id,
-            opened_by=opened_by,
+            first_message=offline.message,
+            visitor_name=name,
+            contact=Contact(
+                name=name,
+                email=offline.email.strip() if offline.email else None,
+                phone=offline.phone or None,
+                ip=client_ip(),
+                user_agent=request.headers.get("User-Agent"),
+            ),
         ),
     )
-    if kind is Kind.LIVE_CHAT:
-        try:
-            await s.supervisor.call(
-                VISITOR, visitor_id, JoinedChat(conversation_id, name.strip() if name else None)
-            )
-        except EngineError:
-            pass  # no live session (e.g. expired): presence is best effort, the chat is stored
-    wire = conversation_wire(outcome, [outcome.message] if outcome.message else [])
-    wire["agentsOnline"] = s.presence.agents_online(tenant_id)
-    return _created(wire)
+    return await _started(s, Started(outcome))
 
 
 async def send_visitor_message(

@@ -1821,7 +1821,12 @@ def _paths(base_url: str) -> dict[str, Schema]:
                     ),
                     **errors("actor_unavailable", "actor_timeout"),
                 },
-                error_codes=("not_found", "illegal_transition"),
+                error_codes=(
+                    "not_found",
+                    "illegal_transition",
+                    "conversation_active",
+                    "at_capacity",
+                ),
                 parameters=[CONVERSATION_ID],
             )
         },
@@ -1948,7 +1953,13 @@ def _paths(base_url: str) -> dict[str, Schema]:
                     ),
                     **errors("actor_unavailable", "actor_timeout"),
                 },
-                error_codes=(*BODY_ERRORS, "not_found", "conversation_active", "visitor_gone"),
+                error_codes=(
+                    *BODY_ERRORS,
+                    "not_found",
+                    "conversation_active",
+                    "visitor_gone",
+                    "at_capacity",
+                ),
                 description="404 for another tenant's visitor; 409 `visitor_gone` when its last heartbeat is too old.",
                 parameters=[VISITOR_ID],
                 body=json_body(

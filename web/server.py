@@ -98,6 +98,7 @@ async def open_services(
                 clock=clock,
                 expiry_seconds=settings.visitor_expiry_seconds,
                 publish_interval=settings.presence_interval_seconds,
+                dispatch=dispatch,
                 faults=faults,
             ),
             WIDGET: lambda wid: WidgetActor(

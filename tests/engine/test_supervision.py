@@ -40,7 +40,7 @@ from engine.routing import ROUTING_LISTENER, RouterActor, RoutingAgent, run_rout
 from engine.store import MemoryStore
 from engine.supervisor import SERVICE, Crash, Mailbox, Supervisor, open_supervisor
 from engine.visitor import KIND as VISITOR
-from engine.visitor import Heartbeat, JoinedChat, VisitorSessionActor
+from engine.visitor import Heartbeat, VisitorSessionActor
 from engine.widget import KIND as WIDGET
 from engine.widget import Describe, Ping, WidgetActor
 
@@ -447,11 +447,14 @@ async def test_a_visitor_session_crash_fails_its_caller_and_keeps_what_was_saved
         await w.sup.call(VISITOR, "v1", HB)
         await w.sup.call(VISITOR, "v2", HB)
         w.faults.arm(VISITOR, stage, "v1")
-        await fails_at_once(w.sup.call(VISITOR, "v1", JoinedChat("c1")))
+        next_page = attrs.evolve(HB, current_url="https://shop.example.com/b")  # written at once
+        await fails_at_once(w.sup.call(VISITOR, "v1", next_page))
+        assert w.store.visitors["v1"].current_url == HB.current_url  # nothing half-written
         assert stats(w.sup, VISITOR, "v1").restarts == 1
         assert stats(w.sup, VISITOR, "v2").restarts == 0
-        session = await w.sup.call(VISITOR, "v1", JoinedChat("c1"))
-        assert session.conversation_id == "c1" == w.store.visitors["v1"].conversation_id
+        session = await w.sup.call(VISITOR, "v1", next_page)
+        assert session.current_url == next_page.current_url
+        assert w.store.visitors["v1"].current_url == next_page.current_url
 
 
 async def test_a_visitor_crashing_at_expiry_still_goes_offline(
