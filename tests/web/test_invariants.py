@@ -116,10 +116,10 @@ async def test_a_proactive_start_and_the_visitors_own_start_cannot_both_win(
         v = await new_visitor(server, a.widget_id)
         answers: list[Any] = []
 
-        async def visitor(v: Any = v) -> None:
+        async def visitor(v: Any = v, answers: list[Any] = answers) -> None:
             answers.append(await start(server, a.widget_id, v.token))
 
-        async def agent(v: Any = v) -> None:
+        async def agent(v: Any = v, answers: list[Any] = answers) -> None:
             async with server.http(token) as http:
                 answers.append(
                     await http.post(
@@ -158,7 +158,7 @@ async def test_manual_accepts_racing_round_robin_never_pass_the_agents_capacity(
             ids.append((await start(server, a.widget_id, v.token)).json()["id"])
         answers: list[Any] = []
 
-        async def accept(cid: str) -> None:
+        async def accept(cid: str, answers: list[Any] = answers) -> None:
             async with server.http(token) as http:
                 answers.append(await http.post(f"/api/chat/conversations/{cid}/accept"))
 
