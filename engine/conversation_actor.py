@@ -164,12 +164,11 @@ class ConversationActor:
     async def _serve(self, nursery: trio.Nursery, mailbox: Mailbox, first: Envelope | None) -> None:
         while True:
             if first is None:
-                with trio.move_on_after(self.idle_seconds) as idle:
-                    try:
-                        first = await mailbox.receive()
-                    except trio.EndOfChannel:
-                        return
-                if idle.cancelled_caught:
+                try:
+                    first = await mailbox.receive_until(trio.current_time() + self.idle_seconds)
+                except trio.EndOfChannel:
+                    return
+                if first is None:
                     if self._timer is not None:
                         continue  # a running wait timer keeps the actor alive
                     return

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -104,21 +105,223 @@ Dispatch = Callable[[str, str, Any], Awaitable[Any]]
 
 def pick_agent(
     candidates: list[RoutingAgent],
-    open_counts: dict[str, int],
-    last_assigned: dict[str, float],
+    open_counts: Mapping[str, int],
+    last_assigned: Mapping[str, Any],
 ) -> RoutingAgent | None:
-    """The agent with the fewest OPEN chats under capacity; ties: assigned least recently."""
+    """The agent with the fewest OPEN chats under capacity; ties: never assigned first, then the
+    one assigned least recently (``last_assigned`` holds comparable times), then by id."""
     free = [a for a in candidates if open_counts.get(a.id, 0) < a.capacity]
     if not free:
         return None
-    return min(
-        free,
-        key=lambda a: (open_counts.get(a.id, 0), last_assigned.get(a.id, -math.inf), a.id),
+
+    def key(a: RoutingAgent) -> tuple[Any, ...]:
+        last = last_assigned.get(a.id)
+        return (open_counts.get(a.id, 0), last is not None, last if last is not None else 0, a.id)
+
+    return min(free, key=key)
+
+
+# --- the pure core ------------------------------------------------------------------------------
+
+
+class RouterPhase(StrEnum):
+    IDLE = "IDLE"  # nothing waits, no hand-over is due: the actor may stop
+    WATCHING = "WATCHING"  # chats wait in line, or a hand-over is due later
+
+
+@attrs.frozen
+class RouterState:
+    positions: Mapping[str, tuple[int, int | None]] = attrs.field(factory=dict)  # sent last
+    last_assigned: Mapping[str, dt.datetime] = attrs.field(factory=dict)
+    wake_at: dt.datetime | None = None
+    passes: int = 0
+    offers: int = 0
+
+    @property
+    def phase(self) -> RouterPhase:
+        return RouterPhase.WATCHING if self.positions or self.wake_at else RouterPhase.IDLE
+
+
+@attrs.frozen
+class View:
+    """What one pass sees: the stored truth, and who is available now (presence)."""
+
+    tenant_id: str
+    snapshot: RoutingSnapshot
+    available: frozenset[str]
+    offline_since: Mapping[str, dt.datetime]  # agents with OPEN chats and no inbox open
+
+
+@attrs.frozen
+class Offer:
+    conversation_id: str
+    agent: RoutingAgent
+    transfer: bool  # a hand-over of an absent agent's OPEN chat (else: accept a waiting one)
+
+
+@attrs.frozen
+class Plan:
+    offers: tuple[Offer, ...]
+    wake_at: dt.datetime | None  # when a hand-over falls due
+
+
+@attrs.frozen
+class Rules:
+    reoffer_after_seconds: float = 30.0
+    retry_seconds: float = 1.0  # an offer not taken: look again this much later
+
+
+@attrs.frozen
+class Look:
+    """A pass begins: what should be offered to whom?"""
+
+    view: View
+
+
+@attrs.frozen
+class Offered:
+    """The offers of a pass were sent; ``taken`` are the conversations that accepted theirs."""
+
+    view: View
+    planned: Plan
+    taken: frozenset[str]
+    resend: frozenset[str] = frozenset()
+
+
+@attrs.frozen
+class Transition:
+    state: RouterState
+    events: tuple[Event, ...] = ()
+    offers: tuple[Offer, ...] = ()  # to send, in order (a Look's answer)
+    planned: Plan | None = None
+
+
+def apply(
+    state: RouterState, command: Look | Offered, now: dt.datetime, rules: Rules
+) -> Transition:
+    """One step of a routing pass (pure): a :class:`Look` plans the offers (:func:`plan`);
+    :class:`Offered` settles who got what and the queue (:func:`settle`)."""
+    if isinstance(command, Look):
+        planned = plan(state, command.view, now, rules)
+        return Transition(state, offers=planned.offers, planned=planned)
+    if isinstance(command, Offered):
+        return settle(
+            state, command.view, command.planned, command.taken, now, rules, resend=command.resend
+        )
+    raise TypeError(f"a router cannot handle {type(command).__name__}")
+
+
+def plan(state: RouterState, view: View, now: dt.datetime, rules: Rules) -> Plan:
+    """The offers of one pass (pure), each planned as if the ones before it were taken."""
+    snapshot = view.snapshot
+    agents = {a.id: a for a in snapshot.agents}
+    candidates = [agents[a] for a in sorted(view.available) if a in agents]
+    counts: dict[str, int] = {}
+    for chat in snapshot.open:
+        counts[chat.assignee_id] = counts.get(chat.assignee_id, 0) + 1
+    last = dict(state.last_assigned)
+    offers: list[Offer] = []
+
+    def offer(conversation_id: str, among: list[RoutingAgent], *, transfer: bool) -> bool:
+        agent = pick_agent(among, counts, last)
+        if agent is None:
+            return False
+        offers.append(Offer(conversation_id, agent, transfer))
+        counts[agent.id] = counts.get(agent.id, 0) + 1
+        last[agent.id] = now
+        return True
+
+    for waiting in snapshot.waiting:
+        if waiting.routing == ROUND_ROBIN:
+            offer(waiting.id, candidates, transfer=False)
+    wake_at: dt.datetime | None = None
+    for chat in snapshot.open:
+        since = view.offline_since.get(chat.assignee_id)
+        if chat.assignee_id in view.available or since is None or chat.routing != ROUND_ROBIN:
+            continue  # here, never seen here (e.g. after a restart), or manual routing
+        due = since + dt.timedelta(seconds=rules.reoffer_after_seconds)
+        if due > now:
+            wake_at = due if wake_at is None else min(wake_at, due)
+            continue
+        others = [a for a in candidates if a.id != chat.assignee_id]
+        if offer(chat.id, others, transfer=True):
+            counts[chat.assignee_id] -= 1
+    return Plan(tuple(offers), wake_at)
+
+
+def settle(
+    state: RouterState,
+    view: View,
+    planned: Plan,
+    taken: frozenset[str],
+    now: dt.datetime,
+    rules: Rules,
+    *,
+    resend: frozenset[str] = frozenset(),
+) -> Transition:
+    """After the offers: who was assigned, and every waiting visitor's place in line (pure).
+
+    A visitor hears ``queue_position`` when its position or estimate changes, or when its
+    socket just reconnected (``resend``). An offer not taken makes the router look again
+    ``retry_seconds`` later.
+    """
+    accepted = {
+        o.conversation_id for o in planned.offers if not o.transfer and o.conversation_id in taken
+    }
+    last = dict(state.last_assigned)
+    for o in planned.offers:
+        if o.conversation_id in taken:
+            last[o.agent.id] = now
+    waiting = [w for w in view.snapshot.waiting if w.id not in accepted]
+    agents = {a.id for a in view.snapshot.agents}
+    available = len(view.available & agents)
+    average = view.snapshot.average_wait_seconds
+    positions: dict[str, tuple[int, int | None]] = {}
+    events: list[Event] = []
+    for position, chat in enumerate(waiting, start=1):
+        estimate = None
+        if average is not None and available > 0:
+            estimate = round(average * position / available)
+        positions[chat.id] = (position, estimate)
+        if state.positions.get(chat.id) == (position, estimate) and chat.visitor_id not in resend:
+            continue
+        events.append(
+            Event(
+                type=EventType.QUEUE_POSITION,
+                at=now,
+                tenant_id=view.tenant_id,
+                visitor_id=chat.visitor_id,
+                data={
+                    "conversationId": chat.id,
+                    "position": position,
+                    "ahead": position - 1,
+                    "estimatedWaitSeconds": estimate,
+                },
+            )
+        )
+    wake_at = planned.wake_at
+    if any(o.conversation_id not in taken for o in planned.offers):
+        retry = now + dt.timedelta(seconds=rules.retry_seconds)
+        wake_at = retry if wake_at is None else min(wake_at, retry)
+    return Transition(
+        RouterState(
+            positions=positions,
+            last_assigned=last,
+            wake_at=wake_at,
+            passes=state.passes + 1,
+            offers=state.offers + len(taken),
+        ),
+        tuple(events),
     )
 
 
+# --- the actor ---------------------------------------------------------------------------------
+
+
 class RouterActor:
-    """Round robin, re-offers and queue positions for one tenant."""
+    """Round robin, re-offers and queue positions for one tenant: a thin shell that loads the
+    truth, asks :func:`plan`, sends the offers to the conversations, and publishes what
+    :func:`settle` says."""
 
     kind = KIND
 
@@ -142,23 +345,27 @@ class RouterActor:
         self.clock = clock
         self.presence = presence
         self.dispatch = dispatch
-        self.reoffer_after = reoffer_after
+        self.rules = Rules(reoffer_after)
         self.idle_seconds = idle_seconds
         self.pending = pending if pending is not None else set()
         self.faults = faults
-        self.passes = 0
-        self.offers = 0
-        self._positions: dict[str, tuple[int, int | None]] = {}
-        self._last_assigned: dict[str, float] = {}
-        self._wake_at: dt.datetime | None = None
+        self.state = RouterState()
+
+    @property
+    def passes(self) -> int:
+        return self.state.passes
+
+    @property
+    def offers(self) -> int:
+        return self.state.offers
 
     def describe(self) -> dict[str, Any]:
         return {
             "tenantId": self.id,
-            "state": "WATCHING" if self._positions or self._wake_at else "IDLE",
-            "waiting": len(self._positions),
-            "passes": self.passes,
-            "offers": self.offers,
+            "state": self.state.phase.value,
+            "waiting": len(self.state.positions),
+            "passes": self.state.passes,
+            "offers": self.state.offers,
         }
 
     async def run(self, mailbox: Mailbox) -> None:
@@ -170,19 +377,18 @@ class RouterActor:
     async def _serve(self, mailbox: Mailbox) -> None:
         await self._pass()
         while True:
-            if self._wake_at is not None:
-                deadline = trio_deadline(self.clock, self._wake_at)
-            elif self._positions:
+            if self.state.wake_at is not None:
+                deadline = trio_deadline(self.clock, self.state.wake_at)
+            elif self.state.positions:
                 deadline = math.inf  # chats wait: stay until a nudge
             else:
                 deadline = trio.current_time() + self.idle_seconds
-            with trio.move_on_at(deadline) as waited:
-                try:
-                    envelope = await mailbox.receive()
-                except trio.EndOfChannel:
-                    return
-            if waited.cancelled_caught:
-                if self._wake_at is None:
+            try:
+                envelope = await mailbox.receive_until(deadline)
+            except trio.EndOfChannel:
+                return
+            if envelope is None:
+                if self.state.wake_at is None:
                     return  # idle
                 await self._pass()
                 continue
@@ -192,114 +398,46 @@ class RouterActor:
                     replies.append(mailbox.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
-            resend = {
+            resend = frozenset(
                 env.command.resend_to
                 for env in replies
                 if isinstance(env.command, Nudge) and env.command.resend_to
-            }
-            try:
-                await self._pass(resend)
-            finally:
-                for env in replies:
-                    if env.reply:
-                        env.reply.set(None)
+            )
+            await self._pass(resend)
+            for env in replies:
+                if env.reply:
+                    env.reply.set(None)
 
-    async def _pass(self, resend: set[str] | None = None) -> None:
+    async def _pass(self, resend: frozenset[str] = frozenset()) -> None:
         self.pending.discard(self.id)  # nudges from now on ask for another pass
         self.faults.check(KIND, "pass", self.id)
-        self.passes += 1
         snapshot = await self.store.load_routing(self.id)
-        available = self.presence.available(self.id)
-        agents = {a.id: a for a in snapshot.agents}
-        candidates = [agents[a] for a in sorted(available) if a in agents]
-        open_counts: dict[str, int] = {}
-        for chat in snapshot.open:
-            open_counts[chat.assignee_id] = open_counts.get(chat.assignee_id, 0) + 1
-
-        still_waiting: list[WaitingChat] = []
-        for waiting in snapshot.waiting:
-            if waiting.routing == ROUND_ROBIN and await self._offer(
-                waiting.id, candidates, open_counts, transfer=False
-            ):
-                continue
-            still_waiting.append(waiting)
-
-        self._wake_at = None
+        available = frozenset(self.presence.available(self.id))
+        offline = {
+            chat.assignee_id: since
+            for chat in snapshot.open
+            if (since := self.presence.offline_since(self.id, chat.assignee_id)) is not None
+        }
+        view = View(self.id, snapshot, available, offline)
         now = self.clock.now()
-        for chat in snapshot.open:
-            if chat.assignee_id in available:
-                continue
-            since = self.presence.offline_since(self.id, chat.assignee_id)
-            if since is None or chat.routing != ROUND_ROBIN:
-                continue  # never seen online here (e.g. after a restart), or manual routing
-            due = since + dt.timedelta(seconds=self.reoffer_after)
-            if due > now:
-                self._wake_at = due if self._wake_at is None else min(self._wake_at, due)
-                continue
-            others = [a for a in candidates if a.id != chat.assignee_id]
-            if await self._offer(chat.id, others, open_counts, transfer=True):
-                open_counts[chat.assignee_id] -= 1
-
-        self._publish_positions(
-            still_waiting, snapshot.average_wait_seconds, len(candidates), resend or set()
+        look = apply(self.state, Look(view), now, self.rules)
+        assert look.planned is not None
+        taken: set[str] = set()
+        for offer in look.offers:
+            self.faults.check(KIND, "offer", self.id)
+            who = Agent(offer.agent.id, offer.agent.name, offer.agent.avatar_url)
+            command = Transfer(who) if offer.transfer else Accept(who)
+            try:
+                await self.dispatch(CONVERSATION, offer.conversation_id, Guard(self.id, command))
+            except EngineError:
+                continue  # accepted by a colleague, solved, at capacity, or unavailable
+            taken.add(offer.conversation_id)
+        transition = apply(
+            self.state, Offered(view, look.planned, frozenset(taken), resend), now, self.rules
         )
-
-    async def _offer(
-        self,
-        conversation_id: str,
-        candidates: list[RoutingAgent],
-        open_counts: dict[str, int],
-        *,
-        transfer: bool,
-    ) -> bool:
-        agent = pick_agent(candidates, open_counts, self._last_assigned)
-        if agent is None:
-            return False
-        self.faults.check(KIND, "offer", self.id)
-        who = Agent(agent.id, agent.name, agent.avatar_url)
-        command = Transfer(who) if transfer else Accept(who)
-        try:
-            await self.dispatch(CONVERSATION, conversation_id, Guard(self.id, command))
-        except EngineError:
-            return False  # a colleague accepted it first, or it was solved meanwhile
-        self.offers += 1
-        open_counts[agent.id] = open_counts.get(agent.id, 0) + 1
-        self._last_assigned[agent.id] = trio.current_time()
-        return True
-
-    def _publish_positions(
-        self,
-        waiting: list[WaitingChat],
-        average: float | None,
-        available: int,
-        resend: set[str],
-    ) -> None:
-        current: dict[str, tuple[int, int | None]] = {}
-        now = self.clock.now()
-        for position, chat in enumerate(waiting, start=1):
-            estimate = None
-            if average is not None and available > 0:
-                estimate = round(average * position / available)
-            current[chat.id] = (position, estimate)
-            if self._positions.get(chat.id) == (position, estimate) and (
-                chat.visitor_id not in resend
-            ):
-                continue
-            self.broker.publish(
-                Event(
-                    type=EventType.QUEUE_POSITION.value,
-                    at=now,
-                    tenant_id=self.id,
-                    visitor_id=chat.visitor_id,
-                    data={
-                        "conversationId": chat.id,
-                        "position": position,
-                        "ahead": position - 1,
-                        "estimatedWaitSeconds": estimate,
-                    },
-                )
-            )
-        self._positions = current
+        self.state = transition.state
+        for event in transition.events:
+            self.broker.publish(event)
 
 
 ROUTING_EVENTS = frozenset(

@@ -174,6 +174,13 @@ class Mailbox:
         self._took(envelope)
         return envelope
 
+    async def receive_until(self, deadline: float) -> Envelope | None:
+        """Next envelope, or None when Trio's clock reaches ``deadline`` first (Trio). Raises
+        ``trio.EndOfChannel`` when the supervisor closes the mailbox."""
+        with trio.move_on_at(deadline):
+            return await self.receive()
+        return None
+
     def receive_nowait(self) -> Envelope:
         envelope = self._record.receive.receive_nowait()
         self._took(envelope)

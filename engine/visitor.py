@@ -435,12 +435,11 @@ class VisitorSessionActor:
                 deadline = trio_deadline(self.clock, due)
             else:  # nothing live, nothing pending: stop if no command comes
                 deadline = trio.current_time() + self.rules.expiry_seconds
-            with trio.move_on_at(deadline) as waited:
-                try:
-                    envelope = await mailbox.receive()
-                except trio.EndOfChannel:
-                    return
-            if waited.cancelled_caught:
+            try:
+                envelope = await mailbox.receive_until(deadline)
+            except trio.EndOfChannel:
+                return
+            if envelope is None:
                 if due is None:
                     return
                 transition = apply(self.state, Tick(), self.clock.now(), self.rules)

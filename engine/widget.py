@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -40,7 +41,15 @@ if TYPE_CHECKING:
 
 KIND = "widget"
 ACTIVE_WINDOW = dt.timedelta(hours=24)
-ACTIVE, INACTIVE, MISCONFIGURED = "ACTIVE", "INACTIVE", "MISCONFIGURED"
+
+
+class WidgetStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+    MISCONFIGURED = "MISCONFIGURED"
+
+
+ACTIVE, INACTIVE, MISCONFIGURED = WidgetStatus
 
 Row = dict[str, Any]
 
@@ -85,7 +94,7 @@ def domain_allowed(domain: str | None, targeting: list[str] | tuple[str, ...]) -
     return False
 
 
-def widget_status(row: Mapping[str, Any], now: dt.datetime) -> tuple[str, str | None]:
+def widget_status(row: Mapping[str, Any], now: dt.datetime) -> tuple[WidgetStatus, str | None]:
     """``(status, reason)`` of a widget row at ``now``: the one place the rules live."""
     seen = row.get("last_seen_at")
     refused = row.get("last_refused_at")
@@ -151,11 +160,193 @@ class Delete:
     tenant_id: str
 
 
-# --- the actor --------------------------------------------------------------------------------
+# --- the pure core ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Tick:
+    """Time passed: a coalesced ping may be due for writing, or the 24-hour window may end."""
+
+
+@attrs.frozen
+class Rules:
+    """How a widget actor behaves: ``to_wire`` renders a row for events (pure)."""
+
+    to_wire: Callable[[Row, dt.datetime], dict[str, Any]]
+    persist_seconds: float = 5.0
+
+    @property
+    def persist(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.persist_seconds)
+
+
+@attrs.frozen
+class WidgetState:
+    row: Row | None  # None: unknown or deleted
+    announced: tuple[WidgetStatus, str | None] | None = None  # status and reason last published
+    persisted_at: dt.datetime | None = None  # ``last_seen_at`` of the last ping written
+    dirty: bool = False  # a ping is in ``row`` and not yet written
+
+
+def loaded(row: Row | None, now: dt.datetime, *, after_crash: bool = False) -> WidgetState:
+    """The state an actor starts from. After a crash the status may have changed unannounced
+    (the 24-hour window ended as it crashed): nothing counts as announced, so the first
+    :class:`Tick` announces the current status (a repeat is harmless to clients)."""
+    if row is None or after_crash:
+        return WidgetState(row)
+    return WidgetState(row, widget_status(row, now))
+
+
+# What a transition asks storage to write, in order, before it is adopted.
+@attrs.frozen
+class SavePing:
+    row: Row
+
+
+@attrs.frozen
+class SaveRefusal:
+    row: Row
+
+
+@attrs.frozen
+class SaveChanges:
+    changes: Mapping[str, Any]
+    at: dt.datetime
+
+
+@attrs.frozen
+class SaveDeletion:
+    at: dt.datetime
+
+
+Write = SavePing | SaveRefusal | SaveChanges | SaveDeletion
+Command = Describe | Ping | Refuse | Update | Delete | Tick
+
+
+@attrs.frozen
+class Transition:
+    state: WidgetState
+    reply: Row | None = None
+    writes: tuple[Write, ...] = ()
+    events: tuple[Event, ...] = ()
+
+
+def apply(state: WidgetState, command: Command, now: dt.datetime, rules: Rules) -> Transition:
+    """Apply one command to a widget (pure).
+
+    Raises :class:`NotFound` for a widget that does not exist or was deleted, and for another
+    tenant's (an agent asking: ``tenant_id`` set), exactly as for an unknown id.
+    """
+    row = state.row
+    if isinstance(command, Tick):
+        return _tick(state, now, rules)
+    if row is None:
+        raise NotFound("no such widget")
+    tenant = getattr(command, "tenant_id", None)
+    if tenant is not None and tenant != row["tenant_id"]:
+        raise NotFound(f"no widget {row['id']}")
+    if isinstance(command, Describe):
+        return Transition(state, reply=dict(row))
+    if isinstance(command, Ping):
+        before = widget_status(row, now)
+        new = {
+            **row,
+            "last_seen_at": now,
+            "last_seen_domain": command.domain,
+            "last_seen_url": command.url,
+        }
+        due = state.persisted_at is None or now - state.persisted_at >= rules.persist
+        write = before != widget_status(new, now) or due
+        write = write or command.domain != row.get("last_seen_domain")
+        pinged = attrs.evolve(
+            state,
+            row=new,
+            dirty=not write,
+            persisted_at=now if write else state.persisted_at,
+        )
+        return _announced(pinged, now, rules, reply=new, writes=(SavePing(new),) if write else ())
+    if isinstance(command, Refuse):
+        new = {**row, "last_refused_at": now, "last_refused_domain": command.domain}
+        return _announced(
+            attrs.evolve(state, row=new), now, rules, reply=new, writes=(SaveRefusal(new),)
+        )
+    if isinstance(command, Update):
+        changes = {k: v for k, v in command.changes.items() if v is not None}
+        new = {**row, **changes, "updated_at": now}
+        writes: tuple[Write, ...] = (SaveChanges(dict(command.changes), now),)
+        if state.dirty:  # the coalesced ping goes first
+            writes = (SavePing(row), *writes)
+        updated = attrs.evolve(state, row=new, dirty=False, persisted_at=_seen(state, row))
+        event = _event(EventType.WIDGET_UPDATED, new, now, rules.to_wire(new, now))
+        done = _announced(updated, now, rules, reply=new, writes=writes)
+        return attrs.evolve(done, events=(event, *done.events))
+    if isinstance(command, Delete):
+        event = _event(EventType.WIDGET_DELETED, row, now, {"id": row["id"]})
+        return Transition(
+            WidgetState(None), reply=dict(row), writes=(SaveDeletion(now),), events=(event,)
+        )
+    raise TypeError(f"a widget cannot handle {type(command).__name__}")
+
+
+def _tick(state: WidgetState, now: dt.datetime, rules: Rules) -> Transition:
+    if state.row is None:
+        return Transition(state)
+    writes: tuple[Write, ...] = ()
+    if state.dirty and state.persisted_at is not None and now >= state.persisted_at + rules.persist:
+        writes = (SavePing(state.row),)
+        state = attrs.evolve(state, dirty=False, persisted_at=state.row["last_seen_at"])
+    return _announced(state, now, rules, writes=writes)
+
+
+def _seen(state: WidgetState, row: Row) -> dt.datetime | None:
+    return row.get("last_seen_at") if state.dirty else state.persisted_at
+
+
+def _announced(
+    state: WidgetState,
+    now: dt.datetime,
+    rules: Rules,
+    *,
+    reply: Row | None = None,
+    writes: tuple[Write, ...] = (),
+) -> Transition:
+    """``widget_status_changed`` if the status or its reason changed since the last one."""
+    assert state.row is not None
+    current = widget_status(state.row, now)
+    if current == state.announced:
+        return Transition(state, reply=dict(reply) if reply else None, writes=writes)
+    event = _event(EventType.WIDGET_STATUS_CHANGED, state.row, now, rules.to_wire(state.row, now))
+    return Transition(
+        attrs.evolve(state, announced=current),
+        reply=dict(reply) if reply else None,
+        writes=writes,
+        events=(event,),
+    )
+
+
+def _event(type_: EventType, row: Row, now: dt.datetime, data: dict[str, Any]) -> Event:
+    return Event(type=type_, at=now, tenant_id=row["tenant_id"], data=data)
+
+
+def next_due(state: WidgetState, now: dt.datetime, rules: Rules) -> dt.datetime | None:
+    """When the actor must wake to :class:`Tick`: the end of the ACTIVE window, or when a
+    coalesced ping is due for writing (None: nothing to watch, it may stop idle)."""
+    if state.row is None:
+        return None
+    if state.announced is None:
+        return now  # the status is owed to clients
+    due = [t for t in (active_until(state.row, now),) if t is not None]
+    if state.dirty and state.persisted_at is not None:
+        due.append(state.persisted_at + rules.persist)
+    return min(due) if due else None
+
+
+# --- the actor ---------------------------------------------------------------------------------
 
 
 class WidgetActor:
-    """Owns one widget: its row, its status, its 24-hour activity timer."""
+    """Owns one widget: its row, its status, its 24-hour activity timer; a thin shell around
+    :func:`apply` that writes what a transition asks before adopting it, then publishes."""
 
     kind = KIND
 
@@ -175,83 +366,93 @@ class WidgetActor:
         self.store = store
         self.broker = broker
         self.clock = clock
-        self.to_wire = to_wire
+        self.rules = Rules(to_wire, persist_seconds)
         self.idle_seconds = idle_seconds
-        self.persist_seconds = persist_seconds
         self.faults = faults
-        self.row: Row | None = None
-        self._persisted_at: dt.datetime | None = None  # of the last ping written
-        self._dirty = False  # a coalesced ping not yet written
-        self._announced: tuple[str, str | None] | None = None
+        self.state = WidgetState(None)
+
+    @property
+    def row(self) -> Row | None:
+        return self.state.row
 
     def describe(self) -> dict[str, Any]:
-        if self.row is None:
+        row = self.state.row
+        if row is None:
             return {"tenantId": None, "state": "NEW"}
         now = self.clock.now()
-        status, _ = widget_status(self.row, now)
+        status, _ = widget_status(row, now)
         return {
-            "tenantId": self.row["tenant_id"],
+            "tenantId": row["tenant_id"],
             "state": status,
-            "lastSeenAt": iso(self.row.get("last_seen_at")),
-            "activeUntil": iso(active_until(self.row, now)),
-            "unsavedPing": self._dirty,
+            "lastSeenAt": iso(row.get("last_seen_at")),
+            "activeUntil": iso(active_until(row, now)),
+            "unsavedPing": self.state.dirty,
         }
 
     async def run(self, mailbox: Mailbox) -> None:
         self.faults.check(KIND, "load", self.id)
-        self.row = await self.store.load_widget(self.id)
-        if self.row is None:  # unknown or deleted: answer what is queued, then stop
+        row = await self.store.load_widget(self.id)
+        self.state = loaded(row, self.clock.now(), after_crash=mailbox.after_crash)
+        if self.state.row is None:  # unknown or deleted: answer what is queued, then stop
             self._refuse_all(mailbox)
             return
-        self._announced = widget_status(self.row, self.clock.now())
         try:
             await self._serve(mailbox)
         finally:
-            if self._dirty and self.row is not None:
+            if self.state.dirty and self.state.row is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await self.store.save_widget_ping(self.row)
+                    await self.store.save_widget_ping(self.state.row)
 
     async def _serve(self, mailbox: Mailbox) -> None:
-        assert self.row is not None
         while True:
-            now = self.clock.now()
-            until = active_until(self.row, now)
-            timer = until is not None
-            if timer:
-                assert until is not None
-                deadline = trio_deadline(self.clock, until)
-                if self._dirty:  # write the coalesced ping when it is due
-                    assert self._persisted_at is not None
-                    due = self._persisted_at + dt.timedelta(seconds=self.persist_seconds)
-                    deadline = min(deadline, trio_deadline(self.clock, due))
+            due = next_due(self.state, self.clock.now(), self.rules)
+            if due is not None:
+                deadline = trio_deadline(self.clock, due)
             else:
                 deadline = trio.current_time() + self.idle_seconds
-            with trio.move_on_at(deadline) as waited:
-                try:
-                    envelope = await mailbox.receive()
-                except trio.EndOfChannel:
-                    return
-            if waited.cancelled_caught:
-                if self._dirty:
-                    await self._write_ping()
-                    continue
-                if timer:  # 24 hours without a valid ping: ACTIVE -> INACTIVE
+            try:
+                envelope = await mailbox.receive_until(deadline)
+            except trio.EndOfChannel:
+                return
+            if envelope is None:
+                if due is None:
+                    return  # idle, nothing to watch
+                transition = apply(self.state, Tick(), self.clock.now(), self.rules)
+                if transition.events:  # the 24-hour window ended: ACTIVE -> INACTIVE
                     self.faults.check(KIND, "timer", self.id)
-                    self._announce()
-                    continue
-                return  # idle, nothing to watch
+                await self._enact(transition)
+                continue
             self.faults.check(KIND, "handle", self.id)
             try:
-                result = await self._handle(envelope.command)
+                transition = apply(self.state, envelope.command, self.clock.now(), self.rules)
+                await self._enact(transition)
             except EngineError as exc:
                 if envelope.reply:
                     envelope.reply.fail(exc)
                 continue
             if envelope.reply:
-                envelope.reply.set(result)
-            if self.row is None:  # deleted
+                envelope.reply.set(transition.reply)
+            if self.state.row is None:  # deleted
                 self._refuse_all(mailbox)
                 return
+
+    async def _enact(self, transition: Transition) -> None:
+        """Write what the transition asks (a failure crashes us: nothing adopted), adopt it,
+        publish its events."""
+        for write in transition.writes:
+            if isinstance(write, SavePing):
+                self.faults.check(KIND, "save", self.id)
+                await self.store.save_widget_ping(write.row)
+            elif isinstance(write, SaveRefusal):
+                await self.store.save_widget_refusal(write.row)
+            elif isinstance(write, SaveChanges):
+                if await self.store.update_widget(self.id, dict(write.changes), write.at) is None:
+                    raise NotFound(f"no widget {self.id}")
+            else:
+                await self.store.delete_widget(self.id, write.at)
+        self.state = transition.state
+        for event in transition.events:
+            self.broker.publish(event)
 
     def _refuse_all(self, mailbox: Mailbox) -> None:
         while True:
@@ -261,89 +462,3 @@ class WidgetActor:
                 return
             if envelope.reply:
                 envelope.reply.fail(NotFound(f"no widget {self.id}"))
-
-    async def _handle(self, command: Any) -> Row:
-        assert self.row is not None
-        now = self.clock.now()
-        if isinstance(command, Describe):
-            self._check_tenant(command.tenant_id)
-            return dict(self.row)
-        if isinstance(command, Ping):
-            before = widget_status(self.row, now)
-            domain_changed = command.domain != self.row.get("last_seen_domain")
-            self.row = {
-                **self.row,
-                "last_seen_at": now,
-                "last_seen_domain": command.domain,
-                "last_seen_url": command.url,
-            }
-            due = self._persisted_at is None or now - self._persisted_at >= dt.timedelta(
-                seconds=self.persist_seconds
-            )
-            if before != widget_status(self.row, now) or domain_changed or due:
-                await self._write_ping()
-            else:
-                self._dirty = True
-            self._announce()
-            return dict(self.row)
-        if isinstance(command, Refuse):
-            previous = self.row
-            self.row = {**self.row, "last_refused_at": now, "last_refused_domain": command.domain}
-            try:
-                await self.store.save_widget_refusal(self.row)
-            except BaseException:
-                self.row = previous
-                raise
-            self._announce()
-            return dict(self.row)
-        if isinstance(command, Update):
-            self._check_tenant(command.tenant_id)
-            if self._dirty:
-                await self._write_ping()
-            row = await self.store.update_widget(self.id, dict(command.changes), now)
-            if row is None:
-                raise NotFound(f"no widget {self.id}")
-            self.row = row
-            self._publish(EventType.WIDGET_UPDATED, self.to_wire(row, now))
-            self._announce()
-            return dict(row)
-        if isinstance(command, Delete):
-            self._check_tenant(command.tenant_id)
-            await self.store.delete_widget(self.id, now)
-            deleted = self.row
-            self.row = None
-            self._dirty = False
-            self._publish(EventType.WIDGET_DELETED, {"id": self.id}, tenant_id=deleted["tenant_id"])
-            return deleted
-        raise TypeError(f"a widget cannot handle {type(command).__name__}")
-
-    def _check_tenant(self, tenant_id: str | None) -> None:
-        assert self.row is not None
-        if tenant_id is not None and tenant_id != self.row["tenant_id"]:
-            raise NotFound(f"no widget {self.id}")
-
-    async def _write_ping(self) -> None:
-        assert self.row is not None
-        self.faults.check(KIND, "save", self.id)
-        await self.store.save_widget_ping(self.row)
-        self._persisted_at = self.row["last_seen_at"]
-        self._dirty = False
-
-    def _announce(self) -> None:
-        """Publish ``widget_status_changed`` if the status or its reason changed."""
-        assert self.row is not None
-        now = self.clock.now()
-        current = widget_status(self.row, now)
-        if current == self._announced:
-            return
-        self._announced = current
-        self._publish(EventType.WIDGET_STATUS_CHANGED, self.to_wire(self.row, now))
-
-    def _publish(
-        self, type_: EventType, data: dict[str, Any], *, tenant_id: str | None = None
-    ) -> None:
-        tenant = tenant_id or (self.row["tenant_id"] if self.row else None)
-        assert tenant is not None
-        self.broker.publish(
-            Event(type=type_.value, at=self.clock.now(), tenant_id=tenant, data=data)
-        )

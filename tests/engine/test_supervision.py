@@ -483,3 +483,64 @@ async def test_a_widget_crash_fails_its_caller_and_the_restarted_actor_serves(
         row = await w.sup.call(WIDGET, "w1", Ping("shop.example.com", None))
         assert row["last_seen_domain"] == "shop.example.com"
         assert stats(w.sup, WIDGET, "w1").restarts == 1
+
+
+async def test_a_crash_while_loading_a_visitor_or_a_widget_leaves_the_command_queued(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with world() as w:
+        w.faults.arm(VISITOR, "load", "v1")
+        w.faults.arm(WIDGET, "load", "w1")
+        started = trio.current_time()
+        session = await w.sup.call(VISITOR, "v1", HB)
+        row = await w.sup.call(WIDGET, "w1", Describe())
+        assert trio.current_time() == started
+        assert session.current_url == HB.current_url and row["id"] == "w1"
+        assert stats(w.sup, VISITOR, "v1").restarts == stats(w.sup, WIDGET, "w1").restarts == 1
+
+
+async def test_a_widget_crashing_while_writing_a_ping_fails_its_caller_and_writes_on_retry(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with world() as w:
+        await w.sup.call(WIDGET, "w1", Describe())
+        w.faults.arm(WIDGET, "save", "w1")
+        await fails_at_once(w.sup.call(WIDGET, "w1", Ping("shop.example.com", "https://s/1")))
+        assert w.store.widgets["w1"]["last_seen_at"] is None  # nothing half-written
+        await w.sup.call(WIDGET, "w1", Ping("shop.example.com", "https://s/2"))
+        assert w.store.widgets["w1"]["last_seen_url"] == "https://s/2"
+
+
+async def test_a_widget_crashing_when_its_24_hours_end_still_announces_inactive(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with world() as w:
+        with w.broker.subscribe(("tenant", T)) as sub:
+            await w.sup.call(WIDGET, "w1", Ping("shop.example.com", "https://s/1"))
+            w.faults.arm(WIDGET, "timer", "w1")
+            with trio.fail_after(24 * 3600 + 60):
+                while True:
+                    event = await sub.receive.receive()
+                    if event.type == "widget_status_changed" and not w.faults.armed.get(
+                        (WIDGET, "timer", "w1")
+                    ):
+                        break
+        assert w.faults.raised == [(WIDGET, "timer", "w1")]
+        assert stats(w.sup, WIDGET, "w1").restarts == 1
+        row = await w.sup.call(WIDGET, "w1", Describe())
+        assert row["last_seen_url"] == "https://s/1"
+
+
+async def test_a_router_crashing_on_an_offer_restarts_and_routes_on_its_next_pass(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with world(routing=True) as w:
+        await w.sup.call(CONV, "c1", create("c1"))
+        await w.sup.call(CONV, "c2", create("c2", visitor="v2"))  # a neighbour, not routed
+        w.faults.arm(ROUTER, "offer", T)
+        w.presence.connect(T, ALICE.id)
+        await trio.sleep(1)
+        assert w.faults.raised == [(ROUTER, "offer", T)]
+        assert stats(w.sup, ROUTER, T).restarts == 1
+        assert w.store.conversations["c1"].assignee == ALICE  # the restarted pass offered it
+        assert stats(w.sup, CONV, "c1").restarts == 0
