@@ -78,9 +78,12 @@ class RoutingAgent:
 @attrs.frozen
 class RoutingSnapshot:
     waiting: tuple[WaitingChat, ...]
-    open: tuple[OpenChat, ...]
+    open: tuple[OpenChat, ...]  # OPEN live chats: what a hand-over may move
     agents: tuple[RoutingAgent, ...]
     average_wait_seconds: float | None = None
+    # every OPEN conversation (tickets too) per agent: what their capacity counts, exactly as
+    # the accepting commit counts it; None: count ``open``
+    held: Mapping[str, int] | None = None
 
 
 class RoutingStore(Protocol):
@@ -136,6 +139,7 @@ class RouterState:
     wake_at: dt.datetime | None = None
     passes: int = 0
     offers: int = 0
+    misses: int = 0  # passes in a row with an offer not taken
 
     @property
     def phase(self) -> RouterPhase:
@@ -168,7 +172,12 @@ class Plan:
 @attrs.frozen
 class Rules:
     reoffer_after_seconds: float = 30.0
-    retry_seconds: float = 1.0  # an offer not taken: look again this much later
+    retry_seconds: float = 1.0  # an offer not taken: look again this much later, doubling
+    retry_max_seconds: float = 60.0  # for each pass in a row that misses, up to this
+
+    def retry_after(self, misses: int) -> dt.timedelta:
+        seconds = self.retry_seconds * 2 ** min(max(misses - 1, 0), 16)
+        return dt.timedelta(seconds=min(seconds, self.retry_max_seconds))
 
 
 @attrs.frozen
@@ -217,8 +226,11 @@ def plan(state: RouterState, view: View, now: dt.datetime, rules: Rules) -> Plan
     agents = {a.id: a for a in snapshot.agents}
     candidates = [agents[a] for a in sorted(view.available) if a in agents]
     counts: dict[str, int] = {}
-    for chat in snapshot.open:
-        counts[chat.assignee_id] = counts.get(chat.assignee_id, 0) + 1
+    if snapshot.held is not None:
+        counts.update(snapshot.held)
+    else:
+        for chat in snapshot.open:
+            counts[chat.assignee_id] = counts.get(chat.assignee_id, 0) + 1
     last = dict(state.last_assigned)
     offers: list[Offer] = []
 
@@ -300,8 +312,10 @@ def settle(
             )
         )
     wake_at = planned.wake_at
-    if any(o.conversation_id not in taken for o in planned.offers):
-        retry = now + dt.timedelta(seconds=rules.retry_seconds)
+    missed = any(o.conversation_id not in taken for o in planned.offers)
+    misses = state.misses + 1 if missed else 0
+    if missed:  # a colleague was faster, capacity, an actor unavailable: look again, backing off
+        retry = now + rules.retry_after(misses)
         wake_at = retry if wake_at is None else min(wake_at, retry)
     return Transition(
         RouterState(
@@ -310,6 +324,7 @@ def settle(
             wake_at=wake_at,
             passes=state.passes + 1,
             offers=state.offers + len(taken),
+            misses=misses,
         ),
         tuple(events),
     )

@@ -212,7 +212,12 @@ class MemoryStore:
             (c for c in self.conversations.values() if c.tenant_id == tenant_id),
             key=lambda c: (c.created_at, c.id),
         )
+        held: dict[str, int] = {}
+        for c in mine:
+            if c.status is Status.OPEN and c.assignee is not None:
+                held[c.assignee.id] = held.get(c.assignee.id, 0) + 1
         return RoutingSnapshot(
+            held=held,
             waiting=tuple(
                 WaitingChat(c.id, c.visitor_id, c.created_at, routing(c.widget_id))
                 for c in mine

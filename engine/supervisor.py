@@ -25,7 +25,9 @@ Guarantees, each broken on purpose by ``tests/engine/test_supervision.py``:
    ``within_seconds`` is given up: its queue fails, its record goes (the next command spawns it
    anew, from storage), and it is listed by :meth:`Supervisor.escalations` (``/healthz`` answers
    ``degraded``, ``/ops`` shows it, ``curbe_actor_escalations_total`` counts it) until a new
-   incarnation answers a command. A service past its intensity is listed the same way and
+   incarnation answers a command or ``escalation_seconds`` pass without another crash. Crashes
+   in a row restart after a short back-off (the first at once), so a blip does not use up the
+   intensity in a millisecond. A service past its intensity is listed the same way and
    restarted after a back-off that doubles up to ``service_backoff_max``: it is never forgotten.
 
 Escalation on shutdown: close every mailbox (actors finish what is queued and return) -> wait up
@@ -269,15 +271,17 @@ class Escalation:
     crash: Crash
     restarts: int
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
+    def to_wire(self, *, detail: bool = True) -> dict[str, Any]:
+        """The wire form; without ``detail`` (a public health check) no id and no error text,
+        which may name tenants and visitors."""
+        wire: dict[str, Any] = {
             "kind": self.kind,
-            "id": self.id,
-            "error": self.crash.error,
-            "where": self.crash.where,
             "at": iso(self.crash.at),
             "restarts": self.restarts,
         }
+        if detail:
+            wire.update(id=self.id, error=self.crash.error, where=self.crash.where)
+        return wire
 
 
 @attrs.frozen
@@ -333,6 +337,8 @@ class Supervisor:
         within_seconds: float = 10.0,
         call_timeout: float = 10.0,
         service_backoff_max: float = 30.0,
+        escalation_seconds: float = 300.0,
+        restart_delay: float = 0.05,
     ) -> None:
         self._nursery = nursery
         self._factories = dict(factories)
@@ -340,11 +346,14 @@ class Supervisor:
         self._records: dict[tuple[str, str], ActorRecord] = {}
         self._services: dict[str, ServiceRecord] = {}
         self._escalations: dict[tuple[str, str], Escalation] = {}
+        self._escalated_until: dict[tuple[str, str], float] = {}  # Trio time an entry expires
         self._closing = False
         self.max_restarts = max_restarts
         self.within_seconds = within_seconds
         self.call_timeout = call_timeout
         self.service_backoff_max = service_backoff_max
+        self.escalation_seconds = escalation_seconds
+        self.restart_delay = restart_delay
         self.total_restarts = 0
         self._idle = trio.Event()
         self._idle.set()
@@ -398,6 +407,21 @@ class Supervisor:
             f"the {kind} actor's mailbox stayed full for {limit:g} s; retry", code="actor_timeout"
         )
 
+    def try_cast(self, kind: str, actor_id: str, command: Any) -> bool:
+        """Queue a command if the mailbox has room, without waiting (Trio-safe, synchronous):
+        for hints that the next full pass makes up for (False: dropped)."""
+        try:
+            record = self._get_or_spawn(kind, actor_id)
+            record.send.send_nowait(Envelope(command, None))
+        except (
+            ActorUnavailable,
+            trio.WouldBlock,
+            trio.ClosedResourceError,
+            trio.BrokenResourceError,
+        ):
+            return False
+        return True
+
     def ensure(self, kind: str, actor_id: str) -> None:
         """Make sure the actor runs (used at start-up to re-arm stored timers)."""
         self._get_or_spawn(kind, actor_id)
@@ -414,7 +438,18 @@ class Supervisor:
         return [actor_id for k, actor_id in self._records if k == kind]
 
     def escalations(self) -> list[Escalation]:
-        """Actors and services that crashed past their restart intensity, oldest first."""
+        """Actors and services that crashed past their restart intensity, oldest first.
+
+        An actor leaves the list when a new incarnation answers a command, or after
+        ``escalation_seconds`` without crashing again (a blip must not leave the server
+        "degraded" for ever: the log keeps every one). A service leaves it once it has run
+        ``within_seconds`` without crashing.
+        """
+        now = trio.current_time()
+        for key, until in list(self._escalated_until.items()):
+            if until <= now:
+                del self._escalated_until[key]
+                self._escalations.pop(key, None)
         return list(self._escalations.values())
 
     def statistics(self, kind: str | None = None) -> list[ActorStatistics]:
@@ -492,6 +527,11 @@ class Supervisor:
                     self._fail_taken(record, reason, crash)
                     if self._crashed(record.kind, record.id, record, crash, exc):
                         record.after_crash = True
+                        # the first restart is at once; crashes in a row back off (a database
+                        # blip passes instead of using up the intensity in a millisecond)
+                        crashes = len(record.crash_times)
+                        if crashes > 1:
+                            await trio.sleep(self.restart_delay * 2 ** (crashes - 2))
                         continue
                     self._escalate(record.kind, record.id, record.restarts, crash)
                     reason = (
@@ -523,6 +563,7 @@ class Supervisor:
             record.answered += len(record.taken) - len(still)
             record.taken = still
         if record.answered and not record.taken:
+            self._escalated_until.pop((record.kind, record.id), None)
             if self._escalations.pop((record.kind, record.id), None) is not None:
                 log.info(
                     "actor recovered",
@@ -576,8 +617,12 @@ class Supervisor:
         key = (kind, name)
         self._escalations.pop(key, None)
         self._escalations[key] = Escalation(kind, name, crash, restarts)
+        if kind != SERVICE:
+            self._escalated_until[key] = trio.current_time() + self.escalation_seconds
         while len(self._escalations) > MAX_ESCALATIONS:
-            del self._escalations[next(iter(self._escalations))]
+            oldest = next(iter(self._escalations))
+            del self._escalations[oldest]
+            self._escalated_until.pop(oldest, None)
         log.error(
             f"{kind} gave up: more than {self.max_restarts} crashes in "
             f"{self.within_seconds:g} s; last: {crash}",
@@ -647,6 +692,8 @@ class Supervisor:
             except Exception as exc:
                 if first:
                     raise  # it never started: the caller of start_service hears it
+                if self._closing:
+                    return  # shutting down: actors refuse its casts; not a crash
                 crash = Crash.of(exc, self._clock.now())
                 if self._crashed(SERVICE, record.name, record, crash, exc):
                     record.state = "RESTARTING"
@@ -692,6 +739,7 @@ async def open_supervisor(
     within_seconds: float = 10.0,
     call_timeout: float = 10.0,
     service_backoff_max: float = 30.0,
+    escalation_seconds: float = 300.0,
 ) -> AsyncIterator[Supervisor]:
     """Run a supervisor for the duration of the block; shut it down gracefully on exit (Trio)."""
     async with trio.open_nursery() as nursery:
@@ -703,6 +751,7 @@ async def open_supervisor(
             within_seconds=within_seconds,
             call_timeout=call_timeout,
             service_backoff_max=service_backoff_max,
+            escalation_seconds=escalation_seconds,
         )
         try:
             yield supervisor

@@ -41,6 +41,8 @@ from engine.errors import ConversationActive, EngineError, Forbidden, NotFound, 
 from engine.events import Event, EventType
 from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Mailbox
+from engine.widget import KIND as WIDGET
+from engine.widget import Describe
 
 if TYPE_CHECKING:
     from engine.store import VisitorStore
@@ -254,6 +256,8 @@ def _joined(state: VisitorState, cmd: Any, now: dt.datetime, rules: Rules) -> Tr
         session = attrs.evolve(current, conversation_id=None)
     else:
         return Transition(state)  # another chat ended: this one is unchanged
+    if state.presence is not Presence.LIVE:  # not on the site: remembered, not announced
+        return Transition(attrs.evolve(state, session=session))
     # the link is the conversation commit's to write: nothing of this row needs a write now
     return _changed(state, session, now, rules, save_now=False)
 
@@ -484,6 +488,8 @@ class VisitorSessionActor:
                 self.clock.now() - session.last_seen_at > self.rules.expiry
             ):
                 raise VisitorGone("this visitor left the site")
+            # the widget it came through must still exist (its actor answers from memory)
+            await self._dispatch(WIDGET, session.widget_id, Describe(cmd.tenant_id))
         elif session is not None and session.tenant_id != cmd.tenant_id:
             raise Forbidden("this visitor belongs to another tenant")
         sender = (
@@ -550,6 +556,12 @@ class VisitorSessionActor:
                 apply(self.state, LeftChat(conversation_id), self.clock.now(), self.rules)
             )
             return None
+        session = self.state.session
+        if session is not None and session.conversation_id != conversation_id:
+            # active, and news to us (a start whose answer timed out, a reopen): remember it
+            await self._enact(
+                apply(self.state, JoinedChat(conversation_id), self.clock.now(), self.rules)
+            )
         if known.message is not None:
             return Started(known, replay=True)
         raise ConversationActive(
@@ -558,6 +570,9 @@ class VisitorSessionActor:
         )
 
     async def _conversation(self, conversation_id: str, command: Any) -> Any:
+        return await self._dispatch(CONVERSATION, conversation_id, command)
+
+    async def _dispatch(self, kind: str, actor_id: str, command: Any) -> Any:
         if self.dispatch is None:
-            raise EngineError("this visitor actor cannot reach conversations", code="unwired")
-        return await self.dispatch(CONVERSATION, conversation_id, command)
+            raise EngineError("this visitor actor cannot reach other actors", code="unwired")
+        return await self.dispatch(kind, actor_id, command)

@@ -412,23 +412,7 @@ async def commit_conversation(connection: asyncpg.Connection, commit: Commit) ->
     if commit.contact is not None:
         await _upsert_contact(connection, state, commit.contact)
     if commit.link is Link.SET:
-        try:
-            async with connection.transaction():  # a savepoint: the index may refuse
-                await _upsert_conversation(connection, state)
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name != ACTIVE_CHAT_INDEX:
-                raise
-            other = await connection.fetchval(
-                """SELECT id FROM conversations
-                    WHERE tenant_id = $1 AND visitor_id = $2 AND kind = 'live_chat'
-                      AND status <> 'SOLVED'""",
-                state.tenant_id,
-                state.visitor_id,
-            )
-            raise ConversationActive(
-                f"this visitor already has an active conversation ({other}); resume it",
-                conversation_id=other,
-            ) from None
+        await _activate(connection, state)
     else:
         await _upsert_conversation(connection, state)
     if commit.messages:
@@ -475,6 +459,33 @@ async def commit_conversation(connection: asyncpg.Connection, commit: Commit) ->
             state.visitor_id,
             state.id,
         )
+
+
+async def _activate(connection: asyncpg.Connection, state: Conversation) -> None:
+    """Write a live chat that becomes active; the one-active-chat index may refuse it."""
+    for _ in range(3):
+        try:
+            async with connection.transaction():  # a savepoint: the index may refuse
+                await _upsert_conversation(connection, state)
+            return
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != ACTIVE_CHAT_INDEX:
+                raise
+        other = await connection.fetchval(
+            """SELECT id FROM conversations
+                WHERE tenant_id = $1 AND visitor_id = $2 AND kind = 'live_chat'
+                  AND status <> 'SOLVED' AND id <> $3""",
+            state.tenant_id,
+            state.visitor_id,
+            state.id,
+        )
+        if other is not None:
+            raise ConversationActive(
+                f"this visitor already has an active conversation ({other}); resume it",
+                conversation_id=other,
+            )
+        # the other chat was solved between the refusal and the look: try again
+    raise ConversationActive("this visitor's chats are changing; retry", conversation_id="")
 
 
 async def _check_capacity(
@@ -785,7 +796,12 @@ async def select_routing(connection: asyncpg.Connection, tenant_id: str) -> Rout
         tenant_id,
     )
     agents = await connection.fetch(
-        "SELECT id, name, avatar_url, max_open_chats FROM agents WHERE tenant_id = $1", tenant_id
+        """SELECT a.id, a.name, a.avatar_url, a.max_open_chats,
+                  (SELECT count(*) FROM conversations c
+                    WHERE c.tenant_id = a.tenant_id AND c.assignee_id = a.id
+                      AND c.status = 'OPEN') AS held
+             FROM agents a WHERE a.tenant_id = $1""",
+        tenant_id,
     )
     average = await connection.fetchval(
         """SELECT avg(extract(epoch FROM waited)) FROM (
@@ -813,6 +829,7 @@ async def select_routing(connection: asyncpg.Connection, tenant_id: str) -> Rout
             RoutingAgent(a["id"], a["name"], a["avatar_url"], a["max_open_chats"]) for a in agents
         ),
         average_wait_seconds=float(average) if average is not None else None,
+        held={a["id"]: int(a["held"]) for a in agents},
     )
 
 

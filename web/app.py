@@ -202,10 +202,14 @@ def require_visitor(widget: dict[str, Any]) -> auth.VisitorIdentity:
     return identity
 
 
-def require_ops() -> None:
+def has_ops_token() -> bool:
     token = services().settings.ops_token
     given = bearer(request.headers)
-    if not token or not given or not _same(token, given):
+    return bool(token and given and _same(token, given))
+
+
+def require_ops() -> None:
+    if not has_ops_token():
         raise ApiError(
             401, "unauthenticated", "operator endpoints need Authorization: Bearer $CURBE_OPS_TOKEN"
         )
@@ -364,8 +368,10 @@ def create_app(s: Services) -> Quart:
         except Exception:
             return error(503, "database_unavailable", "the database does not answer")
         # actors and services given up past their restart intensity: the server still serves
-        # (200), but an operator should look (docs/operations.md)
-        escalated = [e.to_wire() for e in s.supervisor.escalations()]
+        # (200), but an operator should look (docs/operations.md). Ids and error texts only
+        # with the operator token: this endpoint is public.
+        detail = has_ops_token()
+        escalated = [e.to_wire(detail=detail) for e in s.supervisor.escalations()]
         return jsonify(
             {
                 "status": "degraded" if escalated else "ok",

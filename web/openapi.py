@@ -778,12 +778,17 @@ def _schemas() -> dict[str, Schema]:
                 "kind": string(
                     description="`conversation`, `visitor_session`, `widget`, `router` or `service`"
                 ),
-                "id": string(),
-                "error": string(description="the last crash: exception type and first line"),
-                "where": nullable(string(description="`path:line in function` of our code")),
+                "id": string(description="only with the operator token"),
+                "error": string(
+                    description="the last crash: exception type and first line (operator token)"
+                ),
+                "where": nullable(
+                    string(description="`path:line in function` of our code (operator token)")
+                ),
                 "at": string(format="date-time"),
                 "restarts": integer(0),
-            }
+            },
+            required=["kind", "at", "restarts"],
         ),
         "ActorSummary": obj(
             dict(actor_props),

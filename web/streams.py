@@ -8,7 +8,7 @@ later event of that conversation exactly once, in seq order: :class:`EventStream
 last seq it sent per conversation, drops what it already sent and fills any gap from PostgreSQL.
 
 Close codes: 4401 bad or missing token, 4403 the session cookie used from another origin,
-4404 unknown widget, 1013 the socket fell too far behind
+4404 unknown widget, 1013 the socket fell too far behind or the widget's actor could not answer
 (the client reconnects and resumes), 1001 server shutting down.
 """
 
@@ -26,7 +26,7 @@ from quart import Quart, websocket
 from engine import metrics
 from engine.broker import Subscription, Topic
 from engine.clock import iso
-from engine.errors import EngineError
+from engine.errors import ActorUnavailable, EngineError
 from engine.events import Event
 from engine.routing import KIND as ROUTER
 from engine.routing import Nudge
@@ -41,6 +41,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 1013
+CLOSE_TRY_AGAIN = 1013  # "try again later": the server could not serve this socket now
 
 
 class EventStream:
@@ -185,11 +186,17 @@ def register_sockets(app: Quart) -> None:
     @app.websocket("/api/chat/widgets/<widget_id>/ws")
     async def visitor_socket(widget_id: str) -> None:
         s = services()
+        unavailable = False
         try:
             widget: dict[str, Any] | None = await load_widget(widget_id)
         except ApiError:
             widget = None
+        except ActorUnavailable:  # the widget's actor crashed or did not answer: try again
+            widget, unavailable = None, True
         await websocket.accept()
+        if unavailable:
+            await websocket.close(CLOSE_TRY_AGAIN, "temporarily unavailable; reconnect")
+            return
         if widget is None:
             await websocket.close(CLOSE_NOT_FOUND, "unknown widget")
             return
@@ -240,8 +247,9 @@ def register_sockets(app: Quart) -> None:
 
         session = getattr(s.supervisor.actor(VISITOR, visitor_id), "session", None)
         if session is not None and session.conversation_id is not None:
-            # a (re)connected widget in a queue hears its position again (positions are not stored)
-            await s.supervisor.cast(ROUTER, tenant_id, Nudge(resend_to=visitor_id))
+            # a (re)connected widget in a queue hears its position again (positions are not
+            # stored); a hint: dropped if the router's mailbox is full (a pass is coming anyway)
+            s.supervisor.try_cast(ROUTER, tenant_id, Nudge(resend_to=visitor_id))
         await _serve(
             [("visitor", visitor_id), ("visitors", tenant_id)],
             lambda: EventStream(websocket.send, load),

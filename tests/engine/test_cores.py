@@ -66,7 +66,7 @@ VISITOR_TABLE = [
     ("LIVE", visitor.LeftChat("c1"), "LIVE", False, [], False),  # not its chat: unchanged
     ("LIVE", visitor.Tick(), "LIVE", False, [], False),
     ("GONE", HB, "LIVE", True, [True], False),  # back: a new session
-    ("GONE", visitor.JoinedChat("c1"), "LIVE", True, [True], False),
+    ("GONE", visitor.JoinedChat("c1"), "GONE", False, [], False),  # remembered, not announced
     ("GONE", visitor.Tick(), "GONE", False, [], False),
 ]
 
@@ -319,6 +319,24 @@ def test_an_offer_not_taken_keeps_the_chat_in_line_and_looks_again_a_second_late
     assert [(e.data["position"], e.data["estimatedWaitSeconds"]) for e in t.events] == [(1, 40)]
     assert t.state.wake_at == later(1) and t.state.offers == 0
     assert "ana" not in t.state.last_assigned
+    # missing again and again (a conversation that keeps crashing) backs off, up to a minute
+    waits = []
+    for _ in range(9):
+        t = routing.settle(t.state, v, p, frozenset(), NOW, RR)
+        assert t.state.wake_at is not None
+        waits.append((t.state.wake_at - NOW).total_seconds())
+    assert waits == [2, 4, 8, 16, 32, 60, 60, 60, 60]
+    taken = routing.settle(t.state, v, p, frozenset({"c1"}), NOW, RR)
+    assert taken.state.misses == 0 and taken.state.wake_at is None
+
+
+def test_capacity_counts_every_open_conversation_as_the_commit_does() -> None:
+    rr = routing.ROUND_ROBIN
+    v = view(waiting=[("c1", rr)], open_=[("o1", "bea", rr)], available={"ana", "bea"})
+    # ana holds two tickets (OPEN offline messages): at her limit of 2, though no live chat
+    held = attrs.evolve(v, snapshot=attrs.evolve(v.snapshot, held={"ana": 2, "bea": 1}))
+    p = routing.plan(routing.RouterState(), held, NOW, RR)
+    assert [(o.conversation_id, o.agent.id) for o in p.offers] == [("c1", "bea")]
 
 
 def test_positions_are_published_when_they_change_or_a_socket_asks_again() -> None:

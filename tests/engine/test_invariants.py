@@ -43,6 +43,7 @@ from engine.errors import (
     ConversationActive,
     EngineError,
     IllegalTransition,
+    NotFound,
     VisitorGone,
 )
 from engine.routing import RoutingAgent
@@ -50,6 +51,8 @@ from engine.store import MemoryStore
 from engine.supervisor import Supervisor, open_supervisor
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat, StartChat, Started, VisitorSessionActor
+from engine.widget import KIND as WIDGET
+from engine.widget import Delete, WidgetActor
 
 T = "t1"
 ALICE = Agent("alice", "Alice")
@@ -63,6 +66,7 @@ async def engine(
 ) -> AsyncIterator[tuple[Supervisor, Broker, MemoryStore]]:
     store = store or MemoryStore()
     store.agents = {a.id: RoutingAgent(a.id, a.name, None, capacity) for a in (ALICE, BOB)}
+    store.widgets["w1"] = {"id": "w1", "tenant_id": T, "last_seen_at": None, "domains": []}
     broker = Broker(buffer=1024)
     clock = TrioClock()
     sup: Supervisor
@@ -74,6 +78,9 @@ async def engine(
         CONV: lambda cid: ConversationActor(cid, store=store, broker=broker, clock=clock),
         VISITOR: lambda vid: VisitorSessionActor(
             vid, store=store, broker=broker, clock=clock, dispatch=dispatch
+        ),
+        WIDGET: lambda wid: WidgetActor(
+            wid, store=store, broker=broker, clock=clock, to_wire=lambda row, now: {}
         ),
     }
     async with open_supervisor(factories, clock=clock) as sup:
@@ -203,6 +210,21 @@ async def test_a_new_chat_may_start_once_the_last_one_is_solved(
         assert second != first and store.visitors["v1"].conversation_id == second
 
 
+async def test_a_start_refused_by_the_store_teaches_the_visitor_actor_its_active_chat(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with engine() as (sup, broker, store):
+        await sup.call(VISITOR, "v1", HB)
+        # a chat the visitor actor never heard of (its start's answer timed out, say)
+        await sup.call(CONV, "cx", attrs.evolve(create("cx", "v1"), client_message_id="k1"))
+        assert store.visitors["v1"].conversation_id == "cx"
+        assert sup.actor(VISITOR, "v1").session.conversation_id is None  # type: ignore[union-attr]
+        replay = await sup.call(VISITOR, "v1", start("k1"))  # the client retries
+        assert replay.replay and replay.outcome.conversation.id == "cx"
+        session = await sup.call(VISITOR, "v1", HB)  # the heartbeat answer knows it now
+        assert session.conversation_id == "cx"
+
+
 async def test_a_reopen_while_another_chat_is_active_is_refused_by_the_store(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -233,6 +255,10 @@ async def test_an_agent_start_needs_a_live_visitor_of_the_same_tenant(
         assert store.contacts[(T, "v1")].ip == "203.0.113.9"  # the session's, not the agent's
         with pytest.raises(ConversationActive):
             await sup.call(VISITOR, "v1", start())
+        await sup.call(CONV, result.outcome.conversation.id, Solve(ALICE))
+        await sup.call(WIDGET, "w1", Delete(T))
+        with pytest.raises(NotFound):  # the widget it came through was deleted
+            await sup.call(VISITOR, "v1", start(by=BOB))
         await trio.sleep(61)
         with pytest.raises(VisitorGone):
             await sup.call(VISITOR, "v1", attrs.evolve(start(by=BOB)))

@@ -136,6 +136,20 @@ async def test_a_proactive_start_and_the_visitors_own_start_cannot_both_win(
         assert len(mine) == 1
 
 
+async def test_an_agent_cannot_start_a_chat_through_a_deleted_widget(server: Server) -> None:
+    [a] = await seed(server)
+    token = await login(server, a)
+    v = await new_visitor(server, a.widget_id)
+    async with server.http(token) as http:
+        deleted = await http.delete(f"/api/chat/widgets/{a.widget_id}")
+        assert deleted.status_code == 200
+        r = await http.post(
+            f"/api/chat/visitors/{v.visitor_id}/conversations", json={"message": "¿Le ayudo?"}
+        )
+    assert r.status_code == 404, r.text
+    assert await live_chats(server, a.tenant_id) == []
+
+
 async def test_manual_accepts_racing_round_robin_never_pass_the_agents_capacity(
     server: Server,
 ) -> None:

@@ -121,6 +121,12 @@ async def test_an_actor_given_up_makes_health_degraded_until_it_answers_again(
             assert r.status_code == 503
         health = await http.get("/healthz")
         assert health.status_code == 200  # it still serves: degraded, not down
+        assert health.json()["status"] == "degraded"
+        # public: what is wrong, not whose (no ids, no error text)
+        [public] = health.json()["escalated"]
+        assert set(public) == {"kind", "at", "restarts"} and public["kind"] == CONV
+        assert cid not in health.text and a.tenant_id not in health.text
+        health = await http.get("/healthz", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
         body = health.json()
         assert body["status"] == "degraded"
         [escalated] = body["escalated"]
@@ -146,6 +152,25 @@ async def test_an_actor_given_up_makes_health_degraded_until_it_answers_again(
             "actors": fragile.services.supervisor.count(),
             "escalated": [],
         }
+
+
+async def test_a_visitor_socket_whose_widget_actor_fails_is_closed_with_try_again(
+    fragile: Server, faults: FaultPlan
+) -> None:
+    import trio_websocket
+
+    from engine.widget import KIND as WIDGET
+
+    [a] = await seed(fragile)
+    v = await new_visitor(fragile, a.widget_id)
+    faults.arm(WIDGET, "handle", a.widget_id)
+    url = f"{fragile.ws_url}/api/chat/widgets/{a.widget_id}/ws?token={v.token}"
+    async with trio_websocket.open_websocket_url(url) as ws:
+        with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+            await ws.get_message()
+    assert closed.value.reason.code == 1013
+    async with visitor_socket(fragile, v):  # the restarted actor serves the reconnect
+        pass
 
 
 async def test_the_routing_listener_runs_as_a_supervised_service(server: Server) -> None:
