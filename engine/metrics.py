@@ -64,5 +64,11 @@ CALL_TIMEOUTS = Counter(
     "curbe_actor_call_timeouts", "Calls to an actor that got no answer in time, by kind",
     ["kind"], registry=REGISTRY,
 )  # fmt: skip
+STORAGE_CALLS = Counter(
+    "curbe_storage_calls",
+    "Crossings into asyncio for a storage use case (one transaction each), by verb",
+    ["verb"],
+    registry=REGISTRY,
+)
 ACTORS = Gauge("curbe_actors", "Live actors, by kind", ["kind"], registry=REGISTRY)
 CONNECTIONS = Gauge("curbe_connections", "Open WebSockets, by side", ["side"], registry=REGISTRY)

@@ -258,21 +258,29 @@ def _joined(state: VisitorState, cmd: Any, now: dt.datetime, rules: Rules) -> Tr
         return Transition(state)  # another chat ended: this one is unchanged
     if state.presence is not Presence.LIVE:  # not on the site: remembered, not announced
         return Transition(attrs.evolve(state, session=session))
-    # the link is the conversation commit's to write: nothing of this row needs a write now
-    return _changed(state, session, now, rules, save_now=False)
+    # the link is the conversation commit's to write: nothing of this row changed, so nothing
+    # is written (a write already pending stays pending)
+    return _changed(state, session, now, rules, save_now=False, may_save=False)
 
 
 def _changed(
-    state: VisitorState, session: VisitorSession, now: dt.datetime, rules: Rules, *, save_now: bool
+    state: VisitorState,
+    session: VisitorSession,
+    now: dt.datetime,
+    rules: Rules,
+    *,
+    save_now: bool,
+    may_save: bool = True,
 ) -> Transition:
-    save = save_now or state.saved_at is None or now >= state.saved_at + rules.interval
+    due = state.saved_at is None or now >= state.saved_at + rules.interval
+    save = may_save and (save_now or due)
     publish = state.published_at is None or now >= state.published_at + rules.interval
     new = attrs.evolve(
         state,
         session=session,
         presence=Presence.LIVE,
         saved_at=now if save else state.saved_at,
-        unsaved=not save,
+        unsaved=state.unsaved if not may_save else not save,
         published_at=now if publish else state.published_at,
         unpublished=not publish,
         coalesced=state.coalesced + (0 if publish else 1),

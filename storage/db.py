@@ -19,6 +19,8 @@ import asyncpg
 import trio
 import trio_asyncio
 
+from engine import metrics
+
 log = logging.getLogger("curbe.storage")
 
 P = ParamSpec("P")
@@ -59,6 +61,7 @@ class Database:
         **kwargs: P.kwargs,
     ) -> T:
         """Run one storage function in one transaction (Trio flavour, one crossing)."""
+        metrics.STORAGE_CALLS.labels(fn.__name__).inc()
         result: T = await trio_asyncio.aio_as_trio(self._run)(fn, *args, **kwargs)
         return result
 

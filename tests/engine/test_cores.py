@@ -62,7 +62,7 @@ VISITOR_TABLE = [
         [True],
         False,
     ),
-    ("LIVE", visitor.JoinedChat("c1"), "LIVE", True, [True], False),
+    ("LIVE", visitor.JoinedChat("c1"), "LIVE", False, [True], False),  # the link: not its row
     ("LIVE", visitor.LeftChat("c1"), "LIVE", False, [], False),  # not its chat: unchanged
     ("LIVE", visitor.Tick(), "LIVE", False, [], False),
     ("GONE", HB, "LIVE", True, [True], False),  # back: a new session

@@ -7,6 +7,7 @@ round robin (or another accept) never passes it; starting a chat is one transact
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import asyncpg
@@ -15,6 +16,7 @@ import trio
 
 from storage import queries
 from tests.support import Server, inbox_socket, login, new_visitor, seed
+from tests.web.test_observability import sample, scrape
 
 
 async def start(srv: Server, widget_id: str, token: str, **body: Any) -> Any:
@@ -62,6 +64,27 @@ async def test_fifty_concurrent_starts_from_one_visitor_open_one_conversation(
             assert r.json()["error"]["conversationId"] == chat["id"]
     session = await server.run(queries.select_visitor_session, v.visitor_id)
     assert session.conversation_id == chat["id"]
+
+
+async def test_a_start_is_one_transaction_and_one_crossing(server: Server) -> None:
+    [a] = await seed(server)
+    v = await new_visitor(server, a.widget_id)  # the widget heartbeats first
+    before = await scrape(server)
+    r = await start(server, a.widget_id, v.token)
+    assert r.status_code == 201
+    after = await scrape(server)
+    verbs = {
+        verb: sample(after, "curbe_storage_calls_total", verb=verb)
+        - sample(before, "curbe_storage_calls_total", verb=verb)
+        for verb in _verbs(after)
+    }
+    # the router's pass (nudged by conversation_created) runs beside the request, not in it
+    verbs.pop("select_routing", None)
+    assert {v: n for v, n in verbs.items() if n} == {"commit_conversation": 1}
+
+
+def _verbs(metrics_text: str) -> set[str]:
+    return set(re.findall(r'curbe_storage_calls_total\{verb="([a-z_]+)"\}', metrics_text))
 
 
 async def test_the_database_refuses_a_second_active_live_chat_for_one_visitor(
