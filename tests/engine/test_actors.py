@@ -22,10 +22,10 @@ from engine.conversation_actor import KIND as CONV
 from engine.conversation_actor import ConversationActor
 from engine.errors import ActorUnavailable, AlreadyAssigned
 from engine.events import Event
-from engine.store import MemoryStore
 from engine.supervisor import Supervisor, open_supervisor
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat, JoinedChat, VisitorSessionActor
+from tests.engine.memory_store import MemoryStore
 
 ALICE = Agent("agent-alice", "Alice")
 BOB = Agent("agent-bob", "Bob")

@@ -47,12 +47,12 @@ from engine.errors import (
     VisitorGone,
 )
 from engine.routing import RoutingAgent
-from engine.store import MemoryStore
 from engine.supervisor import Supervisor, open_supervisor
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat, StartChat, Started, VisitorSessionActor
 from engine.widget import KIND as WIDGET
 from engine.widget import Delete, WidgetActor
+from tests.engine.memory_store import MemoryStore
 
 T = "t1"
 ALICE = Agent("alice", "Alice")

@@ -30,8 +30,8 @@ from engine.routing import (
     pick_agent,
     run_routing_listener,
 )
-from engine.store import MemoryStore
 from engine.supervisor import Supervisor, open_supervisor
+from tests.engine.memory_store import MemoryStore
 
 T = "t1"
 AGENTS = [RoutingAgent(f"a{n}", f"Agent {n}", None, 10) for n in range(3)]

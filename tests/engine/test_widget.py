@@ -14,7 +14,6 @@ from engine.broker import Broker, Subscription
 from engine.clock import TrioClock, iso
 from engine.errors import NotFound
 from engine.events import Event
-from engine.store import MemoryStore
 from engine.supervisor import Supervisor, open_supervisor
 from engine.widget import (
     ACTIVE_WINDOW,
@@ -29,6 +28,7 @@ from engine.widget import (
     normalize_domain,
     widget_status,
 )
+from tests.engine.memory_store import MemoryStore
 
 NOW = dt.datetime(2026, 11, 29, 13, 20, tzinfo=dt.UTC)
 

@@ -1,0 +1,103 @@
+"""The import graph of the packages: the layers import one way (docs/architecture.md).
+
+``engine`` imports nothing from ``storage`` or ``web``; ``storage`` nothing from ``web``; and no
+module of ``engine`` or ``storage`` takes part in an import cycle at run time. (``web``'s own
+function-local imports are the next step of issue #12; its rule joins this file then.)
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("engine", "storage", "web")
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            out[name] = path
+    return out
+
+
+MODULES = modules()
+
+
+def imports(path: Path, *, run_time_only: bool) -> set[str]:
+    """Project modules ``path`` imports (function-local ones too; ``TYPE_CHECKING`` blocks only
+    unless ``run_time_only``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip: set[int] = set()
+    if run_time_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                skip.update(id(n) for n in ast.walk(node))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+        else:
+            continue
+        for name in names:
+            while name and name not in MODULES:
+                name = name.rpartition(".")[0]
+            if name and name.split(".")[0] in PACKAGES:
+                found.add(name)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"), [("engine", ("storage", "web")), ("storage", ("web",))]
+)
+def test_a_lower_layer_imports_nothing_from_a_higher_one(
+    package: str, forbidden: tuple[str, ...]
+) -> None:
+    wrong = {
+        f"{name} imports {target}"
+        for name, path in MODULES.items()
+        if name.split(".")[0] == package
+        for target in imports(path, run_time_only=False)
+        if target.split(".")[0] in forbidden
+    }
+    assert wrong == set()
+
+
+def test_no_engine_or_storage_module_is_in_an_import_cycle() -> None:
+    graph = {
+        name: {t for t in imports(path, run_time_only=True) if t != name}
+        for name, path in MODULES.items()
+        if name.split(".")[0] in ("engine", "storage")
+    }
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), list(graph.get(start, ()))
+        while todo:
+            node = todo.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo.extend(graph.get(node, ()))
+        return False
+
+    cycles = sorted(name for name in graph if reaches(name, name))
+    assert cycles == []
+
+
+def test_the_graph_reader_sees_what_it_should() -> None:
+    """The checks above could pass by reading nothing: make sure they read real edges."""
+    assert "engine.supervisor" in imports(MODULES["engine.conversation_actor"], run_time_only=True)
+    assert "engine.store" not in imports(MODULES["engine.conversation_actor"], run_time_only=True)
+    assert "engine.store" in imports(MODULES["engine.conversation_actor"], run_time_only=False)
+    assert "engine.metrics" in imports(MODULES["storage.db"], run_time_only=True)
+    assert "web.app" in imports(MODULES["web.pages"], run_time_only=True)  # a local import
