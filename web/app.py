@@ -11,13 +11,12 @@ import datetime as dt
 import functools
 import html
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from quart import Quart, Response, g, jsonify, request
+from quart import Quart, Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -25,13 +24,8 @@ from engine import metrics
 from engine.clock import iso
 from engine.conversation import (
     Accept,
-    Agent,
-    Contact,
-    Create,
     Kind,
-    PostMessage,
     Reopen,
-    SenderType,
     Solve,
 )
 from engine.conversation_actor import KIND as CONVERSATION
@@ -41,13 +35,46 @@ from engine.errors import NotFound as EngineNotFound
 from engine.events import Event, EventType
 from engine.routing import KIND as ROUTER
 from engine.visitor import KIND as VISITOR
-from engine.visitor import Heartbeat, JoinedChat, LeftChat, StartChat, Started
+from engine.visitor import Heartbeat, JoinedChat, LeftChat, StartChat
 from engine.widget import KIND as WIDGET
-from engine.widget import Delete, Describe, Ping, Refuse, Update
+from engine.widget import Delete, Ping, Refuse, Update
 from storage import queries
 from web import auth
-from web.people import describe_user_agent, visitor_alias
+from web.demo import DEMO_EMAIL, DEMO_PAGE
+from web.deps import (
+    VISITOR_PREFIX,
+    agent_of,
+    bearer,
+    body,
+    client_ip,
+    error,
+    has_ops_token,
+    is_visitor_route,
+    load_widget,
+    require_agent,
+    require_ops,
+    require_visitor,
+    tenant_widget_rows,
+    valid_id,
+)
+from web.openapi import build_openapi
+from web.ops_page import register_ops_page
+from web.pages import register_pages
+from web.presenters import (
+    agent_wire,
+    contact_wire,
+    conversation_wire,
+    created,
+    last_message_wire,
+)
 from web.services import Services
+from web.streams import register_sockets
+from web.usecases import (
+    leave_offline_message,
+    send_agent_message,
+    send_visitor_message,
+    started_response,
+)
 from web.widgets import (
     apply_patch,
     domain_allowed,
@@ -72,10 +99,7 @@ from web.wire import (
 
 log = logging.getLogger("curbe.web")
 
-VISITOR_PREFIX = "/api/chat/widgets/"
 WIDGET_JS = Path(__file__).resolve().parent.parent / "widget" / "widget.js"
-
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 @functools.cache
@@ -84,207 +108,8 @@ def _widget_js() -> bytes:
     return WIDGET_JS.read_bytes()
 
 
-def is_visitor_route(path: str) -> bool:
-    """``/api/chat/widgets/{id}/…`` (the embedded widget's calls, CORS for any allowed origin);
-    not ``/api/chat/widgets`` or ``/api/chat/widgets/{id}`` themselves (agents: no CORS)."""
-    return path.startswith(VISITOR_PREFIX) and "/" in path[len(VISITOR_PREFIX) :].strip("/")
-
-
-def valid_id(value: Any) -> bool:
-    """Ids are short and plain; anything else cannot exist (404 without a database trip)."""
-    return isinstance(value, str) and bool(_ID.match(value))
-
-
-def error(status: int, code: str, message: str) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
-
-
-def services() -> Services:
-    from quart import current_app
-
-    return current_app.config["SERVICES"]  # type: ignore[no-any-return]
-
-
-async def body(cls: type[Any]) -> Any:
-    """The request's JSON body as ``cls`` (422/400 on bad input, 413 when too large)."""
-    raw = await request.get_data(cache=True)
-    return structure(decode_json(raw), cls)
-
-
-def conversation_wire(
-    outcome_or_state: Any, messages: list[Any] | None = None, contact: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    state = (
-        outcome_or_state.conversation if isinstance(outcome_or_state, Outcome) else outcome_or_state
-    )
-    wire = state.to_wire()
-    if messages is not None:
-        wire["messages"] = [m.to_wire() for m in messages]
-    if contact is not None:
-        wire["contact"] = contact
-    return wire
-
-
-def contact_wire(row: dict[str, Any] | None, visitor_id: str) -> dict[str, Any]:
-    row = row or {}
-    return {
-        "visitorId": visitor_id,
-        "displayName": row.get("name") or visitor_alias(visitor_id),
-        "name": row.get("name"),
-        "email": row.get("email"),
-        "phone": row.get("phone"),  # only ever what a person typed; never the visitor id
-        "ip": row.get("ip"),
-        "userAgent": row.get("user_agent"),
-        "currentUrl": row.get("current_url"),
-        "location": row.get("location"),
-        **describe_user_agent(row.get("user_agent")),
-    }
-
-
-def client_ip() -> str | None:
-    return request.remote_addr
-
-
 # --- authentication ---------------------------------------------------------------------------
 
-
-def bearer(headers: Any) -> str | None:
-    value = headers.get("Authorization", "")
-    if value.lower().startswith("bearer "):
-        return value[7:].strip() or None
-    return None
-
-
-async def current_agent(token: str | None) -> dict[str, Any]:
-    if not token:
-        raise ApiError(401, "unauthenticated", "sign in first: no bearer token or session cookie")
-    s = services()
-    agent = await s.db.run(queries.select_agent_by_session, auth.token_hash(token), s.clock.now())
-    if agent is None:
-        raise ApiError(401, "unauthenticated", "the token or session is invalid or expired")
-    return agent
-
-
-CSRF_HEADER = "X-Curbe-CSRF"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-async def require_agent() -> dict[str, Any]:
-    """The signed-in agent, from a bearer token or the session cookie.
-
-    A write authenticated by the cookie alone must carry the ``X-Curbe-CSRF`` header: a page on
-    another origin cannot add a custom header without a CORS preflight, which agent endpoints
-    never grant, so a forged cross-site form or fetch is refused (403 ``csrf_required``).
-    """
-    token = bearer(request.headers)
-    by_cookie = token is None
-    if by_cookie:
-        token = request.cookies.get(auth.SESSION_COOKIE)
-    agent = await current_agent(token)
-    if by_cookie and request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER):
-        raise ApiError(
-            403, "csrf_required", f"a write signed in by cookie needs the {CSRF_HEADER} header"
-        )
-    g.agent = agent
-    return agent
-
-
-def require_visitor(widget: dict[str, Any]) -> auth.VisitorIdentity:
-    identity = services().signer.check(bearer(request.headers))
-    if identity is None:
-        raise ApiError(
-            401, "unauthenticated", "a visitor token is required: send a heartbeat first"
-        )
-    if identity.tenant_id != widget["tenant_id"]:
-        raise ApiError(403, "forbidden", "this visitor token belongs to another site")
-    return identity
-
-
-def has_ops_token() -> bool:
-    token = services().settings.ops_token
-    given = bearer(request.headers)
-    return bool(token and given and _same(token, given))
-
-
-def require_ops() -> None:
-    if not has_ops_token():
-        raise ApiError(
-            401, "unauthenticated", "operator endpoints need Authorization: Bearer $CURBE_OPS_TOKEN"
-        )
-
-
-def _same(a: str, b: str) -> bool:
-    import hmac
-
-    return hmac.compare_digest(a.encode(), b.encode())
-
-
-async def load_widget(widget_id: str, tenant_id: str | None = None) -> dict[str, Any]:
-    """The widget's row from its actor (no database trip once the actor is warm).
-
-    With ``tenant_id`` (an agent asking), another tenant's widget is a 404 like an unknown one.
-    """
-    if not valid_id(widget_id):
-        raise ApiError(404, "not_found", "no such widget")
-    try:
-        row: dict[str, Any] = await services().supervisor.call(
-            WIDGET, widget_id, Describe(tenant_id)
-        )
-    except EngineNotFound:
-        raise ApiError(404, "not_found", f"no widget {widget_id}") from None
-    return row
-
-
-async def tenant_widget_rows(tenant_id: str) -> list[dict[str, Any]]:
-    """The tenant's widget rows, as ``GET /api/chat/widgets`` reads them (Trio flavour).
-
-    A warm widget actor holds pings it has not written yet, so its in-memory row wins.
-    """
-    s = services()
-    rows = await s.db.run(queries.select_widgets, tenant_id)
-    out = []
-    for row in rows:
-        if s.supervisor.is_running(WIDGET, row["id"]):
-            try:
-                row = await s.supervisor.call(WIDGET, row["id"], Describe(tenant_id))
-            except EngineNotFound:
-                continue  # deleted meanwhile
-        out.append(row)
-    return out
-
-
-def agent_of(row: dict[str, Any]) -> Agent:
-    return Agent(row["id"], row["name"], row.get("avatar_url"))
-
-
-def agent_wire(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "tenantId": row["tenant_id"],
-        "email": row["email"],
-        "name": row["name"],
-        "avatarUrl": row.get("avatar_url"),
-    }
-
-
-DEMO_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>InsureMax — demo site</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem;color:#1f2937}
-code,pre{background:#f3f4f6;border-radius:6px}pre{padding:1rem;white-space:pre-wrap;word-break:break-all}</style>
-</head><body>
-<h1>InsureMax</h1>
-<p>Car, home and life insurance quotes in minutes. This page stands in for a customer's site: it
-holds nothing but the embed code below, exactly as Settings &rsaquo; Chat widget gives it.</p>
-<pre><code>{{snippet_text}}</code></pre>
-<p>Open the chat bubble in the corner to talk to the demo agent, signed in at
-<a href="/inbox">/inbox</a>.</p>
-{{snippet}}
-</body></html>
-"""
 
 # --- the app ----------------------------------------------------------------------------------
 
@@ -383,8 +208,6 @@ def create_app(s: Services) -> Quart:
     @app.get("/api/openapi.json")
     async def openapi_document() -> Response:
         """The OpenAPI 3.1 document of every HTTP endpoint (web/openapi.py)."""
-        from web.openapi import build_openapi
-
         response = jsonify(build_openapi(s.settings.base_url))
         response.headers["Access-Control-Allow-Origin"] = "*"  # public: any docs viewer may read it
         return response
@@ -538,7 +361,7 @@ def create_app(s: Services) -> Quart:
                 user_agent=request.headers.get("User-Agent"),
             ),
         )
-        return await _started(s, started)
+        return await started_response(s, started)
 
     @app.get(VISITOR_PREFIX + "<widget_id>/conversation")
     async def visitor_conversation(widget_id: str) -> Response:
@@ -570,7 +393,7 @@ def create_app(s: Services) -> Quart:
             name=None,
         )
         assert outcome.message is not None  # a PostMessage outcome always carries its message
-        return _created(outcome.message.to_wire())
+        return created(outcome.message.to_wire())
 
     @app.post(VISITOR_PREFIX + "<widget_id>/offline-messages")
     async def offline_message(widget_id: str) -> Response:
@@ -580,7 +403,7 @@ def create_app(s: Services) -> Quart:
             identity = None
         offline = await body(OfflineMessageBody)
         visitor_id = identity.visitor_id if identity else auth.new_id("vis")
-        return await _offline_message(s, widget, visitor_id, offline)
+        return await leave_offline_message(s, widget, visitor_id, offline)
 
     # --- agent side ----------------------------------------------------------------------
 
@@ -682,7 +505,7 @@ def create_app(s: Services) -> Quart:
         now = s.clock.now()
         wire = widget_to_wire(row, now, s.settings.base_url)
         s.broker.publish(Event(EventType.WIDGET_UPDATED.value, now, agent["tenant_id"], data=wire))
-        return _created(wire)
+        return created(wire)
 
     @app.get("/api/chat/widgets/<widget_id>")
     async def get_widget(widget_id: str) -> Response:
@@ -722,8 +545,8 @@ def create_app(s: Services) -> Quart:
         for conversation, contact, last, first, unread in rows:
             wire = conversation.to_wire()
             wire["contact"] = contact_wire(contact, conversation.visitor_id)
-            wire["lastMessage"] = _last_message(last)
-            wire["firstMessage"] = _last_message(first)
+            wire["lastMessage"] = last_message_wire(last)
+            wire["firstMessage"] = last_message_wire(first)
             wire["unread"] = unread
             # an OPEN chat whose agent has no inbox open is flagged in the inbox
             wire["assigneeOnline"] = (
@@ -791,7 +614,7 @@ def create_app(s: Services) -> Quart:
         agent = await require_agent()
         msg = await body(MessageBody)
         outcome = await send_agent_message(s, agent, conversation_id, msg)
-        return _created(outcome.message.to_wire())  # type: ignore[union-attr]
+        return created(outcome.message.to_wire())  # type: ignore[union-attr]
 
     @app.post("/api/chat/conversations/<conversation_id>/read")
     async def mark_read(conversation_id: str) -> Response:
@@ -850,7 +673,7 @@ def create_app(s: Services) -> Quart:
                 opened_by=agent_of(agent),
             ),
         )
-        return await _started(s, started)
+        return await started_response(s, started)
 
     @app.get("/api/chat/visitors/live")
     async def live_visitors() -> Response:
@@ -863,8 +686,6 @@ def create_app(s: Services) -> Quart:
     @app.get("/demo")
     async def demo_site() -> Response:
         """A customer's page with the demo widget's snippet (only with ``serve --demo``)."""
-        from web.cli import DEMO_EMAIL
-
         agent = (
             await s.db.run(queries.select_agent_by_email, DEMO_EMAIL) if s.settings.demo else None
         )
@@ -885,10 +706,6 @@ def create_app(s: Services) -> Quart:
         response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
-
-    from web.ops_page import register_ops_page
-    from web.pages import register_pages
-    from web.streams import register_sockets
 
     register_pages(app)
     register_ops_page(app)
@@ -919,120 +736,3 @@ def _broker_stats(s: Services) -> dict[str, Any]:
         "delivered": st.delivered,
         "droppedSubscribers": st.dropped_subscribers,
     }
-
-
-def _created(payload: dict[str, Any]) -> Response:
-    response = jsonify(payload)
-    response.status_code = 201
-    return response
-
-
-def _last_message(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not row:
-        return None
-    created = dt.datetime.fromisoformat(row["created_at"])
-    return {
-        "id": row["id"],
-        "seq": row["seq"],
-        "senderType": row["sender_type"],
-        "senderId": row["sender_id"],
-        "senderName": row["sender_name"],
-        "text": row["text"],
-        "createdAt": iso(created),
-    }
-
-
-async def _started(s: Services, started: Started) -> Response:
-    """201 with the conversation a start created (or, for the same request again, started)."""
-    conversation = started.outcome.conversation
-    if started.replay:
-        messages = await s.db.run(queries.select_messages, conversation.id)
-    else:
-        messages = [started.outcome.message] if started.outcome.message else []
-    wire = conversation_wire(conversation, messages)
-    wire["agentsOnline"] = s.presence.agents_online(conversation.tenant_id)
-    return _created(wire)
-
-
-async def _offline_message(
-    s: Services, widget: dict[str, Any], visitor_id: str, offline: Any
-) -> Response:
-    """An offline message (a ticket): created by its conversation's actor with the contact, in
-    one commit. It is not a live chat, so the visitor's actor has no say in it."""
-    conversation_id = auth.new_id("conv")
-    name = offline.name.strip() if offline.name and offline.name.strip() else None
-    outcome: Outcome = await s.supervisor.call(
-        CONVERSATION,
-        conversation_id,
-        Create(
-            conversation_id=conversation_id,
-            tenant_id=widget["tenant_id"],
-            widget_id=widget["id"],
-            visitor_id=visitor_id,
-            kind=Kind.OFFLINE_MESSAGE,
-            wait_timeout_seconds=widget["wait_timeout_seconds"],
-            first_message_id=auth.new_id("msg"),
-            first_message=offline.message,
-            visitor_name=name,
-            contact=Contact(
-                name=name,
-                email=offline.email.strip() if offline.email else None,
-                phone=offline.phone or None,
-                ip=client_ip(),
-                user_agent=request.headers.get("User-Agent"),
-            ),
-        ),
-    )
-    return await _started(s, Started(outcome))
-
-
-async def send_visitor_message(
-    s: Services,
-    tenant_id: str,
-    visitor_id: str,
-    conversation_id: str,
-    text: str,
-    client_message_id: str | None,
-    client_timestamp: str | None,
-    *,
-    name: str | None,
-) -> Outcome:
-    command = PostMessage(
-        message_id=auth.new_id("msg"),
-        sender_type=SenderType.VISITOR,
-        sender_id=visitor_id,
-        sender_name=name,
-        text=text,
-        client_message_id=client_message_id,
-        client_timestamp=client_timestamp,
-    )
-    return await s.supervisor.call(  # type: ignore[no-any-return]
-        CONVERSATION, conversation_id, Guard(tenant_id, command, visitor_id=visitor_id)
-    )
-
-
-async def send_agent_message(
-    s: Services, agent: dict[str, Any], conversation_id: str, msg: Any
-) -> Outcome:
-    command = PostMessage(
-        message_id=auth.new_id("msg"),
-        sender_type=SenderType.AGENT,
-        sender_id=agent["id"],
-        sender_name=agent["name"],
-        text=msg.text,
-        client_message_id=msg.client_message_id,
-        client_timestamp=msg.client_timestamp,
-    )
-    outcome: Outcome = await s.supervisor.call(
-        CONVERSATION, conversation_id, Guard(agent["tenant_id"], command)
-    )
-    if outcome.message is not None and not outcome.duplicate:  # answering = having read it
-        await s.db.run(
-            queries.mark_read,
-            agent["tenant_id"],
-            agent["id"],
-            conversation_id,
-            outcome.message.seq,
-            s.clock.now(),
-        )
-    return outcome

@@ -25,7 +25,6 @@ from storage.db import Database
 from web.auth import hash_password, new_id
 from web.logs import configure as configure_logs
 from web.services import Settings
-from web.widgets import embed_code
 
 DEFAULT_DATA_DIR = ".curbe-data"
 
@@ -155,50 +154,8 @@ async def _create_widget(
     return {"id": widget_id, "tenantId": tenant_id, "name": name, "domains": list(domains)}
 
 
-DEMO_EMAIL = "demo@curbe.chat"
-DEMO_PASSWORD = "curbe-demo-1234"
-
-
-async def seed_demo(db: Database, settings: Settings) -> dict[str, Any]:
-    """Create (once) the demo tenant, agent and widget; returns what to print."""
-    existing = await db.run(queries.select_agent_by_email, DEMO_EMAIL)
-    if existing is None:
-        tenant = await _create_tenant(db, "Demo Insurance")
-        tenant_id = tenant["id"]
-        agent_id = new_id("agt")
-        await db.run(
-            queries.insert_agent,
-            agent_id,
-            tenant_id,
-            DEMO_EMAIL,
-            "Javier Lazo",
-            await hash_password(DEMO_PASSWORD),
-            None,
-        )
-        widget = await _create_widget(db, tenant_id, "InsureMax", [], 60)
-        widget_id = widget["id"]
-    else:
-        tenant_id, agent_id = existing["tenant_id"], existing["id"]
-        widget_id = (await db.run(queries.select_widgets, tenant_id))[0]["id"]
-    base = settings.base_url
-    return {
-        "tenantId": tenant_id,
-        "agentId": agent_id,
-        "widgetId": widget_id,
-        "login": {"email": DEMO_EMAIL, "password": DEMO_PASSWORD},
-        "urls": {
-            "inbox": f"{base}/inbox",
-            "login": f"{base}/login",
-            "settings": f"{base}/settings/widgets",
-            "demoSite": f"{base}/demo",
-            "health": f"{base}/healthz",
-        },
-        "embedCode": embed_code(base, widget_id, tenant_id),
-    }
-
-
 def _serve(args: argparse.Namespace) -> None:
-    from web.server import serve
+    from web.server import serve  # imported when serving only: the admin commands start fast
 
     ops_token = os.environ.get("CURBE_OPS_TOKEN")
     settings = Settings(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from quart import Quart, Response, render_template
 
 from engine.clock import iso
+from web.deps import services
 
 CSP = "; ".join(
     [
@@ -50,7 +51,6 @@ def register_ops_page(app: Quart) -> None:
 
     @app.get("/ops")
     async def ops_page() -> Response:
-        from web.app import services
 
         html = await render_template(
             "ops.html", kinds=KINDS, server_time=iso(services().clock.now()) or ""

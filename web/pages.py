@@ -28,6 +28,11 @@ from urllib.parse import quote
 from quart import Quart, Response, redirect, render_template, request
 
 from engine.clock import iso
+from web import auth
+from web.deps import current_agent, load_widget, services, tenant_widget_rows, valid_id
+from web.presenters import agent_wire
+from web.widgets import DEFAULT_DOCUMENT, widget_to_wire
+from web.wire import ApiError
 
 DEFAULT_NEXT = "/inbox"
 
@@ -46,7 +51,6 @@ _BLANK_WIDGET: dict[str, Any] = {
 
 
 def blank_widget() -> dict[str, Any]:
-    from web.widgets import DEFAULT_DOCUMENT
 
     return merged({**_BLANK_WIDGET, "name": ""}, DEFAULT_DOCUMENT) | {"name": ""}
 
@@ -129,9 +133,6 @@ def _page(html: str, status: int = 200, *, private: bool = True) -> Response:
 
 async def signed_in_agent() -> dict[str, Any] | None:
     """The agent of the request's session cookie, or ``None`` (Trio flavour)."""
-    from web import auth
-    from web.app import current_agent
-    from web.wire import ApiError
 
     token = request.cookies.get(auth.SESSION_COOKIE)
     if not token:
@@ -154,7 +155,6 @@ def register_pages(app: Quart) -> None:
     """Add the server-rendered pages (and their 404 page) to ``app``."""
 
     def now_iso() -> str:
-        from web.app import services
 
         return iso(services().clock.now()) or ""
 
@@ -176,7 +176,6 @@ def register_pages(app: Quart) -> None:
 
     @app.get("/inbox")
     async def inbox_page() -> Response:
-        from web.app import agent_wire, services
 
         agent = await signed_in_agent()
         if agent is None:
@@ -199,14 +198,11 @@ def register_pages(app: Quart) -> None:
 
     @app.get("/settings/widgets")
     async def widgets_page() -> Response:
-        from web.app import services
-        from web.widgets import widget_to_wire
 
         agent = await signed_in_agent()
         if agent is None:
             return to_login()
         s = services()
-        from web.app import tenant_widget_rows
 
         rows = await tenant_widget_rows(agent["tenant_id"])
         now = s.clock.now()
@@ -232,9 +228,6 @@ def register_pages(app: Quart) -> None:
     # wants an HTML one.
     @app.get("/settings/widgets/<widget_ref>")
     async def edit_widget_page(widget_ref: str) -> Response:
-        from web.app import load_widget, services, valid_id
-        from web.widgets import widget_to_wire
-        from web.wire import ApiError
 
         agent = await signed_in_agent()
         if agent is None:

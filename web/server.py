@@ -37,6 +37,7 @@ from storage.db import Database
 from storage.stores import PostgresStore
 from web.app import create_app
 from web.auth import VisitorSigner
+from web.demo import seed_demo
 from web.services import Services, Settings
 from web.widgets import widget_to_wire
 
@@ -196,7 +197,5 @@ async def serve(
                 settings.port = int(binds[0].rsplit(":", 1)[1])
             info: dict[str, Any] = {"listening": binds, "baseUrl": settings.base_url}
             if settings.demo:
-                from web.cli import seed_demo
-
                 info["demo"] = await seed_demo(services.db, settings)
             task_status.started(info)

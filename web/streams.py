@@ -33,6 +33,8 @@ from engine.routing import Nudge
 from engine.visitor import KIND as VISITOR
 from storage import queries
 from web import auth
+from web.deps import bearer, current_agent, load_widget, services
+from web.usecases import send_agent_message, send_visitor_message
 from web.wire import ApiError, MessageFrame, PingFrame, PresenceFrame, ResumeFrame, structure_frame
 
 log = logging.getLogger("curbe.web.ws")
@@ -138,7 +140,6 @@ async def _serve(
     hello: dict[str, Any],
     side: str,
 ) -> None:
-    from web.app import services
 
     s = services()
     connections = metrics.CONNECTIONS.labels(side)
@@ -174,14 +175,6 @@ async def _serve(
 
 
 def register_sockets(app: Quart) -> None:
-    from web.app import (
-        bearer,
-        current_agent,
-        load_widget,
-        send_agent_message,
-        send_visitor_message,
-        services,
-    )
 
     @app.websocket("/api/chat/widgets/<widget_id>/ws")
     async def visitor_socket(widget_id: str) -> None:

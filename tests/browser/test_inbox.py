@@ -275,8 +275,25 @@ async def test_two_agents_accept_at_once_and_exactly_one_gets_it(server: Server)
             expect(conv_row(page, cid).get_by_role("button", name="Accept Chat")).to_be_enabled()
         click = """id => document.querySelector(
             `#conversation-list [data-conversation-id="${id}"] [data-action="accept"]`).click()"""
-        page_a.evaluate(click, cid)  # both clicks go out before either answer is awaited
+        # both requests are held at the browser until both are out, then reach the server at
+        # once (else the first can win and remove the row before the second click)
+        held: list[Any] = []
+        accept_url = f"**/api/chat/conversations/{cid}/accept"
+
+        def hold(route: Any) -> None:
+            held.append(route)
+
+        for page in (page_a, page_b):
+            page.route(accept_url, hold)
+        page_a.evaluate(click, cid)
         page_b.evaluate(click, cid)
+        for _ in range(200):  # each call lets Playwright deliver the routes it holds
+            if len(held) == 2:
+                break
+            page_a.evaluate("0")
+        assert len(held) == 2, "both accepts should be on their way"
+        for route in held:
+            route.continue_()
 
         for page in (page_a, page_b):  # the row leaves both Waiting lists
             expect(conv_row(page, cid)).to_have_count(0)

@@ -1,0 +1,168 @@
+"""What every route needs from a request: the services, the body, who is asking, a widget.
+
+Request dependencies, shared by the HTTP routes (:mod:`web.app`), the pages (:mod:`web.pages`),
+the sockets (:mod:`web.streams`) and the operator page; this module imports none of them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Any
+
+from quart import Response, current_app, g, jsonify, request
+
+from engine.conversation import Agent
+from engine.errors import NotFound as EngineNotFound
+from engine.widget import KIND as WIDGET
+from engine.widget import Describe
+from storage import queries
+from web import auth
+from web.services import Services
+from web.wire import ApiError, decode_json, structure
+
+VISITOR_PREFIX = "/api/chat/widgets/"
+
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def is_visitor_route(path: str) -> bool:
+    """``/api/chat/widgets/{id}/…`` (the embedded widget's calls, CORS for any allowed origin);
+    not ``/api/chat/widgets`` or ``/api/chat/widgets/{id}`` themselves (agents: no CORS)."""
+    return path.startswith(VISITOR_PREFIX) and "/" in path[len(VISITOR_PREFIX) :].strip("/")
+
+
+def valid_id(value: Any) -> bool:
+    """Ids are short and plain; anything else cannot exist (404 without a database trip)."""
+    return isinstance(value, str) and bool(_ID.match(value))
+
+
+def error(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def services() -> Services:
+    """The running app's services (engine, database, settings): set by the app factory."""
+    return current_app.config["SERVICES"]  # type: ignore[no-any-return]
+
+
+async def body(cls: type[Any]) -> Any:
+    """The request's JSON body as ``cls`` (422/400 on bad input, 413 when too large)."""
+    raw = await request.get_data(cache=True)
+    return structure(decode_json(raw), cls)
+
+
+def client_ip() -> str | None:
+    return request.remote_addr
+
+
+def bearer(headers: Any) -> str | None:
+    value = headers.get("Authorization", "")
+    if value.lower().startswith("bearer "):
+        return value[7:].strip() or None
+    return None
+
+
+async def current_agent(token: str | None) -> dict[str, Any]:
+    if not token:
+        raise ApiError(401, "unauthenticated", "sign in first: no bearer token or session cookie")
+    s = services()
+    agent = await s.db.run(queries.select_agent_by_session, auth.token_hash(token), s.clock.now())
+    if agent is None:
+        raise ApiError(401, "unauthenticated", "the token or session is invalid or expired")
+    return agent
+
+
+CSRF_HEADER = "X-Curbe-CSRF"
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def require_agent() -> dict[str, Any]:
+    """The signed-in agent, from a bearer token or the session cookie.
+
+    A write authenticated by the cookie alone must carry the ``X-Curbe-CSRF`` header: a page on
+    another origin cannot add a custom header without a CORS preflight, which agent endpoints
+    never grant, so a forged cross-site form or fetch is refused (403 ``csrf_required``).
+    """
+    token = bearer(request.headers)
+    by_cookie = token is None
+    if by_cookie:
+        token = request.cookies.get(auth.SESSION_COOKIE)
+    agent = await current_agent(token)
+    if by_cookie and request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER):
+        raise ApiError(
+            403, "csrf_required", f"a write signed in by cookie needs the {CSRF_HEADER} header"
+        )
+    g.agent = agent
+    return agent
+
+
+def require_visitor(widget: dict[str, Any]) -> auth.VisitorIdentity:
+    identity = services().signer.check(bearer(request.headers))
+    if identity is None:
+        raise ApiError(
+            401, "unauthenticated", "a visitor token is required: send a heartbeat first"
+        )
+    if identity.tenant_id != widget["tenant_id"]:
+        raise ApiError(403, "forbidden", "this visitor token belongs to another site")
+    return identity
+
+
+def has_ops_token() -> bool:
+    token = services().settings.ops_token
+    given = bearer(request.headers)
+    return bool(token and given and _same(token, given))
+
+
+def require_ops() -> None:
+    if not has_ops_token():
+        raise ApiError(
+            401, "unauthenticated", "operator endpoints need Authorization: Bearer $CURBE_OPS_TOKEN"
+        )
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+async def load_widget(widget_id: str, tenant_id: str | None = None) -> dict[str, Any]:
+    """The widget's row from its actor (no database trip once the actor is warm).
+
+    With ``tenant_id`` (an agent asking), another tenant's widget is a 404 like an unknown one.
+    """
+    if not valid_id(widget_id):
+        raise ApiError(404, "not_found", "no such widget")
+    try:
+        row: dict[str, Any] = await services().supervisor.call(
+            WIDGET, widget_id, Describe(tenant_id)
+        )
+    except EngineNotFound:
+        raise ApiError(404, "not_found", f"no widget {widget_id}") from None
+    return row
+
+
+async def tenant_widget_rows(tenant_id: str) -> list[dict[str, Any]]:
+    """The tenant's widget rows, as ``GET /api/chat/widgets`` reads them (Trio flavour).
+
+    A warm widget actor holds pings it has not written yet, so its in-memory row wins.
+    """
+    s = services()
+    rows = await s.db.run(queries.select_widgets, tenant_id)
+    out = []
+    for row in rows:
+        if s.supervisor.is_running(WIDGET, row["id"]):
+            try:
+                row = await s.supervisor.call(WIDGET, row["id"], Describe(tenant_id))
+            except EngineNotFound:
+                continue  # deleted meanwhile
+        out.append(row)
+    return out
+
+
+def agent_of(row: dict[str, Any]) -> Agent:
+    return Agent(row["id"], row["name"], row.get("avatar_url"))

@@ -1,0 +1,117 @@
+"""Use cases over the engine, called alike by HTTP routes and WebSocket frames.
+
+Each takes the services and plain values, sends the command to its actor and returns what the
+caller answers with; nothing here knows whether a request or a frame asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Response, request
+
+from engine.conversation import Contact, Create, Kind, PostMessage, SenderType
+from engine.conversation_actor import KIND as CONVERSATION
+from engine.conversation_actor import Guard, Outcome
+from engine.visitor import Started
+from storage import queries
+from web import auth
+from web.deps import client_ip
+from web.presenters import conversation_wire, created
+from web.services import Services
+
+
+async def started_response(s: Services, started: Started) -> Response:
+    """201 with the conversation a start created (or, for the same request again, started)."""
+    conversation = started.outcome.conversation
+    if started.replay:
+        messages = await s.db.run(queries.select_messages, conversation.id)
+    else:
+        messages = [started.outcome.message] if started.outcome.message else []
+    wire = conversation_wire(conversation, messages)
+    wire["agentsOnline"] = s.presence.agents_online(conversation.tenant_id)
+    return created(wire)
+
+
+async def leave_offline_message(
+    s: Services, widget: dict[str, Any], visitor_id: str, offline: Any
+) -> Response:
+    """An offline message (a ticket): created by its conversation's actor with the contact, in
+    one commit. It is not a live chat, so the visitor's actor has no say in it."""
+    conversation_id = auth.new_id("conv")
+    name = offline.name.strip() if offline.name and offline.name.strip() else None
+    outcome: Outcome = await s.supervisor.call(
+        CONVERSATION,
+        conversation_id,
+        Create(
+            conversation_id=conversation_id,
+            tenant_id=widget["tenant_id"],
+            widget_id=widget["id"],
+            visitor_id=visitor_id,
+            kind=Kind.OFFLINE_MESSAGE,
+            wait_timeout_seconds=widget["wait_timeout_seconds"],
+            first_message_id=auth.new_id("msg"),
+            first_message=offline.message,
+            visitor_name=name,
+            contact=Contact(
+                name=name,
+                email=offline.email.strip() if offline.email else None,
+                phone=offline.phone or None,
+                ip=client_ip(),
+                user_agent=request.headers.get("User-Agent"),
+            ),
+        ),
+    )
+    return await started_response(s, Started(outcome))
+
+
+async def send_visitor_message(
+    s: Services,
+    tenant_id: str,
+    visitor_id: str,
+    conversation_id: str,
+    text: str,
+    client_message_id: str | None,
+    client_timestamp: str | None,
+    *,
+    name: str | None,
+) -> Outcome:
+    command = PostMessage(
+        message_id=auth.new_id("msg"),
+        sender_type=SenderType.VISITOR,
+        sender_id=visitor_id,
+        sender_name=name,
+        text=text,
+        client_message_id=client_message_id,
+        client_timestamp=client_timestamp,
+    )
+    return await s.supervisor.call(  # type: ignore[no-any-return]
+        CONVERSATION, conversation_id, Guard(tenant_id, command, visitor_id=visitor_id)
+    )
+
+
+async def send_agent_message(
+    s: Services, agent: dict[str, Any], conversation_id: str, msg: Any
+) -> Outcome:
+    command = PostMessage(
+        message_id=auth.new_id("msg"),
+        sender_type=SenderType.AGENT,
+        sender_id=agent["id"],
+        sender_name=agent["name"],
+        text=msg.text,
+        client_message_id=msg.client_message_id,
+        client_timestamp=msg.client_timestamp,
+    )
+    outcome: Outcome = await s.supervisor.call(
+        CONVERSATION, conversation_id, Guard(agent["tenant_id"], command)
+    )
+    if outcome.message is not None and not outcome.duplicate:  # answering = having read it
+        await s.db.run(
+            queries.mark_read,
+            agent["tenant_id"],
+            agent["id"],
+            conversation_id,
+            outcome.message.seq,
+            s.clock.now(),
+        )
+    return outcome
