@@ -24,8 +24,9 @@ class Link(StrEnum):
 class Commit:
     """One batch of a conversation actor's transitions, persisted in one transaction.
 
-    ``claims``: agents who hold the chat OPEN after it; the commit locks each agent's row and
-    refuses (:class:`~engine.errors.AtCapacity`) if they would pass their limit. ``contact``: the
+    ``claim``: the agent who takes the chat OPEN through it (see :func:`claim_of`); the commit
+    locks that agent's row and refuses (:class:`~engine.errors.AtCapacity`) past their limit.
+    ``contact``: the
     visitor's contact, upserted in the same transaction (a chat's start). ``link``: the visitor's
     active live chat is set or cleared; a second active live chat of one visitor is refused
     (:class:`~engine.errors.ConversationActive`) by a partial unique index.
@@ -34,9 +35,20 @@ class Commit:
     state: Conversation
     events: tuple[Event, ...]
     messages: tuple[Message, ...]
-    claims: frozenset[str] = frozenset()
+    claim: str | None = None
     contact: Contact | None = None
     link: Link | None = None
+
+
+def claim_of(before: Conversation | None, after: Conversation) -> str | None:
+    """The agent who takes an OPEN chat through a batch from ``before`` to ``after`` (an accept,
+    a hand-over, a reopen, a chat the agent starts), or None when nobody newly holds it."""
+    if after.status is not Status.OPEN or after.assignee is None:
+        return None
+    held = before is not None and before.status is Status.OPEN and before.assignee is not None
+    if held and before is not None and before.assignee == after.assignee:
+        return None
+    return after.assignee.id
 
 
 def link_change(before: Conversation | None, after: Conversation) -> Link | None:

@@ -212,14 +212,9 @@ Command = Create | Accept | PostMessage | Solve | Reopen | Transfer | WaitTimeou
 
 @attrs.frozen
 class Transition:
-    """The next state, the events and messages it made, and ``claims``: the agents who take an
-    OPEN chat through it (Accept, Transfer, Reopen, a chat an agent starts), whose capacity the
-    commit checks atomically."""
-
     state: Conversation
     events: tuple[Event, ...] = ()
     messages: tuple[Message, ...] = ()
-    claims: tuple[str, ...] = ()
 
 
 class _Builder:
@@ -279,8 +274,8 @@ class _Builder:
             },
         )
 
-    def done(self, claims: tuple[str, ...] = ()) -> Transition:
-        return Transition(self.state, tuple(self.events), tuple(self.messages), claims)
+    def done(self) -> Transition:
+        return Transition(self.state, tuple(self.events), tuple(self.messages))
 
 
 def _check_text(text: str) -> None:
@@ -341,7 +336,7 @@ def create(cmd: Create, now: dt.datetime) -> Transition:
                 client_message_id=cmd.client_message_id,
             )
         )
-    return b.done(claims=(agent.id,) if agent is not None else ())
+    return b.done()
 
 
 def apply(state: Conversation | None, command: Command, now: dt.datetime) -> Transition:
@@ -393,7 +388,7 @@ def _accept(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
         {"agent": cmd.agent.to_wire(), "conversation": b.state.to_wire()},
     )
     b.status_changed(state.status)
-    return b.done(claims=(cmd.agent.id,))
+    return b.done()
 
 
 def _post_message(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
@@ -444,7 +439,7 @@ def _reopen(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
             {"agent": cmd.agent.to_wire(), "conversation": b.state.to_wire()},
         )
     b.status_changed(state.status)
-    return b.done(claims=(cmd.agent.id,))
+    return b.done()
 
 
 def _transfer(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
@@ -464,7 +459,7 @@ def _transfer(state: Conversation, cmd: Command, now: dt.datetime) -> Transition
             "conversation": b.state.to_wire(),
         },
     )
-    return b.done(claims=(cmd.agent.id,))
+    return b.done()
 
 
 def _wait_timeout(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:

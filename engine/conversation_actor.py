@@ -28,14 +28,13 @@ import trio
 from engine import metrics
 from engine.broker import Broker
 from engine.clock import Clock, iso, trio_deadline
-from engine.commit import Commit, link_change
+from engine.commit import Commit, claim_of, link_change
 from engine.conversation import (
     Contact,
     Conversation,
     Create,
     Message,
     PostMessage,
-    Status,
     WaitTimeout,
     apply,
 )
@@ -46,10 +45,6 @@ from engine.supervisor import Envelope, Mailbox
 
 if TYPE_CHECKING:
     from engine.store import ConversationStore
-
-
-def _unguarded(command: Any) -> Any:
-    return command.command if isinstance(command, Guard) else command
 
 
 KIND = "conversation"
@@ -76,6 +71,10 @@ class Guard:
     tenant_id: str
     command: Any
     visitor_id: str | None = None
+
+
+def _unguarded(command: Any) -> Any:
+    return command.command if isinstance(command, Guard) else command
 
 
 @attrs.frozen
@@ -192,7 +191,6 @@ class ConversationActor:
         messages: list[Message] = []
         answered: list[tuple[Envelope, Outcome]] = []
         new_ids: dict[str, Message] = {}
-        claims: set[str] = set()
         contact: Contact | None = None
         for envelope in batch:
             command = envelope.command
@@ -230,7 +228,6 @@ class ConversationActor:
                     envelope.reply.fail(exc)
                 continue
             state = transition.state
-            claims.update(transition.claims)
             if isinstance(command, Create) and command.contact is not None:
                 contact = command.contact
             events.extend(transition.events)
@@ -241,12 +238,11 @@ class ConversationActor:
             message = transition.messages[-1] if transition.messages else None
             answered.append((envelope, Outcome(state, message)))
         if state is not None and events:
-            holder = state.assignee.id if state.assignee and state.status is Status.OPEN else None
             commit = Commit(
                 state,
                 tuple(events),
                 tuple(messages),
-                claims=frozenset(claims & {holder}),
+                claim=claim_of(before, state),
                 contact=contact,
                 link=link_change(before, state),
             )

@@ -42,6 +42,7 @@ import logging
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -249,13 +250,20 @@ class ActorRecord:
     after_crash: bool = False  # this incarnation replaces one that crashed
 
 
+class ServiceState(StrEnum):
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    RESTARTING = "RESTARTING"  # crashed, restarting at once
+    ESCALATED = "ESCALATED"  # past its intensity: restarting after a back-off
+
+
 @attrs.define(eq=False)
 class ServiceRecord:
     name: str
     fn: ServiceFunction
     describe: Callable[[], dict[str, Any]] | None
     started_at: dt.datetime
-    state: str = "STARTING"  # STARTING, RUNNING, RESTARTING, ESCALATED
+    state: ServiceState = attrs.field(default=ServiceState.STARTING)
     restarts: int = 0
     incarnation: int = 0
     crash_times: collections.deque[float] = attrs.field(factory=collections.deque)
@@ -471,7 +479,7 @@ class Supervisor:
             )
         if kind in (None, SERVICE):
             for service in self._services.values():
-                detail = {"tenantId": None, "state": service.state}
+                detail: dict[str, Any] = {"tenantId": None, "state": service.state.value}
                 if service.describe is not None:
                     detail.update(service.describe())
                 out.append(
@@ -674,7 +682,7 @@ class Supervisor:
 
         def started() -> None:
             nonlocal first
-            record.state = "RUNNING"
+            record.state = ServiceState.RUNNING
             record.started_at = self._clock.now()
             if first:
                 first = False
@@ -696,18 +704,18 @@ class Supervisor:
                     return  # shutting down: actors refuse its casts; not a crash
                 crash = Crash.of(exc, self._clock.now())
                 if self._crashed(SERVICE, record.name, record, crash, exc):
-                    record.state = "RESTARTING"
+                    record.state = ServiceState.RESTARTING
                     backoff = 0.0
                     continue
                 self._escalate(SERVICE, record.name, record.restarts, crash)
-                record.state = "ESCALATED"
+                record.state = ServiceState.ESCALATED
                 backoff = min(self.service_backoff_max, max(0.5, backoff * 2))
                 await trio.sleep(backoff)
 
     async def _clear_if_stable(self, record: ServiceRecord, incarnation: int) -> None:
         """A restarted service that runs ``within_seconds`` without crashing has recovered."""
         await trio.sleep(self.within_seconds)
-        if record.incarnation == incarnation and record.state == "RUNNING":
+        if record.incarnation == incarnation and record.state is ServiceState.RUNNING:
             if self._escalations.pop((SERVICE, record.name), None) is not None:
                 log.info(
                     "service recovered", extra={"actor_kind": SERVICE, "actor_id": record.name}

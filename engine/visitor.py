@@ -466,9 +466,7 @@ class VisitorSessionActor:
                 if isinstance(envelope.command, StartChat):
                     result: Any = await self._start_chat(envelope.command)
                 else:
-                    await self._enact(
-                        apply(self.state, envelope.command, self.clock.now(), self.rules)
-                    )
+                    await self._apply(envelope.command)
                     result = self.state.session
             except EngineError as exc:
                 if envelope.reply:
@@ -476,6 +474,9 @@ class VisitorSessionActor:
                 continue
             if envelope.reply:
                 envelope.reply.set(result)
+
+    async def _apply(self, command: PresenceCommand) -> None:
+        await self._enact(apply(self.state, command, self.clock.now(), self.rules))
 
     async def _enact(self, transition: Transition) -> None:
         """Write (if asked), then adopt the state, then publish: persist before publishing."""
@@ -500,13 +501,10 @@ class VisitorSessionActor:
             await self._dispatch(WIDGET, session.widget_id, Describe(cmd.tenant_id))
         elif session is not None and session.tenant_id != cmd.tenant_id:
             raise Forbidden("this visitor belongs to another tenant")
-        sender = (
-            client_key("agent", cmd.opened_by.id, cmd.client_message_id)
-            if cmd.opened_by and cmd.client_message_id
-            else client_key("visitor", self.id, cmd.client_message_id)
-            if cmd.client_message_id
-            else None
-        )
+        sender = None  # who sent the first message, to recognise the same start again
+        if cmd.client_message_id:
+            kind, who = ("agent", cmd.opened_by.id) if cmd.opened_by else ("visitor", self.id)
+            sender = client_key(kind, who, cmd.client_message_id)
         if session is not None and session.conversation_id is not None:
             replay = await self._still_active(cmd, session.conversation_id, sender)
             if replay is not None:
@@ -543,9 +541,7 @@ class VisitorSessionActor:
             if replay is not None:
                 return replay
             raise
-        await self._enact(
-            apply(self.state, JoinedChat(cmd.conversation_id, name), self.clock.now(), self.rules)
-        )
+        await self._apply(JoinedChat(cmd.conversation_id, name))
         return Started(outcome)
 
     async def _still_active(
@@ -560,16 +556,12 @@ class VisitorSessionActor:
         except NotFound:
             return None
         if known.conversation.status is Status.SOLVED:
-            await self._enact(
-                apply(self.state, LeftChat(conversation_id), self.clock.now(), self.rules)
-            )
+            await self._apply(LeftChat(conversation_id))
             return None
         session = self.state.session
         if session is not None and session.conversation_id != conversation_id:
             # active, and news to us (a start whose answer timed out, a reopen): remember it
-            await self._enact(
-                apply(self.state, JoinedChat(conversation_id), self.clock.now(), self.rules)
-            )
+            await self._apply(JoinedChat(conversation_id))
         if known.message is not None:
             return Started(known, replay=True)
         raise ConversationActive(

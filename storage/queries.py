@@ -407,8 +407,8 @@ async def commit_conversation(connection: asyncpg.Connection, commit: Commit) ->
     (the caller's transaction then rolls back: nothing of the batch is stored).
     """
     state = commit.state
-    for agent_id in sorted(commit.claims):  # sorted: two commits lock agents in one order
-        await _check_capacity(connection, state, agent_id)
+    if commit.claim is not None:
+        await _check_capacity(connection, state, commit.claim)
     if commit.contact is not None:
         await _upsert_contact(connection, state, commit.contact)
     if commit.link is Link.SET:

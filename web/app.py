@@ -24,7 +24,6 @@ from engine import metrics
 from engine.clock import iso
 from engine.conversation import (
     Accept,
-    Kind,
     Reopen,
     Solve,
 )
@@ -74,6 +73,7 @@ from web.usecases import (
     send_agent_message,
     send_visitor_message,
     started_response,
+    tell_visitor,
 )
 from web.widgets import (
     apply_patch,
@@ -587,26 +587,14 @@ def create_app(s: Services) -> Quart:
     @app.post("/api/chat/conversations/<conversation_id>/solve")
     async def solve(conversation_id: str) -> Response:
         outcome = await agent_command(conversation_id, Solve)
-        if outcome.conversation.kind is Kind.LIVE_CHAT:
-            try:  # the visitor is no longer "in chat" on the Live visitors list
-                await s.supervisor.call(
-                    VISITOR, outcome.conversation.visitor_id, LeftChat(conversation_id)
-                )
-            except EngineError:
-                pass  # the session expired already: nothing to update
+        tell_visitor(s, outcome.conversation, LeftChat(conversation_id))
         return jsonify(conversation_wire(outcome))
 
     @app.post("/api/chat/conversations/<conversation_id>/reopen")
     async def reopen(conversation_id: str) -> Response:
         # refused (409 ``conversation_active``) by the commit if the visitor has another live chat
         outcome = await agent_command(conversation_id, Reopen)
-        if outcome.conversation.kind is Kind.LIVE_CHAT:
-            try:  # the visitor is "in chat" again on the Live visitors list
-                await s.supervisor.call(
-                    VISITOR, outcome.conversation.visitor_id, JoinedChat(conversation_id)
-                )
-            except EngineError:
-                pass
+        tell_visitor(s, outcome.conversation, JoinedChat(conversation_id))
         return jsonify(conversation_wire(outcome))
 
     @app.post("/api/chat/conversations/<conversation_id>/messages")

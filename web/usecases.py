@@ -10,10 +10,11 @@ from typing import Any
 
 from quart import Response, request
 
-from engine.conversation import Contact, Create, Kind, PostMessage, SenderType
+from engine.conversation import Contact, Conversation, Create, Kind, PostMessage, SenderType
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
-from engine.visitor import Started
+from engine.visitor import KIND as VISITOR
+from engine.visitor import JoinedChat, LeftChat, Started
 from storage import queries
 from web import auth
 from web.deps import client_ip
@@ -63,6 +64,16 @@ async def leave_offline_message(
         ),
     )
     return await started_response(s, Started(outcome))
+
+
+def tell_visitor(s: Services, conversation: Conversation, command: JoinedChat | LeftChat) -> None:
+    """Tell a running visitor actor that its live chat became active or ended, for ``inChat`` on
+    Live visitors. A hint, not a write (the commit already set or cleared the link): an actor not
+    running reads the link from storage when it starts, so none is started for it."""
+    if conversation.kind is Kind.LIVE_CHAT and s.supervisor.is_running(
+        VISITOR, conversation.visitor_id
+    ):
+        s.supervisor.try_cast(VISITOR, conversation.visitor_id, command)
 
 
 async def send_visitor_message(

@@ -57,10 +57,9 @@ class MemoryStore:
             raise RuntimeError(f"injected commit failure for {state.id}")
         # the checks PostgreSQL makes inside the transaction (storage/queries.py), in the order
         # it makes them; nothing is stored when one refuses
-        for agent_id in sorted(commit.claims):
-            agent = self.agents.get(agent_id)
-            if agent is None:
-                continue
+        agent = self.agents.get(commit.claim) if commit.claim else None
+        if agent is not None:
+            agent_id = agent.id
             open_chats = sum(
                 1
                 for c in self.conversations.values()

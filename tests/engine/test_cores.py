@@ -15,6 +15,9 @@ import attrs
 import pytest
 
 from engine import routing, visitor, widget
+from engine.commit import Link, claim_of, link_change
+from engine.conversation import Agent as ConvAgent
+from engine.conversation import Conversation, Kind, Status
 from engine.errors import Forbidden, NotFound
 from engine.routing import OpenChat, RoutingAgent, RoutingSnapshot, WaitingChat
 
@@ -397,3 +400,49 @@ def test_a_widget_loaded_after_a_crash_owes_its_status_to_clients() -> None:
     t = widget.apply(owed, widget.Tick(), NOW, WR)
     assert [e.data["status"] for e in t.events] == ["ACTIVE"]
     assert widget.next_due(t.state, NOW, WR) == row["last_seen_at"] + widget.ACTIVE_WINDOW
+
+
+# --- what a conversation commit checks, derived from before and after ---------------------------
+
+_C = Conversation("c1", "t1", "w1", "v1", Kind.LIVE_CHAT, Status.WAITING, NOW, NOW)
+_ANA, _BEA = ConvAgent("ana", "Ana"), ConvAgent("bea", "Bea")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "claim", "link"),
+    [
+        (None, _C, None, "set"),  # a visitor's start
+        (None, attrs.evolve(_C, status=Status.OPEN, assignee=_ANA), "ana", "set"),  # agent start
+        (_C, attrs.evolve(_C, status=Status.OPEN, assignee=_ANA), "ana", None),  # accept
+        (
+            attrs.evolve(_C, status=Status.OPEN, assignee=_ANA),
+            attrs.evolve(_C, status=Status.OPEN, assignee=_BEA),
+            "bea",
+            None,
+        ),  # hand-over
+        (
+            attrs.evolve(_C, status=Status.OPEN, assignee=_ANA),
+            attrs.evolve(_C, status=Status.OPEN, assignee=_ANA, last_seq=9),
+            None,
+            None,
+        ),  # a message in an OPEN chat
+        (
+            attrs.evolve(_C, status=Status.OPEN, assignee=_ANA),
+            attrs.evolve(_C, status=Status.SOLVED, assignee=_ANA),
+            None,
+            "clear",
+        ),  # solve
+        (
+            attrs.evolve(_C, status=Status.SOLVED, assignee=_ANA),
+            attrs.evolve(_C, status=Status.OPEN, assignee=_ANA),
+            "ana",
+            "set",
+        ),  # reopen by the same agent
+        (None, attrs.evolve(_C, kind=Kind.OFFLINE_MESSAGE), None, None),  # a ticket
+    ],
+)
+def test_the_commit_derives_its_capacity_claim_and_link_from_before_and_after(
+    before: Any, after: Any, claim: str | None, link: str | None
+) -> None:
+    assert claim_of(before, after) == claim
+    assert link_change(before, after) == (Link(link) if link else None)
