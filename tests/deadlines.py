@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import threading
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +21,11 @@ import pytest
 import trio
 
 DEFAULT_DEADLINE = float(os.environ.get("CURBE_TEST_DEADLINE", "120"))
+# a test still running this long after its deadline ignores the cancel (a shielded scope, a thread
+# that cannot be abandoned, a fixture): its tasks and threads are printed at once, so that the run's
+# last resort (pytest-timeout, which ends the whole run) does not leave only a bare epoll frame
+LINGER = float(os.environ.get("CURBE_TEST_LINGER", "20"))
+WATCHDOG = "curbe-deadline"
 # plain tests start processes (embedded PostgreSQL, the CLI, ffmpeg): a longer default
 SYNC_DEADLINE = float(os.environ.get("CURBE_SYNC_TEST_DEADLINE", "600"))
 
@@ -66,25 +73,68 @@ def _with_deadline(test: Callable[..., Awaitable[Any]], item: pytest.Item) -> An
             def expire() -> None:  # runs in Trio's thread: note where everything waits, then stop
                 tree.append(_where_tasks_wait())
                 scope.cancel()
+                lingering.start()
 
-            def fire() -> None:
-                try:
-                    trio.from_thread.run_sync(expire, trio_token=token)
-                except trio.RunFinishedError:
-                    pass
+            def report() -> None:  # runs in Trio's thread, LINGER s after a cancel that did nothing
+                _to_terminal(
+                    item,
+                    f"{item.nodeid} is still running {LINGER:g} s after its {seconds:g} s "
+                    f"deadline; its tasks wait at:\n{_where_tasks_wait()}\n{_thread_stacks()}",
+                )
 
-            timer = threading.Timer(seconds, fire)
-            timer.daemon = True
+            def in_trio(fn: Callable[[], None]) -> Callable[[], None]:
+                def call() -> None:
+                    try:
+                        trio.from_thread.run_sync(fn, trio_token=token)
+                    except trio.RunFinishedError:
+                        pass
+
+                return call
+
+            timer = threading.Timer(seconds, in_trio(expire))
+            lingering = threading.Timer(LINGER, in_trio(report))
+            timer.daemon = lingering.daemon = True
+            timer.name = lingering.name = f"{WATCHDOG} {item.nodeid}"
             timer.start()
             try:
-                return await test(*args, **kwargs)
+                result = await test(*args, **kwargs)
             finally:
                 timer.cancel()
+                lingering.cancel()
+        if not tree:
+            return result
         raise DeadlineExceeded(
             f"{item.nodeid} ran past its {seconds:g} s deadline; its tasks wait at:\n" + tree[0]
         )
 
     return run
+
+
+def _to_terminal(item: pytest.Item, text: str) -> None:
+    """Write past pytest's output capture (as pytest-timeout does before it ends the run)."""
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+    try:
+        sys.stderr.write(f"\n{'+' * 30} {text}\n")
+        sys.stderr.flush()
+    finally:
+        if capture is not None:
+            capture.resume_global_capture()
+
+
+def _thread_stacks() -> str:
+    """The stacks of every thread but Trio's own (worker threads: a browser, a blocking call)."""
+    out = []
+    main = threading.main_thread().ident
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        name = names.get(ident, str(ident))
+        if ident in (main, threading.get_ident()) or name.startswith((WATCHDOG, "pytest_timeout")):
+            continue
+        stack = "".join(traceback.format_stack(frame)[-6:])
+        out.append(f"thread {name}:\n{stack}")
+    return "\n".join(out) or "(no other threads)"
 
 
 def _where_tasks_wait() -> str:

@@ -66,3 +66,42 @@ def test_a_hanging_plain_test_is_stopped_by_pytest_timeout(
     result = suite.runpytest_subprocess("-p", "tests.deadlines", "-q")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*Timeout*"])
+
+
+def test_a_test_that_ignores_the_cancel_is_shown_where_it_hangs(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread that cannot be abandoned keeps the test past its deadline: its tasks and the
+    thread's stack reach the terminal before the run's last resort would end everything."""
+    monkeypatch.setenv("CURBE_TEST_LINGER", "1")
+    suite.makepyfile(
+        test_thread="""
+        import threading
+
+        import pytest
+        import trio
+
+        def blocked_in_a_thread(gate):
+            gate.wait(60)
+
+        @pytest.mark.deadline(1)
+        async def test_waits_on_a_thread():
+            gate = threading.Event()
+
+            def release():
+                gate.set()
+
+            # released from outside, well after the deadline and the report: the test then ends
+            threading.Timer(6, release).start()
+            await trio.to_thread.run_sync(blocked_in_a_thread, gate)
+        """
+    )
+    result = suite.runpytest_subprocess("-p", "tests.deadlines", "-q")
+    result.assert_outcomes(failed=1)
+    result.stderr.fnmatch_lines(
+        [
+            "*test_waits_on_a_thread is still running 1 s after its 1 s deadline*",
+            "*test_thread.py:* in test_waits_on_a_thread*",
+            "*in blocked_in_a_thread*",
+        ]
+    )

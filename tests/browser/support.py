@@ -67,7 +67,9 @@ async def in_browser(scenario: Callable[[Any], T], **launch: Any) -> T:
             finally:
                 browser.close()
 
-    return await trio.to_thread.run_sync(run)
+    # abandoned when the test's deadline cancels it: a browser that hangs fails its own test
+    # (tests/deadlines.py) instead of holding the whole run until pytest-timeout ends it
+    return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
 
 
 @attrs.define
