@@ -72,6 +72,26 @@ def test_a_lower_layer_imports_nothing_from_a_higher_one(
     assert wrong == set()
 
 
+# inside web/: the routes stand on the modules below them, never the other way
+WEB_TOP = ("web.routes", "web.app", "web.server", "web.cli")
+
+
+def test_web_modules_below_the_routes_import_no_route() -> None:
+    below = {
+        name: path
+        for name, path in MODULES.items()
+        if name.startswith("web.") and not name.startswith(WEB_TOP)
+    }
+    assert {"web.deps", "web.usecases", "web.presenters", "web.streams"} <= below.keys()
+    wrong = {
+        f"{name} imports {target}"
+        for name, path in below.items()
+        for target in imports(path, run_time_only=False)
+        if target.startswith(WEB_TOP)
+    }
+    assert wrong == set()
+
+
 def test_no_module_is_in_an_import_cycle() -> None:
     graph = {
         name: {t for t in imports(path, run_time_only=True) if t != name}
@@ -100,3 +120,5 @@ def test_the_graph_reader_sees_what_it_should() -> None:
     assert "engine.store" in imports(MODULES["engine.conversation_actor"], run_time_only=False)
     assert "engine.metrics" in imports(MODULES["storage.db"], run_time_only=True)
     assert "web.server" in imports(MODULES["web.cli"], run_time_only=True)  # a local import
+    assert "web.routes.agent" in imports(MODULES["web.routes"], run_time_only=True)
+    assert "web.deps" in imports(MODULES["web.routes.visitor"], run_time_only=True)

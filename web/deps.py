@@ -1,7 +1,7 @@
 """What every route needs from a request: the services, the body, who is asking, a widget.
 
-Request dependencies, shared by the HTTP routes (:mod:`web.app`), the pages (:mod:`web.pages`),
-the sockets (:mod:`web.streams`) and the operator page; this module imports none of them.
+Request dependencies, shared by every Blueprint of :mod:`web.routes` (HTTP routes, pages and
+sockets); this module imports none of them.
 """
 
 from __future__ import annotations

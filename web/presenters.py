@@ -71,3 +71,16 @@ def last_message_wire(row: dict[str, Any] | None) -> dict[str, Any] | None:
         "text": row["text"],
         "createdAt": iso(created),
     }
+
+
+def html_page(html: str, csp: str, status: int = 200, *, private: bool = True) -> Response:
+    """A rendered page with the headers every page carries (its Content Security Policy, no
+    sniffing, no framing; ``no-store`` when it shows tenant data)."""
+    response = Response(html, status=status, content_type="text/html; charset=utf-8")
+    response.headers["Content-Security-Policy"] = csp
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+    if private:
+        response.headers["Cache-Control"] = "no-store"
+    return response

@@ -71,45 +71,37 @@ async def open_services(
         async def dispatch(kind: str, actor_id: str, command: Any) -> Any:
             return await running[0].call(kind, actor_id, command)
 
+        # what every actor stands on: the same store, broker, clock, idle time and fault plan
+        base: dict[str, Any] = {
+            "store": store,
+            "broker": broker,
+            "clock": clock,
+            "faults": faults,
+        }
+        idle: dict[str, Any] = {"idle_seconds": settings.actor_idle_seconds}
         factories: dict[str, Callable[[str], Actor]] = {
             ROUTER: lambda tid: RouterActor(
                 tid,
-                store=store,
-                broker=broker,
-                clock=clock,
+                **base,
+                **idle,
                 presence=presence,
                 dispatch=dispatch,
                 reoffer_after=settings.reoffer_after_seconds,
-                idle_seconds=settings.actor_idle_seconds,
                 pending=pending_nudges,
-                faults=faults,
             ),
-            CONVERSATION: lambda cid: ConversationActor(
-                cid,
-                store=store,
-                broker=broker,
-                clock=clock,
-                idle_seconds=settings.actor_idle_seconds,
-                faults=faults,
-            ),
+            CONVERSATION: lambda cid: ConversationActor(cid, **base, **idle),
             VISITOR: lambda vid: VisitorSessionActor(
                 vid,
-                store=store,
-                broker=broker,
-                clock=clock,
+                **base,
                 expiry_seconds=settings.visitor_expiry_seconds,
                 publish_interval=settings.presence_interval_seconds,
                 dispatch=dispatch,
-                faults=faults,
             ),
             WIDGET: lambda wid: WidgetActor(
                 wid,
-                store=store,
-                broker=broker,
-                clock=clock,
+                **base,
+                **idle,
                 to_wire=lambda row, now: widget_to_wire(row, now, settings.base_url),
-                idle_seconds=settings.actor_idle_seconds,
-                faults=faults,
             ),
         }
         async with open_supervisor(

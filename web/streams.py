@@ -1,5 +1,5 @@
-"""The two WebSocket streams: a visitor's (``/api/chat/widgets/{id}/ws``) and the inbox's
-(``/api/chat/inbox/ws``).
+"""What the two WebSocket streams share: a visitor's (``/api/chat/widgets/{id}/ws``, in
+:mod:`web.routes.visitor`) and the inbox's (``/api/chat/inbox/ws``, in :mod:`web.routes.agent`).
 
 Both carry the same event envelope. On connect the server subscribes first and then sends
 ``{"type": "ready"}``: every event committed after ``ready`` reaches the socket. A client that saw
@@ -18,24 +18,18 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import trio
-from quart import Quart, websocket
+from quart import websocket
 
 from engine import metrics
 from engine.broker import Subscription, Topic
 from engine.clock import iso
-from engine.errors import ActorUnavailable, EngineError
+from engine.conversation_actor import Outcome
+from engine.errors import EngineError
 from engine.events import Event
-from engine.routing import KIND as ROUTER
-from engine.routing import Nudge
-from engine.visitor import KIND as VISITOR
-from storage import queries
-from web import auth
-from web.deps import bearer, current_agent, load_widget, services
-from web.usecases import send_agent_message, send_visitor_message
-from web.wire import ApiError, MessageFrame, PingFrame, PresenceFrame, ResumeFrame, structure_frame
+from web.deps import services
+from web.wire import ApiError, PingFrame, structure_frame
 
 log = logging.getLogger("curbe.web.ws")
 
@@ -87,6 +81,18 @@ class EventStream:
                     return
             await self._emit(event)
 
+    async def ack(self, client_message_id: str | None, outcome: Outcome) -> None:
+        """Tell the sender its message is committed (after the commit, never before)."""
+        assert outcome.message is not None  # a PostMessage outcome always carries its message
+        frame = {"clientMessageId": client_message_id, "message": outcome.message.to_wire()}
+        await self.send_frame({"type": "ack", **frame})
+
+    async def resume_frame(self, conversation_id: str, after_seq: int) -> None:
+        """Answer a ``resume`` frame: the missed events, then ``resumed`` with the last seq."""
+        last = await self.resume(conversation_id, after_seq)
+        frame = {"conversationId": conversation_id, "lastSeq": last}
+        await self.send_frame({"type": "resumed", **frame})
+
     async def resume(self, conversation_id: str, after_seq: int) -> int:
         """Send every stored event after ``after_seq`` not yet sent on this socket.
 
@@ -133,7 +139,7 @@ class _Stop(Exception):
     pass
 
 
-async def _serve(
+async def serve_socket(
     topics: list[Topic],
     stream_factory: Callable[[], EventStream],
     handle: Callable[[EventStream, Any], Awaitable[None]],
@@ -172,147 +178,3 @@ async def _serve(
             pass
         finally:
             connections.dec()
-
-
-def register_sockets(app: Quart) -> None:
-
-    @app.websocket("/api/chat/widgets/<widget_id>/ws")
-    async def visitor_socket(widget_id: str) -> None:
-        s = services()
-        unavailable = False
-        try:
-            widget: dict[str, Any] | None = await load_widget(widget_id)
-        except ApiError:
-            widget = None
-        except ActorUnavailable:  # the widget's actor crashed or did not answer: try again
-            widget, unavailable = None, True
-        await websocket.accept()
-        if unavailable:
-            await websocket.close(CLOSE_TRY_AGAIN, "temporarily unavailable; reconnect")
-            return
-        if widget is None:
-            await websocket.close(CLOSE_NOT_FOUND, "unknown widget")
-            return
-        identity = s.signer.check(websocket.args.get("token") or bearer(websocket.headers))
-        if identity is None or identity.tenant_id != widget["tenant_id"]:
-            await websocket.close(CLOSE_UNAUTHENTICATED, "a valid visitor token is required")
-            return
-        tenant_id, visitor_id = widget["tenant_id"], identity.visitor_id
-
-        async def load(cid: str, after: int) -> tuple[int, list[Event]] | None:
-            return await s.db.run(queries.select_events_after, cid, after, tenant_id, visitor_id)
-
-        async def latest_id() -> str:
-            latest = await s.db.run(queries.select_latest_conversation, tenant_id, visitor_id)
-            if latest is None:
-                raise ApiError(404, "not_found", "this visitor has no conversation yet")
-            return latest.id
-
-        async def handle(stream: EventStream, frame: Any) -> None:
-            if isinstance(frame, ResumeFrame):
-                cid = frame.conversation_id or await latest_id()
-                last = await stream.resume(cid, frame.after_seq)
-                await stream.send_frame({"type": "resumed", "conversationId": cid, "lastSeq": last})
-            elif isinstance(frame, MessageFrame):
-                cid = frame.conversation_id or await latest_id()
-                outcome = await send_visitor_message(
-                    s,
-                    tenant_id,
-                    visitor_id,
-                    cid,
-                    frame.text,
-                    frame.client_message_id,
-                    frame.client_timestamp,
-                    name=None,
-                )
-                assert outcome.message is not None
-                await stream.send_frame(
-                    {
-                        "type": "ack",
-                        "clientMessageId": frame.client_message_id,
-                        "message": outcome.message.to_wire(),
-                    }
-                )
-            else:
-                raise ApiError(
-                    422, "unsupported_frame", "visitors can send message, resume and ping"
-                )
-
-        session = getattr(s.supervisor.actor(VISITOR, visitor_id), "session", None)
-        if session is not None and session.conversation_id is not None:
-            # a (re)connected widget in a queue hears its position again (positions are not
-            # stored); a hint: dropped if the router's mailbox is full (a pass is coming anyway)
-            s.supervisor.try_cast(ROUTER, tenant_id, Nudge(resend_to=visitor_id))
-        await _serve(
-            [("visitor", visitor_id), ("visitors", tenant_id)],
-            lambda: EventStream(websocket.send, load),
-            handle,
-            {"visitorId": visitor_id, "agentsOnline": s.presence.agents_online(tenant_id)},
-            side="visitor",
-        )
-
-    @app.websocket("/api/chat/inbox/ws")
-    async def inbox_socket() -> None:
-        s = services()
-        token = websocket.args.get("token") or bearer(websocket.headers)
-        by_cookie = token is None
-        if by_cookie:
-            token = websocket.cookies.get(auth.SESSION_COOKIE)
-        await websocket.accept()
-        try:
-            agent = await current_agent(token)
-        except ApiError:
-            await websocket.close(CLOSE_UNAUTHENTICATED, "sign in first")
-            return
-        origin = websocket.headers.get("Origin")
-        if by_cookie and origin and urlsplit(origin).netloc != websocket.headers.get("Host"):
-            # a cookie rides along wherever the browser goes: only our own pages may use it here
-            await websocket.close(CLOSE_FORBIDDEN, "cross-origin use of the session cookie")
-            return
-        tenant_id = agent["tenant_id"]
-        # ``presence=0``: a page that only watches (Settings) does not make the agent available
-        counts_as_online = websocket.args.get("presence", "1") != "0"
-
-        async def load(cid: str, after: int) -> tuple[int, list[Event]] | None:
-            return await s.db.run(queries.select_events_after, cid, after, tenant_id)
-
-        async def handle(stream: EventStream, frame: Any) -> None:
-            if isinstance(frame, ResumeFrame):
-                if frame.conversation_id is None:
-                    raise ApiError(
-                        422, "conversation_required", "the inbox resumes one conversation at a time"
-                    )
-                last = await stream.resume(frame.conversation_id, frame.after_seq)
-                await stream.send_frame(
-                    {"type": "resumed", "conversationId": frame.conversation_id, "lastSeq": last}
-                )
-            elif isinstance(frame, PresenceFrame):
-                s.presence.set_away(tenant_id, agent["id"], frame.status == "away")
-            elif isinstance(frame, MessageFrame):
-                if frame.conversation_id is None:
-                    raise ApiError(
-                        422, "conversation_required", "say which conversation the message is for"
-                    )
-                outcome = await send_agent_message(s, agent, frame.conversation_id, frame)
-                assert outcome.message is not None
-                await stream.send_frame(
-                    {
-                        "type": "ack",
-                        "clientMessageId": frame.client_message_id,
-                        "message": outcome.message.to_wire(),
-                    }
-                )
-
-        if counts_as_online:
-            s.presence.connect(tenant_id, agent["id"])
-        try:
-            await _serve(
-                [("tenant", tenant_id)],
-                lambda: EventStream(websocket.send, load),
-                handle,
-                {"agentId": agent["id"], "tenantId": tenant_id},
-                side="agent",
-            )
-        finally:
-            if counts_as_online:
-                s.presence.disconnect(tenant_id, agent["id"])

@@ -14,12 +14,39 @@ from engine.conversation import Contact, Conversation, Create, Kind, PostMessage
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
 from engine.visitor import KIND as VISITOR
-from engine.visitor import JoinedChat, LeftChat, Started
+from engine.visitor import JoinedChat, LeftChat, StartChat, Started
 from storage import queries
 from web import auth
 from web.deps import client_ip
 from web.presenters import conversation_wire, created
 from web.services import Services
+
+
+async def start_chat(
+    s: Services,
+    visitor_id: str,
+    tenant_id: str,
+    message: str,
+    client_message_id: str | None,
+    **more: Any,
+) -> Response:
+    """Start a live chat with the visitor: a command of the visitor's actor, which keeps one live
+    chat per visitor (409 ``conversation_active``; the same request again answers the same
+    conversation). ``more``: the visitor's own start (widget, contact, where from) or the
+    agent's (``opened_by``)."""
+    started = await s.supervisor.call(
+        VISITOR,
+        visitor_id,
+        StartChat(
+            tenant_id=tenant_id,
+            conversation_id=auth.new_id("conv"),
+            message_id=auth.new_id("msg"),
+            message=message,
+            client_message_id=client_message_id,
+            **more,
+        ),
+    )
+    return await started_response(s, started)
 
 
 async def started_response(s: Services, started: Started) -> Response:

@@ -22,17 +22,24 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
+from collections.abc import Awaitable, Callable
+from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from quart import Quart, Response, redirect, render_template, request
+from quart import Blueprint, Response, redirect, render_template, request
 
 from engine.clock import iso
+from storage import queries
 from web import auth
+from web.demo import DEMO_EMAIL, DEMO_PAGE
 from web.deps import current_agent, load_widget, services, tenant_widget_rows, valid_id
-from web.presenters import agent_wire
-from web.widgets import DEFAULT_DOCUMENT, widget_to_wire
+from web.presenters import agent_wire, html_page
+from web.widgets import DEFAULT_DOCUMENT, embed_code, widget_to_wire
 from web.wire import ApiError
+
+bp = Blueprint("pages", __name__)
 
 DEFAULT_NEXT = "/inbox"
 
@@ -120,15 +127,8 @@ def row_view(widget: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _page(html: str, status: int = 200, *, private: bool = True) -> Response:
-    response = Response(html, status=status, content_type="text/html; charset=utf-8")
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["X-Frame-Options"] = "DENY"
-    if private:
-        response.headers["Cache-Control"] = "no-store"
-    return response
+def _page(html: str, status: int = 200) -> Response:
+    return html_page(html, CSP, status)
 
 
 async def signed_in_agent() -> dict[str, Any] | None:
@@ -151,108 +151,132 @@ def to_login() -> Response:
     return redirect("/login?next=" + quote(target, safe="/"))  # type: ignore[return-value]
 
 
-def register_pages(app: Quart) -> None:
-    """Add the server-rendered pages (and their 404 page) to ``app``."""
+Page = Callable[..., Awaitable[Response]]
 
-    def now_iso() -> str:
 
-        return iso(services().clock.now()) or ""
+def signed_in(page: Page) -> Page:
+    """The page gets the signed-in agent as its first argument; nobody signed in: to /login."""
 
-    async def not_found(agent: dict[str, Any] | None, what: str) -> Response:
-        html = await render_template(
-            "not_found.html", agent=agent, what=what, server_time=now_iso(), section="widgets"
-        )
-        return _page(html, 404)
-
-    @app.get("/login")
-    async def login_page() -> Response:
-        target = safe_next(request.args.get("next"))
-        if await signed_in_agent() is not None:
-            return redirect(target)  # type: ignore[return-value]
-        html = await render_template(
-            "login.html", agent=None, next=target, server_time=now_iso(), section=None
-        )
-        return _page(html)
-
-    @app.get("/inbox")
-    async def inbox_page() -> Response:
-
+    @functools.wraps(page)
+    async def guarded(*args: Any, **kwargs: Any) -> Response:
         agent = await signed_in_agent()
         if agent is None:
             return to_login()
-        s = services()
-        html = await render_template(
-            "inbox.html",
-            agent=agent,
-            me=agent_wire(agent),
-            presence=s.presence.status(agent["tenant_id"], agent["id"]),
-            visitor_expiry_seconds=int(s.settings.visitor_expiry_seconds),
-            server_time=now_iso(),
-            section="inbox",
-        )
-        return _page(html)
+        return await page(agent, *args, **kwargs)
 
-    @app.get("/settings")
-    async def settings_page() -> Response:
-        return redirect("/settings/widgets")  # type: ignore[return-value]
+    return guarded
 
-    @app.get("/settings/widgets")
-    async def widgets_page() -> Response:
 
-        agent = await signed_in_agent()
-        if agent is None:
-            return to_login()
-        s = services()
+def now_iso() -> str:
 
-        rows = await tenant_widget_rows(agent["tenant_id"])
-        now = s.clock.now()
-        widgets = [widget_to_wire(r, now, s.settings.base_url) for r in rows]
-        html = await render_template(
-            "widgets.html",
-            agent=agent,
-            widgets=widgets,
-            rows=[row_view(w) for w in widgets],
-            server_time=iso(now),
-            section="widgets",
-        )
-        return _page(html)
+    return iso(services().clock.now()) or ""
 
-    @app.get("/settings/widgets/new")
-    async def new_widget_page() -> Response:
-        agent = await signed_in_agent()
-        if agent is None:
-            return to_login()
-        return await _editor(agent, None)
 
-    # ``widget_ref``, not ``widget_id``: the app's id check would answer a JSON 404, and a page
-    # wants an HTML one.
-    @app.get("/settings/widgets/<widget_ref>")
-    async def edit_widget_page(widget_ref: str) -> Response:
+async def not_found(agent: dict[str, Any] | None, what: str) -> Response:
+    html = await render_template(
+        "not_found.html", agent=agent, what=what, server_time=now_iso(), section="widgets"
+    )
+    return _page(html, 404)
 
-        agent = await signed_in_agent()
-        if agent is None:
-            return to_login()
-        if not valid_id(widget_ref):
+
+@bp.get("/login")
+async def login_page() -> Response:
+    target = safe_next(request.args.get("next"))
+    if await signed_in_agent() is not None:
+        return redirect(target)  # type: ignore[return-value]
+    html = await render_template(
+        "login.html", agent=None, next=target, server_time=now_iso(), section=None
+    )
+    return _page(html)
+
+
+@bp.get("/inbox")
+@signed_in
+async def inbox_page(agent: dict[str, Any]) -> Response:
+    s = services()
+    html = await render_template(
+        "inbox.html",
+        agent=agent,
+        me=agent_wire(agent),
+        presence=s.presence.status(agent["tenant_id"], agent["id"]),
+        visitor_expiry_seconds=int(s.settings.visitor_expiry_seconds),
+        server_time=now_iso(),
+        section="inbox",
+    )
+    return _page(html)
+
+
+@bp.get("/settings")
+async def settings_page() -> Response:
+    return redirect("/settings/widgets")  # type: ignore[return-value]
+
+
+@bp.get("/settings/widgets")
+@signed_in
+async def widgets_page(agent: dict[str, Any]) -> Response:
+    s = services()
+
+    rows = await tenant_widget_rows(agent["tenant_id"])
+    now = s.clock.now()
+    widgets = [widget_to_wire(r, now, s.settings.base_url) for r in rows]
+    html = await render_template(
+        "widgets.html",
+        agent=agent,
+        widgets=widgets,
+        rows=[row_view(w) for w in widgets],
+        server_time=iso(now),
+        section="widgets",
+    )
+    return _page(html)
+
+
+@bp.get("/settings/widgets/new")
+@signed_in
+async def new_widget_page(agent: dict[str, Any]) -> Response:
+    return await _editor(agent, None)
+
+
+# ``widget_ref``, not ``widget_id``: the app's id check would answer a JSON 404, and a page
+# wants an HTML one.
+@bp.get("/settings/widgets/<widget_ref>")
+@signed_in
+async def edit_widget_page(agent: dict[str, Any], widget_ref: str) -> Response:
+    if not valid_id(widget_ref):
+        return await not_found(agent, "widget")
+    try:  # another tenant's widget is a 404 like an unknown one
+        row = await load_widget(widget_ref, agent["tenant_id"])
+    except ApiError as exc:
+        if exc.status == 404:
             return await not_found(agent, "widget")
-        try:  # another tenant's widget is a 404 like an unknown one
-            row = await load_widget(widget_ref, agent["tenant_id"])
-        except ApiError as exc:
-            if exc.status == 404:
-                return await not_found(agent, "widget")
-            raise
-        s = services()
-        return await _editor(agent, widget_to_wire(row, s.clock.now(), s.settings.base_url))
+        raise
+    s = services()
+    return await _editor(agent, widget_to_wire(row, s.clock.now(), s.settings.base_url))
 
-    async def _editor(agent: dict[str, Any], widget: dict[str, Any] | None) -> Response:
-        form = merged(blank_widget(), widget)
-        html = await render_template(
-            "widget_editor.html",
-            agent=agent,
-            widget=form,
-            is_new=widget is None,
-            row=row_view(form),
-            created=request.args.get("created") == "1",
-            server_time=now_iso(),
-            section="widgets",
-        )
-        return _page(html)
+
+async def _editor(agent: dict[str, Any], widget: dict[str, Any] | None) -> Response:
+    form = merged(blank_widget(), widget)
+    html = await render_template(
+        "widget_editor.html",
+        agent=agent,
+        widget=form,
+        is_new=widget is None,
+        row=row_view(form),
+        created=request.args.get("created") == "1",
+        server_time=now_iso(),
+        section="widgets",
+    )
+    return _page(html)
+
+
+@bp.get("/demo")
+async def demo_site() -> Response:
+    """A customer's page with the demo widget's snippet (only with ``serve --demo``)."""
+    s = services()
+    agent = await s.db.run(queries.select_agent_by_email, DEMO_EMAIL) if s.settings.demo else None
+    widgets = await s.db.run(queries.select_widgets, agent["tenant_id"]) if agent else []
+    if not widgets:
+        raise ApiError(404, "not_found", "the demo site exists with `curbe-chat serve --demo`")
+    w = widgets[0]
+    snippet = embed_code(s.settings.base_url, w["id"], w["tenant_id"])
+    page = DEMO_PAGE.replace("{{snippet}}", snippet).replace("{{snippet_text}}", escape(snippet))
+    return Response(page, content_type="text/html; charset=utf-8")

@@ -19,16 +19,9 @@
     return Date.now() + serverOffsetMs;
   }
 
-  /** fetch() with the page conventions: same-origin credentials, JSON, the CSRF header on writes.
-   * Resolves to {ok, status, data}; a network failure resolves to {ok: false, status: 0}. */
-  function api(method, url, body) {
-    var headers = { Accept: "application/json" };
-    var options = { method: method, credentials: "same-origin", headers: headers };
-    if (method !== "GET" && method !== "HEAD") {
-      headers["Content-Type"] = "application/json";
-      headers["X-Curbe-CSRF"] = "1";
-      if (body !== undefined) options.body = JSON.stringify(body);
-    }
+  /** fetch(url, options) read as JSON. Resolves to {ok, status, data}; a network failure
+   * resolves to {ok: false, status: 0, data: null}. */
+  function request(url, options) {
     return fetch(url, options).then(
       function (response) {
         return response.text().then(function (text) {
@@ -45,6 +38,19 @@
         return { ok: false, status: 0, data: null };
       }
     );
+  }
+
+  /** request() with the page conventions: same-origin credentials, JSON, the CSRF header on
+   * writes. */
+  function api(method, url, body) {
+    var headers = { Accept: "application/json" };
+    var options = { method: method, credentials: "same-origin", headers: headers };
+    if (method !== "GET" && method !== "HEAD") {
+      headers["Content-Type"] = "application/json";
+      headers["X-Curbe-CSRF"] = "1";
+      if (body !== undefined) options.body = JSON.stringify(body);
+    }
+    return request(url, options);
   }
 
   /** The human message of an API error answer. */
@@ -322,6 +328,7 @@
 
   window.CurbePage = {
     api: api,
+    request: request,
     errorMessage: errorMessage,
     toLogin: toLogin,
     setServerTime: setServerTime,

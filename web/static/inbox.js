@@ -440,6 +440,43 @@
     return "waited " + P.duration((P.serverNow() - t) / 1000);
   }
 
+  function idOf(c) {
+    return c.id;
+  }
+
+  function visitorIdOf(v) {
+    return v.visitorId;
+  }
+
+  /** Make `list` show `items` in this order, reusing each item's <li> (looked up in `els` by
+   * key) and rebuilding it only when its signature changed. Returns the set of keys shown. */
+  function reconcile(list, els, items, keyOf, sigOf, build) {
+    var keep = new Set();
+    items.forEach(function (item, position) {
+      var key = keyOf(item);
+      keep.add(key);
+      var entry = els.get(key);
+      var sig = sigOf(item);
+      if (!entry) {
+        entry = { li: document.createElement("li"), sig: null };
+        els.set(key, entry);
+      }
+      if (entry.sig !== sig) {
+        build(item, entry.li);
+        entry.sig = sig;
+      }
+      var at = list.children[position];
+      if (at !== entry.li) list.insertBefore(entry.li, at || null);
+    });
+    els.forEach(function (entry, key) {
+      if (!keep.has(key)) {
+        entry.li.remove();
+        els.delete(key);
+      }
+    });
+    return keep;
+  }
+
   function renderList() {
     if (view === "visitors") {
       convList.hidden = true;
@@ -454,7 +491,6 @@
     });
     rows.sort(byRecent);
     rows = rows.slice(0, 200);
-    var keep = new Set();
     var focusedAction = null;
     var focusedId = null;
     var active = document.activeElement;
@@ -463,29 +499,7 @@
       focusedId = holder && holder.getAttribute("data-conversation-id");
       focusedAction = active.getAttribute("data-action");
     }
-    var position = 0;
-    rows.forEach(function (c) {
-      keep.add(c.id);
-      var entry = rowEls.get(c.id);
-      var sig = rowSig(c);
-      if (!entry) {
-        entry = { li: document.createElement("li"), sig: null };
-        rowEls.set(c.id, entry);
-      }
-      if (entry.sig !== sig) {
-        buildRow(c, entry.li);
-        entry.sig = sig;
-      }
-      var at = convList.children[position];
-      if (at !== entry.li) convList.insertBefore(entry.li, at || null);
-      position += 1;
-    });
-    rowEls.forEach(function (entry, id) {
-      if (!keep.has(id)) {
-        entry.li.remove();
-        rowEls.delete(id);
-      }
-    });
+    var keep = reconcile(convList, rowEls, rows, idOf, rowSig, buildRow);
     if (focusedId && keep.has(focusedId) && focusedAction) {
       var again = rowEls.get(focusedId).li.querySelector('[data-action="' + focusedAction + '"]');
       if (again && document.activeElement !== again) again.focus();
@@ -638,30 +652,7 @@
       var d = ts(a.firstSeenAt) - ts(b.firstSeenAt);
       return d || (a.visitorId < b.visitorId ? -1 : 1);
     });
-    var keep = new Set();
-    var position = 0;
-    rows.forEach(function (v) {
-      keep.add(v.visitorId);
-      var entry = visitorEls.get(v.visitorId);
-      var sig = visitorSig(v);
-      if (!entry) {
-        entry = { li: document.createElement("li"), sig: null };
-        visitorEls.set(v.visitorId, entry);
-      }
-      if (entry.sig !== sig) {
-        buildVisitor(v, entry.li);
-        entry.sig = sig;
-      }
-      var at = visitorList.children[position];
-      if (at !== entry.li) visitorList.insertBefore(entry.li, at || null);
-      position += 1;
-    });
-    visitorEls.forEach(function (entry, id) {
-      if (!keep.has(id)) {
-        entry.li.remove();
-        visitorEls.delete(id);
-      }
-    });
+    reconcile(visitorList, visitorEls, rows, visitorIdOf, visitorSig, buildVisitor);
     showEmpty(rows.length === 0 && visitorsLoaded);
     listLoading.hidden = visitorsLoaded || rows.length > 0;
   }

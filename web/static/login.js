@@ -4,8 +4,8 @@
   "use strict";
   var P = window.CurbePage;
   var form = document.getElementById("login-form");
-  var email = document.getElementById("login-email");
-  var password = document.getElementById("login-password");
+  var email = form.elements.email;
+  var password = form.elements.password;
   var error = document.getElementById("login-error");
   var submit = document.getElementById("login-submit");
 

@@ -86,27 +86,12 @@
 
   /** GET with the operator token. Resolves to {ok, status, data}; a network failure is status 0. */
   function get(url) {
-    return fetch(url, {
+    return P.request(url, {
       method: "GET",
       credentials: "omit",
       cache: "no-store",
       headers: { Accept: "application/json", Authorization: "Bearer " + state.token },
-    }).then(
-      function (response) {
-        return response.text().then(function (text) {
-          var data = null;
-          try {
-            data = text ? JSON.parse(text) : null;
-          } catch (e) {
-            data = null;
-          }
-          return { ok: response.ok, status: response.status, data: data };
-        });
-      },
-      function () {
-        return { ok: false, status: 0, data: null };
-      }
-    );
+    });
   }
 
   function listUrl() {

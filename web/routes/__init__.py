@@ -1,0 +1,13 @@
+"""Routes as Blueprints, one module per audience: ``visitor`` (the embedded widget), ``agent`` (the
+inbox's API and socket), ``widgets`` (Settings › Chat widgets API), ``pages`` (server-rendered HTML),
+``ops`` (health, metrics, actors, the OpenAPI document). A route authenticates (:mod:`web.deps`),
+converts at the edge (:mod:`web.wire`), calls one use case or actor, answers a presenter's shape.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+from web.routes import agent, ops, pages, visitor, widgets
+
+BLUEPRINTS: tuple[Blueprint, ...] = (visitor.bp, agent.bp, widgets.bp, pages.bp, ops.bp)

@@ -1,0 +1,155 @@
+"""Operators: ``/healthz``, ``/metrics``, ``/api/ops/actors`` (the actor introspection endpoint),
+the ``/ops`` page that shows it, and the OpenAPI document of every endpoint.
+
+``/ops`` holds no data when served: ``ops.js`` asks for the operator token (``CURBE_OPS_TOKEN``),
+keeps it in ``sessionStorage`` (this tab only) and polls ``GET /api/ops/actors?kind=&tenant=`` with
+``Authorization: Bearer <token>`` every 2 s, plus ``GET /api/ops/actors/{kind}/{id}`` for the actor
+in the detail view. The token never travels in a URL or a cookie, so the page needs no sign-in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from quart import Blueprint, Response, jsonify, render_template, request
+
+from engine import metrics
+from engine.clock import iso
+from engine.conversation_actor import KIND as CONVERSATION
+from engine.routing import KIND as ROUTER
+from engine.visitor import KIND as VISITOR
+from engine.widget import KIND as WIDGET
+from storage import queries
+from web.deps import error, has_ops_token, require_ops, services
+from web.openapi import build_openapi
+from web.presenters import html_page
+from web.services import Services
+from web.wire import ApiError
+
+bp = Blueprint("ops", __name__)
+
+# scripts and styles from this origin only (no inline script or style at all), no frames
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+# Every kind the supervisor runs; the page's filter offers these (and any other kind it sees).
+KINDS = ("conversation", "visitor_session", "widget", "router", "service")
+
+
+@bp.get("/healthz")
+async def healthz() -> Response:
+    s = services()
+    try:
+        with trio.fail_after(2):
+            await s.db.run(queries.select_tenant, "__healthz__")
+    except Exception:
+        return error(503, "database_unavailable", "the database does not answer")
+    # actors and services given up past their restart intensity: the server still serves (200),
+    # but an operator should look (docs/operations.md). Ids and error texts only with the
+    # operator token: this endpoint is public.
+    detail = has_ops_token()
+    escalated = [e.to_wire(detail=detail) for e in s.supervisor.escalations()]
+    return jsonify(
+        {
+            "status": "degraded" if escalated else "ok",
+            "actors": s.supervisor.count(),
+            "escalated": escalated,
+        }
+    )
+
+
+@bp.get("/api/openapi.json")
+async def openapi_document() -> Response:
+    """The OpenAPI 3.1 document of every HTTP endpoint (web/openapi.py)."""
+    response = jsonify(build_openapi(services().settings.base_url))
+    response.headers["Access-Control-Allow-Origin"] = "*"  # public: any docs viewer may read it
+    return response
+
+
+@bp.get("/metrics")
+async def prometheus_metrics() -> Response:
+    """Prometheus text format: counters, latency histograms, live actors and sockets."""
+    s = services()
+    for kind in (CONVERSATION, VISITOR, WIDGET, ROUTER):
+        metrics.ACTORS.labels(kind).set(s.supervisor.count(kind))
+    metrics.ACTORS_ESCALATED.set(len(s.supervisor.escalations()))
+    return Response(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/api/ops/actors")
+async def ops_actors() -> Response:
+    require_ops()
+    s = services()
+    kind = request.args.get("kind") or None  # an empty filter is no filter
+    tenant = request.args.get("tenant") or None
+    actors = []
+    for stat in s.supervisor.statistics(kind):
+        wire = stat.to_wire(_audience(s, stat))
+        if tenant and wire.get("tenantId") != tenant:
+            continue
+        wire.pop("recentEvents", None)
+        actors.append(wire)
+    return jsonify(
+        {
+            "actors": actors,
+            "broker": _broker_stats(s),
+            "escalated": [e.to_wire() for e in s.supervisor.escalations()],
+        }
+    )
+
+
+@bp.get("/api/ops/actors/<kind>/<actor_id>")
+async def ops_actor(kind: str, actor_id: str) -> Response:
+    require_ops()
+    s = services()
+    for stat in s.supervisor.statistics(kind):
+        if stat.id == actor_id:
+            return jsonify(stat.to_wire(_audience(s, stat)))
+    raise ApiError(404, "not_found", f"no live {kind} actor {actor_id}")
+
+
+@bp.get("/ops")
+async def ops_page() -> Response:
+    html = await render_template(
+        "ops.html", kinds=KINDS, server_time=iso(services().clock.now()) or ""
+    )
+    return html_page(html, CSP)
+
+
+def _audience(s: Services, stat: Any) -> int:
+    """The sockets that hear an actor's events: its own topic, its visitor's, its tenant's."""
+    info = stat.detail
+    topics: list[tuple[str, str]] = []
+    if stat.kind == CONVERSATION:
+        topics.append(("conversation", stat.id))
+        if info.get("visitorId"):
+            topics.append(("visitor", info["visitorId"]))
+    elif stat.kind == VISITOR:
+        topics.append(("visitor", stat.id))
+    if info.get("tenantId"):
+        topics.append(("tenant", info["tenantId"]))
+    return s.broker.audience(*topics)
+
+
+def _broker_stats(s: Services) -> dict[str, Any]:
+    st = s.broker.statistics()
+    return {
+        "subscribers": st.subscribers,
+        "published": st.published,
+        "delivered": st.delivered,
+        "droppedSubscribers": st.dropped_subscribers,
+    }

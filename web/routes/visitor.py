@@ -1,0 +1,293 @@
+"""The embedded widget's endpoints (``/api/chat/widgets/{id}/…``, CORS for any allowed origin), its
+socket, and ``/widget.js`` (the loader a site pastes).
+
+A visitor proves who it is with the visitor token a heartbeat issues (``Authorization: Bearer``);
+a token of another tenant's site is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+from quart import Blueprint, Response, jsonify, request, websocket
+
+from engine import metrics
+from engine.clock import iso
+from engine.errors import ActorUnavailable
+from engine.events import Event
+from engine.routing import KIND as ROUTER
+from engine.routing import Nudge
+from engine.visitor import KIND as VISITOR
+from engine.visitor import Heartbeat
+from engine.widget import KIND as WIDGET
+from engine.widget import Ping, Refuse
+from storage import queries
+from web import auth
+from web.deps import (
+    VISITOR_PREFIX,
+    bearer,
+    body,
+    client_ip,
+    load_widget,
+    require_visitor,
+    services,
+)
+from web.presenters import conversation_wire, created
+from web.streams import (
+    CLOSE_NOT_FOUND,
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNAUTHENTICATED,
+    EventStream,
+    serve_socket,
+)
+from web.usecases import leave_offline_message, send_visitor_message, start_chat
+from web.widgets import domain_allowed, normalize_domain, widget_config
+from web.wire import (
+    ApiError,
+    HeartbeatBody,
+    MessageBody,
+    MessageFrame,
+    OfflineMessageBody,
+    ResumeFrame,
+    StartChatBody,
+)
+
+bp = Blueprint("visitor", __name__)
+log = logging.getLogger("curbe.web")
+
+WIDGET_JS = Path(__file__).resolve().parent.parent.parent / "widget" / "widget.js"
+
+
+@functools.cache
+def _widget_js() -> bytes:
+    """The loader's bytes, read once per process."""
+    return WIDGET_JS.read_bytes()
+
+
+@bp.get("/widget.js")
+async def widget_js() -> Response:
+    response = Response(_widget_js(), content_type="application/javascript; charset=utf-8")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.get(VISITOR_PREFIX + "<widget_id>/config")
+async def visitor_widget_config(widget_id: str) -> Response:
+    s = services()
+    widget = await load_widget(widget_id)
+    return jsonify(
+        widget_config(widget, s.clock.now(), s.presence.agents_online(widget["tenant_id"]))
+    )
+
+
+@bp.post(VISITOR_PREFIX + "<widget_id>/heartbeat")
+async def heartbeat(widget_id: str) -> Response:
+    s = services()
+    widget = await load_widget(widget_id)
+    hb = await body(HeartbeatBody)
+    now = s.clock.now()
+    if hb.tenant_id is not None and hb.tenant_id != widget["tenant_id"]:
+        raise ApiError(422, "tenant_mismatch", "tenantId does not match this widget's tenant")
+    targeting = list(widget["domains"] or [])
+    origin = request.headers.get("Origin")
+    try:
+        origin_host = normalize_domain(origin) if origin and origin != "null" else None
+        body_host = normalize_domain(hb.current_domain)
+        url_host = normalize_domain(hb.current_url)
+    except ValueError:
+        raise ApiError(
+            422, "invalid_body", "currentUrl, currentDomain or Origin is not a valid URL or host"
+        ) from None
+    for host in (origin_host, body_host, url_host):
+        if host is not None and not domain_allowed(host, targeting):
+            await s.supervisor.call(WIDGET, widget_id, Refuse(host))
+            metrics.HEARTBEATS.labels("refused").inc()
+            log.warning(
+                "heartbeat refused: outside Targeting",
+                extra={"tenant_id": widget["tenant_id"], "widget_id": widget_id, "domain": host},
+            )
+            raise ApiError(
+                403,
+                "domain_not_allowed",
+                f"{host} is not in this widget's Targeting; the widget is not served there",
+                widgetStatus="MISCONFIGURED",
+            )
+    identity = s.signer.check(bearer(request.headers) or hb.visitor_token)
+    if (
+        identity is not None
+        and identity.tenant_id == widget["tenant_id"]
+        and (hb.visitor_id is None or hb.visitor_id == identity.visitor_id)
+    ):
+        visitor_id = identity.visitor_id
+    else:  # no proof of who this is: a new visitor (a bare visitorId proves nothing)
+        visitor_id = auth.new_id("vis")
+    location = None
+    if hb.time_zone:
+        language = f", {hb.language}" if hb.language else ""
+        location = f"{hb.time_zone}{language} (from the browser)"
+    await s.supervisor.call(WIDGET, widget_id, Ping(origin_host or body_host, hb.current_url))
+    metrics.HEARTBEATS.labels("accepted").inc()
+    session = await s.supervisor.call(
+        VISITOR,
+        visitor_id,
+        Heartbeat(
+            tenant_id=widget["tenant_id"],
+            widget_id=widget_id,
+            current_url=hb.current_url,
+            current_domain=origin_host or body_host,
+            page_title=hb.page_title,
+            referrer=hb.referrer,
+            ip=client_ip(),
+            user_agent=request.headers.get("User-Agent"),
+            location=location,
+        ),
+    )
+    return jsonify(
+        {
+            "widgetStatus": "ACTIVE",
+            "visitorId": visitor_id,
+            "visitorToken": s.signer.issue(visitor_id, widget["tenant_id"]),
+            "serverTime": iso(now),
+            "conversationId": session.conversation_id,
+            "agentsOnline": s.presence.agents_online(widget["tenant_id"]),
+        }
+    )
+
+
+@bp.post(VISITOR_PREFIX + "<widget_id>/conversations")
+async def visitor_start_chat(widget_id: str) -> Response:
+    """The visitor starts a live chat: a command of its visitor-session actor, which keeps one
+    live chat per visitor (409 ``conversation_active``; the same request again answers the same
+    conversation)."""
+    widget = await load_widget(widget_id)
+    visitor = require_visitor(widget)
+    start = await body(StartChatBody)
+    return await start_chat(
+        services(),
+        visitor.visitor_id,
+        widget["tenant_id"],
+        start.message,
+        start.client_message_id,
+        widget_id=widget_id,
+        wait_timeout_seconds=widget["wait_timeout_seconds"],
+        name=start.name,
+        email=start.email,
+        phone=start.phone,
+        ip=client_ip(),
+        user_agent=request.headers.get("User-Agent"),
+    )
+
+
+@bp.get(VISITOR_PREFIX + "<widget_id>/conversation")
+async def visitor_conversation(widget_id: str) -> Response:
+    widget = await load_widget(widget_id)
+    visitor = require_visitor(widget)
+    thread = await services().db.run(
+        queries.select_visitor_thread, widget["tenant_id"], visitor.visitor_id
+    )
+    if thread is None:
+        raise ApiError(404, "not_found", "this visitor has no conversation yet")
+    latest, messages, assigned_seq = thread
+    wire = conversation_wire(latest, messages)
+    wire["assignedSeq"] = assigned_seq  # where "{agent} joined the chat" goes in the thread
+    return jsonify(wire)
+
+
+@bp.post(VISITOR_PREFIX + "<widget_id>/conversations/<conversation_id>/messages")
+async def visitor_message(widget_id: str, conversation_id: str) -> Response:
+    widget = await load_widget(widget_id)
+    visitor = require_visitor(widget)
+    msg = await body(MessageBody)
+    outcome = await send_visitor_message(
+        services(),
+        widget["tenant_id"],
+        visitor.visitor_id,
+        conversation_id,
+        msg.text,
+        msg.client_message_id,
+        msg.client_timestamp,
+        name=None,
+    )
+    assert outcome.message is not None  # a PostMessage outcome always carries its message
+    return created(outcome.message.to_wire())
+
+
+@bp.post(VISITOR_PREFIX + "<widget_id>/offline-messages")
+async def offline_message(widget_id: str) -> Response:
+    s = services()
+    widget = await load_widget(widget_id)
+    identity = s.signer.check(bearer(request.headers))
+    if identity is not None and identity.tenant_id != widget["tenant_id"]:
+        identity = None
+    offline = await body(OfflineMessageBody)
+    visitor_id = identity.visitor_id if identity else auth.new_id("vis")
+    return await leave_offline_message(s, widget, visitor_id, offline)
+
+
+@bp.websocket(VISITOR_PREFIX + "<widget_id>/ws")
+async def visitor_socket(widget_id: str) -> None:
+    s = services()
+    unavailable = False
+    try:
+        widget: dict[str, Any] | None = await load_widget(widget_id)
+    except ApiError:
+        widget = None
+    except ActorUnavailable:  # the widget's actor crashed or did not answer: try again
+        widget, unavailable = None, True
+    await websocket.accept()
+    if unavailable:
+        await websocket.close(CLOSE_TRY_AGAIN, "temporarily unavailable; reconnect")
+        return
+    if widget is None:
+        await websocket.close(CLOSE_NOT_FOUND, "unknown widget")
+        return
+    identity = s.signer.check(websocket.args.get("token") or bearer(websocket.headers))
+    if identity is None or identity.tenant_id != widget["tenant_id"]:
+        await websocket.close(CLOSE_UNAUTHENTICATED, "a valid visitor token is required")
+        return
+    tenant_id, visitor_id = widget["tenant_id"], identity.visitor_id
+
+    async def load(cid: str, after: int) -> tuple[int, list[Event]] | None:
+        return await s.db.run(queries.select_events_after, cid, after, tenant_id, visitor_id)
+
+    async def latest_id() -> str:
+        latest = await s.db.run(queries.select_latest_conversation, tenant_id, visitor_id)
+        if latest is None:
+            raise ApiError(404, "not_found", "this visitor has no conversation yet")
+        return latest.id
+
+    async def handle(stream: EventStream, frame: Any) -> None:
+        if isinstance(frame, ResumeFrame):
+            await stream.resume_frame(frame.conversation_id or await latest_id(), frame.after_seq)
+        elif isinstance(frame, MessageFrame):
+            outcome = await send_visitor_message(
+                s,
+                tenant_id,
+                visitor_id,
+                frame.conversation_id or await latest_id(),
+                frame.text,
+                frame.client_message_id,
+                frame.client_timestamp,
+                name=None,
+            )
+            await stream.ack(frame.client_message_id, outcome)
+        else:
+            raise ApiError(422, "unsupported_frame", "visitors can send message, resume and ping")
+
+    session = getattr(s.supervisor.actor(VISITOR, visitor_id), "session", None)
+    if session is not None and session.conversation_id is not None:
+        # a (re)connected widget in a queue hears its position again (positions are not stored);
+        # a hint: dropped if the router's mailbox is full (a pass is coming anyway)
+        s.supervisor.try_cast(ROUTER, tenant_id, Nudge(resend_to=visitor_id))
+    await serve_socket(
+        [("visitor", visitor_id), ("visitors", tenant_id)],
+        lambda: EventStream(websocket.send, load),
+        handle,
+        {"visitorId": visitor_id, "agentsOnline": s.presence.agents_online(tenant_id)},
+        side="visitor",
+    )
