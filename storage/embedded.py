@@ -1,47 +1,35 @@
 """Embedded PostgreSQL server for development and tests.
 
-Curbe Chat talks to PostgreSQL through asyncpg. When no ``DATABASE_URL`` is
-configured (``make serve``, the test suite) we run a private PostgreSQL 16
-server from the binaries bundled in the ``pgserver`` wheel, so that nobody has
+When no ``DATABASE_URL`` is configured (``make serve``, the test suite), Curbe Chat runs a
+private PostgreSQL 16 from the binaries bundled in the ``pgserver`` wheel, so that nobody has
 to install or configure a database to try the project.
 
-Only pgserver's *binaries* are used. Its Python API shares one server between
-processes and only stops it from an ``atexit`` hook, when the last process
-using it exits. We want a server whose lifetime is owned by exactly one
-:class:`EmbeddedPostgres` handle instead, so this module runs ``initdb`` and
-``postgres`` itself:
+``initdb`` creates the data directory (an existing one is reused with its data); ``pg_ctl -w
+start`` launches the server detached in its own session (a Ctrl-C in the terminal reaches only
+our process) and waits until it accepts connections; ``pg_ctl -w stop`` shuts it down
+("fast", then "immediate"). The server listens on a Unix-domain socket only (no TCP port, so
+no clashes), with ``trust`` authentication for the ``postgres`` role; the socket is in the
+data directory, or in a directory chosen by pgserver when that path is too long for a socket
+address. The data directory's path must not contain ``"$`\\,`` (pg_ctl passes it through the
+shell; libpq splits hosts on commas). PostgreSQL refuses to run as root: as root, it runs as
+the no-login system user ``pgserver`` (created if needed), which gets the data directory and
+the "search" permission (``o+x``) on the directories above it.
 
-* The data directory is created (and initialised with ``initdb``) if needed;
-  an existing one is reused, keeping its data.
-* ``postgres`` runs as a direct child process in its own session (so a
-  Ctrl-C in the terminal reaches only our process, which then shuts the
-  database down in order). Being its parent, we can ``wait()`` for it, which
-  also works in containers whose PID 1 never reaps orphans.
-* The server listens on a Unix-domain socket only (no TCP port, so no port
-  clashes) with ``trust`` authentication for the ``postgres`` role. The
-  socket lives in the data directory, or in a short private directory under
-  ``/tmp`` when the data directory's path is too long for a socket address.
-* :meth:`EmbeddedPostgres.stop` performs a "fast" shutdown and waits until the
-  postmaster has exited; it is also registered with :mod:`atexit`.
-* The process that started the server is its *owner*. It is recorded in
-  ``curbe-owner.json`` in the data directory (pid, process start time, socket
-  directory, URL), removed again by :meth:`~EmbeddedPostgres.stop`. While the
-  owner lives, other processes never stop the server: ``curbe-chat serve``
-  owns the server, and admin commands run at the same time in another
-  terminal *attach* to it (:func:`attach_or_start_embedded_postgres`), while
-  :func:`start_embedded_postgres` refuses to start. Only an orphaned server,
-  whose owner died without stopping it (``kill -9``), is shut down and
+pgserver's Python API (one server shared between processes, stopped when the last one exits)
+is not used. Here the process that started a server is its *owner*, named with its pid and
+start time (so that a reused pid does not count) by the ``curbe.owner`` setting on the
+server's command line (``SHOW curbe.owner``):
+
+* :meth:`EmbeddedPostgres.stop` (also an :mod:`atexit` hook) stops the server of its owner.
+* While the owner lives, no other process stops its server: ``curbe-chat serve`` owns it and
+  admin commands run meanwhile *attach* to it (:func:`attach_or_start_embedded_postgres`),
+  whereas :func:`start_embedded_postgres` refuses to start.
+* An orphaned server, whose owner died without stopping it (``kill -9``), is stopped and
   replaced by the next start on the same data directory.
-* Starting, attaching and stopping are serialised between processes by an
-  exclusive ``flock`` on the data directory itself, so a process never sees
-  a server that another one is still starting or stopping.
-* PostgreSQL refuses to run as root. When we are root a system user
-  ``pgserver`` (the same one the pgserver library uses) is created if needed;
-  the data directory is chowned to it, and the directories above the data
-  directory get the "search" (``o+x``) permission so that user can reach it.
+* Starting, attaching and stopping are serialised between processes by an exclusive ``flock``
+  on the data directory, so nobody sees a server that is still starting or stopping.
 
-The API is synchronous: it is meant to be called before the Trio event loop
-starts (or from a worker thread).
+The API is synchronous: call it before the Trio event loop starts (or from a worker thread).
 
 Example:
     >>> with embedded_postgres(".curbe-data") as pg:  # doctest: +SKIP
@@ -55,26 +43,32 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
-import importlib.util
-import json
 import logging
+import math
 import os
 import pathlib
+import pwd
+import shlex
 import shutil
-import signal
 import stat
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.parse
+import warnings
 from collections.abc import Iterator
 
 import attrs
 import psutil
 
+with warnings.catch_warnings():
+    # platformdirs warns while pgserver is imported when XDG_RUNTIME_DIR is unset (containers).
+    warnings.simplefilter("ignore")
+    from pgserver._commands import POSTGRES_BIN_PATH
+    from pgserver.postgres_server import PostgresServer
+    from pgserver.utils import find_suitable_socket_dir
+
 __all__ = [
-    "OWNER_FILE",
     "EmbeddedPostgres",
     "EmbeddedPostgresError",
     "attach_or_start_embedded_postgres",
@@ -85,7 +79,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-#: System account used to run PostgreSQL when we are root (shared with pgserver).
+#: System account used to run PostgreSQL when we are root (the one pgserver uses).
 SYSTEM_USER = "pgserver"
 #: Database role (superuser) created by ``initdb`` and used in the URL.
 DB_USER = "postgres"
@@ -93,20 +87,15 @@ DB_USER = "postgres"
 DB_NAME = "postgres"
 #: Port number; with Unix sockets it only determines the socket file name.
 PORT = 5432
-#: File in the data directory recording the process that owns the running server.
-OWNER_FILE = "curbe-owner.json"
 
-_SOCKET_NAME = f".s.PGSQL.{PORT}"
-# sizeof(sockaddr_un.sun_path) is 108 on Linux and 104 on macOS; PostgreSQL
-# needs the path plus a terminating NUL to fit, so stay within the smaller one.
-_MAX_SOCKET_PATH_BYTES = 103
-# Characters that PostgreSQL's unix_socket_directories list syntax treats specially.
-_SOCKET_DIR_SPECIAL_CHARS = frozenset(',"\\')
+# Custom setting on the postmaster's command line naming its owner: "<pid>/<start time>".
+_OWNER_SETTING = "curbe.owner"
+# pg_ctl puts the data directory in double quotes on a shell command line; libpq splits
+# socket directories on commas.
+_UNSUPPORTED_PATH_CHARS = frozenset('"$`\\,')
 _POLL_INTERVAL = 0.02
 _DEFAULT_START_TIMEOUT = 60.0
 _DEFAULT_STOP_TIMEOUT = 30.0
-# Prefix of the private socket directories created under /tmp.
-_SOCKET_DIR_PREFIX = "curbe-pg-"
 # psutil computes a process's start time from the same kernel counters each
 # time, so a recorded start time matches exactly; this only absorbs rounding.
 _CREATE_TIME_TOLERANCE = 0.01
@@ -116,41 +105,15 @@ class EmbeddedPostgresError(RuntimeError):
     """The embedded PostgreSQL server could not be initialised, started or stopped."""
 
 
-def _pg_install_dir() -> pathlib.Path:
-    """Locates the PostgreSQL installation bundled in the pgserver package.
-
-    The package is located without importing it: importing ``pgserver`` would
-    set up its own process-sharing machinery, which we do not use.
-
-    Returns:
-        The ``pginstall`` directory holding ``bin/``, ``lib/`` and ``share/``.
-
-    Raises:
-        EmbeddedPostgresError: pgserver is not installed.
-    """
-    spec = importlib.util.find_spec("pgserver")
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedPostgresError("the 'pgserver' package (bundled PostgreSQL) is not installed")
-    return pathlib.Path(next(iter(spec.submodule_search_locations))) / "pginstall"
-
-
 def postgres_bin_dir() -> pathlib.Path:
-    """Returns the directory of the bundled PostgreSQL programs (``psql``, ``pg_dump``...).
-
-    Returns:
-        The ``bin`` directory of the PostgreSQL installation shipped with pgserver.
-
-    Raises:
-        EmbeddedPostgresError: pgserver is not installed.
-    """
-    return _pg_install_dir() / "bin"
+    """Returns the directory of the bundled PostgreSQL programs (``psql``, ``pg_dump``...)."""
+    return pathlib.Path(POSTGRES_BIN_PATH)
 
 
 @attrs.frozen
 class _Account:
     """The system account PostgreSQL runs as, when it differs from ours."""
 
-    name: str
     uid: int
     gid: int
 
@@ -177,13 +140,7 @@ class EmbeddedPostgres:
     url: str
     owned: bool = attrs.field(eq=False)
     _pid: int = attrs.field(alias="pid", repr=False, eq=False)
-    _process: subprocess.Popen[bytes] | None = attrs.field(alias="process", repr=False, eq=False)
     _socket_dir: pathlib.Path = attrs.field(alias="socket_dir", repr=False, eq=False)
-    _owns_socket_dir: bool = attrs.field(alias="owns_socket_dir", repr=False, eq=False)
-    # The process that created the handle: a forked child inherits the handle
-    # (and its atexit hook) but must not shut down its parent's server.
-    _creator_pid: int = attrs.field(factory=os.getpid, init=False, repr=False, eq=False)
-    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False, eq=False)
     _stopped: threading.Event = attrs.field(
         factory=threading.Event, init=False, repr=False, eq=False
     )
@@ -201,114 +158,69 @@ class EmbeddedPostgres:
     @property
     def socket_path(self) -> pathlib.Path:
         """Path of the server's Unix-domain socket file."""
-        return self._socket_dir / _SOCKET_NAME
+        return self._socket_dir / f".s.PGSQL.{PORT}"
 
     def is_running(self) -> bool:
-        """Tells whether the postmaster process is still alive.
-
-        Returns:
-            True until the server has exited (whoever stopped it).
-        """
-        if self._process is not None:
-            return self._process.poll() is None
-        return _is_postmaster_of(self._pid, self.data_dir)
+        """Tells whether the postmaster is still alive (whoever stops it)."""
+        return _postmaster(self._pid, self.data_dir) is not None
 
     def stop(self, timeout: float = _DEFAULT_STOP_TIMEOUT) -> None:
-        """Stops the server if this handle owns it, and waits until its processes have exited.
+        """Stops the server if this handle owns it, and waits until it has exited.
 
-        Sends SIGINT ("fast" shutdown: open transactions are rolled back,
-        clients disconnected, data flushed). If that does not finish within
-        ``timeout`` seconds, escalates to SIGQUIT ("immediate" shutdown,
-        crash recovery on next start) and finally SIGKILL. Then removes the
-        owner record. Calling it again after the server stopped does nothing.
+        Runs ``pg_ctl stop`` in "fast" mode (open transactions are rolled back,
+        clients disconnected, data flushed), then in "immediate" mode (crash
+        recovery on the next start) if that takes more than ``timeout``
+        seconds. Calling it again does nothing.
+        In a forked child of the owner it does nothing either.
 
         On a handle that does not own the server (``owned`` is False) this
         only detaches: the server keeps running for its owner.
 
         Args:
-            timeout: Seconds to wait for the fast shutdown.
+            timeout: Seconds to wait for the fast shutdown (and for the data
+                directory lock).
+
+        Raises:
+            EmbeddedPostgresError: the server could not be stopped.
         """
-        proc = self._process
-        if proc is None:
+        if not self.owned:
             _log.debug("detaching from embedded PostgreSQL (pid %d, %s)", self._pid, self.data_dir)
             return
-        with self._lock:
-            if self._stopped.is_set() or os.getpid() != self._creator_pid:
-                return  # Already stopped, or a forked child: the server is the parent's.
-            # Serialised with other processes attaching to or replacing the server.
-            try:
-                lock_fd: int | None = _lock_data_dir(self.data_dir, timeout)
-            except (OSError, EmbeddedPostgresError) as exc:
-                _log.warning(
-                    "stopping PostgreSQL on %s without the data directory lock: %s",
-                    self.data_dir,
-                    exc,
-                )
-                lock_fd = None
-            try:
-                if proc.poll() is None:
-                    _log.info("stopping embedded PostgreSQL (pid %d, %s)", proc.pid, self.data_dir)
-                    _terminate_postmaster(proc, timeout)
-                    _log.info("embedded PostgreSQL stopped (exit status %s)", proc.returncode)
-                record = _read_owner_record(self.data_dir)
-                if record is not None and record.names(os.getpid(), proc.pid):
-                    _remove_owner_record(self.data_dir)
-            finally:
-                if lock_fd is not None:
-                    os.close(lock_fd)
-            if self._owns_socket_dir:
-                shutil.rmtree(self._socket_dir, ignore_errors=True)
-            if _running.get(self.data_dir) is self:
-                del _running[self.data_dir]
-            atexit.unregister(self.stop)
-            self._stopped.set()
-
-
-@attrs.frozen
-class _OwnerRecord:
-    """Contents of :data:`OWNER_FILE`: which process owns the server on a data directory.
-
-    Attributes:
-        owner_pid: Process that started the server.
-        owner_create_time: Its start time (``psutil.Process.create_time()``),
-            which tells it from a later process reusing the pid.
-        postmaster_pid: The server's postmaster, or None while it is being
-            launched.
-        socket_dir: Directory of the server's Unix-domain socket.
-        url: The server's URL.
-    """
-
-    owner_pid: int
-    owner_create_time: float
-    postmaster_pid: int | None
-    socket_dir: str
-    url: str
-
-    def names(self, owner_pid: int, postmaster_pid: int) -> bool:
-        """Tells whether the record says ``owner_pid`` owns the postmaster ``postmaster_pid``."""
-        return self.owner_pid == owner_pid and self.postmaster_pid in (None, postmaster_pid)
+        if self._stopped.is_set():
+            return
+        with _locked(self.data_dir, timeout):
+            live = _find_live_server(self.data_dir)
+            if live is None or (
+                live.pid == self._pid and live.owner is not None and live.owner.pid == os.getpid()
+            ):
+                if live is not None:
+                    _log.info("stopping embedded PostgreSQL (pid %d, %s)", live.pid, self.data_dir)
+                    _stop_server(self.data_dir, live, _server_account(), timeout)
+                _forget(self.data_dir, self._socket_dir)
+        atexit.unregister(self.stop)
+        self._stopped.set()
 
 
 @attrs.frozen
 class _LiveServer:
-    """A postmaster running on a data directory, as found on disk and in the process table.
+    """A postmaster running on a data directory, as found in ``postmaster.pid`` and the process table.
 
     Attributes:
-        pid: The postmaster.
-        port: Its port (from ``postmaster.pid``).
-        socket_dir: Its socket directory (from ``postmaster.pid``), or None.
+        process: The postmaster.
+        port: Its port.
+        socket_dir: Its socket directory, or None.
         owner: The live process that owns it, or None if it is orphaned.
     """
 
-    pid: int
+    process: psutil.Process
     port: int
     socket_dir: pathlib.Path | None
     owner: psutil.Process | None
 
-
-# Servers started (and not yet stopped) by this process, by data directory.
-_running: dict[pathlib.Path, EmbeddedPostgres] = {}
-_running_lock = threading.Lock()
+    @property
+    def pid(self) -> int:
+        pid: int = self.process.pid
+        return pid
 
 
 def start_embedded_postgres(
@@ -403,42 +315,28 @@ def embedded_postgres(
 def _open_server(
     data_dir: str | os.PathLike[str], *, timeout: float, attach: bool
 ) -> EmbeddedPostgres:
-    """Implements :func:`start_embedded_postgres` and :func:`attach_or_start_embedded_postgres`.
-
-    Args:
-        data_dir: Data directory.
-        timeout: Seconds to wait for the lock, then for the server to become ready.
-        attach: Whether to attach to a server owned by a live process.
-
-    Returns:
-        A handle on the running server.
-
-    Raises:
-        EmbeddedPostgresError: the server could not be started, or is owned
-            by a live process and ``attach`` is False.
-    """
+    """Implements :func:`start_embedded_postgres` and :func:`attach_or_start_embedded_postgres`."""
     path = pathlib.Path(data_dir).expanduser().resolve()
-    with _running_lock:
-        existing = _running.get(path)
-        if not attach and existing is not None and existing.is_running():
-            raise EmbeddedPostgresError(f"an embedded PostgreSQL is already running on {path}")
-        path.mkdir(parents=True, exist_ok=True)
-        with _data_dir_locked(path, timeout):
-            started = time.monotonic()
-            live = _find_live_server(path)
-            if live is not None and live.owner is not None:
-                if not attach:
-                    raise EmbeddedPostgresError(_in_use_message(path, live, live.owner))
+    if _UNSUPPORTED_PATH_CHARS & set(str(path)):
+        raise EmbeddedPostgresError(
+            f"the data directory path {str(path)!r} contains one of the characters "
+            f"{''.join(sorted(_UNSUPPORTED_PATH_CHARS))}, which pg_ctl or libpq mishandle"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    with _locked(path, timeout):
+        started = time.monotonic()
+        live = _find_live_server(path)
+        if live is not None and live.owner is not None:
+            if attach:
                 return _attach(path, live, live.owner)
-            stale = _read_owner_record(path)
-            if live is not None:
-                _stop_leftover_server(path, live.pid, _DEFAULT_STOP_TIMEOUT)
-            if stale is not None:
-                _remove_stale_socket_dir(path, pathlib.Path(stale.socket_dir))
-                _remove_owner_record(path)
-            server = _start_owned(path, timeout)
-        _running[path] = server
-        atexit.register(server.stop)
+            if live.owner.pid == os.getpid():
+                raise EmbeddedPostgresError(f"an embedded PostgreSQL is already running on {path}")
+            raise EmbeddedPostgresError(_in_use_message(path, live, live.owner))
+        if live is not None:
+            _log.warning("stopping an orphaned PostgreSQL server (pid %d) on %s", live.pid, path)
+            _stop_server(path, live, _server_account(), _DEFAULT_STOP_TIMEOUT)
+        server = _start_owned(path, timeout)
+    atexit.register(server.stop)
     _log.info(
         "embedded PostgreSQL ready in %.2fs (pid %d, %s)",
         time.monotonic() - started,
@@ -449,19 +347,7 @@ def _open_server(
 
 
 def _attach(path: pathlib.Path, live: _LiveServer, owner: psutil.Process) -> EmbeddedPostgres:
-    """Returns a non-owning handle on a server that a live process owns.
-
-    Args:
-        path: Absolute data directory.
-        live: The running server.
-        owner: Its owner.
-
-    Returns:
-        The handle (``owned`` False).
-
-    Raises:
-        EmbeddedPostgresError: the server does not listen on a Unix-domain socket.
-    """
+    """Returns a non-owning handle on a server that a live process owns."""
     if live.socket_dir is None:
         raise EmbeddedPostgresError(
             f"the PostgreSQL server on {path} (pid {live.pid}) has no Unix-domain socket"
@@ -472,9 +358,7 @@ def _attach(path: pathlib.Path, live: _LiveServer, owner: psutil.Process) -> Emb
         url=_make_url(live.socket_dir, live.port),
         owned=False,
         pid=live.pid,
-        process=None,
         socket_dir=live.socket_dir,
-        owns_socket_dir=False,
     )
 
 
@@ -488,69 +372,52 @@ def _start_owned(path: pathlib.Path, timeout: float) -> EmbeddedPostgres:
         timeout: Seconds to wait for the server to become ready.
 
     Returns:
-        The handle (``owned`` True), recorded in :data:`OWNER_FILE`.
+        The handle (``owned`` True).
 
     Raises:
         EmbeddedPostgresError: ``initdb`` failed or the server did not start.
     """
-    install_dir = _pg_install_dir()
     account = _server_account()
     if account is not None:
-        _make_reachable(path, install_dir, account)
+        _make_reachable(path, account)
     path.chmod(0o700)  # PostgreSQL refuses group/world-accessible data directories.
     if not (path / "PG_VERSION").exists():
-        _initdb(install_dir, path, account)
+        _initdb(path, account)
 
-    socket_dir, owns_socket_dir = _choose_socket_dir(path, account)
-    url = _make_url(socket_dir, PORT)
-    record = _OwnerRecord(
-        owner_pid=os.getpid(),
-        owner_create_time=psutil.Process().create_time(),
-        postmaster_pid=None,
-        socket_dir=str(socket_dir),
-        url=url,
-    )
+    socket_dir = _choose_socket_dir(path, account)
+    me = psutil.Process()
+    options = [
+        *("-p", str(PORT), "-c", "listen_addresses="),  # No TCP: Unix-domain socket only.
+        *("-c", f'unix_socket_directories="{socket_dir}"', "-c", "unix_socket_permissions=0700"),
+        *("-c", f"{_OWNER_SETTING}={me.pid}/{me.create_time()!r}"),
+    ]
+    log = path / "postgres.log"
+    start = ["pg_ctl", "start", "-D", str(path), "-l", str(log), "-t", str(math.ceil(timeout))]
     try:
-        # Recorded before the launch too: if we die in between, the server is
-        # known to be ours (and so an orphan) rather than of unknown origin.
-        _write_owner_record(path, record)
-        proc = _launch_postmaster(install_dir, path, socket_dir, account)
-        try:
-            _write_owner_record(path, attrs.evolve(record, postmaster_pid=proc.pid))
-            _wait_until_ready(proc, path, timeout)
-        except BaseException:
-            _terminate_postmaster(proc, _DEFAULT_STOP_TIMEOUT)
-            raise
+        result = _run([*start, "-w", "-o", shlex.join(options)], path, account)
+        live = _find_live_server(path)
+        if result.returncode != 0 or live is None:
+            raise EmbeddedPostgresError(
+                f"PostgreSQL did not start on {path}: {result.stderr.strip()}\n"
+                f"end of {log}:\n{_log_tail(log)}"
+            )
     except BaseException:
-        _remove_owner_record(path)
-        if owns_socket_dir:
-            shutil.rmtree(socket_dir, ignore_errors=True)
+        leftover = _find_live_server(path)  # E.g. pg_ctl timed out or was interrupted.
+        if leftover is not None:
+            with contextlib.suppress(EmbeddedPostgresError):
+                _stop_server(path, leftover, account, _DEFAULT_STOP_TIMEOUT)
+        _forget(path, socket_dir)
         raise
 
-    return EmbeddedPostgres(
-        data_dir=path,
-        url=url,
-        owned=True,
-        pid=proc.pid,
-        process=proc,
-        socket_dir=socket_dir,
-        owns_socket_dir=owns_socket_dir,
-    )
+    url = _make_url(socket_dir, PORT)
+    return EmbeddedPostgres(data_dir=path, url=url, owned=True, pid=live.pid, socket_dir=socket_dir)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
 def _make_url(socket_dir: pathlib.Path, port: int) -> str:
-    """Builds the DSN for a server listening in ``socket_dir``.
-
-    Args:
-        socket_dir: Directory of the Unix-domain socket.
-        port: Server port (part of the socket file name).
-
-    Returns:
-        A ``postgresql://`` URL accepted by asyncpg, psql and libpq.
-    """
+    """Builds the ``postgresql://`` URL (asyncpg, psql, libpq) of a server listening in ``socket_dir``."""
     # Percent-encoding (not "+" for spaces): libpq decodes only %XX in URIs.
     query = urllib.parse.urlencode(
         {"host": str(socket_dir), "port": str(port)}, safe="/", quote_via=urllib.parse.quote
@@ -558,79 +425,81 @@ def _make_url(socket_dir: pathlib.Path, port: int) -> str:
     return f"postgresql://{DB_USER}@/{DB_NAME}?{query}"
 
 
-def _server_account() -> _Account | None:
-    """Returns the account to run PostgreSQL as, creating it when needed.
+def _run(
+    args: list[str], cwd: pathlib.Path, account: _Account | None
+) -> subprocess.CompletedProcess[str]:
+    """Runs a bundled PostgreSQL program and captures its output.
 
-    PostgreSQL refuses to run as root, so when we are root we run it as
-    :data:`SYSTEM_USER`, creating that system user the first time.
-
-    Returns:
-        None when PostgreSQL can run as the current user, else the account.
-
-    Raises:
-        EmbeddedPostgresError: the system user could not be created.
-    """
-    if os.name != "posix" or os.geteuid() != 0:
-        return None
-    import pwd
-
-    try:
-        entry = pwd.getpwnam(SYSTEM_USER)
-    except KeyError:
-        _log.info("running as root: creating system user %r for PostgreSQL", SYSTEM_USER)
-        cmd = [
-            "useradd",
-            "--system",
-            "--user-group",
-            "--no-create-home",
-            "--home-dir",
-            "/nonexistent",
-            "--shell",
-            "/usr/sbin/nologin",
-            SYSTEM_USER,
-        ]
-        try:
-            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        except FileNotFoundError as exc:
-            raise EmbeddedPostgresError(
-                f"PostgreSQL cannot run as root and 'useradd' is unavailable; create a system user "
-                f"{SYSTEM_USER!r} or run as a non-root user"
-            ) from exc
-        try:  # Also covers a concurrent creation making useradd fail.
-            entry = pwd.getpwnam(SYSTEM_USER)
-        except KeyError:
-            raise EmbeddedPostgresError(
-                f"could not create system user {SYSTEM_USER!r}: {result.stderr.strip()}"
-            ) from None
-    return _Account(name=SYSTEM_USER, uid=entry.pw_uid, gid=entry.pw_gid)
-
-
-def _make_reachable(data_dir: pathlib.Path, install_dir: pathlib.Path, account: _Account) -> None:
-    """Lets ``account`` use the data directory and the PostgreSQL installation.
-
-    Adds the "search" permission for others (``o+x``, never read) to every
-    directory above the data directory and the installation, gives the data
-    directory to ``account``, and makes the installation world-readable
-    if it is not already (normal pip installs are).
+    ``PG*`` variables (``PGDATA``, ``PGPORT``...) are removed from its
+    environment, so a developer's libpq settings cannot change the server.
 
     Args:
-        data_dir: Absolute data directory, which exists.
-        install_dir: The bundled ``pginstall`` directory.
-        account: Account PostgreSQL will run as.
-    """
-    for start in (data_dir, install_dir):
-        for parent in start.parents:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                _log.info("granting o+x on %s so %r can reach %s", parent, account.name, start)
-                parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+        args: Program name (in :func:`postgres_bin_dir`) and arguments.
+        cwd: Working directory (one that ``account`` can enter).
+        account: Account to run the program as, or None.
 
+    Returns:
+        The finished process.
+    """
+    return subprocess.run(
+        [str(postgres_bin_dir() / args[0]), *args[1:]],
+        cwd=cwd,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        user=None if account is None else account.uid,
+        group=None if account is None else account.gid,
+        extra_groups=None if account is None else [],
+    )
+
+
+def _server_account() -> _Account | None:
+    """Returns the account to run PostgreSQL as (None: ours), creating a system user as root.
+
+    Raises:
+        EmbeddedPostgresError: we are root and the system user could not be created.
+    """
+    if os.geteuid() != 0:
+        return None
+    error = ""
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        _log.info("running as root: creating system user %r for PostgreSQL", SYSTEM_USER)
+        useradd = ["useradd", "--system", "--user-group", "--no-create-home"]
+        useradd += ["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", SYSTEM_USER]
+        try:
+            error = subprocess.run(useradd, capture_output=True, text=True, check=False).stderr
+        except OSError as exc:  # No useradd.
+            error = str(exc)
+    try:  # Also covers a creation by another process making useradd fail.
+        entry = pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        raise EmbeddedPostgresError(
+            f"PostgreSQL cannot run as root and creating the system user {SYSTEM_USER!r} "
+            f"failed: {error.strip()}"
+        ) from None
+    return _Account(uid=entry.pw_uid, gid=entry.pw_gid)
+
+
+def _make_reachable(data_dir: pathlib.Path, account: _Account) -> None:
+    """Lets ``account`` use the data directory and the PostgreSQL installation.
+
+    Adds the "search" permission for others (``o+x``) to the directories above
+    both, gives the data directory to ``account``, and makes the installation
+    world-readable if it is not already (normal pip installs are). Modes are
+    only changed where needed, so read-only file systems are fine.
+    """
+    install_dir = postgres_bin_dir().parent
+    _grant_search(data_dir)
+    _grant_search(install_dir)
     if data_dir.stat().st_uid != account.uid:
         for root, dirs, files in os.walk(data_dir):
             os.chown(root, account.uid, account.gid)
             for name in (*dirs, *files):
                 os.chown(os.path.join(root, name), account.uid, account.gid, follow_symlinks=False)
-
     for root, _dirs, files in os.walk(install_dir):
         _add_mode(pathlib.Path(root), stat.S_IROTH | stat.S_IXOTH)
         file_bits = stat.S_IROTH | (stat.S_IXOTH if os.path.basename(root) == "bin" else 0)
@@ -638,31 +507,21 @@ def _make_reachable(data_dir: pathlib.Path, install_dir: pathlib.Path, account: 
             _add_mode(pathlib.Path(root, name), file_bits)
 
 
-def _add_mode(path: pathlib.Path, bits: int) -> None:
-    """Adds permission ``bits`` to ``path`` unless it already has them.
+def _grant_search(path: pathlib.Path) -> None:
+    """Adds ``o+x`` to every directory above ``path`` that lacks it."""
+    for parent in path.parents:
+        _add_mode(parent, stat.S_IXOTH)
 
-    Args:
-        path: File or directory (symlinks are followed).
-        bits: ``stat.S_I*`` permission bits to add.
-    """
+
+def _add_mode(path: pathlib.Path, bits: int) -> None:
+    """Adds permission ``bits`` to ``path`` unless it already has them."""
     mode = path.stat().st_mode
     if mode & bits != bits:
+        _log.info("adding permission bits %03o to %s for user %r", bits, path, SYSTEM_USER)
         path.chmod(stat.S_IMODE(mode) | bits)
 
 
-def _server_env() -> dict[str, str]:
-    """Environment for PostgreSQL programs.
-
-    Drops ``PG*`` variables (``PGDATA``, ``PGPORT``, ``PGOPTIONS``...) so a
-    developer's libpq settings cannot change how the server is set up.
-
-    Returns:
-        A copy of the environment without ``PG*`` variables.
-    """
-    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-
-
-def _initdb(install_dir: pathlib.Path, data_dir: pathlib.Path, account: _Account | None) -> None:
+def _initdb(data_dir: pathlib.Path, account: _Account | None) -> None:
     """Initialises a new PostgreSQL cluster in ``data_dir``.
 
     The cluster uses UTF-8, byte-order ("C") collation, trust authentication
@@ -670,480 +529,189 @@ def _initdb(install_dir: pathlib.Path, data_dir: pathlib.Path, account: _Account
     where the C library has it (so ``lower()``/``ILIKE`` handle non-ASCII
     letters), else plain ``C``.
 
-    Args:
-        install_dir: The bundled ``pginstall`` directory.
-        data_dir: Empty or missing data directory.
-        account: Account to run ``initdb`` as, or None.
-
     Raises:
         EmbeddedPostgresError: ``initdb`` failed.
     """
-    base = [
-        str(install_dir / "bin" / "initdb"),
-        "--pgdata",
-        str(data_dir),
-        "--username",
-        DB_USER,
-        "--auth",
-        "trust",
-        "--encoding",
-        "UTF8",
-        "--locale",
-        "C",
-    ]
+    base = ["initdb", "--pgdata", str(data_dir), "--username", DB_USER, "--auth", "trust"]
+    base += ["--encoding", "UTF8", "--locale", "C"]
     _log.info("initialising PostgreSQL data directory %s", data_dir)
-    result: subprocess.CompletedProcess[str] | None = None
     for extra in (["--lc-ctype", "C.UTF-8"], []):
-        result = subprocess.run(
-            base + extra,
-            cwd=data_dir,
-            env=_server_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-            user=None if account is None else account.uid,
-            group=None if account is None else account.gid,
-            extra_groups=None if account is None else [],
-        )
+        result = _run(base + extra, data_dir, account)
         if result.returncode == 0:
             return
         if "invalid locale name" not in result.stderr:
             break
-    assert result is not None
     raise EmbeddedPostgresError(
         f"initdb failed for {data_dir} (exit status {result.returncode}):\n"
         f"{result.stdout}{result.stderr}"
     )
 
 
-def _choose_socket_dir(
-    data_dir: pathlib.Path, account: _Account | None
-) -> tuple[pathlib.Path, bool]:
-    """Picks the directory for the server's Unix-domain socket.
+def _choose_socket_dir(data_dir: pathlib.Path, account: _Account | None) -> pathlib.Path:
+    """Picks the socket directory with pgserver: the data directory if the socket path fits.
 
-    The data directory is used when the socket path fits in a socket address
-    and has no characters special to ``unix_socket_directories``; otherwise
-    a new private directory is created under ``/tmp``.
+    Otherwise pgserver picks a directory under its runtime path, named after
+    the data directory (so that it is reused, not piled up); it is removed
+    when the server stops.
+    """
+    try:
+        socket_dir: pathlib.Path = find_suitable_socket_dir(data_dir, PostgresServer.runtime_path)
+    except (OSError, RuntimeError) as exc:
+        raise EmbeddedPostgresError(f"no usable directory for the socket of {data_dir}") from exc
+    if account is not None and socket_dir != data_dir:
+        _grant_search(socket_dir)
+        os.chown(socket_dir, account.uid, account.gid)
+    return socket_dir
+
+
+def _forget(data_dir: pathlib.Path, socket_dir: pathlib.Path) -> None:
+    """Removes the socket directory of a stopped server of ours, if pgserver picked it."""
+    if socket_dir != data_dir:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def _log_tail(log: pathlib.Path, lines: int = 30) -> str:
+    """Returns the last lines of the server log, for error messages."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop_server(
+    data_dir: pathlib.Path, live: _LiveServer, account: _Account | None, timeout: float
+) -> None:
+    """Shuts down the server on ``data_dir`` with ``pg_ctl stop`` and waits until it has exited.
 
     Args:
         data_dir: Absolute data directory.
-        account: Account PostgreSQL runs as (owner of a new directory), or None.
-
-    Returns:
-        The directory, and whether it was created for this server (and must
-        be removed when it stops).
-    """
-    if _socket_dir_ok(data_dir):
-        return data_dir, False
-    base = "/tmp" if os.path.isdir("/tmp") else None  # macOS's $TMPDIR is too long.
-    socket_dir = pathlib.Path(tempfile.mkdtemp(prefix=_SOCKET_DIR_PREFIX, dir=base))
-    if not _socket_dir_ok(socket_dir):
-        shutil.rmtree(socket_dir, ignore_errors=True)
-        raise EmbeddedPostgresError(f"no usable directory for the socket of {data_dir}")
-    if account is not None:
-        os.chown(socket_dir, account.uid, account.gid)
-    _log.info("data directory path too long for a socket; using %s", socket_dir)
-    return socket_dir, True
-
-
-def _socket_dir_ok(directory: pathlib.Path) -> bool:
-    """Tells whether PostgreSQL can create its socket in ``directory``.
-
-    Args:
-        directory: Candidate socket directory.
-
-    Returns:
-        True if the socket path is short enough and the name unambiguous.
-    """
-    socket_path = os.fsencode(directory / _SOCKET_NAME)
-    return len(socket_path) <= _MAX_SOCKET_PATH_BYTES and not (
-        _SOCKET_DIR_SPECIAL_CHARS & set(str(directory))
-    )
-
-
-def _launch_postmaster(
-    install_dir: pathlib.Path,
-    data_dir: pathlib.Path,
-    socket_dir: pathlib.Path,
-    account: _Account | None,
-) -> subprocess.Popen[bytes]:
-    """Starts ``postgres`` as a child process (without waiting for readiness).
-
-    Its output is appended to ``postgres.log`` in the data directory.
-
-    Args:
-        install_dir: The bundled ``pginstall`` directory.
-        data_dir: Initialised data directory.
-        socket_dir: Directory for the Unix-domain socket.
-        account: Account to run the server as, or None.
-
-    Returns:
-        The postmaster process.
-    """
-    log_path = data_dir / "postgres.log"
-    cmd = [
-        str(install_dir / "bin" / "postgres"),
-        "-D",
-        str(data_dir),
-        "-p",
-        str(PORT),
-        "-c",
-        "listen_addresses=",  # No TCP: Unix-domain socket only.
-        "-c",
-        f"unix_socket_directories={socket_dir}",
-        "-c",
-        "unix_socket_permissions=0700",
-    ]
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with open(log_fd, "ab") as log:
-        if account is not None:
-            os.chown(log_path, account.uid, account.gid)
-        return subprocess.Popen(
-            cmd,
-            cwd=data_dir,
-            env=_server_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Own session: terminal signals (Ctrl-C) go to us, not to the server.
-            start_new_session=True,
-            user=None if account is None else account.uid,
-            group=None if account is None else account.gid,
-            extra_groups=None if account is None else [],
-        )
-
-
-def _read_pid_file(data_dir: pathlib.Path) -> list[str]:
-    """Reads ``postmaster.pid`` (PostgreSQL's lock and status file).
-
-    Args:
-        data_dir: Data directory.
-
-    Returns:
-        Its lines (pid, data dir, start time, port, socket dir, listen
-        address, shared memory key, status), or an empty list if missing.
-    """
-    try:
-        return (data_dir / "postmaster.pid").read_text().splitlines()
-    except FileNotFoundError:
-        return []
-
-
-def _log_tail(data_dir: pathlib.Path, lines: int = 30) -> str:
-    """Returns the end of the server log, for error messages.
-
-    Args:
-        data_dir: Data directory.
-        lines: Number of lines to return.
-
-    Returns:
-        The last lines of ``postgres.log`` (empty if unreadable).
-    """
-    try:
-        text = (data_dir / "postgres.log").read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _wait_until_ready(
-    proc: subprocess.Popen[bytes], data_dir: pathlib.Path, timeout: float
-) -> None:
-    """Waits until the postmaster accepts connections.
-
-    The postmaster writes ``ready`` in ``postmaster.pid`` once it has opened
-    its socket and finished recovery (this is also what ``pg_ctl -w`` checks).
-
-    Args:
-        proc: The postmaster process.
-        data_dir: Its data directory.
-        timeout: Seconds to wait.
+        live: The running server.
+        account: Account PostgreSQL runs as, or None.
+        timeout: Seconds to wait for the "fast" shutdown before an "immediate" one.
 
     Raises:
-        EmbeddedPostgresError: the server exited or did not become ready in time.
+        EmbeddedPostgresError: the server is still running.
+    """
+    for mode, wait in (("fast", timeout), ("immediate", 10.0)):
+        result = _run(
+            ["pg_ctl", "stop", "-D", str(data_dir), "-m", mode, "-w", "-t", str(math.ceil(wait))],
+            data_dir,
+            account,
+        )
+        # pg_ctl returns once postmaster.pid is gone, just before the postmaster exits.
+        if _exited(live.process, 10.0 if result.returncode == 0 else 0.0):
+            return
+        _log.warning(
+            "pg_ctl stop -m %s failed for PostgreSQL (pid %d): %s",
+            mode,
+            live.pid,
+            result.stderr.strip(),
+        )
+    raise EmbeddedPostgresError(f"could not stop PostgreSQL (pid {live.pid}) on {data_dir}")
+
+
+def _exited(process: psutil.Process, timeout: float) -> bool:
+    """Waits up to ``timeout`` seconds until ``process`` has exited; reaps it if it is our child.
+
+    After ``pg_ctl start`` exits, the postmaster is reparented to PID 1 (or a
+    subreaper): to us when we are PID 1 in a container. A zombie that another
+    parent does not reap counts as exited (``psutil.Process.wait`` would
+    wait for it to vanish).
     """
     deadline = time.monotonic() + timeout
     while True:
-        status = proc.poll()
-        if status is not None:
-            raise EmbeddedPostgresError(
-                f"PostgreSQL exited with status {status} while starting; "
-                f"end of {data_dir / 'postgres.log'}:\n{_log_tail(data_dir)}"
-            )
-        lines = _read_pid_file(data_dir)
-        if len(lines) >= 8 and lines[0].strip() == str(proc.pid) and lines[7].strip() == "ready":
-            return
-        if time.monotonic() > deadline:
-            raise EmbeddedPostgresError(
-                f"PostgreSQL not ready after {timeout:g}s; "
-                f"end of {data_dir / 'postgres.log'}:\n{_log_tail(data_dir)}"
-            )
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(process.pid, 0)
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(_POLL_INTERVAL)
 
 
-def _terminate_postmaster(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Shuts down a postmaster we started and reaps it.
-
-    Args:
-        proc: The postmaster process.
-        timeout: Seconds to wait for the fast shutdown before escalating.
-    """
-    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0)):
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            _log.warning("PostgreSQL (pid %d) ignored %s, escalating", proc.pid, sig.name)
-    _kill_tree(proc.pid)
-    proc.wait()
-
-
-def _kill_tree(pid: int) -> None:
-    """Sends SIGKILL to a process and its descendants.
-
-    Args:
-        pid: Root of the process tree.
-    """
+def _postmaster(pid: int, data_dir: pathlib.Path) -> tuple[psutil.Process, list[str]] | None:
+    """Returns process ``pid`` and its command line if it is a live postmaster serving ``data_dir``."""
     try:
-        root = psutil.Process(pid)
-        victims = [*root.children(recursive=True), root]
-    except psutil.Error:
-        return
-    for victim in victims:
-        with contextlib.suppress(psutil.Error):
-            victim.kill()
-
-
-def _is_postmaster_of(pid: int, data_dir: pathlib.Path) -> bool:
-    """Tells whether ``pid`` is a live postmaster serving ``data_dir``.
-
-    Args:
-        pid: Process id read from ``postmaster.pid``.
-        data_dir: Absolute data directory.
-
-    Returns:
-        True only if the process is alive (not a zombie), is ``postgres``,
-        and was started with ``data_dir`` on its command line.
-    """
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        cmdline: list[str] = proc.cmdline()
-    except psutil.Error:
-        return False
-    return bool(cmdline) and os.path.basename(cmdline[0]) == "postgres" and str(data_dir) in cmdline
-
-
-def _lock_data_dir(data_dir: pathlib.Path, timeout: float) -> int:
-    """Takes the exclusive inter-process lock of a data directory.
-
-    The lock is a ``flock`` on the directory itself (``initdb`` wants an empty
-    directory, so no lock file can live in it). Child processes do not
-    inherit it (``subprocess`` closes descriptors), and it is released when
-    the descriptor is closed, including when the process dies.
-
-    Args:
-        data_dir: Existing data directory.
-        timeout: Seconds to wait while another process holds the lock.
-
-    Returns:
-        The descriptor holding the lock; close it to release the lock.
-
-    Raises:
-        OSError: the directory cannot be opened.
-        EmbeddedPostgresError: the lock was not obtained within ``timeout``.
-    """
-    fd = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise EmbeddedPostgresError(
-                        f"another process kept {data_dir} locked (starting or stopping "
-                        f"PostgreSQL) for more than {timeout:g}s"
-                    ) from None
-                time.sleep(_POLL_INTERVAL)
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-@contextlib.contextmanager
-def _data_dir_locked(data_dir: pathlib.Path, timeout: float) -> Iterator[None]:
-    """Holds the data directory's inter-process lock (see :func:`_lock_data_dir`).
-
-    Args:
-        data_dir: Existing data directory.
-        timeout: Seconds to wait for the lock.
-
-    Yields:
-        Nothing; the lock is released when the block exits.
-    """
-    fd = _lock_data_dir(data_dir, timeout)
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
-def _read_owner_record(data_dir: pathlib.Path) -> _OwnerRecord | None:
-    """Reads :data:`OWNER_FILE`.
-
-    Args:
-        data_dir: Data directory.
-
-    Returns:
-        The record, or None if the file is missing or unreadable.
-    """
-    try:
-        data = json.loads((data_dir / OWNER_FILE).read_text())
-        postmaster_pid = data["postmaster_pid"]
-        return _OwnerRecord(
-            owner_pid=int(data["owner_pid"]),
-            owner_create_time=float(data["owner_create_time"]),
-            postmaster_pid=None if postmaster_pid is None else int(postmaster_pid),
-            socket_dir=str(data["socket_dir"]),
-            url=str(data["url"]),
-        )
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        _log.warning("ignoring unreadable %s in %s: %s", OWNER_FILE, data_dir, exc)
-        return None
-
-
-def _write_owner_record(data_dir: pathlib.Path, record: _OwnerRecord) -> None:
-    """Writes :data:`OWNER_FILE` atomically.
-
-    Args:
-        data_dir: Data directory.
-        record: What to record.
-    """
-    path = data_dir / OWNER_FILE
-    tmp = path.with_name(f"{OWNER_FILE}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "w") as f:
-        json.dump(attrs.asdict(record), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def _remove_owner_record(data_dir: pathlib.Path) -> None:
-    """Deletes :data:`OWNER_FILE` if present.
-
-    Args:
-        data_dir: Data directory.
-    """
-    with contextlib.suppress(FileNotFoundError):
-        (data_dir / OWNER_FILE).unlink()
-
-
-def _live_process(pid: int, create_time: float | None = None) -> psutil.Process | None:
-    """Returns a process if it is alive (not a zombie).
-
-    Args:
-        pid: Process id.
-        create_time: If given, the process must also have started at this
-            time, so that a later process reusing ``pid`` does not count.
-
-    Returns:
-        The process, or None.
-    """
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        if create_time is not None and abs(proc.create_time() - create_time) > (
-            _CREATE_TIME_TOLERANCE
-        ):
+        process = psutil.Process(pid)
+        cmdline: list[str] = process.cmdline()
+        if process.status() == psutil.STATUS_ZOMBIE:
             return None
     except psutil.Error:
         return None
-    return proc
-
-
-def _owner_of(data_dir: pathlib.Path, postmaster_pid: int) -> psutil.Process | None:
-    """Finds the live process owning the postmaster running on ``data_dir``.
-
-    With an owner record for this postmaster, the recorded process owns it,
-    if still alive: either it is still the postmaster's parent (a dead
-    parent's children are reparented, so a reused pid cannot pass this
-    test, and it does not depend on the clock), or a process with the
-    recorded pid and start time exists. Without a record (a server started
-    by an older version, or by hand), its parent owns it unless it was
-    reparented to init. A subreaper adopting an unrecorded orphan thus
-    counts as its owner: refusing to stop it is the safe mistake.
-
-    Args:
-        data_dir: Absolute data directory.
-        postmaster_pid: The live postmaster on ``data_dir``.
-
-    Returns:
-        The owner, or None if the server is orphaned.
-    """
-    try:
-        parent = psutil.Process(postmaster_pid).parent()
-    except psutil.Error:
-        parent = None
-    record = _read_owner_record(data_dir)
-    if record is not None and record.postmaster_pid in (None, postmaster_pid):
-        if parent is not None and parent.pid == record.owner_pid:
-            return _live_process(parent.pid)
-        return _live_process(record.owner_pid, record.owner_create_time)
-    if parent is None or parent.pid <= 1:
-        return None
-    return _live_process(parent.pid)
+    if cmdline and os.path.basename(cmdline[0]) == "postgres" and str(data_dir) in cmdline:
+        return process, cmdline
+    return None
 
 
 def _find_live_server(data_dir: pathlib.Path) -> _LiveServer | None:
-    """Finds the server running on ``data_dir``, and its owner.
-
-    Args:
-        data_dir: Absolute data directory.
+    """Finds the server running on ``data_dir`` (from ``postmaster.pid``), and its owner.
 
     Returns:
         The server, or None if no live postmaster serves ``data_dir`` (a
         stale ``postmaster.pid`` is left for PostgreSQL, which handles it).
     """
-    lines = _read_pid_file(data_dir)
     try:
-        pid = int(lines[0])
-    except (IndexError, ValueError):
+        # pid, data dir, start time, port, socket dir, listen address, shared memory, status
+        fields = [*(data_dir / "postmaster.pid").read_text().splitlines(), "", "", "", "", ""]
+        found = _postmaster(int(fields[0]), data_dir)
+        port = int(fields[3].strip() or PORT)
+    except (OSError, ValueError):
         return None
-    if not _is_postmaster_of(pid, data_dir):
+    if found is None:
         return None
-    try:
-        port = int(lines[3])
-    except (IndexError, ValueError):
-        port = PORT
-    socket_dir = lines[4].strip() if len(lines) > 4 else ""
+    process, cmdline = found
+    socket_dir = fields[4].strip()
     return _LiveServer(
-        pid=pid,
+        process=process,
         port=port,
         socket_dir=pathlib.Path(socket_dir) if socket_dir else None,
-        owner=_owner_of(data_dir, pid),
+        owner=_owner(process, cmdline),
     )
 
 
-def _in_use_message(data_dir: pathlib.Path, live: _LiveServer, owner: psutil.Process) -> str:
-    """Explains why a server cannot be started on ``data_dir``.
+def _owner(postmaster: psutil.Process, cmdline: list[str]) -> psutil.Process | None:
+    """Finds the live process owning a postmaster.
 
-    Args:
-        data_dir: Absolute data directory.
-        live: The server running there.
-        owner: Its live owner.
+    Our servers name their owner on their command line, with its start time
+    so that a later process reusing the pid does not count. A server without
+    it (started by an older version, or by hand) belongs to its parent unless
+    it was reparented to init: refusing to stop it is the safe mistake.
 
     Returns:
-        The error message.
+        The owner, or None if the server is orphaned.
     """
+    prefix = f"{_OWNER_SETTING}="
+    tag = next((arg.removeprefix(prefix) for arg in cmdline if arg.startswith(prefix)), None)
+    try:
+        if tag is None:
+            parent = postmaster.parent()
+            return None if parent is None or parent.pid <= 1 else _live_process(parent.pid)
+        pid, _, create_time = tag.partition("/")
+        return _live_process(int(pid), float(create_time))
+    except (psutil.Error, ValueError):
+        return None
+
+
+def _live_process(pid: int, create_time: float | None = None) -> psutil.Process | None:
+    """Returns process ``pid`` if it is alive (not a zombie) and, if given, started at ``create_time``."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if create_time is not None and abs(process.create_time() - create_time) > (
+            _CREATE_TIME_TOLERANCE
+        ):
+            return None
+    except psutil.Error:
+        return None
+    return process
+
+
+def _in_use_message(data_dir: pathlib.Path, live: _LiveServer, owner: psutil.Process) -> str:
+    """Explains why a server cannot be started on ``data_dir``."""
     try:
         command = " ".join(owner.cmdline()) or owner.name()
     except psutil.Error:
@@ -1155,51 +723,32 @@ def _in_use_message(data_dir: pathlib.Path, live: _LiveServer, owner: psutil.Pro
     )
 
 
-def _remove_stale_socket_dir(data_dir: pathlib.Path, socket_dir: pathlib.Path) -> None:
-    """Deletes the private socket directory of a server that no longer runs.
+@contextlib.contextmanager
+def _locked(data_dir: pathlib.Path, timeout: float) -> Iterator[None]:
+    """Holds the exclusive inter-process lock of a data directory.
 
-    Only a directory created by :func:`_choose_socket_dir` is deleted.
-
-    Args:
-        data_dir: Absolute data directory.
-        socket_dir: Socket directory recorded for the old server.
-    """
-    if (
-        socket_dir != data_dir
-        and socket_dir.name.startswith(_SOCKET_DIR_PREFIX)
-        and socket_dir.parent in (pathlib.Path("/tmp"), pathlib.Path(tempfile.gettempdir()))
-        and not (socket_dir / _SOCKET_NAME).exists()
-    ):
-        shutil.rmtree(socket_dir, ignore_errors=True)
-
-
-def _stop_leftover_server(data_dir: pathlib.Path, pid: int, timeout: float) -> None:
-    """Stops an orphaned server still running on ``data_dir``.
-
-    This happens when a process died without stopping its server (e.g.
-    ``kill -9``). The caller checked that no live process owns it.
-
-    Args:
-        data_dir: Absolute data directory.
-        pid: The leftover postmaster.
-        timeout: Seconds to wait for the fast shutdown before escalating.
+    The lock is a ``flock`` on the directory itself (``initdb`` wants an empty
+    directory, so no lock file can live in it). Every call opens the directory
+    anew, so threads of one process exclude each other too; the lock is not
+    inherited by child processes and is released if the process dies.
 
     Raises:
-        EmbeddedPostgresError: the leftover server could not be stopped.
+        EmbeddedPostgresError: the lock was not obtained within ``timeout`` seconds.
     """
-    _log.warning("stopping an orphaned PostgreSQL server (pid %d) on %s", pid, data_dir)
-    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 10.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-        except PermissionError as exc:
-            raise EmbeddedPostgresError(
-                f"not allowed to stop the leftover PostgreSQL (pid {pid}) on {data_dir}: {exc}"
-            ) from exc
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _is_postmaster_of(pid, data_dir):
-                return
-            time.sleep(_POLL_INTERVAL)
-    raise EmbeddedPostgresError(f"could not stop leftover PostgreSQL (pid {pid}) on {data_dir}")
+    fd = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise EmbeddedPostgresError(
+                        f"another process kept {data_dir} locked (starting or stopping "
+                        f"PostgreSQL) for more than {timeout:g}s"
+                    ) from None
+                time.sleep(_POLL_INTERVAL)
+        yield
+    finally:
+        os.close(fd)

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shlex
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import psutil
 import pytest
 
+from storage import embedded
 from storage.embedded import (
-    OWNER_FILE,
     EmbeddedPostgres,
     EmbeddedPostgresError,
     attach_or_start_embedded_postgres,
@@ -177,9 +178,14 @@ def test_long_data_dir_path_uses_short_socket_dir(tmp_path: pathlib.Path, start:
     assert not pg.socket_dir.exists()
 
 
-def read_owner_record(data_dir: pathlib.Path) -> dict[str, Any]:
-    record: dict[str, Any] = json.loads((data_dir / OWNER_FILE).read_text())
-    return record
+def owner_setting(pg: EmbeddedPostgres) -> tuple[int, float]:
+    """The owner (pid, start time) that the server's ``curbe.owner`` setting names."""
+    pid, _, create_time = psql(pg, "SHOW curbe.owner").partition("/")
+    return int(pid), float(create_time)
+
+
+def identity(pid: int) -> tuple[int, float]:
+    return pid, psutil.Process(pid).create_time()
 
 
 class OwnerProcess:
@@ -251,17 +257,12 @@ def test_server_of_live_process_is_attached_and_left_running(
     tmp_path: pathlib.Path, owner: OwnerProcess
 ) -> None:
     data_dir = tmp_path / "pgdata"
-    record = read_owner_record(data_dir)
-    assert record["owner_pid"] == owner.proc.pid
-    assert record["owner_create_time"] == psutil.Process(owner.proc.pid).create_time()
-    assert record["postmaster_pid"] == owner.postmaster_pid
-    assert record["url"] == owner.url
-
     pg = attach_or_start_embedded_postgres(data_dir)
     assert not pg.owned
     assert pg.pid == owner.postmaster_pid
     assert pg.url == owner.url
     assert pg.is_running()
+    assert owner_setting(pg) == identity(owner.proc.pid)
     psql(pg, "CREATE TABLE notes (text text); INSERT INTO notes VALUES ('shared');")
     pids = server_pids(pg)
 
@@ -269,7 +270,6 @@ def test_server_of_live_process_is_attached_and_left_running(
     assert pg.is_running()
     assert all(is_alive(pid) for pid in pids[:1])
     assert psql(pg, "SELECT text FROM notes") == "shared"
-    assert read_owner_record(data_dir) == record
 
     with embedded_postgres(data_dir, attach=True) as pg2:
         assert not pg2.owned
@@ -280,7 +280,6 @@ def test_server_of_live_process_is_attached_and_left_running(
 
     owner.finish()
     assert_stopped(pg, pids)
-    assert not (data_dir / OWNER_FILE).exists()
 
 
 def test_start_refuses_to_stop_server_of_live_process(
@@ -292,11 +291,7 @@ def test_start_refuses_to_stop_server_of_live_process(
         start_embedded_postgres(data_dir)
     with pytest.raises(EmbeddedPostgresError, match=message), embedded_postgres(data_dir):
         pytest.fail("must not start")
-    # Without the owner record (a server started by an older version), the
-    # postmaster's live parent still counts as its owner.
-    (data_dir / OWNER_FILE).unlink()
-    with pytest.raises(EmbeddedPostgresError, match=message):
-        start_embedded_postgres(data_dir)
+    assert is_alive(owner.postmaster_pid)
 
     pg = attach_or_start_embedded_postgres(data_dir)
     assert not pg.owned
@@ -314,10 +309,7 @@ def test_attach_starts_a_server_when_none_runs_and_shares_it_in_process(
     pg = attach_or_start_embedded_postgres(data_dir)
     try:
         assert pg.owned
-        record = read_owner_record(data_dir)
-        assert record["owner_pid"] == os.getpid()
-        assert record["postmaster_pid"] == pg.pid
-        assert record["url"] == pg.url
+        assert owner_setting(pg) == identity(os.getpid())
 
         attached = attach_or_start_embedded_postgres(data_dir)
         assert not attached.owned
@@ -331,7 +323,62 @@ def test_attach_starts_a_server_when_none_runs_and_shares_it_in_process(
     finally:
         pg.stop()
     assert_stopped(pg, pids)
-    assert not (data_dir / OWNER_FILE).exists()
+
+
+def start_as_child(data_dir: pathlib.Path) -> subprocess.Popen[bytes]:
+    """Runs a server on the initialised ``data_dir`` as a child of this process, without
+    ``curbe.owner`` (like older versions, which did not use pg_ctl), until it is ready."""
+    account = embedded._server_account()  # As root: the system user owning data_dir.
+    command = [str(postgres_bin_dir() / "postgres"), "-D", str(data_dir)]
+    command += ["-c", "listen_addresses=", "-c", f"unix_socket_directories={data_dir}"]
+    with (data_dir / "postgres.log").open("ab") as log:
+        server = subprocess.Popen(
+            command,
+            cwd=data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            user=None if account is None else account.uid,
+            group=None if account is None else account.gid,
+            extra_groups=None if account is None else [],
+        )
+    pid_file, deadline = data_dir / "postmaster.pid", time.monotonic() + 60
+    while not pid_file.exists() or "ready" not in pid_file.read_text().split():
+        assert server.poll() is None, (data_dir / "postgres.log").read_text()
+        assert time.monotonic() < deadline, "the server is not ready"
+        time.sleep(0.05)
+    return server
+
+
+def stop_child(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()  # "smart" shutdown
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def test_server_without_owner_setting_belongs_to_its_live_parent(
+    tmp_path: pathlib.Path, start: Start
+) -> None:
+    """A server started by an older version (no ``curbe.owner``) is owned by its parent."""
+    pg = start(tmp_path / "pgdata")  # Initialises the data directory.
+    pg.stop()
+    data_dir = pg.data_dir
+    server = start_as_child(data_dir)  # Its live parent is this process.
+    try:
+        with pytest.raises(EmbeddedPostgresError, match="already running"):
+            start_embedded_postgres(data_dir)
+        assert server.poll() is None
+        attached = attach_or_start_embedded_postgres(data_dir)
+        assert not attached.owned
+        assert attached.pid == server.pid
+        assert psql(attached, "SELECT 1") == "1"
+        attached.stop()
+        assert server.poll() is None
+    finally:
+        stop_child(server)
 
 
 @pytest.mark.parametrize("opener", [start_embedded_postgres, attach_or_start_embedded_postgres])
@@ -342,41 +389,48 @@ def test_leftover_server_from_dead_process_is_replaced(
     owner_pid_reused: bool,
 ) -> None:
     data_dir = tmp_path / "pgdata"
-    # A process that starts a server and dies without stopping it (atexit does not run).
-    script = textwrap.dedent(
-        """
-        import os, sys
-        from storage.embedded import start_embedded_postgres
-
-        print(start_embedded_postgres(sys.argv[1]).pid, flush=True)
-        os._exit(0)
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    leftover_pid = int(result.stdout)
-    record = read_owner_record(data_dir)
-    assert record["postmaster_pid"] == leftover_pid
     if owner_pid_reused:
-        # The recorded owner pid now belongs to another live process (this one).
-        record["owner_pid"] = os.getpid()
-        (data_dir / OWNER_FILE).write_text(json.dumps(record))
+        # A server like ours whose owner pid now belongs to another live process (this one):
+        # curbe.owner names this pid with another start time.
+        with embedded_postgres(data_dir) as first:  # Initialises data_dir.
+            data_dir = first.data_dir
+        me = psutil.Process()
+        settings = [f"unix_socket_directories={data_dir}", "listen_addresses="]
+        settings.append(f"curbe.owner={me.pid}/{me.create_time() - 1000!r}")
+        options = shlex.join(arg for setting in settings for arg in ("-c", setting))
+        pg_ctl = ["pg_ctl", "start", "-w", "-D", str(data_dir), "-o", options]
+        pg_ctl += ["-l", str(data_dir / "postgres.log")]
+        result = embedded._run(pg_ctl, data_dir, embedded._server_account())
+        assert result.returncode == 0, result.stderr
+        leftover_pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    else:
+        # A process that starts a server and dies without stopping it (atexit does not run).
+        script = textwrap.dedent(
+            """
+            import os, sys
+            from storage.embedded import start_embedded_postgres
+
+            print(start_embedded_postgres(sys.argv[1]).pid, flush=True)
+            os._exit(0)
+            """
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        leftover_pid = int(result.stdout)
     pg: EmbeddedPostgres | None = None
     try:
         assert is_alive(leftover_pid)
         pg = opener(data_dir)
         assert pg.owned
         assert not is_alive(leftover_pid)
-        assert psql(pg, "SELECT 1") == "1"
-        new_record = read_owner_record(data_dir)
-        assert new_record["owner_pid"] == os.getpid()
-        assert new_record["postmaster_pid"] == pg.pid
+        assert pg.pid != leftover_pid
+        assert owner_setting(pg) == identity(os.getpid())
     finally:
         if pg is not None:
             pg.stop()
