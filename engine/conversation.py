@@ -26,9 +26,9 @@ from typing import Any
 
 import attrs
 
-from engine.clock import iso
 from engine.errors import AlreadyAssigned, IllegalTransition
 from engine.events import Event, EventType
+from engine.wire import OFF_WIRE, Wire
 
 MAX_MESSAGE_LENGTH = 5000
 
@@ -50,20 +50,17 @@ class SenderType(StrEnum):
 
 
 @attrs.frozen
-class Agent:
+class Agent(Wire):
     id: str
     name: str
     avatar_url: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "avatarUrl": self.avatar_url}
-
 
 @attrs.frozen
-class Message:
+class Message(Wire):
     id: str
     conversation_id: str
-    tenant_id: str
+    tenant_id: str = attrs.field(metadata=OFF_WIRE)
     seq: int
     sender_type: SenderType
     sender_id: str
@@ -73,23 +70,9 @@ class Message:
     client_timestamp: str | None
     created_at: dt.datetime
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "conversationId": self.conversation_id,
-            "seq": self.seq,
-            "senderType": self.sender_type.value,
-            "senderId": self.sender_id,
-            "senderName": self.sender_name,
-            "text": self.text,
-            "clientMessageId": self.client_message_id,
-            "clientTimestamp": self.client_timestamp,
-            "createdAt": iso(self.created_at),
-        }
-
 
 @attrs.frozen
-class Conversation:
+class Conversation(Wire):
     id: str
     tenant_id: str
     widget_id: str
@@ -112,23 +95,6 @@ class Conversation:
             and self.wait_deadline is not None
             and not self.wait_timed_out
         )
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "tenantId": self.tenant_id,
-            "widgetId": self.widget_id,
-            "visitorId": self.visitor_id,
-            "kind": self.kind.value,
-            "status": self.status.value,
-            "assignee": self.assignee.to_wire() if self.assignee else None,
-            "createdAt": iso(self.created_at),
-            "updatedAt": iso(self.updated_at),
-            "solvedAt": iso(self.solved_at),
-            "waitDeadline": iso(self.wait_deadline),
-            "waitTimedOut": self.wait_timed_out,
-            "lastSeq": self.last_seq,
-        }
 
 
 @attrs.frozen

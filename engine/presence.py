@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from typing import Literal
 
 from engine.broker import Broker
 from engine.clock import Clock
 from engine.events import Event, EventType
+
+# an agent is online (an inbox open, not away), away (chose to be) or offline (no inbox open)
+AgentStatus = Literal["online", "away", "offline"]
 
 
 class AgentPresence:
@@ -35,7 +39,7 @@ class AgentPresence:
     def agents_online(self, tenant_id: str) -> bool:
         return bool(self._online(tenant_id))
 
-    def status(self, tenant_id: str, agent_id: str) -> str:
+    def status(self, tenant_id: str, agent_id: str) -> AgentStatus:
         if self._connections.get(tenant_id, Counter())[agent_id] <= 0:
             return "offline"
         return "away" if agent_id in self._away else "online"

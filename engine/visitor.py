@@ -43,6 +43,7 @@ from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Mailbox
 from engine.widget import KIND as WIDGET
 from engine.widget import Describe
+from engine.wire import Wire, doc
 
 if TYPE_CHECKING:
     from engine.store import VisitorStore
@@ -83,21 +84,48 @@ class VisitorSession:
     name: str | None = None  # what the visitor gave when starting a chat (the contact's name)
 
     def to_wire(self, now: dt.datetime, *, in_chat: bool | None = None) -> dict[str, Any]:
-        return {
-            "visitorId": self.visitor_id,
-            "displayName": self.name or visitor_alias(self.visitor_id),
-            "name": self.name,
-            "widgetId": self.widget_id,
-            "currentUrl": self.current_url,
-            "pageTitle": self.page_title,
-            "referrer": self.referrer,
-            "firstSeenAt": iso(self.first_seen_at),
-            "lastSeenAt": iso(self.last_seen_at),
-            "timeOnSiteSeconds": max(0, int((now - self.first_seen_at).total_seconds())),
-            "inChat": self.conversation_id is not None if in_chat is None else in_chat,
-            "conversationId": self.conversation_id,
-            "location": self.location,
-        }
+        return self.live(now, in_chat=in_chat).to_wire()
+
+    def live(self, now: dt.datetime, *, in_chat: bool | None = None) -> LiveVisitor:
+        """The live visitor as the inbox lists it."""
+        return LiveVisitor(
+            visitor_id=self.visitor_id,
+            display_name=self.name or visitor_alias(self.visitor_id),
+            name=self.name,
+            widget_id=self.widget_id,
+            current_url=self.current_url,
+            page_title=self.page_title,
+            referrer=self.referrer,
+            first_seen_at=self.first_seen_at,
+            last_seen_at=self.last_seen_at,
+            time_on_site_seconds=max(0, int((now - self.first_seen_at).total_seconds())),
+            in_chat=self.conversation_id is not None if in_chat is None else in_chat,
+            conversation_id=self.conversation_id,
+            location=self.location,
+        )
+
+
+@attrs.frozen
+class LiveVisitor(Wire):
+    """A visitor on one of the tenant's sites now (the payload of ``visitor_presence_update``)."""
+
+    visitor_id: str
+    display_name: str = attrs.field(
+        metadata=doc('the name given, else a stable alias ("Pink Lion")')
+    )
+    name: str | None = attrs.field(metadata=doc("the name the visitor gave when starting a chat"))
+    widget_id: str
+    current_url: str | None
+    page_title: str | None
+    referrer: str | None
+    first_seen_at: dt.datetime
+    last_seen_at: dt.datetime
+    time_on_site_seconds: int
+    in_chat: bool
+    conversation_id: str | None
+    location: str | None = attrs.field(
+        metadata=doc("the browser's time zone and language, labelled")
+    )
 
 
 # --- the pure core ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ outage: 503; CORS for the widget's routes; ids checked before any route runs).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from quart import Quart, Response, jsonify, request
 from quart_trio import QuartTrio
@@ -13,17 +14,25 @@ from werkzeug.exceptions import HTTPException
 
 from engine.errors import ActorUnavailable, EngineError
 from web.deps import error, is_visitor_route, valid_id
+from web.openapi import document
 from web.routes import BLUEPRINTS
-from web.services import Services
+from web.services import Services, Settings
 from web.wire import ApiError
 
 log = logging.getLogger("curbe.web")
 
 
-def create_app(s: Services) -> Quart:
+def build_openapi(base_url: str) -> dict[str, Any]:
+    """The OpenAPI document of the app's routes (what ``GET /api/openapi.json`` serves)."""
+    return document(base_url, create_app(None))
+
+
+def create_app(s: Services | None) -> Quart:
+    """The app over ``s`` (``None``: only its route table, as :func:`build_openapi` reads it)."""
+    settings = s.settings if s is not None else Settings()
     app = QuartTrio(__name__)
     app.config["SERVICES"] = s
-    app.config["MAX_CONTENT_LENGTH"] = s.settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.config["BODY_TIMEOUT"] = 30
 
@@ -56,7 +65,7 @@ def create_app(s: Services) -> Quart:
             400: "bad_request",
         }.get(exc.code or 400, "http_error")
         message = {
-            413: f"the body is larger than {s.settings.max_body_bytes} bytes",
+            413: f"the body is larger than {settings.max_body_bytes} bytes",
             404: "no such endpoint",
         }.get(exc.code or 400, exc.description or "bad request")
         return error(exc.code or 400, code, message)

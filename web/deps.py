@@ -24,7 +24,8 @@ from web.wire import ApiError, decode_json, structure
 VISITOR_PREFIX = "/api/chat/widgets/"
 
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+ID_PATTERN = "^[A-Za-z0-9_-]{1,128}$"
+_ID = re.compile(ID_PATTERN)
 
 
 def is_visitor_route(path: str) -> bool:

@@ -1,76 +1,85 @@
-"""Wire shapes the routes answer with (camelCase JSON), built from engine values and rows."""
+"""What the routes answer with: the shapes of :mod:`web.shapes` filled from engine values and
+rows, written as their camelCase wire form."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
+import attrs
 from quart import Response, jsonify
 
-from engine.clock import iso
+from engine.conversation import Conversation, SenderType
 from engine.conversation_actor import Outcome
+from engine.wire import unstructure
 from web.people import describe_user_agent, visitor_alias
+from web.shapes import AgentProfile, Contact, MessageSummary
+
+S = TypeVar("S", bound=Conversation)
 
 
-def conversation_wire(
-    outcome_or_state: Any, messages: list[Any] | None = None, contact: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    state = (
+def conversation_of(outcome_or_state: Outcome | Conversation) -> Conversation:
+    return (
         outcome_or_state.conversation if isinstance(outcome_or_state, Outcome) else outcome_or_state
     )
-    wire = state.to_wire()
-    if messages is not None:
-        wire["messages"] = [m.to_wire() for m in messages]
-    if contact is not None:
-        wire["contact"] = contact
-    return wire
 
 
-def contact_wire(row: dict[str, Any] | None, visitor_id: str) -> dict[str, Any]:
+def extend(state: Conversation, shape: type[S], **more: Any) -> S:
+    """``state`` as ``shape`` (a :class:`Conversation` with more fields), ``more`` filling them."""
+    return shape(**attrs.asdict(state, recurse=False), **more)
+
+
+def answer(value: Any, status: int = 200) -> Response:
+    """``value`` (an attrs shape) as its JSON wire form."""
+    response = jsonify(unstructure(value))
+    response.status_code = status
+    return response
+
+
+def contact_of(row: dict[str, Any] | None, visitor_id: str) -> Contact:
     row = row or {}
-    return {
-        "visitorId": visitor_id,
-        "displayName": row.get("name") or visitor_alias(visitor_id),
-        "name": row.get("name"),
-        "email": row.get("email"),
-        "phone": row.get("phone"),  # only ever what a person typed; never the visitor id
-        "ip": row.get("ip"),
-        "userAgent": row.get("user_agent"),
-        "currentUrl": row.get("current_url"),
-        "location": row.get("location"),
+    return Contact(
+        visitor_id=visitor_id,
+        display_name=row.get("name") or visitor_alias(visitor_id),
+        name=row.get("name"),
+        email=row.get("email"),
+        phone=row.get("phone"),  # only ever what a person typed; never the visitor id
+        ip=row.get("ip"),
+        user_agent=row.get("user_agent"),
+        current_url=row.get("current_url"),
+        location=row.get("location"),
         **describe_user_agent(row.get("user_agent")),
-    }
+    )
 
 
-def agent_wire(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "tenantId": row["tenant_id"],
-        "email": row["email"],
-        "name": row["name"],
-        "avatarUrl": row.get("avatar_url"),
-    }
+def summary_of(row: dict[str, Any] | None) -> MessageSummary | None:
+    if not row:
+        return None
+    return MessageSummary(
+        id=row["id"],
+        seq=row["seq"],
+        sender_type=SenderType(row["sender_type"]),
+        sender_id=row["sender_id"],
+        sender_name=row["sender_name"],
+        text=row["text"],
+        created_at=dt.datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def profile_of(row: dict[str, Any]) -> AgentProfile:
+    return AgentProfile(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        email=row["email"],
+        name=row["name"],
+        avatar_url=row.get("avatar_url"),
+    )
 
 
 def created(payload: dict[str, Any]) -> Response:
     response = jsonify(payload)
     response.status_code = 201
     return response
-
-
-def last_message_wire(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not row:
-        return None
-    created = dt.datetime.fromisoformat(row["created_at"])
-    return {
-        "id": row["id"],
-        "seq": row["seq"],
-        "senderType": row["sender_type"],
-        "senderId": row["sender_id"],
-        "senderName": row["sender_name"],
-        "text": row["text"],
-        "createdAt": iso(created),
-    }
 
 
 def html_page(html: str, csp: str, status: int = 200, *, private: bool = True) -> Response:

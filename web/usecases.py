@@ -18,8 +18,9 @@ from engine.visitor import JoinedChat, LeftChat, StartChat, Started
 from storage import queries
 from web import auth
 from web.deps import client_ip
-from web.presenters import conversation_wire, created
+from web.presenters import answer, extend
 from web.services import Services
+from web.shapes import NewConversation
 
 
 async def start_chat(
@@ -56,9 +57,10 @@ async def started_response(s: Services, started: Started) -> Response:
         messages = await s.db.run(queries.select_messages, conversation.id)
     else:
         messages = [started.outcome.message] if started.outcome.message else []
-    wire = conversation_wire(conversation, messages)
-    wire["agentsOnline"] = s.presence.agents_online(conversation.tenant_id)
-    return created(wire)
+    agents_online = s.presence.agents_online(conversation.tenant_id)
+    return answer(
+        extend(conversation, NewConversation, messages=messages, agents_online=agents_online), 201
+    )
 
 
 async def leave_offline_message(

@@ -16,6 +16,8 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
+from engine.wire import camel
+
 T = TypeVar("T")
 
 MAX_NAME = 200
@@ -23,9 +25,6 @@ MAX_EMAIL = 320
 MAX_URL = 2048
 MAX_ID = 128
 MAX_TEXT = 5000
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+?[0-9 ()\-.]{5,32}$")
 
 
 class ApiError(Exception):
@@ -42,46 +41,99 @@ class ApiError(Exception):
         return {"error": {"code": self.code, "message": self.message, **self.extra}}
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)
+NOT_BLANK = r"\S"  # at least one character that is not white space
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+PHONE_PATTERN = r"^\+?[0-9 ()\-.]{5,32}$"
+AVATAR_PATTERN = r"^https?://[^\s<>\"']+$"
 
 
-def _max_len(limit: int) -> Any:
-    def check(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
-        if value is not None and len(value) > limit:
-            raise ValueError(f"{_camel(attribute.name)} is longer than {limit} characters")
-
-    return check
+def _or_empty(pattern: str) -> str:
+    """``pattern`` that also admits the empty string (\"\" means \"none given\")."""
+    return f"^({pattern.removeprefix('^').removesuffix('$')})?$"
 
 
-def _required_text(limit: int) -> Any:
-    def check(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+# Validators that say what they check: each is an attrs validator with a ``schema()`` that
+# web/schema.py puts in the OpenAPI document, so a limit is written once.
+
+
+@attrs.frozen
+class MaxLength:
+    limit: int
+
+    def __call__(self, _inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is not None and len(value) > self.limit:
+            raise ValueError(f"{camel(attribute.name)} is longer than {self.limit} characters")
+
+    def schema(self) -> dict[str, Any]:
+        return {"maxLength": self.limit}
+
+
+@attrs.frozen
+class Text:
+    """Required text: not blank, at most ``limit`` characters."""
+
+    limit: int
+
+    def __call__(self, _inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
         if not value.strip():
-            raise ValueError(f"{_camel(attribute.name)} must not be empty")
-        if len(value) > limit:
-            raise ValueError(f"{_camel(attribute.name)} is longer than {limit} characters")
+            raise ValueError(f"{camel(attribute.name)} must not be empty")
+        if len(value) > self.limit:
+            raise ValueError(f"{camel(attribute.name)} is longer than {self.limit} characters")
 
-    return check
-
-
-def _email(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None or value == "":
-        return
-    if len(value) > MAX_EMAIL or not _EMAIL.match(value):
-        raise ValueError(f"{_camel(attribute.name)} is not an email address")
+    def schema(self) -> dict[str, Any]:
+        return {"minLength": 1, "pattern": NOT_BLANK, "maxLength": self.limit}
 
 
-def _phone(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None or value == "":
-        return
-    if not _PHONE.match(value):
-        raise ValueError(f"{_camel(attribute.name)} is not a phone number")
+@attrs.frozen
+class NotBlank:
+    """Optional text that, when given, is not blank."""
+
+    def __call__(self, _inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is not None and not value.strip():
+            raise ValueError(f"{camel(attribute.name)} must not be empty")
+
+    def schema(self) -> dict[str, Any]:
+        return {"pattern": NOT_BLANK}
 
 
-def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{_camel(attribute.name)} must be 0 or more")
+@attrs.frozen
+class Matches:
+    """Empty or ``None`` (nothing given), or a match of ``pattern`` within ``limit``."""
+
+    pattern: str
+    what: str  # "is not an email address"
+    limit: int | None = None
+
+    def __call__(self, _inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is None or value == "":
+            return
+        if (self.limit is not None and len(value) > self.limit) or not re.match(
+            self.pattern, value
+        ):
+            raise ValueError(f"{camel(attribute.name)} {self.what}")
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"pattern": _or_empty(self.pattern)}
+        if self.limit is not None:
+            out["maxLength"] = self.limit
+        return out
+
+
+@attrs.frozen
+class AtLeast:
+    minimum: int
+
+    def __call__(self, _inst: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+        if value is not None and value < self.minimum:
+            raise ValueError(f"{camel(attribute.name)} must be {self.minimum} or more")
+
+    def schema(self) -> dict[str, Any]:
+        return {"minimum": self.minimum}
+
+
+EMAIL = Matches(EMAIL_PATTERN, "is not an email address", MAX_EMAIL)
+PHONE = Matches(PHONE_PATTERN, "is not a phone number")
+AVATAR = Matches(AVATAR_PATTERN, "must be an http(s) URL of an image", MAX_URL)
 
 
 # --- visitor side -----------------------------------------------------------------------------
@@ -89,84 +141,69 @@ def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> No
 
 @attrs.frozen
 class HeartbeatBody:
-    current_domain: str = attrs.field(validator=_required_text(255))
-    current_url: str = attrs.field(validator=_required_text(MAX_URL))
-    tenant_id: str | None = attrs.field(default=None, validator=_max_len(MAX_ID))
-    visitor_id: str | None = attrs.field(default=None, validator=_max_len(MAX_ID))
+    current_domain: str = attrs.field(validator=Text(255))
+    current_url: str = attrs.field(validator=Text(MAX_URL))
+    tenant_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
+    visitor_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
     timestamp: str | int | float | None = None
-    page_title: str | None = attrs.field(default=None, validator=_max_len(500))
-    referrer: str | None = attrs.field(default=None, validator=_max_len(MAX_URL))
-    time_zone: str | None = attrs.field(default=None, validator=_max_len(64))
-    language: str | None = attrs.field(default=None, validator=_max_len(35))
+    page_title: str | None = attrs.field(default=None, validator=MaxLength(500))
+    referrer: str | None = attrs.field(default=None, validator=MaxLength(MAX_URL))
+    time_zone: str | None = attrs.field(default=None, validator=MaxLength(64))
+    language: str | None = attrs.field(default=None, validator=MaxLength(35))
     # a beacon (``navigator.sendBeacon`` on pagehide) cannot set Authorization: it sends the token
-    visitor_token: str | None = attrs.field(default=None, validator=_max_len(512))
+    visitor_token: str | None = attrs.field(default=None, validator=MaxLength(512))
 
 
 @attrs.frozen
 class StartChatBody:
-    name: str = attrs.field(validator=_required_text(MAX_NAME))
-    email: str = attrs.field(validator=[_required_text(MAX_EMAIL), _email])
-    message: str = attrs.field(validator=_required_text(MAX_TEXT))
-    client_message_id: str | None = attrs.field(default=None, validator=_max_len(MAX_ID))
-    phone: str | None = attrs.field(default=None, validator=_phone)
+    name: str = attrs.field(validator=Text(MAX_NAME))
+    email: str = attrs.field(validator=attrs.validators.and_(Text(MAX_EMAIL), EMAIL))
+    message: str = attrs.field(validator=Text(MAX_TEXT))
+    client_message_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
+    phone: str | None = attrs.field(default=None, validator=PHONE)
 
 
 @attrs.frozen
 class OfflineMessageBody:
-    name: str = attrs.field(validator=_required_text(MAX_NAME))
-    email: str = attrs.field(validator=[_required_text(MAX_EMAIL), _email])
-    message: str = attrs.field(validator=_required_text(MAX_TEXT))
-    phone: str | None = attrs.field(default=None, validator=_phone)
-    conversation_id: str | None = attrs.field(default=None, validator=_max_len(MAX_ID))
+    name: str = attrs.field(validator=Text(MAX_NAME))
+    email: str = attrs.field(validator=attrs.validators.and_(Text(MAX_EMAIL), EMAIL))
+    message: str = attrs.field(validator=Text(MAX_TEXT))
+    phone: str | None = attrs.field(default=None, validator=PHONE)
+    conversation_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
 
 
 @attrs.frozen
 class MessageBody:
-    text: str = attrs.field(validator=_required_text(MAX_TEXT))
-    client_message_id: str | None = attrs.field(default=None, validator=_max_len(MAX_ID))
-    client_timestamp: str | None = attrs.field(default=None, validator=_max_len(64))
+    text: str = attrs.field(validator=Text(MAX_TEXT))
+    client_message_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
+    client_timestamp: str | None = attrs.field(default=None, validator=MaxLength(64))
 
 
 @attrs.frozen
 class LoginBody:
-    email: str = attrs.field(validator=_required_text(MAX_EMAIL))
-    password: str = attrs.field(validator=_required_text(1024))
-
-
-def _non_blank(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is not None and not value.strip():
-        raise ValueError(f"{_camel(attribute.name)} must not be empty")
-
-
-def _avatar(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None or value == "":
-        return
-    if len(value) > MAX_URL or not re.match(r"^https?://[^\s<>\"']+$", value):
-        raise ValueError(f"{_camel(attribute.name)} must be an http(s) URL of an image")
+    email: str = attrs.field(validator=Text(MAX_EMAIL))
+    password: str = attrs.field(validator=Text(1024))
 
 
 @attrs.frozen
 class ProfileBody:
     """``PATCH /api/auth/me``: ``avatarUrl: ""`` removes the avatar."""
 
-    name: str | None = attrs.field(default=None, validator=[_non_blank, _max_len(MAX_NAME)])
-    avatar_url: str | None = attrs.field(default=None, validator=_avatar)
+    name: str | None = attrs.field(
+        default=None, validator=attrs.validators.and_(NotBlank(), MaxLength(MAX_NAME))
+    )
+    avatar_url: str | None = attrs.field(default=None, validator=AVATAR)
 
 
 @attrs.frozen
 class ReadBody:
-    seq: int | None = attrs.field(default=None)
-
-    @seq.validator
-    def _check(self, attribute: attrs.Attribute[Any], value: int | None) -> None:
-        if value is not None and value < 0:
-            raise ValueError("seq must be 0 or more")
+    seq: int | None = attrs.field(default=None, validator=AtLeast(0))
 
 
 @attrs.frozen
 class ProactiveChatBody:
-    message: str = attrs.field(validator=_required_text(MAX_TEXT))
-    client_message_id: str | None = attrs.field(default=None, validator=_max_len(MAX_ID))
+    message: str = attrs.field(validator=Text(MAX_TEXT))
+    client_message_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
 
 
 # --- WebSocket frames (tagged by "type") -------------------------------------------------------
@@ -174,16 +211,16 @@ class ProactiveChatBody:
 
 @attrs.frozen
 class MessageFrame:
-    text: str = attrs.field(validator=_required_text(MAX_TEXT))
-    client_message_id: str | None = attrs.field(default=None, validator=_max_len(MAX_ID))
-    conversation_id: str | None = attrs.field(default=None, validator=_max_len(MAX_ID))
-    client_timestamp: str | None = attrs.field(default=None, validator=_max_len(64))
+    text: str = attrs.field(validator=Text(MAX_TEXT))
+    client_message_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
+    conversation_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
+    client_timestamp: str | None = attrs.field(default=None, validator=MaxLength(64))
 
 
 @attrs.frozen
 class ResumeFrame:
-    after_seq: int = attrs.field(validator=_non_negative)
-    conversation_id: str | None = attrs.field(default=None, validator=_max_len(MAX_ID))
+    after_seq: int = attrs.field(validator=AtLeast(0))
+    conversation_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
 
 
 @attrs.frozen
@@ -261,7 +298,7 @@ def make_converter() -> cattrs.Converter:
         *FRAMES.values(),
     ):
         overrides: dict[str, Any] = {
-            a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)
+            a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)
         }
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)
@@ -287,7 +324,7 @@ def structure(data: Any, cls: type[T]) -> T:
     except Exception as exc:  # cattrs wraps every field error; say all of them
         if isinstance(exc, cattrs.BaseValidationError):
             messages = [
-                re.sub(r"(?<=\.)([a-z]+(?:_[a-z]+)+)", lambda m: _camel(m.group(1)), line)
+                re.sub(r"(?<=\.)([a-z]+(?:_[a-z]+)+)", lambda m: camel(m.group(1)), line)
                 for line in cattrs.transform_error(exc, path="body", format_exception=_format)
             ]
         else:

@@ -34,8 +34,7 @@ from referencing.jsonschema import DRAFT202012
 from engine.events import EventType
 from tests.support import OPS_TOKEN, Server, Visitor, login, new_visitor, seed, visitor_socket
 from web import wire
-from web.app import create_app
-from web.openapi import build_openapi
+from web.app import build_openapi, create_app
 from web.widgets import DEFAULT_APPEARANCE, DEFAULT_CHANNELS, DEFAULT_DOCUMENT
 
 BASE = "http://127.0.0.1:8000"

@@ -14,13 +14,26 @@ from urllib.parse import urlsplit
 
 from quart import Blueprint, Response, jsonify, request, websocket
 
-from engine.conversation import Accept, Agent, Reopen, Solve
+from engine.conversation import Accept, Agent, Conversation, Reopen, Solve
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
 from engine.events import Event, EventType
 from engine.visitor import JoinedChat, LeftChat
 from storage import queries
 from web import auth
+from web import examples as ex
+from web.apidoc import (
+    ACTOR,
+    AGENT,
+    BODY_ERRORS,
+    PUBLIC,
+    api,
+    enum,
+    json_body,
+    json_response,
+    query_param,
+    ref,
+)
 from web.deps import (
     agent_of,
     bearer,
@@ -30,12 +43,18 @@ from web.deps import (
     require_agent,
     services,
 )
-from web.presenters import (
-    agent_wire,
-    contact_wire,
-    conversation_wire,
-    created,
-    last_message_wire,
+from web.presenters import answer, contact_of, created, extend, profile_of, summary_of
+from web.shapes import (
+    ConversationDetail,
+    ConversationList,
+    ConversationListItem,
+    Counts,
+    Done,
+    LiveVisitors,
+    Me,
+    ProfileAnswer,
+    ReadMark,
+    SignedIn,
 )
 from web.streams import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, EventStream, serve_socket
 from web.usecases import send_agent_message, start_chat, tell_visitor
@@ -60,6 +79,34 @@ bp = Blueprint("agent", __name__)
 
 
 @bp.post("/api/auth/login")
+@api(
+    "login",
+    "Sign in",
+    "auth",
+    PUBLIC,
+    {
+        "200": json_response(
+            "The token (also set as the `curbe_session` cookie) and the agent.",
+            SignedIn,
+            {"token": "Xq0k…43 characters…", "agent": ex.EX_AGENT},
+            headers={
+                "Set-Cookie": {
+                    "description": "`curbe_session=<token>; HttpOnly; SameSite=Lax; Path=/; Max-Age=2592000`",
+                    "schema": {"type": "string"},
+                }
+            },
+        ),
+    },
+    description=(
+        "429 `too_many_attempts` (with `retryAfterSeconds` and `Retry-After`) after 5 "
+        "failures for one email from one address, or 30 from one address, within 15 minutes."
+    ),
+    body=json_body(
+        LoginBody,
+        {"email": "javier@insuremax.com", "password": "correct horse battery"},
+    ),
+    error_codes=(*BODY_ERRORS, "invalid_credentials", "too_many_attempts"),
+)
 async def login() -> Response:
     s = services()
     creds = await body(LoginBody)
@@ -85,7 +132,7 @@ async def login() -> Response:
     await s.db.run(
         queries.insert_agent_session, auth.token_hash(token), row["id"], row["tenant_id"], expires
     )
-    response = jsonify({"token": token, "agent": agent_wire(row)})
+    response = answer(SignedIn(token, profile_of(row)))
     response.set_cookie(
         auth.SESSION_COOKIE,
         token,
@@ -98,24 +145,68 @@ async def login() -> Response:
 
 
 @bp.post("/api/auth/logout")
+@api(
+    "logout",
+    "Sign out (revoke the token)",
+    "auth",
+    AGENT,
+    {
+        "200": json_response(
+            "The token is revoked and the cookie cleared.",
+            Done,
+            {"ok": True},
+        )
+    },
+)
 async def logout() -> Response:
     await require_agent()
     token = bearer(request.headers) or request.cookies.get(auth.SESSION_COOKIE)
     assert token is not None
     await services().db.run(queries.delete_agent_session, auth.token_hash(token))
-    response = jsonify({"ok": True})
+    response = answer(Done())
     response.delete_cookie(auth.SESSION_COOKIE, path="/")
     return response
 
 
 @bp.get("/api/auth/me")
+@api(
+    "getMe",
+    "The signed-in agent and their presence",
+    "auth",
+    AGENT,
+    {
+        "200": json_response(
+            "The agent; `presence` is online (an inbox open, not away), away or offline.",
+            Me,
+            {"agent": ex.EX_AGENT, "presence": "online"},
+        )
+    },
+)
 async def me() -> Response:
     agent = await require_agent()
     presence = services().presence.status(agent["tenant_id"], agent["id"])
-    return jsonify({"agent": agent_wire(agent), "presence": presence})
+    return answer(Me(profile_of(agent), presence))
 
 
 @bp.patch("/api/auth/me")
+@api(
+    "updateMe",
+    "Edit the agent's name and avatar",
+    "auth",
+    AGENT,
+    {
+        "200": json_response(
+            "The agent as visitors will see them.",
+            ProfileAnswer,
+            {"agent": {**ex.EX_AGENT, "avatarUrl": "https://cdn.example.com/javier.png"}},
+        )
+    },
+    error_codes=BODY_ERRORS,
+    body=json_body(
+        ProfileBody,
+        {"name": "Javier Lazo", "avatarUrl": "https://cdn.example.com/javier.png"},
+    ),
+)
 async def edit_profile() -> Response:
     """The agent's own name and avatar (shown to visitors when the agent joins a chat)."""
     agent = await require_agent()
@@ -128,13 +219,47 @@ async def edit_profile() -> Response:
         profile.avatar_url == "",
     )
     assert row is not None
-    return jsonify({"agent": agent_wire(row)})
+    return answer(ProfileAnswer(profile_of(row)))
 
 
 # --- conversations ----------------------------------------------------------------------------
 
 
 @bp.get("/api/chat/conversations")
+@api(
+    "listConversations",
+    "The conversations of one inbox view",
+    "conversations",
+    AGENT,
+    {
+        "200": json_response(
+            "Newest first. The Open view holds OPEN live chats and unsolved offline "
+            "messages; `unread` is per agent.",
+            ConversationList,
+            {
+                "view": "waiting",
+                "conversations": [
+                    {
+                        **ex.EX_CONVERSATION,
+                        "contact": ex.EX_CONTACT,
+                        "lastMessage": ex.EX_MESSAGE_SUMMARY,
+                        "firstMessage": ex.EX_MESSAGE_SUMMARY,
+                        "unread": True,
+                        "assigneeOnline": None,
+                    }
+                ],
+            },
+        )
+    },
+    error_codes=("unknown_view",),
+    parameters=[
+        query_param(
+            "view",
+            "which view (default `all`); anything else answers 422 `unknown_view`",
+            {**enum(*queries.VIEWS), "default": "all"},
+        )
+    ],
+)
 async def list_conversations() -> Response:
     agent = await require_agent()
     s = services()
@@ -142,24 +267,43 @@ async def list_conversations() -> Response:
     if view not in queries.VIEWS:
         raise ApiError(422, "unknown_view", f"view must be one of {', '.join(queries.VIEWS)}")
     rows = await s.db.run(queries.select_conversations, agent["tenant_id"], view, agent["id"])
-    out = []
-    for conversation, contact, last, first, unread in rows:
-        wire = conversation.to_wire()
-        wire["contact"] = contact_wire(contact, conversation.visitor_id)
-        wire["lastMessage"] = last_message_wire(last)
-        wire["firstMessage"] = last_message_wire(first)
-        wire["unread"] = unread
+
+    def online(conversation: Conversation) -> bool | None:
         # an OPEN chat whose agent has no inbox open is flagged in the inbox
-        wire["assigneeOnline"] = (
-            s.presence.status(agent["tenant_id"], conversation.assignee.id) != "offline"
-            if conversation.assignee is not None
-            else None
+        if conversation.assignee is None:
+            return None
+        return s.presence.status(agent["tenant_id"], conversation.assignee.id) != "offline"
+
+    out = [
+        extend(
+            conversation,
+            ConversationListItem,
+            contact=contact_of(contact, conversation.visitor_id),
+            last_message=summary_of(last),
+            first_message=summary_of(first),
+            unread=unread,
+            assignee_online=online(conversation),
         )
-        out.append(wire)
-    return jsonify({"conversations": out, "view": view})
+        for conversation, contact, last, first, unread in rows
+    ]
+    return answer(ConversationList(out, view))
 
 
 @bp.get("/api/chat/conversations/<conversation_id>")
+@api(
+    "getConversation",
+    "A conversation with its contact and messages",
+    "conversations",
+    AGENT,
+    {
+        "200": json_response(
+            "The conversation, the contact and every message in seq order.",
+            ref("ConversationDetail"),
+            {**ex.EX_CONVERSATION, "contact": ex.EX_CONTACT, "messages": [ex.EX_MESSAGE]},
+        )
+    },
+    error_codes=("not_found",),
+)
 async def conversation_detail(conversation_id: str) -> Response:
     agent = await require_agent()
     found = await services().db.run(
@@ -168,41 +312,118 @@ async def conversation_detail(conversation_id: str) -> Response:
     if found is None:
         raise ApiError(404, "not_found", f"no conversation {conversation_id}")
     conversation, contact, messages = found
-    contact_shape = contact_wire(contact, conversation.visitor_id)
-    return jsonify(conversation_wire(conversation, messages, contact_shape))
+    contact_card = contact_of(contact, conversation.visitor_id)
+    return answer(extend(conversation, ConversationDetail, messages=messages, contact=contact_card))
 
 
-async def agent_command(conversation_id: str, make: Callable[[Agent], Any]) -> Outcome:
-    """One of the signed-in agent's commands, guarded by the agent's tenant."""
+def command_api(
+    operation_id: str,
+    summary: str,
+    answer: str,
+    example: dict[str, Any],
+    conflicts: tuple[str, ...],
+    description: str | None = None,
+) -> Callable[[Any], Any]:
+    """An agent's command on a conversation: it answers the conversation after the command."""
+    return api(
+        operation_id,
+        summary,
+        "conversations",
+        AGENT,
+        {"200": json_response(answer, Conversation, example)},
+        error_codes=(*ACTOR, "not_found", *conflicts),
+        description=description,
+    )
+
+
+async def agent_command(
+    conversation_id: str, make: Callable[[Agent], Any], tell: Any = None
+) -> Response:
+    """One of the signed-in agent's commands, guarded by the agent's tenant; the conversation
+    after it is the answer. ``tell``: a hint for the visitor's actor (joined or left a chat)."""
     agent = await require_agent()
     command = Guard(agent["tenant_id"], make(agent_of(agent)))
-    return await services().supervisor.call(CONVERSATION, conversation_id, command)  # type: ignore[no-any-return]
+    outcome: Outcome = await services().supervisor.call(CONVERSATION, conversation_id, command)
+    if tell is not None:
+        tell_visitor(services(), outcome.conversation, tell)
+    return jsonify(outcome.conversation.to_wire())
 
 
 @bp.post("/api/chat/conversations/<conversation_id>/accept")
+@command_api(
+    "acceptConversation",
+    "Accept a waiting chat",
+    "The conversation, now OPEN and assigned to the caller (accepting twice is harmless). "
+    "Emits `conversation_assigned` then `conversation_status_changed`.",
+    ex.EX_OPEN_CONVERSATION,
+    ("already_assigned", "at_capacity", "illegal_transition"),
+    description=(
+        "409 `already_assigned` (with `assignee`) when another agent got it first; "
+        "409 `at_capacity` (with `openChats`, `capacity`) past the agent's limit of "
+        "OPEN chats; 409 `illegal_transition` for a SOLVED conversation."
+    ),
+)
 async def accept(conversation_id: str) -> Response:
     # the agent's limit is checked inside the accepting commit (409 ``at_capacity``), the same
     # check round robin's offers meet: no interleaving passes it
-    outcome = await agent_command(conversation_id, Accept)
-    return jsonify(conversation_wire(outcome))
+    return await agent_command(conversation_id, Accept)
 
 
 @bp.post("/api/chat/conversations/<conversation_id>/solve")
+@command_api(
+    "solveConversation",
+    "Close a conversation",
+    "The conversation, now SOLVED.",
+    {**ex.EX_OPEN_CONVERSATION, "status": "SOLVED", "solvedAt": ex.T1, "lastSeq": 5},
+    ("already_solved",),
+)
 async def solve(conversation_id: str) -> Response:
-    outcome = await agent_command(conversation_id, Solve)
-    tell_visitor(services(), outcome.conversation, LeftChat(conversation_id))
-    return jsonify(conversation_wire(outcome))
+    return await agent_command(conversation_id, Solve, LeftChat(conversation_id))
 
 
 @bp.post("/api/chat/conversations/<conversation_id>/reopen")
+@command_api(
+    "reopenConversation",
+    "Reopen a solved conversation",
+    "The conversation, OPEN again and assigned to the caller.",
+    {**ex.EX_OPEN_CONVERSATION, "lastSeq": 6},
+    ("illegal_transition", "conversation_active", "at_capacity"),
+)
 async def reopen(conversation_id: str) -> Response:
     # refused (409 ``conversation_active``) by the commit if the visitor has another live chat
-    outcome = await agent_command(conversation_id, Reopen)
-    tell_visitor(services(), outcome.conversation, JoinedChat(conversation_id))
-    return jsonify(conversation_wire(outcome))
+    return await agent_command(conversation_id, Reopen, JoinedChat(conversation_id))
 
 
 @bp.post("/api/chat/conversations/<conversation_id>/messages")
+@api(
+    "postAgentMessage",
+    "An agent's reply",
+    "conversations",
+    AGENT,
+    {
+        "201": json_response(
+            "The stored message; sending marks the conversation read.",
+            ref("Message"),
+            {
+                **ex.EX_MESSAGE,
+                "seq": 5,
+                "senderType": "agent",
+                "senderId": ex.AGENT,
+                "senderName": "Javier Lazo",
+                "text": "Hi María, happy to help. Which car is it?",
+                "clientMessageId": "a-19c0",
+            },
+        ),
+    },
+    error_codes=(*ACTOR, *BODY_ERRORS, "not_found", "conversation_not_open", "conversation_solved"),
+    body=json_body(
+        MessageBody,
+        {
+            "text": "Hi María, happy to help. Which car is it?",
+            "clientMessageId": "a-19c0",
+        },
+    ),
+)
 async def agent_message(conversation_id: str) -> Response:
     agent = await require_agent()
     msg = await body(MessageBody)
@@ -211,6 +432,26 @@ async def agent_message(conversation_id: str) -> Response:
 
 
 @bp.post("/api/chat/conversations/<conversation_id>/read")
+@api(
+    "markConversationRead",
+    "Mark a conversation read up to a seq",
+    "conversations",
+    AGENT,
+    {
+        "200": json_response(
+            "The agent's read mark (it never moves back). Emits `conversation_read`.",
+            ReadMark,
+            {"conversationId": ex.CONVERSATION, "lastReadSeq": 5},
+        )
+    },
+    error_codes=(*BODY_ERRORS, "not_found"),
+    body=json_body(
+        ReadBody,
+        {"seq": 5},
+        required=False,
+        description="Optional; an empty body marks everything read.",
+    ),
+)
 async def mark_read(conversation_id: str) -> Response:
     """The agent opened the conversation: visitor messages up to ``seq`` are read."""
     agent = await require_agent()
@@ -225,10 +466,34 @@ async def mark_read(conversation_id: str) -> Response:
         raise ApiError(404, "not_found", f"no conversation {conversation_id}")
     wire = {"agentId": agent["id"], "conversationId": conversation_id, "lastReadSeq": mark}
     s.broker.publish(Event(EventType.CONVERSATION_READ.value, now, agent["tenant_id"], data=wire))
-    return jsonify({"conversationId": conversation_id, "lastReadSeq": mark})
+    return answer(ReadMark(conversation_id, mark))
 
 
 @bp.get("/api/chat/conversations/counts")
+@api(
+    "countConversations",
+    "How many conversations each view holds, and live visitors",
+    "conversations",
+    AGENT,
+    {
+        "200": json_response(
+            "Counts for the calling agent (`unread` and `assigned` are per agent).",
+            Counts,
+            {
+                "counts": {
+                    "open": 3,
+                    "unread": 1,
+                    "assigned": 2,
+                    "unassigned": 1,
+                    "waiting": 1,
+                    "solved": 40,
+                    "all": 44,
+                    "liveVisitors": 7,
+                }
+            },
+        )
+    },
+)
 async def conversation_counts() -> Response:
     """How many conversations each view holds for this agent, and how many live visitors."""
     agent = await require_agent()
@@ -236,13 +501,54 @@ async def conversation_counts() -> Response:
     counts = await s.db.run(queries.count_conversations, agent["tenant_id"], agent["id"])
     since = s.clock.now() - dt.timedelta(seconds=s.settings.visitor_expiry_seconds)
     visitors = await s.db.run(queries.select_live_visitors, agent["tenant_id"], since)
-    return jsonify({"counts": {**counts, "liveVisitors": len(visitors)}})
+    return answer(Counts({**counts, "liveVisitors": len(visitors)}))
 
 
 # --- visitors ---------------------------------------------------------------------------------
 
 
 @bp.post("/api/chat/visitors/<visitor_id>/conversations")
+@api(
+    "startProactiveChat",
+    "Start a chat with a live visitor",
+    "visitors",
+    AGENT,
+    {
+        "201": json_response(
+            "The conversation: OPEN, assigned to the caller, the first message the "
+            "agent's, no wait timer. It reaches the visitor's stream.",
+            ref("NewConversation"),
+            {
+                **ex.EX_OPEN_CONVERSATION,
+                "lastSeq": 3,
+                "messages": [
+                    {
+                        **ex.EX_MESSAGE,
+                        "seq": 3,
+                        "senderType": "agent",
+                        "senderId": ex.AGENT,
+                        "senderName": "Javier Lazo",
+                        "text": "Hi! Can I help you with your quote?",
+                    }
+                ],
+                "agentsOnline": True,
+            },
+        ),
+    },
+    error_codes=(
+        *ACTOR,
+        *BODY_ERRORS,
+        "not_found",
+        "conversation_active",
+        "visitor_gone",
+        "at_capacity",
+    ),
+    description="404 for another tenant's visitor; 409 `visitor_gone` when its last heartbeat is too old.",
+    body=json_body(
+        ProactiveChatBody,
+        {"message": "Hi! Can I help you with your quote?", "clientMessageId": "a-0001"},
+    ),
+)
 async def proactive_chat(visitor_id: str) -> Response:
     """An agent starts a chat with a live visitor: OPEN, assigned to the agent at once. A command
     of the visitor's actor, like the visitor's own start (one live chat each)."""
@@ -259,13 +565,44 @@ async def proactive_chat(visitor_id: str) -> Response:
 
 
 @bp.get("/api/chat/visitors/live")
+@api(
+    "listLiveVisitors",
+    "Visitors on the tenant's sites now",
+    "visitors",
+    AGENT,
+    {
+        "200": json_response(
+            "Visitors with a heartbeat in the last 60 s (`CURBE_VISITOR_EXPIRY_SECONDS`).",
+            LiveVisitors,
+            {
+                "visitors": [
+                    {
+                        "visitorId": ex.VISITOR,
+                        "displayName": "Pink Lion",
+                        "name": None,
+                        "widgetId": ex.WIDGET,
+                        "currentUrl": "https://www.insuremax.com/quote",
+                        "pageTitle": "Get a quote",
+                        "referrer": None,
+                        "firstSeenAt": ex.T0,
+                        "lastSeenAt": ex.T1,
+                        "timeOnSiteSeconds": 60,
+                        "inChat": False,
+                        "conversationId": None,
+                        "location": "America/Mexico_City, es-MX (from the browser)",
+                    }
+                ]
+            },
+        )
+    },
+)
 async def live_visitors() -> Response:
     agent = await require_agent()
     s = services()
     now = s.clock.now()
     since = now - dt.timedelta(seconds=s.settings.visitor_expiry_seconds)
     sessions = await s.db.run(queries.select_live_visitors, agent["tenant_id"], since)
-    return jsonify({"visitors": [v.to_wire(now) for v in sessions]})
+    return answer(LiveVisitors([v.live(now) for v in sessions]))
 
 
 # --- the inbox socket -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from quart import Blueprint, Response, jsonify, render_template, request
+from quart import Blueprint, Response, current_app, jsonify, render_template, request
 
 from engine import metrics
 from engine.clock import iso
@@ -22,8 +22,22 @@ from engine.routing import KIND as ROUTER
 from engine.visitor import KIND as VISITOR
 from engine.widget import KIND as WIDGET
 from storage import queries
+from web import examples as ex
+from web.apidoc import (
+    OPS_AUTH,
+    PUBLIC,
+    api,
+    html_response,
+    integer,
+    json_response,
+    list_of,
+    obj,
+    query_param,
+    ref,
+    string,
+)
 from web.deps import error, has_ops_token, require_ops, services
-from web.openapi import build_openapi
+from web.openapi import document
 from web.presenters import html_page
 from web.services import Services
 from web.wire import ApiError
@@ -51,6 +65,29 @@ KINDS = ("conversation", "visitor_session", "widget", "router", "service")
 
 
 @bp.get("/healthz")
+@api(
+    "getHealth",
+    "Liveness and database check",
+    "operators",
+    PUBLIC,
+    {
+        "200": json_response(
+            "The server and its database answer. `degraded`: it serves, but the "
+            "supervisor gave up on the actors or services listed in `escalated` "
+            "(they crashed past their restart intensity); each leaves the list when "
+            "it answers a command again.",
+            obj(
+                {
+                    "status": {"enum": ["ok", "degraded"]},
+                    "actors": integer(0),
+                    "escalated": list_of(ref("Escalation")),
+                }
+            ),
+            {"status": "degraded", "actors": 12, "escalated": [ex.EX_ESCALATION]},
+        ),
+    },
+    error_codes=("database_unavailable",),
+)
 async def healthz() -> Response:
     s = services()
     try:
@@ -73,14 +110,43 @@ async def healthz() -> Response:
 
 
 @bp.get("/api/openapi.json")
+@api(
+    "getOpenApi",
+    "This document",
+    "operators",
+    PUBLIC,
+    {
+        "200": json_response(
+            "The OpenAPI 3.1 document of every HTTP endpoint; any origin may read it "
+            "(`Access-Control-Allow-Origin: *`).",
+            {"type": "object"},
+        )
+    },
+)
 async def openapi_document() -> Response:
     """The OpenAPI 3.1 document of every HTTP endpoint (web/openapi.py)."""
-    response = jsonify(build_openapi(services().settings.base_url))
+    response = jsonify(document(services().settings.base_url, current_app))
     response.headers["Access-Control-Allow-Origin"] = "*"  # public: any docs viewer may read it
     return response
 
 
 @bp.get("/metrics")
+@api(
+    "getMetrics",
+    "Prometheus metrics",
+    "operators",
+    PUBLIC,
+    {
+        "200": {
+            "description": (
+                "Prometheus text exposition format: actors by kind, connections by "
+                "side, events published and dropped, messages stored, commit and "
+                "delivery latency histograms, heartbeats, restarts."
+            ),
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def prometheus_metrics() -> Response:
     """Prometheus text format: counters, latency histograms, live actors and sockets."""
     s = services()
@@ -91,6 +157,45 @@ async def prometheus_metrics() -> Response:
 
 
 @bp.get("/api/ops/actors")
+@api(
+    "listActors",
+    "Every live actor",
+    "operators",
+    OPS_AUTH,
+    {
+        "200": json_response(
+            "The live actors (without `recentEvents`) and the broker's counters.",
+            obj(
+                {
+                    "actors": list_of(ref("ActorSummary")),
+                    "broker": ref("BrokerStatistics"),
+                    "escalated": list_of(ref("Escalation")),
+                }
+            ),
+            {
+                "actors": [ex.EX_ACTOR],
+                "broker": {
+                    "subscribers": 4,
+                    "published": 120,
+                    "delivered": 310,
+                    "droppedSubscribers": 0,
+                },
+                "escalated": [],
+            },
+        ),
+    },
+    parameters=[
+        query_param(
+            "kind",
+            "only this kind (`conversation`, `visitor_session`, `widget`, `router`, "
+            "`service`); "
+            "send no `kind` for every kind",
+            string(examples=["conversation"]),
+        ),
+        query_param("tenant", "only this tenant's actors (`ten_…`)", string()),
+    ],
+    error_codes=("unauthenticated",),
+)
 async def ops_actors() -> Response:
     require_ops()
     s = services()
@@ -113,6 +218,26 @@ async def ops_actors() -> Response:
 
 
 @bp.get("/api/ops/actors/<kind>/<actor_id>")
+@api(
+    "getActor",
+    "One live actor with its recent events",
+    "operators",
+    OPS_AUTH,
+    {
+        "200": json_response(
+            "The actor; a conversation actor includes its last 20 events.",
+            ref("Actor"),
+            {
+                **ex.EX_ACTOR,
+                "recentEvents": [
+                    {"type": "conversation_created", "seq": 1, "at": ex.T0},
+                    {"type": "message_created", "seq": 2, "at": ex.T0},
+                ],
+            },
+        ),
+    },
+    error_codes=("unauthenticated", "not_found"),
+)
 async def ops_actor(kind: str, actor_id: str) -> Response:
     require_ops()
     s = services()
@@ -123,6 +248,18 @@ async def ops_actor(kind: str, actor_id: str) -> Response:
 
 
 @bp.get("/ops")
+@api(
+    "opsPage",
+    "The operator page: live actors",
+    "pages",
+    PUBLIC,
+    {
+        "200": html_response(
+            "Asks for the operator token (kept in sessionStorage) and renders "
+            "`GET /api/ops/actors` every 2 s, with a detail view per actor."
+        )
+    },
+)
 async def ops_page() -> Response:
     html = await render_template(
         "ops.html", kinds=KINDS, server_time=iso(services().clock.now()) or ""

@@ -33,9 +33,19 @@ from quart import Blueprint, Response, redirect, render_template, request
 from engine.clock import iso
 from storage import queries
 from web import auth
+from web.apidoc import (
+    PUBLIC,
+    REDIRECT,
+    api,
+    html_response,
+    page,
+    query_param,
+    redirect_response,
+    string,
+)
 from web.demo import DEMO_EMAIL, DEMO_PAGE
 from web.deps import current_agent, load_widget, services, tenant_widget_rows, valid_id
-from web.presenters import agent_wire, html_page
+from web.presenters import html_page, profile_of
 from web.widgets import DEFAULT_DOCUMENT, embed_code, widget_to_wire
 from web.wire import ApiError
 
@@ -168,70 +178,93 @@ def signed_in(page: Page) -> Page:
 
 
 def now_iso() -> str:
-
     return iso(services().clock.now()) or ""
 
 
+async def render(
+    template: str,
+    agent: dict[str, Any] | None,
+    section: str | None,
+    status: int = 200,
+    **context: Any,
+) -> Response:
+    """``template`` as a page of ``section`` (the top bar's current item), with the server's time."""
+    context.setdefault("server_time", now_iso())
+    html = await render_template(template, agent=agent, section=section, **context)
+    return _page(html, status)
+
+
 async def not_found(agent: dict[str, Any] | None, what: str) -> Response:
-    html = await render_template(
-        "not_found.html", agent=agent, what=what, server_time=now_iso(), section="widgets"
-    )
-    return _page(html, 404)
+    return await render("not_found.html", agent, "widgets", 404, what=what)
 
 
 @bp.get("/login")
+@api(
+    "loginPage",
+    "Sign-in page",
+    "pages",
+    PUBLIC,
+    {
+        "200": html_response("The sign-in form."),
+        "302": redirect_response("Already signed in: to `next` (a local path) or `/inbox`."),
+    },
+    parameters=[query_param("next", "a local path to go to after signing in", string(2000))],
+)
 async def login_page() -> Response:
     target = safe_next(request.args.get("next"))
     if await signed_in_agent() is not None:
         return redirect(target)  # type: ignore[return-value]
-    html = await render_template(
-        "login.html", agent=None, next=target, server_time=now_iso(), section=None
-    )
-    return _page(html)
+    return await render("login.html", None, None, next=target)
 
 
 @bp.get("/inbox")
 @signed_in
+@page("inboxPage", "The Inbox", "The inbox shell, filled by inbox.js.")
 async def inbox_page(agent: dict[str, Any]) -> Response:
     s = services()
-    html = await render_template(
+    return await render(
         "inbox.html",
-        agent=agent,
-        me=agent_wire(agent),
+        agent,
+        "inbox",
+        me=profile_of(agent).to_wire(),
         presence=s.presence.status(agent["tenant_id"], agent["id"]),
         visitor_expiry_seconds=int(s.settings.visitor_expiry_seconds),
-        server_time=now_iso(),
-        section="inbox",
     )
-    return _page(html)
 
 
 @bp.get("/settings")
+@api(
+    "settingsPage",
+    "Settings (redirect)",
+    "pages",
+    PUBLIC,
+    {"302": redirect_response("To `/settings/widgets`.")},
+)
 async def settings_page() -> Response:
     return redirect("/settings/widgets")  # type: ignore[return-value]
 
 
 @bp.get("/settings/widgets")
 @signed_in
+@page("widgetsPage", "Settings › Chat widgets", "The widget list, kept live.")
 async def widgets_page(agent: dict[str, Any]) -> Response:
     s = services()
-
     rows = await tenant_widget_rows(agent["tenant_id"])
     now = s.clock.now()
     widgets = [widget_to_wire(r, now, s.settings.base_url) for r in rows]
-    html = await render_template(
+    return await render(
         "widgets.html",
-        agent=agent,
+        agent,
+        "widgets",
         widgets=widgets,
         rows=[row_view(w) for w in widgets],
         server_time=iso(now),
-        section="widgets",
     )
-    return _page(html)
 
 
 @bp.get("/settings/widgets/new")
 @signed_in
+@page("newWidgetPage", "The widget editor for a new widget", "The editor with its live preview.")
 async def new_widget_page(agent: dict[str, Any]) -> Response:
     return await _editor(agent, None)
 
@@ -240,6 +273,17 @@ async def new_widget_page(agent: dict[str, Any]) -> Response:
 # wants an HTML one.
 @bp.get("/settings/widgets/<widget_ref>")
 @signed_in
+@api(
+    "editWidgetPage",
+    "The widget editor",
+    "pages",
+    [{"agentCookie": []}],
+    {
+        "200": html_response("The editor with its live preview."),
+        "302": REDIRECT,
+        "404": html_response("Unknown id or another tenant's widget (an HTML page)."),
+    },
+)
 async def edit_widget_page(agent: dict[str, Any], widget_ref: str) -> Response:
     if not valid_id(widget_ref):
         return await not_found(agent, "widget")
@@ -255,20 +299,28 @@ async def edit_widget_page(agent: dict[str, Any], widget_ref: str) -> Response:
 
 async def _editor(agent: dict[str, Any], widget: dict[str, Any] | None) -> Response:
     form = merged(blank_widget(), widget)
-    html = await render_template(
+    return await render(
         "widget_editor.html",
-        agent=agent,
+        agent,
+        "widgets",
         widget=form,
         is_new=widget is None,
         row=row_view(form),
         created=request.args.get("created") == "1",
-        server_time=now_iso(),
-        section="widgets",
     )
-    return _page(html)
 
 
 @bp.get("/demo")
+@api(
+    "demoPage",
+    "A customer's page holding the demo widget",
+    "pages",
+    PUBLIC,
+    {
+        "200": html_response("The demo site (only with `curbe-chat serve --demo`)."),
+    },
+    error_codes=("not_found",),
+)
 async def demo_site() -> Response:
     """A customer's page with the demo widget's snippet (only with ``serve --demo``)."""
     s = services()

@@ -15,7 +15,6 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, request, websocket
 
 from engine import metrics
-from engine.clock import iso
 from engine.errors import ActorUnavailable
 from engine.events import Event
 from engine.routing import KIND as ROUTER
@@ -26,6 +25,19 @@ from engine.widget import KIND as WIDGET
 from engine.widget import Ping, Refuse
 from storage import queries
 from web import auth
+from web import examples as ex
+from web.apidoc import (
+    ACTOR,
+    BODY_ERRORS,
+    PUBLIC,
+    VISITOR_AUTH,
+    VISITOR_OPTIONAL,
+    api,
+    html_response,
+    json_body,
+    json_response,
+    ref,
+)
 from web.deps import (
     VISITOR_PREFIX,
     bearer,
@@ -35,7 +47,8 @@ from web.deps import (
     require_visitor,
     services,
 )
-from web.presenters import conversation_wire, created
+from web.presenters import answer, created, extend
+from web.shapes import ConversationWithMessages, HeartbeatAnswer
 from web.streams import (
     CLOSE_NOT_FOUND,
     CLOSE_TRY_AGAIN,
@@ -68,6 +81,18 @@ def _widget_js() -> bytes:
 
 
 @bp.get("/widget.js")
+@api(
+    "getWidgetLoader",
+    "The embeddable loader",
+    "pages",
+    PUBLIC,
+    {
+        "200": html_response(
+            "JavaScript; `Cache-Control: public, max-age=300`, any origin.",
+            "application/javascript",
+        )
+    },
+)
 async def widget_js() -> Response:
     response = Response(_widget_js(), content_type="application/javascript; charset=utf-8")
     response.headers["Cache-Control"] = "public, max-age=300"
@@ -77,6 +102,30 @@ async def widget_js() -> Response:
 
 
 @bp.get(VISITOR_PREFIX + "<widget_id>/config")
+@api(
+    "getWidgetConfig",
+    "What the embedded widget needs to render",
+    "visitor",
+    PUBLIC,
+    {
+        "200": json_response(
+            "Appearance, channels, language, whether an agent is online.",
+            ref("WidgetConfig"),
+            {
+                "id": ex.WIDGET,
+                "tenantId": ex.TENANT,
+                "name": "InsureMax",
+                "status": "ACTIVE",
+                "appearance": ex.EX_APPEARANCE,
+                "channels": ex.EX_CHANNELS,
+                "locale": "auto",
+                "agentsOnline": True,
+                "waitTimeoutSeconds": 60,
+            },
+        ),
+    },
+    error_codes=("not_found", *ACTOR),
+)
 async def visitor_widget_config(widget_id: str) -> Response:
     s = services()
     widget = await load_widget(widget_id)
@@ -86,6 +135,50 @@ async def visitor_widget_config(widget_id: str) -> Response:
 
 
 @bp.post(VISITOR_PREFIX + "<widget_id>/heartbeat")
+@api(
+    "visitorHeartbeat",
+    "Installation ping and visitor presence",
+    "visitor",
+    VISITOR_OPTIONAL,
+    {
+        "200": json_response(
+            "The ping was recorded; use `visitorToken` on every visitor call.",
+            HeartbeatAnswer,
+            {
+                "widgetStatus": "ACTIVE",
+                "visitorId": ex.VISITOR,
+                "visitorToken": ex.VISITOR_TOKEN,
+                "serverTime": ex.T0,
+                "conversationId": None,
+                "agentsOnline": True,
+            },
+        ),
+    },
+    description=(
+        "Sent by `widget.js` on load, every 15 s, on in-page navigation and on "
+        "`pagehide` (as a beacon, which carries the token in the body). Targeting is "
+        "checked against the `Origin` header, `currentDomain` and the host of "
+        "`currentUrl`: any of them outside it answers 403 `domain_not_allowed`, marks "
+        "the widget MISCONFIGURED and issues no token. A visitor is known only by a "
+        "valid token (the `Authorization` header or `visitorToken`); a bare "
+        "`visitorId` proves nothing and gets a new id."
+    ),
+    body=json_body(
+        HeartbeatBody,
+        {
+            "tenantId": ex.TENANT,
+            "visitorId": ex.VISITOR,
+            "currentDomain": "www.insuremax.com",
+            "currentUrl": "https://www.insuremax.com/quote",
+            "timestamp": ex.T0,
+            "pageTitle": "Get a quote",
+            "referrer": None,
+            "timeZone": "America/Mexico_City",
+            "language": "es-MX",
+        },
+    ),
+    error_codes=(*BODY_ERRORS, "tenant_mismatch", "domain_not_allowed", "not_found", *ACTOR),
+)
 async def heartbeat(widget_id: str) -> Response:
     s = services()
     widget = await load_widget(widget_id)
@@ -147,19 +240,55 @@ async def heartbeat(widget_id: str) -> Response:
             location=location,
         ),
     )
-    return jsonify(
-        {
-            "widgetStatus": "ACTIVE",
-            "visitorId": visitor_id,
-            "visitorToken": s.signer.issue(visitor_id, widget["tenant_id"]),
-            "serverTime": iso(now),
-            "conversationId": session.conversation_id,
-            "agentsOnline": s.presence.agents_online(widget["tenant_id"]),
-        }
+    return answer(
+        HeartbeatAnswer(
+            widget_status="ACTIVE",
+            visitor_id=visitor_id,
+            visitor_token=s.signer.issue(visitor_id, widget["tenant_id"]),
+            server_time=now,
+            conversation_id=session.conversation_id,
+            agents_online=s.presence.agents_online(widget["tenant_id"]),
+        )
     )
 
 
 @bp.post(VISITOR_PREFIX + "<widget_id>/conversations")
+@api(
+    "startChat",
+    "Start a live chat",
+    "visitor",
+    VISITOR_AUTH,
+    {
+        "201": json_response(
+            "The conversation, WAITING, with its first message. The same "
+            "`clientMessageId` again answers the same conversation (201).",
+            ref("NewConversation"),
+            {
+                **ex.EX_CONVERSATION,
+                "lastSeq": 2,
+                "messages": [ex.EX_MESSAGE],
+                "agentsOnline": True,
+            },
+        ),
+    },
+    body=json_body(
+        StartChatBody,
+        {
+            "name": "María López",
+            "email": "maria@example.com",
+            "message": "Hi, I need a quote for my car",
+            "clientMessageId": "c-7f3a",
+        },
+    ),
+    error_codes=(
+        *BODY_ERRORS,
+        "unauthenticated",
+        "forbidden",
+        "not_found",
+        "conversation_active",
+        *ACTOR,
+    ),
+)
 async def visitor_start_chat(widget_id: str) -> Response:
     """The visitor starts a live chat: a command of its visitor-session actor, which keeps one
     live chat per visitor (409 ``conversation_active``; the same request again answers the same
@@ -184,6 +313,21 @@ async def visitor_start_chat(widget_id: str) -> Response:
 
 
 @bp.get(VISITOR_PREFIX + "<widget_id>/conversation")
+@api(
+    "getVisitorConversation",
+    "The visitor's latest conversation (rehydration after a reload)",
+    "visitor",
+    VISITOR_AUTH,
+    {
+        "200": json_response(
+            "The latest conversation with every message and `lastSeq`; resume the "
+            "WebSocket from `lastSeq`.",
+            ref("ConversationWithMessages"),
+            {**ex.EX_CONVERSATION, "messages": [ex.EX_MESSAGE], "assignedSeq": None},
+        ),
+    },
+    error_codes=("unauthenticated", "forbidden", "not_found", *ACTOR),
+)
 async def visitor_conversation(widget_id: str) -> Response:
     widget = await load_widget(widget_id)
     visitor = require_visitor(widget)
@@ -193,12 +337,38 @@ async def visitor_conversation(widget_id: str) -> Response:
     if thread is None:
         raise ApiError(404, "not_found", "this visitor has no conversation yet")
     latest, messages, assigned_seq = thread
-    wire = conversation_wire(latest, messages)
-    wire["assignedSeq"] = assigned_seq  # where "{agent} joined the chat" goes in the thread
-    return jsonify(wire)
+    return answer(
+        extend(latest, ConversationWithMessages, messages=messages, assigned_seq=assigned_seq)
+    )
 
 
 @bp.post(VISITOR_PREFIX + "<widget_id>/conversations/<conversation_id>/messages")
+@api(
+    "postVisitorMessage",
+    "A visitor's message",
+    "visitor",
+    VISITOR_AUTH,
+    {
+        "201": json_response(
+            "The stored message (the same one again for a repeated `clientMessageId`).",
+            ref("Message"),
+            ex.EX_MESSAGE,
+        ),
+    },
+    description="404 for a conversation that is not this visitor's.",
+    body=json_body(
+        MessageBody,
+        {"text": "Is it cheaper yearly?", "clientMessageId": "c-81b2"},
+    ),
+    error_codes=(
+        *BODY_ERRORS,
+        "unauthenticated",
+        "forbidden",
+        "not_found",
+        "conversation_solved",
+        *ACTOR,
+    ),
+)
 async def visitor_message(widget_id: str, conversation_id: str) -> Response:
     widget = await load_widget(widget_id)
     visitor = require_visitor(widget)
@@ -218,6 +388,36 @@ async def visitor_message(widget_id: str, conversation_id: str) -> Response:
 
 
 @bp.post(VISITOR_PREFIX + "<widget_id>/offline-messages")
+@api(
+    "leaveOfflineMessage",
+    "Leave a message (a ticket) when nobody is online",
+    "visitor",
+    VISITOR_OPTIONAL,
+    {
+        "201": json_response(
+            "A conversation of kind `offline_message` with the message.",
+            ref("NewConversation"),
+            {
+                **ex.EX_CONVERSATION,
+                "kind": "offline_message",
+                "waitDeadline": None,
+                "messages": [ex.EX_MESSAGE],
+                "agentsOnline": False,
+            },
+        ),
+    },
+    description="With a valid visitor token the ticket is that visitor's; else a new visitor id is minted.",
+    body=json_body(
+        OfflineMessageBody,
+        {
+            "name": "María López",
+            "email": "maria@example.com",
+            "phone": "+52 55 1234 5678",
+            "message": "Please call me back about a car quote",
+        },
+    ),
+    error_codes=(*BODY_ERRORS, "not_found", *ACTOR),
+)
 async def offline_message(widget_id: str) -> Response:
     s = services()
     widget = await load_widget(widget_id)

@@ -14,8 +14,20 @@ from engine.widget import KIND as WIDGET
 from engine.widget import Delete, Update
 from storage import queries
 from web import auth
+from web import examples as ex
+from web.apidoc import (
+    ACTOR,
+    AGENT,
+    api,
+    json_body,
+    json_response,
+    list_of,
+    obj,
+    ref,
+)
 from web.deps import load_widget, require_agent, services, tenant_widget_rows
-from web.presenters import created
+from web.presenters import answer, created
+from web.shapes import Deleted
 from web.widgets import apply_patch, widget_to_wire
 from web.wire import ApiError, decode_json
 
@@ -23,6 +35,20 @@ bp = Blueprint("widgets", __name__)
 
 
 @bp.get("/api/chat/widgets")
+@api(
+    "listWidgets",
+    "The tenant's widgets",
+    "widgets",
+    AGENT,
+    {
+        "200": json_response(
+            "Every widget with its status, detected domain, last ping and embed code.",
+            obj({"widgets": list_of(ref("Widget"))}),
+            {"widgets": [ex.EX_WIDGET]},
+        )
+    },
+    error_codes=(*ACTOR,),
+)
 async def list_widgets() -> Response:
     agent = await require_agent()
     s = services()
@@ -32,6 +58,37 @@ async def list_widgets() -> Response:
 
 
 @bp.post("/api/chat/widgets")
+@api(
+    "createWidget",
+    "Create a widget",
+    "widgets",
+    AGENT,
+    {
+        "201": json_response(
+            "The new widget (INACTIVE until its first ping).",
+            ref("Widget"),
+            {
+                **ex.EX_WIDGET,
+                "status": "INACTIVE",
+                "statusReason": "no installation ping yet: paste the embed code into your site",
+                "domain": "*.insuremax.com",
+                "lastSeenAt": None,
+                "lastSeenDomain": None,
+                "lastSeenUrl": None,
+            },
+        )
+    },
+    error_codes=("malformed_json", "body_too_large", "invalid_body", "invalid_widget"),
+    body=json_body(
+        ref("WidgetCreate"),
+        {
+            "name": "InsureMax",
+            "domains": ["*.insuremax.com"],
+            "appearance": {"colorTheme": "#2563eb"},
+            "channels": {"whatsapp": "+52 55 1234 5678"},
+        },
+    ),
+)
 async def create_widget() -> Response:
     agent = await require_agent()
     s = services()
@@ -52,6 +109,14 @@ async def create_widget() -> Response:
 
 
 @bp.get("/api/chat/widgets/<widget_id>")
+@api(
+    "getWidget",
+    "One widget",
+    "widgets",
+    AGENT,
+    {"200": json_response("The widget.", ref("Widget"), ex.EX_WIDGET)},
+    error_codes=("not_found", *ACTOR),
+)
 async def get_widget(widget_id: str) -> Response:
     agent = await require_agent()
     s = services()
@@ -60,6 +125,25 @@ async def get_widget(widget_id: str) -> Response:
 
 
 @bp.patch("/api/chat/widgets/<widget_id>")
+@api(
+    "updateWidget",
+    "Edit a widget (JSON merge patch)",
+    "widgets",
+    AGENT,
+    {"200": json_response("The widget after the patch.", ref("Widget"), ex.EX_WIDGET)},
+    error_codes=(
+        "malformed_json",
+        "body_too_large",
+        "invalid_body",
+        "invalid_widget",
+        *ACTOR,
+        "not_found",
+    ),
+    body=json_body(
+        ref("WidgetPatch"),
+        {"appearance": {"welcome": {"title": "¡Hola!"}}, "waitTimeoutSeconds": 90},
+    ),
+)
 async def patch_widget(widget_id: str) -> Response:
     agent = await require_agent()
     s = services()
@@ -74,10 +158,24 @@ async def patch_widget(widget_id: str) -> Response:
 
 
 @bp.delete("/api/chat/widgets/<widget_id>")
+@api(
+    "deleteWidget",
+    "Delete a widget",
+    "widgets",
+    AGENT,
+    {
+        "200": json_response(
+            "Deleted (soft): the visitor side answers 404 from now on.",
+            Deleted,
+            {"id": ex.WIDGET, "deleted": True},
+        )
+    },
+    error_codes=("not_found", *ACTOR),
+)
 async def delete_widget(widget_id: str) -> Response:
     agent = await require_agent()
     try:
         await services().supervisor.call(WIDGET, widget_id, Delete(agent["tenant_id"]))
     except EngineNotFound:
         raise ApiError(404, "not_found", f"no widget {widget_id}") from None
-    return jsonify({"id": widget_id, "deleted": True})
+    return answer(Deleted(widget_id))

@@ -1,0 +1,175 @@
+"""The shapes of HTTP answers that are more than one engine value: attrs classes that the
+presenters (:mod:`web.presenters`) fill, :func:`engine.wire.unstructure` writes, and the OpenAPI
+document shows (:mod:`web.schema`). A field added here is on the wire and in the document at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import attrs
+
+from engine.conversation import Conversation, Message, SenderType
+from engine.presence import AgentStatus
+from engine.visitor import LiveVisitor
+from engine.wire import Wire, doc
+from storage.queries import VIEWS
+
+
+@attrs.frozen
+class MessageSummary(Wire):
+    """A message as a list row shows it."""
+
+    id: str
+    seq: int
+    sender_type: SenderType
+    sender_id: str
+    sender_name: str | None
+    text: str
+    created_at: dt.datetime
+
+
+@attrs.frozen
+class Contact(Wire):
+    """Who the visitor is, as the inbox shows it."""
+
+    visitor_id: str
+    display_name: str = attrs.field(
+        metadata=doc('the name given, else a stable alias ("Pink Lion")')
+    )
+    name: str | None
+    email: str | None
+    phone: str | None = attrs.field(metadata=doc("only what a person typed"))
+    ip: str | None
+    user_agent: str | None
+    current_url: str | None
+    location: str | None
+    browser: str | None
+    os: str | None
+    device: str | None
+
+
+@attrs.frozen
+class ConversationWithMessages(Conversation):
+    """The visitor's view: the conversation and every message, in seq order."""
+
+    messages: list[Message] = attrs.field(kw_only=True)
+    assigned_seq: int | None = attrs.field(
+        kw_only=True,
+        metadata=doc(
+            'seq of the latest conversation_assigned event (where the widget draws "{agent} '
+            'joined the chat"); null while never assigned'
+        ),
+    )
+
+
+@attrs.frozen
+class NewConversation(Conversation):
+    """A conversation just created, with its first message."""
+
+    messages: list[Message] = attrs.field(kw_only=True)
+    agents_online: bool = attrs.field(kw_only=True)
+
+
+@attrs.frozen
+class ConversationDetail(Conversation):
+    """The conversation, the contact and every message in seq order."""
+
+    messages: list[Message] = attrs.field(kw_only=True)
+    contact: Contact = attrs.field(kw_only=True)
+
+
+@attrs.frozen
+class ConversationListItem(Conversation):
+    """A conversation as an inbox list shows it."""
+
+    contact: Contact = attrs.field(kw_only=True)
+    last_message: MessageSummary | None = attrs.field(kw_only=True)
+    first_message: MessageSummary | None = attrs.field(kw_only=True)
+    unread: bool = attrs.field(
+        kw_only=True, metadata=doc("a visitor message this agent has not opened yet")
+    )
+    assignee_online: bool | None = attrs.field(
+        kw_only=True, metadata=doc("false: the assignee has no inbox open")
+    )
+
+
+@attrs.frozen
+class AgentProfile(Wire):
+    """The signed-in agent (the component ``Agent``)."""
+
+    id: str
+    tenant_id: str
+    email: str
+    name: str
+    avatar_url: str | None
+
+
+@attrs.frozen
+class SignedIn(Wire):
+    token: str
+    agent: AgentProfile
+
+
+@attrs.frozen
+class Me(Wire):
+    agent: AgentProfile
+    presence: AgentStatus
+
+
+@attrs.frozen
+class ProfileAnswer(Wire):
+    agent: AgentProfile
+
+
+@attrs.frozen
+class Done(Wire):
+    ok: Literal[True] = True
+
+
+@attrs.frozen
+class Deleted(Wire):
+    id: str
+    deleted: Literal[True] = True
+
+
+@attrs.frozen
+class ReadMark(Wire):
+    conversation_id: str
+    last_read_seq: int = attrs.field(metadata=doc("it never moves back"))
+
+
+@attrs.frozen
+class ConversationList(Wire):
+    conversations: list[ConversationListItem]
+    view: str = attrs.field(metadata={"schema": {"enum": list(VIEWS)}})
+
+
+@attrs.frozen
+class Counts(Wire):
+    counts: dict[str, int] = attrs.field(
+        metadata={
+            "schema": {
+                "properties": {name: {"type": "integer", "minimum": 0} for name in VIEWS}
+                | {"liveVisitors": {"type": "integer", "minimum": 0}},
+                "required": [*VIEWS, "liveVisitors"],
+                "additionalProperties": False,
+            }
+        }
+    )
+
+
+@attrs.frozen
+class LiveVisitors(Wire):
+    visitors: list[LiveVisitor]
+
+
+@attrs.frozen
+class HeartbeatAnswer(Wire):
+    widget_status: Literal["ACTIVE"]
+    visitor_id: str
+    visitor_token: str
+    server_time: dt.datetime
+    conversation_id: str | None
+    agents_online: bool
