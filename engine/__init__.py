@@ -1,4 +1,3 @@
-"""The engine: pure state machines, the actors around them, the supervisor and the broker.
-
-Imports nothing from ``storage`` or ``web``; storage is reached through the ports of ``store``.
+"""The engine: values (``values``), storage ports (``store``), pure state machines and the actors
+around them, the supervisor and the broker. Imports nothing from ``storage`` or ``web``.
 """

@@ -20,7 +20,7 @@ import attrs
 import trio
 
 from engine import metrics
-from engine.events import Event
+from engine.values import Event
 
 Topic = tuple[str, str]
 

@@ -1,43 +1,11 @@
-"""What a conversation actor hands to storage: one batch of transitions, as one commit.
-
-Kept apart from :mod:`engine.store` so that the actor and storage share it without a cycle.
+"""What a commit of a conversation actor does beyond the conversation itself: whom it gives the
+chat to (the capacity claim) and what it does to the visitor's link. The :class:`Commit` value
+itself is in :mod:`engine.values`.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-import attrs
-
-from engine.conversation import Contact, Conversation, Kind, Message, Status
-from engine.events import Event
-
-
-class Link(StrEnum):
-    """What a commit does to ``visitor_sessions.conversation_id`` (the visitor's live chat)."""
-
-    SET = "set"  # a live chat became active (created, started by an agent, reopened)
-    CLEAR = "clear"  # it was solved
-
-
-@attrs.frozen
-class Commit:
-    """One batch of a conversation actor's transitions, persisted in one transaction.
-
-    ``claim``: the agent who takes the chat OPEN through it (see :func:`claim_of`); the commit
-    locks that agent's row and refuses (:class:`~engine.errors.AtCapacity`) past their limit.
-    ``contact``: the
-    visitor's contact, upserted in the same transaction (a chat's start). ``link``: the visitor's
-    active live chat is set or cleared; a second active live chat of one visitor is refused
-    (:class:`~engine.errors.ConversationActive`) by a partial unique index.
-    """
-
-    state: Conversation
-    events: tuple[Event, ...]
-    messages: tuple[Message, ...]
-    claim: str | None = None
-    contact: Contact | None = None
-    link: Link | None = None
+from engine.values import Conversation, Kind, Link, Status
 
 
 def claim_of(before: Conversation | None, after: Conversation) -> str | None:

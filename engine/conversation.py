@@ -21,95 +21,24 @@ States and the commands that move them (``docs/states.md`` draws the same table)
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 from typing import Any
 
 import attrs
 
 from engine.errors import AlreadyAssigned, IllegalTransition
-from engine.events import Event, EventType
-from engine.wire import OFF_WIRE, Wire
+from engine.values import (
+    Agent,
+    Contact,
+    Conversation,
+    Event,
+    EventType,
+    Kind,
+    Message,
+    SenderType,
+    Status,
+)
 
 MAX_MESSAGE_LENGTH = 5000
-
-
-class Status(StrEnum):
-    WAITING = "WAITING"
-    OPEN = "OPEN"
-    SOLVED = "SOLVED"
-
-
-class Kind(StrEnum):
-    LIVE_CHAT = "live_chat"
-    OFFLINE_MESSAGE = "offline_message"
-
-
-class SenderType(StrEnum):
-    VISITOR = "visitor"
-    AGENT = "agent"
-
-
-@attrs.frozen
-class Agent(Wire):
-    id: str
-    name: str
-    avatar_url: str | None = None
-
-
-@attrs.frozen
-class Message(Wire):
-    id: str
-    conversation_id: str
-    tenant_id: str = attrs.field(metadata=OFF_WIRE)
-    seq: int
-    sender_type: SenderType
-    sender_id: str
-    sender_name: str | None
-    text: str
-    client_message_id: str | None
-    client_timestamp: str | None
-    created_at: dt.datetime
-
-
-@attrs.frozen
-class Conversation(Wire):
-    id: str
-    tenant_id: str
-    widget_id: str
-    visitor_id: str
-    kind: Kind
-    status: Status
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    last_seq: int = 0
-    assignee: Agent | None = None
-    wait_deadline: dt.datetime | None = None
-    wait_timed_out: bool = False
-    solved_at: dt.datetime | None = None
-
-    @property
-    def wait_pending(self) -> bool:
-        """True while the wait timer must run: WAITING, deadline set, not yet fired."""
-        return (
-            self.status is Status.WAITING
-            and self.wait_deadline is not None
-            and not self.wait_timed_out
-        )
-
-
-@attrs.frozen
-class Contact:
-    """Who the visitor says they are, stored with the conversation that starts (same commit).
-
-    ``None`` keeps what is stored; ``phone`` is only ever what a person typed.
-    """
-
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
-    location: str | None = None
 
 
 # --- commands -------------------------------------------------------------------------------

@@ -28,20 +28,12 @@ import trio
 from engine import metrics
 from engine.broker import Broker
 from engine.clock import Clock, iso, trio_deadline
-from engine.commit import Commit, claim_of, link_change
-from engine.conversation import (
-    Contact,
-    Conversation,
-    Create,
-    Message,
-    PostMessage,
-    WaitTimeout,
-    apply,
-)
+from engine.commit import claim_of, link_change
+from engine.conversation import Create, PostMessage, WaitTimeout, apply
 from engine.errors import Conflict, EngineError, NotFound
-from engine.events import Event
 from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Envelope, Mailbox
+from engine.values import Commit, Contact, Conversation, Event, Message
 
 if TYPE_CHECKING:
     from engine.store import ConversationStore

@@ -15,7 +15,7 @@ from typing import Literal
 
 from engine.broker import Broker
 from engine.clock import Clock
-from engine.events import Event, EventType
+from engine.values import Event, EventType
 
 # an agent is online (an inbox open, not away), away (chose to be) or offline (no inbox open)
 AgentStatus = Literal["online", "away", "offline"]

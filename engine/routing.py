@@ -36,13 +36,14 @@ import trio
 
 from engine.broker import ALL, Broker
 from engine.clock import Clock, trio_deadline
-from engine.conversation import Accept, Agent, Transfer
+from engine.conversation import Accept, Transfer
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard
 from engine.errors import EngineError
-from engine.events import Event, EventType
 from engine.faults import NO_FAULTS, Faults
+from engine.store import RoutingStore
 from engine.supervisor import Mailbox
+from engine.values import Agent, Event, EventType, RoutingAgent, RoutingSnapshot
 
 if TYPE_CHECKING:
     from engine.presence import AgentPresence
@@ -50,46 +51,6 @@ if TYPE_CHECKING:
 KIND = "router"
 ROUTING_LISTENER = "routing_listener"  # the service that nudges routers
 MANUAL, ROUND_ROBIN = "manual", "round_robin"
-
-
-@attrs.frozen
-class WaitingChat:
-    id: str
-    visitor_id: str
-    created_at: dt.datetime
-    routing: str
-
-
-@attrs.frozen
-class OpenChat:
-    id: str
-    assignee_id: str
-    routing: str
-
-
-@attrs.frozen
-class RoutingAgent:
-    id: str
-    name: str
-    avatar_url: str | None
-    capacity: int
-
-
-@attrs.frozen
-class RoutingSnapshot:
-    waiting: tuple[WaitingChat, ...]
-    open: tuple[OpenChat, ...]  # OPEN live chats: what a hand-over may move
-    agents: tuple[RoutingAgent, ...]
-    average_wait_seconds: float | None = None
-    # every OPEN conversation (tickets too) per agent: what their capacity counts, exactly as
-    # the accepting commit counts it; None: count ``open``
-    held: Mapping[str, int] | None = None
-
-
-class RoutingStore(Protocol):
-    async def load_routing(self, tenant_id: str) -> RoutingSnapshot:
-        """The tenant's waiting and open chats and its agents (Trio)."""
-        ...
 
 
 @attrs.frozen

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from engine.commit import Commit
-from engine.conversation import Conversation, Message
-from engine.visitor import VisitorSession
+from engine.values import Commit, Conversation, Message, RoutingSnapshot, VisitorSession
 
 
 class ConversationStore(Protocol):
@@ -54,3 +52,9 @@ class WidgetStore(Protocol):
         ...
 
     async def delete_widget(self, widget_id: str, now: Any) -> None: ...
+
+
+class RoutingStore(Protocol):
+    async def load_routing(self, tenant_id: str) -> RoutingSnapshot:
+        """The tenant's waiting and open chats and its agents (Trio)."""
+        ...

@@ -24,7 +24,6 @@ solved); ``contacts`` is written by the commit that starts a chat.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -34,98 +33,20 @@ import trio
 
 from engine.broker import Broker
 from engine.clock import Clock, iso, trio_deadline
-from engine.conversation import Agent, Contact, Create, Kind, Status
+from engine.conversation import Create
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome, Peek, client_key
 from engine.errors import ConversationActive, EngineError, Forbidden, NotFound, VisitorGone
-from engine.events import Event, EventType
 from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Mailbox
+from engine.values import Agent, Contact, Event, EventType, Kind, Status, VisitorSession
 from engine.widget import KIND as WIDGET
 from engine.widget import Describe
-from engine.wire import Wire, doc
 
 if TYPE_CHECKING:
     from engine.store import VisitorStore
 
 KIND = "visitor_session"
-
-ADJECTIVES = (
-    "Pink", "Blue", "Green", "Amber", "Coral", "Silver", "Golden", "Indigo", "Olive", "Ruby",
-    "Teal", "Violet", "Crimson", "Ivory", "Jade", "Scarlet", "Azure", "Copper", "Plum", "Sage",
-)  # fmt: skip
-ANIMALS = (
-    "Lion", "Otter", "Falcon", "Panda", "Koala", "Fox", "Heron", "Lynx", "Dolphin", "Owl",
-    "Badger", "Tiger", "Robin", "Seal", "Zebra", "Wolf", "Crane", "Gecko", "Bison", "Puffin",
-)  # fmt: skip
-
-
-def visitor_alias(visitor_id: str) -> str:
-    """A stable, friendly name for an anonymous visitor ("Pink Lion")."""
-    digest = hashlib.sha256(visitor_id.encode()).digest()
-    return f"{ADJECTIVES[digest[0] % len(ADJECTIVES)]} {ANIMALS[digest[1] % len(ANIMALS)]}"
-
-
-@attrs.frozen
-class VisitorSession:
-    visitor_id: str
-    tenant_id: str
-    widget_id: str
-    first_seen_at: dt.datetime
-    last_seen_at: dt.datetime
-    current_url: str | None = None
-    current_domain: str | None = None
-    page_title: str | None = None
-    referrer: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
-    location: str | None = None
-    conversation_id: str | None = None  # the active live chat (conversation commits write it)
-    name: str | None = None  # what the visitor gave when starting a chat (the contact's name)
-
-    def to_wire(self, now: dt.datetime, *, in_chat: bool | None = None) -> dict[str, Any]:
-        return self.live(now, in_chat=in_chat).to_wire()
-
-    def live(self, now: dt.datetime, *, in_chat: bool | None = None) -> LiveVisitor:
-        """The live visitor as the inbox lists it."""
-        return LiveVisitor(
-            visitor_id=self.visitor_id,
-            display_name=self.name or visitor_alias(self.visitor_id),
-            name=self.name,
-            widget_id=self.widget_id,
-            current_url=self.current_url,
-            page_title=self.page_title,
-            referrer=self.referrer,
-            first_seen_at=self.first_seen_at,
-            last_seen_at=self.last_seen_at,
-            time_on_site_seconds=max(0, int((now - self.first_seen_at).total_seconds())),
-            in_chat=self.conversation_id is not None if in_chat is None else in_chat,
-            conversation_id=self.conversation_id,
-            location=self.location,
-        )
-
-
-@attrs.frozen
-class LiveVisitor(Wire):
-    """A visitor on one of the tenant's sites now (the payload of ``visitor_presence_update``)."""
-
-    visitor_id: str
-    display_name: str = attrs.field(
-        metadata=doc('the name given, else a stable alias ("Pink Lion")')
-    )
-    name: str | None = attrs.field(metadata=doc("the name the visitor gave when starting a chat"))
-    widget_id: str
-    current_url: str | None
-    page_title: str | None
-    referrer: str | None
-    first_seen_at: dt.datetime
-    last_seen_at: dt.datetime
-    time_on_site_seconds: int
-    in_chat: bool
-    conversation_id: str | None
-    location: str | None = attrs.field(
-        metadata=doc("the browser's time zone and language, labelled")
-    )
 
 
 # --- the pure core ------------------------------------------------------------------------------

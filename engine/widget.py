@@ -32,9 +32,9 @@ import trio
 from engine.broker import Broker
 from engine.clock import Clock, iso, trio_deadline
 from engine.errors import EngineError, NotFound
-from engine.events import Event, EventType
 from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Mailbox
+from engine.values import Event, EventType
 
 if TYPE_CHECKING:
     from engine.store import WidgetStore

@@ -14,12 +14,24 @@ from typing import Any
 
 import asyncpg
 
-from engine.commit import Commit, Link
-from engine.conversation import Agent, Contact, Conversation, Kind, Message, SenderType, Status
 from engine.errors import AtCapacity, ConversationActive
-from engine.events import Event
-from engine.routing import OpenChat, RoutingAgent, RoutingSnapshot, WaitingChat
-from engine.visitor import VisitorSession
+from engine.values import (
+    Agent,
+    Commit,
+    Contact,
+    Conversation,
+    Event,
+    Kind,
+    Link,
+    Message,
+    OpenChat,
+    RoutingAgent,
+    RoutingSnapshot,
+    SenderType,
+    Status,
+    VisitorSession,
+    WaitingChat,
+)
 
 Row = dict[str, Any]
 

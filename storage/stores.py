@@ -5,10 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from engine.commit import Commit
-from engine.conversation import Conversation, Message
-from engine.routing import RoutingSnapshot
-from engine.visitor import VisitorSession
+from engine.values import Commit, Conversation, Message, RoutingSnapshot, VisitorSession
 from storage import queries
 from storage.db import Database
 

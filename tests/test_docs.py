@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.events import EventType
+from engine.values import EventType
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

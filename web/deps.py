@@ -12,8 +12,8 @@ from typing import Any
 
 from quart import Response, current_app, g, jsonify, request
 
-from engine.conversation import Agent
 from engine.errors import NotFound as EngineNotFound
+from engine.values import Agent
 from engine.widget import KIND as WIDGET
 from engine.widget import Describe
 from storage import queries

@@ -22,9 +22,7 @@ from typing import Any
 
 from quart import Quart
 
-from engine.conversation import Agent, Conversation, Message
-from engine.events import EventType
-from engine.visitor import LiveVisitor
+from engine.values import Agent, Conversation, EventType, LiveVisitor, Message
 from engine.wire import camel
 from web import shapes, wire
 from web.apidoc import (

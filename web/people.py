@@ -19,7 +19,7 @@ from typing import Any
 from ua_parser import parse
 
 from engine.clock import Clock
-from engine.visitor import visitor_alias
+from engine.values import visitor_alias
 
 __all__ = ["LoginLimiter", "describe_user_agent", "visitor_alias"]
 

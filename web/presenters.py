@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 import attrs
 from quart import Response, jsonify
 
-from engine.conversation import Conversation, SenderType
 from engine.conversation_actor import Outcome
+from engine.values import Conversation, SenderType
 from engine.wire import unstructure
 from web.people import describe_user_agent, visitor_alias
 from web.shapes import AgentProfile, Contact, MessageSummary

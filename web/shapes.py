@@ -10,9 +10,8 @@ from typing import Literal
 
 import attrs
 
-from engine.conversation import Conversation, Message, SenderType
 from engine.presence import AgentStatus
-from engine.visitor import LiveVisitor
+from engine.values import Conversation, LiveVisitor, Message, SenderType
 from engine.wire import Wire, doc
 from storage.queries import VIEWS
 

@@ -27,7 +27,7 @@ from engine.broker import Subscription, Topic
 from engine.clock import iso
 from engine.conversation_actor import Outcome
 from engine.errors import EngineError
-from engine.events import Event
+from engine.values import Event
 from web.deps import services
 from web.wire import ApiError, PingFrame, structure_frame
 

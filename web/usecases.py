@@ -10,9 +10,10 @@ from typing import Any
 
 from quart import Response, request
 
-from engine.conversation import Contact, Conversation, Create, Kind, PostMessage, SenderType
+from engine.conversation import Create, PostMessage
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
+from engine.values import Contact, Conversation, Kind, SenderType
 from engine.visitor import KIND as VISITOR
 from engine.visitor import JoinedChat, LeftChat, StartChat, Started
 from storage import queries

@@ -13,12 +13,22 @@ from typing import Any
 import attrs
 import trio
 
-from engine.commit import Commit, Link
-from engine.conversation import Contact, Conversation, Kind, Message, Status
 from engine.errors import AtCapacity, ConversationActive
-from engine.events import Event
-from engine.routing import OpenChat, RoutingAgent, RoutingSnapshot, WaitingChat
-from engine.visitor import VisitorSession
+from engine.values import (
+    Commit,
+    Contact,
+    Conversation,
+    Event,
+    Kind,
+    Link,
+    Message,
+    OpenChat,
+    RoutingAgent,
+    RoutingSnapshot,
+    Status,
+    VisitorSession,
+    WaitingChat,
+)
 
 
 @attrs.define

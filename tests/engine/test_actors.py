@@ -17,12 +17,12 @@ import trio
 
 from engine.broker import Broker
 from engine.clock import TrioClock
-from engine.conversation import Accept, Agent, Create, Kind, PostMessage, SenderType, Solve, Status
+from engine.conversation import Accept, Create, PostMessage, Solve
 from engine.conversation_actor import KIND as CONV
 from engine.conversation_actor import ConversationActor
 from engine.errors import ActorUnavailable, AlreadyAssigned
-from engine.events import Event
 from engine.supervisor import Supervisor, open_supervisor
+from engine.values import Agent, Event, Kind, SenderType, Status
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat, JoinedChat, VisitorSessionActor
 from tests.engine.memory_store import MemoryStore

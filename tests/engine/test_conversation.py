@@ -23,23 +23,18 @@ from engine.clock import UTC, iso
 from engine.conversation import (
     MAX_MESSAGE_LENGTH,
     Accept,
-    Agent,
     Command,
-    Conversation,
     Create,
-    Kind,
     PostMessage,
     Reopen,
-    SenderType,
     Solve,
-    Status,
     Transfer,
     Transition,
     WaitTimeout,
     apply,
 )
 from engine.errors import AlreadyAssigned, Conflict, EngineError, IllegalTransition
-from engine.events import Event, EventType
+from engine.values import Agent, Conversation, Event, EventType, Kind, SenderType, Status
 
 T0 = dt.datetime(2026, 11, 29, 13, 20, 0, 123456, tzinfo=UTC)
 WAIT_SECONDS = 90

@@ -15,11 +15,19 @@ import attrs
 import pytest
 
 from engine import routing, visitor, widget
-from engine.commit import Link, claim_of, link_change
-from engine.conversation import Agent as ConvAgent
-from engine.conversation import Conversation, Kind, Status
+from engine.commit import claim_of, link_change
 from engine.errors import Forbidden, NotFound
-from engine.routing import OpenChat, RoutingAgent, RoutingSnapshot, WaitingChat
+from engine.values import Agent as ConvAgent
+from engine.values import (
+    Conversation,
+    Kind,
+    Link,
+    OpenChat,
+    RoutingAgent,
+    RoutingSnapshot,
+    Status,
+    WaitingChat,
+)
 
 NOW = dt.datetime(2026, 11, 29, 13, 20, tzinfo=dt.UTC)
 

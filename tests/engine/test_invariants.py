@@ -24,17 +24,7 @@ from hypothesis import strategies as st
 
 from engine.broker import Broker
 from engine.clock import TrioClock
-from engine.conversation import (
-    Accept,
-    Agent,
-    Contact,
-    Create,
-    Kind,
-    Reopen,
-    Solve,
-    Status,
-    Transfer,
-)
+from engine.conversation import Accept, Create, Reopen, Solve, Transfer
 from engine.conversation_actor import KIND as CONV
 from engine.conversation_actor import ConversationActor, Guard
 from engine.errors import (
@@ -46,8 +36,8 @@ from engine.errors import (
     NotFound,
     VisitorGone,
 )
-from engine.routing import RoutingAgent
 from engine.supervisor import Supervisor, open_supervisor
+from engine.values import Agent, Contact, Kind, RoutingAgent, Status
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat, StartChat, Started, VisitorSessionActor
 from engine.widget import KIND as WIDGET

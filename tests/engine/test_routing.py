@@ -16,21 +16,14 @@ import trio
 
 from engine.broker import Broker
 from engine.clock import TrioClock
-from engine.conversation import Accept, Agent, Create, Kind, Solve, Status
+from engine.conversation import Accept, Create, Solve
 from engine.conversation_actor import KIND as CONV
 from engine.conversation_actor import ConversationActor, Guard
-from engine.events import Event
 from engine.presence import AgentPresence
 from engine.routing import KIND as ROUTER
-from engine.routing import (
-    ROUTING_LISTENER,
-    Nudge,
-    RouterActor,
-    RoutingAgent,
-    pick_agent,
-    run_routing_listener,
-)
+from engine.routing import ROUTING_LISTENER, Nudge, RouterActor, pick_agent, run_routing_listener
 from engine.supervisor import Supervisor, open_supervisor
+from engine.values import Agent, Event, Kind, RoutingAgent, Status
 from tests.engine.memory_store import MemoryStore
 
 T = "t1"

@@ -21,23 +21,16 @@ import trio
 from engine import metrics
 from engine.broker import Broker
 from engine.clock import TrioClock
-from engine.conversation import (
-    Accept,
-    Agent,
-    Create,
-    Kind,
-    PostMessage,
-    SenderType,
-    Status,
-)
+from engine.conversation import Accept, Create, PostMessage
 from engine.conversation_actor import KIND as CONV
 from engine.conversation_actor import ConversationActor
 from engine.errors import ActorUnavailable
 from engine.faults import FaultPlan
 from engine.presence import AgentPresence
 from engine.routing import KIND as ROUTER
-from engine.routing import ROUTING_LISTENER, RouterActor, RoutingAgent, run_routing_listener
+from engine.routing import ROUTING_LISTENER, RouterActor, run_routing_listener
 from engine.supervisor import SERVICE, Crash, Mailbox, Supervisor, open_supervisor
+from engine.values import Agent, Kind, RoutingAgent, SenderType, Status
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat, VisitorSessionActor
 from engine.widget import KIND as WIDGET

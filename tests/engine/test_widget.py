@@ -13,8 +13,8 @@ import trio
 from engine.broker import Broker, Subscription
 from engine.clock import TrioClock, iso
 from engine.errors import NotFound
-from engine.events import Event
 from engine.supervisor import Supervisor, open_supervisor
+from engine.values import Event
 from engine.widget import (
     ACTIVE_WINDOW,
     KIND,

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import trio_asyncio
 
-from engine.conversation import Conversation, Kind, Status
+from engine.values import Conversation, Kind, Status
 from storage.db import migration_files
 
 T0 = dt.datetime(2026, 11, 29, 13, 20, tzinfo=dt.UTC)

@@ -8,7 +8,7 @@
   Path parameters match the placeholders.
 * **Matches the code**: request body schemas name exactly the fields of the cattrs wire classes
   (``web/wire.py``) and of the widget document (``web/widgets.py``), with the same required
-  ones; the event types are ``engine.events.EventType``.
+  ones; the event types are ``engine.values.EventType``.
 * **Matches the live server**: a run through every JSON operation, valid and invalid, where each
   answer's status must be documented for that operation and its body must validate against the
   documented schema (errors included: the code must be one the operation lists for that status);
@@ -31,7 +31,7 @@ from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from engine.events import EventType
+from engine.values import EventType
 from tests.support import OPS_TOKEN, Server, Visitor, login, new_visitor, seed, visitor_socket
 from web import wire
 from web.app import build_openapi, create_app

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from quart import Blueprint, Response, jsonify, request, websocket
 
-from engine.conversation import Accept, Agent, Conversation, Reopen, Solve
+from engine.conversation import Accept, Reopen, Solve
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
-from engine.events import Event, EventType
+from engine.values import Agent, Conversation, Event, EventType
 from engine.visitor import JoinedChat, LeftChat
 from storage import queries
 from web import auth

@@ -16,9 +16,9 @@ from quart import Blueprint, Response, jsonify, request, websocket
 
 from engine import metrics
 from engine.errors import ActorUnavailable
-from engine.events import Event
 from engine.routing import KIND as ROUTER
 from engine.routing import Nudge
+from engine.values import Event
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat
 from engine.widget import KIND as WIDGET

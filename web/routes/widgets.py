@@ -9,7 +9,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify, request
 
 from engine.errors import NotFound as EngineNotFound
-from engine.events import Event, EventType
+from engine.values import Event, EventType
 from engine.widget import KIND as WIDGET
 from engine.widget import Delete, Update
 from storage import queries
