@@ -27,6 +27,7 @@ import attrs
 
 from engine.errors import AlreadyAssigned, IllegalTransition
 from engine.values import (
+    PAYLOADS,
     Agent,
     Contact,
     Conversation,
@@ -125,10 +126,14 @@ class _Builder:
         self.state = attrs.evolve(self.state, last_seq=self.state.last_seq + 1)
         return self.state.last_seq
 
-    def emit(self, type_: EventType, data: dict[str, Any], *, seq: int | None = None) -> None:
+    def emit(self, type_: EventType, *, seq: int | None = None, **fields: Any) -> None:
+        """An event of ``type_`` whose payload (:data:`~engine.values.PAYLOADS`) has ``fields``
+        and, where it carries one, the conversation's snapshot including this very event."""
         seq = seq if seq is not None else self.next_seq()
-        if "conversation" in data:  # the snapshot an event carries includes the event itself
-            data = {**data, "conversation": self.state.to_wire()}
+        payload = PAYLOADS[type_]
+        if "conversation" in attrs.fields_dict(payload):
+            fields["conversation"] = self.state
+        data = payload(**fields).to_wire()
         self.events.append(
             Event(
                 type=type_.value,
@@ -157,17 +162,10 @@ class _Builder:
             created_at=self.now,
         )
         self.messages.append(message)
-        self.emit(EventType.MESSAGE_CREATED, {"message": message.to_wire()}, seq=seq)
+        self.emit(EventType.MESSAGE_CREATED, seq=seq, message=message)
 
     def status_changed(self, before: Status) -> None:
-        self.emit(
-            EventType.CONVERSATION_STATUS_CHANGED,
-            {
-                "from": before.value,
-                "to": self.state.status.value,
-                "conversation": self.state.to_wire(),
-            },
-        )
+        self.emit(EventType.CONVERSATION_STATUS_CHANGED, from_=before, to=self.state.status)
 
     def done(self) -> Transition:
         return Transition(self.state, tuple(self.events), tuple(self.messages))
@@ -204,7 +202,7 @@ def create(cmd: Create, now: dt.datetime) -> Transition:
     )
     b = _Builder(state, now)
     seq = b.next_seq()
-    b.emit(EventType.CONVERSATION_CREATED, {"conversation": b.state.to_wire()}, seq=seq)
+    b.emit(EventType.CONVERSATION_CREATED, seq=seq)
     if agent is None:
         b.add_message(
             PostMessage(
@@ -217,10 +215,7 @@ def create(cmd: Create, now: dt.datetime) -> Transition:
             )
         )
     else:
-        b.emit(
-            EventType.CONVERSATION_ASSIGNED,
-            {"agent": agent.to_wire(), "conversation": b.state.to_wire()},
-        )
+        b.emit(EventType.CONVERSATION_ASSIGNED, agent=agent)
         b.add_message(
             PostMessage(
                 message_id=cmd.first_message_id,
@@ -278,10 +273,7 @@ def _accept(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
         ),
         now,
     )
-    b.emit(
-        EventType.CONVERSATION_ASSIGNED,
-        {"agent": cmd.agent.to_wire(), "conversation": b.state.to_wire()},
-    )
+    b.emit(EventType.CONVERSATION_ASSIGNED, agent=cmd.agent)
     b.status_changed(state.status)
     return b.done()
 
@@ -329,10 +321,7 @@ def _reopen(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
         now,
     )
     if state.assignee is None or state.assignee.id != cmd.agent.id:
-        b.emit(
-            EventType.CONVERSATION_ASSIGNED,
-            {"agent": cmd.agent.to_wire(), "conversation": b.state.to_wire()},
-        )
+        b.emit(EventType.CONVERSATION_ASSIGNED, agent=cmd.agent)
     b.status_changed(state.status)
     return b.done()
 
@@ -346,14 +335,7 @@ def _transfer(state: Conversation, cmd: Command, now: dt.datetime) -> Transition
     if state.assignee is not None and state.assignee.id == cmd.agent.id:
         return Transition(state)
     b = _Builder(attrs.evolve(state, assignee=cmd.agent, updated_at=now), now)
-    b.emit(
-        EventType.CONVERSATION_ASSIGNED,
-        {
-            "agent": cmd.agent.to_wire(),
-            "previousAgent": state.assignee.to_wire() if state.assignee else None,
-            "conversation": b.state.to_wire(),
-        },
-    )
+    b.emit(EventType.CONVERSATION_ASSIGNED, agent=cmd.agent, previous_agent=state.assignee)
     return b.done()
 
 
@@ -363,10 +345,7 @@ def _wait_timeout(state: Conversation, cmd: Command, now: dt.datetime) -> Transi
     assert state.wait_deadline is not None
     b = _Builder(attrs.evolve(state, wait_timed_out=True, updated_at=now), now)
     waited = (now - state.created_at).total_seconds()
-    b.emit(
-        EventType.CONVERSATION_WAIT_TIMEOUT,
-        {"waitedSeconds": round(waited, 3), "conversation": b.state.to_wire()},
-    )
+    b.emit(EventType.CONVERSATION_WAIT_TIMEOUT, waited_seconds=round(waited, 3))
     return b.done()
 
 

@@ -27,12 +27,12 @@ import trio
 
 from engine import metrics
 from engine.broker import Broker
-from engine.clock import Clock, iso, trio_deadline
+from engine.clock import Clock, trio_deadline
 from engine.commit import claim_of, link_change
 from engine.conversation import Create, PostMessage, WaitTimeout, apply
 from engine.errors import Conflict, EngineError, NotFound
 from engine.faults import NO_FAULTS, Faults
-from engine.supervisor import Envelope, Mailbox
+from engine.supervisor import Envelope, Mailbox, RecentEvent
 from engine.values import Commit, Contact, Conversation, Event, Message
 
 if TYPE_CHECKING:
@@ -117,19 +117,19 @@ class ConversationActor:
         self.faults = faults
         self.state: Conversation | None = None
         self.by_client_id: dict[str, Message] = {}
-        self.recent: list[dict[str, Any]] = []  # last events, for operators
+        self.recent: list[RecentEvent] = []  # last events, for operators
         self._timer: trio.CancelScope | None = None
         self._timer_deadline: dt.datetime | None = None
 
     def describe(self) -> dict[str, Any]:
         s = self.state
         return {
-            "tenantId": s.tenant_id if s else None,
-            "visitorId": s.visitor_id if s else None,
+            "tenant_id": s.tenant_id if s else None,
+            "visitor_id": s.visitor_id if s else None,
             "state": s.status.value if s else "NEW",
-            "lastSeq": s.last_seq if s else 0,
-            "waitDeadline": iso(self._timer_deadline) if self._timer is not None else None,
-            "recentEvents": list(self.recent),
+            "last_seq": s.last_seq if s else 0,
+            "wait_deadline": self._timer_deadline if self._timer is not None else None,
+            "recent_events": list(self.recent),
         }
 
     async def run(self, mailbox: Mailbox) -> None:
@@ -267,7 +267,7 @@ class ConversationActor:
                         "seq": event.seq,
                     },
                 )
-            self.recent.append({"type": event.type, "seq": event.seq, "at": iso(event.at)})
+            self.recent.append(RecentEvent(event.type.value, event.seq, event.at))
         del self.recent[:-20]
         for envelope, outcome in answered:
             if envelope.reply is not None:

@@ -18,7 +18,57 @@ Hierarchy::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+import attrs
+
+from engine.wire import OPTIONAL, Wire, camel, doc, structure
+
+
+@attrs.frozen
+class Assignee(Wire):
+    id: str
+    name: str
+
+
+def _more(description: str) -> Any:
+    return attrs.field(default=None, metadata=OPTIONAL | doc(description))
+
+
+@attrs.frozen
+class ErrorBody(Wire):
+    """Every error: ``{"error": {"code", "message", …}}`` — the object inside ``error``. The
+    fields after ``message`` come with the codes that need them."""
+
+    code: str = attrs.field(metadata={"schema": {"pattern": "^[a-z][a-z0-9]*(_[a-z0-9]+)*$"}})
+    message: str = attrs.field(metadata=doc("a human sentence") | {"schema": {"pattern": r"\S"}})
+    fields: dict[str, str] | None = attrs.field(
+        default=None, metadata=OPTIONAL | doc("`invalid_widget`: every bad field, by path")
+    )
+    widget_status: Literal["MISCONFIGURED"] | None = _more("`domain_not_allowed`")
+    assignee: Assignee | None = attrs.field(
+        default=None, metadata=OPTIONAL | doc("`already_assigned`: who has it")
+    )
+    open_chats: int | None = _more("`at_capacity`")
+    capacity: int | None = _more("`at_capacity`")
+    conversation_id: str | None = _more("`conversation_active`: the active one")
+    retry_after_seconds: int | None = _more("429 and 503: when to try again")
+
+    @classmethod
+    def of(cls, code: str, message: str, extra: dict[str, Any]) -> ErrorBody:
+        """The body of an error with ``extra`` fields (camelCase); an unknown one is a bug."""
+        unknown = set(extra) - {camel(f.name) for f in attrs.fields(cls)}
+        if unknown:
+            raise TypeError(f"no error field {sorted(unknown)}: add it to ErrorBody")
+        return structure({"code": code, "message": message, **extra}, cls)
+
+
+@attrs.frozen
+class ErrorAnswer(Wire):
+    """Every error answer: ``{"error": {"code", "message", …}}`` with a 4xx status (503 for an
+    outage)."""
+
+    error: ErrorBody
 
 
 class EngineError(Exception):
@@ -36,7 +86,7 @@ class EngineError(Exception):
 
     def to_wire(self) -> dict[str, Any]:
         """``{"code", "message", ...extra}``: the body of an error answer or frame."""
-        return {"code": self.code, "message": self.message, **self.extra}
+        return ErrorBody.of(self.code, self.message, self.extra).to_wire()
 
 
 class NotFound(EngineError):

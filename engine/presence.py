@@ -15,7 +15,7 @@ from typing import Literal
 
 from engine.broker import Broker
 from engine.clock import Clock
-from engine.values import Event, EventType
+from engine.values import AgentPresenceUpdate, AgentsOnlineChanged, Event, EventType
 
 # an agent is online (an inbox open, not away), away (chose to be) or offline (no inbox open)
 AgentStatus = Literal["online", "away", "offline"]
@@ -90,7 +90,7 @@ class AgentPresence:
                     type=EventType.AGENTS_ONLINE_CHANGED.value,
                     at=self._clock.now(),
                     tenant_id=tenant_id,
-                    data={"agentsOnline": online},
+                    data=AgentsOnlineChanged(online).to_wire(),
                     to_all_visitors=True,
                 )
             )
@@ -99,10 +99,6 @@ class AgentPresence:
                 type=EventType.AGENT_PRESENCE_UPDATE.value,
                 at=self._clock.now(),
                 tenant_id=tenant_id,
-                data={
-                    "agentId": agent_id,
-                    "status": after,
-                    "agentsOnline": self.agents_online(tenant_id),
-                },
+                data=AgentPresenceUpdate(agent_id, after, self.agents_online(tenant_id)).to_wire(),
             )
         )

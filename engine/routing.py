@@ -43,7 +43,7 @@ from engine.errors import EngineError
 from engine.faults import NO_FAULTS, Faults
 from engine.store import RoutingStore
 from engine.supervisor import Mailbox
-from engine.values import Agent, Event, EventType, RoutingAgent, RoutingSnapshot
+from engine.values import Agent, Event, EventType, QueuePosition, RoutingAgent, RoutingSnapshot
 
 if TYPE_CHECKING:
     from engine.presence import AgentPresence
@@ -264,12 +264,7 @@ def settle(
                 at=now,
                 tenant_id=view.tenant_id,
                 visitor_id=chat.visitor_id,
-                data={
-                    "conversationId": chat.id,
-                    "position": position,
-                    "ahead": position - 1,
-                    "estimatedWaitSeconds": estimate,
-                },
+                data=QueuePosition(chat.id, position, position - 1, estimate).to_wire(),
             )
         )
     wake_at = planned.wake_at
@@ -337,7 +332,7 @@ class RouterActor:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "tenantId": self.id,
+            "tenant_id": self.id,
             "state": self.state.phase.value,
             "waiting": len(self.state.positions),
             "passes": self.state.passes,

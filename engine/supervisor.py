@@ -50,8 +50,9 @@ import attrs
 import trio
 
 from engine import metrics
-from engine.clock import Clock, SystemClock, iso
+from engine.clock import Clock, SystemClock
 from engine.errors import ActorUnavailable, EngineError
+from engine.wire import OPTIONAL, UNSET, Wire, doc
 
 log = logging.getLogger("curbe.engine")
 
@@ -270,6 +271,25 @@ class ServiceRecord:
     last_crash: Crash | None = None
 
 
+@attrs.frozen(kw_only=True)
+class EscalationReport(Wire):
+    """An actor or service given up after repeated crashes. ``id``, ``error`` and ``where`` only
+    with the operator token: the health check is public, and they may name tenants and visitors."""
+
+    kind: str = attrs.field(
+        metadata=doc("`conversation`, `visitor_session`, `widget`, `router` or `service`")
+    )
+    at: dt.datetime
+    restarts: int
+    id: str | None = attrs.field(default=None, metadata=OPTIONAL)
+    error: str | None = attrs.field(
+        default=None, metadata=OPTIONAL | doc("the last crash: exception type and first line")
+    )
+    where: str | None = attrs.field(
+        default=None, metadata=OPTIONAL | doc("`path:line in function` of our code")
+    )
+
+
 @attrs.frozen
 class Escalation:
     """An actor or service that crashed past its restart intensity."""
@@ -279,22 +299,76 @@ class Escalation:
     crash: Crash
     restarts: int
 
-    def to_wire(self, *, detail: bool = True) -> dict[str, Any]:
-        """The wire form; without ``detail`` (a public health check) no id and no error text,
-        which may name tenants and visitors."""
-        wire: dict[str, Any] = {
-            "kind": self.kind,
-            "at": iso(self.crash.at),
-            "restarts": self.restarts,
-        }
+    def report(self, *, detail: bool = True) -> EscalationReport:
+        """What operators see; without ``detail`` (a public health check) no id and no error."""
+        report = EscalationReport(kind=self.kind, at=self.crash.at, restarts=self.restarts)
         if detail:
-            wire.update(id=self.id, error=self.crash.error, where=self.crash.where)
-        return wire
+            report = attrs.evolve(
+                report, id=self.id, error=self.crash.error, where=self.crash.where
+            )
+        return report
+
+    def to_wire(self, *, detail: bool = True) -> dict[str, Any]:
+        return self.report(detail=detail).to_wire()
+
+
+@attrs.frozen
+class RecentEvent(Wire):
+    type: str
+    seq: int | None
+    at: dt.datetime
+
+
+def _detail(description: str) -> Any:
+    """A field of some kinds only: absent for the others, null when that kind has no value."""
+    return attrs.field(default=UNSET, metadata=OPTIONAL | doc(description))
+
+
+@attrs.frozen(kw_only=True)
+class ActorReport(Wire):
+    """One live actor or service as the operator sees it; each kind adds its own detail fields
+    (left out when it has none)."""
+
+    kind: str = attrs.field(metadata=doc("`conversation`, `visitor_session`, `widget`, `router`"))
+    id: str = attrs.field(metadata=doc("a conversation actor's id is the conversation's id"))
+    tenant_id: str | None
+    state: str | None = attrs.field(
+        metadata=doc(
+            "conversation: NEW, WAITING, OPEN, SOLVED; visitor_session: NEW, LIVE; "
+            "widget: NEW, ACTIVE, INACTIVE, MISCONFIGURED; router: IDLE, WATCHING"
+        )
+    )
+    subscribers: int = attrs.field(
+        metadata=doc("sockets that hear its events (its topic, its visitor's, its tenant's)")
+    )
+    mailbox: int = attrs.field(metadata=doc("commands queued, not yet handled"))
+    restarts: int
+    started_at: dt.datetime
+    last_activity_at: dt.datetime
+    last_crash: str | None = attrs.field(
+        metadata=doc("the last crash's exception, when it restarted")
+    )
+    visitor_id: str | None = _detail("conversation")
+    last_seq: int | None = _detail("conversation")
+    wait_deadline: dt.datetime | None = _detail("conversation: the wait timer")
+    recent_events: list[RecentEvent] | None = _detail("conversation: the last 20 events")
+    current_url: str | None = _detail("visitor_session")
+    conversation_id: str | None = _detail("visitor_session")
+    expires_at: dt.datetime | None = _detail("visitor_session")
+    coalesced_heartbeats: int | None = _detail("visitor_session")
+    last_seen_at: dt.datetime | None = _detail("widget")
+    active_until: dt.datetime | None = _detail("widget")
+    unsaved_ping: bool | None = _detail("widget")
+    waiting: int | None = _detail("router")
+    passes: int | None = _detail("router")
+    offers: int | None = _detail("router")
+    pending_tenants: int | None = _detail("service routing_listener")
 
 
 @attrs.frozen
 class ActorStatistics:
-    """One actor (or service) as the operator sees it."""
+    """One actor (or service) as the operator sees it. ``detail``: what its ``describe()`` says,
+    by :class:`ActorReport` field name (``tenant_id``, ``state`` and the kind's own)."""
 
     kind: str
     id: str
@@ -305,21 +379,22 @@ class ActorStatistics:
     last_crash: str | None
     detail: dict[str, Any]
 
+    def report(self, subscribers: int) -> ActorReport:
+        detail = {"tenant_id": None, "state": None, **self.detail}
+        return ActorReport(
+            kind=self.kind,
+            id=self.id,
+            subscribers=subscribers,
+            mailbox=self.mailbox,
+            restarts=self.restarts,
+            started_at=self.started_at,
+            last_activity_at=self.last_activity_at,
+            last_crash=self.last_crash,
+            **detail,
+        )
+
     def to_wire(self, subscribers: int) -> dict[str, Any]:
-        wire: dict[str, Any] = {
-            "kind": self.kind,
-            "id": self.id,
-            "tenantId": self.detail.get("tenantId"),
-            "state": self.detail.get("state"),
-            "subscribers": subscribers,
-            "mailbox": self.mailbox,
-            "restarts": self.restarts,
-            "startedAt": iso(self.started_at),
-            "lastActivityAt": iso(self.last_activity_at),
-            "lastCrash": self.last_crash,
-        }
-        wire.update({k: v for k, v in self.detail.items() if k not in ("tenantId", "state")})
-        return wire
+        return self.report(subscribers).to_wire()
 
 
 class _ServiceStatus:
@@ -479,7 +554,7 @@ class Supervisor:
             )
         if kind in (None, SERVICE):
             for service in self._services.values():
-                detail: dict[str, Any] = {"tenantId": None, "state": service.state.value}
+                detail: dict[str, Any] = {"tenant_id": None, "state": service.state.value}
                 if service.describe is not None:
                     detail.update(service.describe())
                 out.append(

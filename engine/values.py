@@ -12,12 +12,11 @@ import datetime as dt
 import hashlib
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
-from engine.clock import iso
-from engine.wire import OFF_WIRE, Wire, doc
+from engine.wire import OFF_WIRE, OPTIONAL, RAW, UNSET, Wire, doc
 
 # --- events: the realtime envelope shared by the visitor stream and the inbox stream. Every event
 # is ``{"type", "at", "tenantId", "conversationId"?, "seq"?, "data"}`` on the wire; ``seq`` counts
@@ -42,32 +41,26 @@ class EventType(StrEnum):
 
 
 @attrs.frozen
-class Event:
-    """One realtime event.
+class Event(Wire):
+    """One realtime event. `conversationId` and `seq` are on every conversation event and absent
+    on the others (presence, widgets, queue_position).
 
     ``visitor_id`` and ``to_all_visitors`` are for routing only (which visitor streams get it) and
-    never go on the wire.
-    ``data`` is already in wire form (camelCase, JSON-ready); it is stored as-is, so a replay sends
-    exactly what the live stream sent.
+    never go on the wire. ``data`` is already in wire form (camelCase, JSON-ready); it is stored
+    as-is, so a replay sends exactly what the live stream sent.
     """
 
     type: EventType = attrs.field(converter=EventType)
     at: dt.datetime
     tenant_id: str
-    data: dict[str, Any]
-    conversation_id: str | None = None
-    seq: int | None = None
-    visitor_id: str | None = None
+    data: dict[str, Any] = attrs.field(metadata=RAW | doc("the event's payload (docs/events.md)"))
+    conversation_id: str | None = attrs.field(default=None, metadata=OPTIONAL)
+    seq: int | None = attrs.field(
+        default=None, metadata=OPTIONAL | doc("counts up by one per conversation")
+    )
+    visitor_id: str | None = attrs.field(default=None, metadata=OFF_WIRE)
     # routing only: also to every visitor stream of the tenant (agentsOnline changes)
-    to_all_visitors: bool = False
-
-    def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {"type": self.type, "at": iso(self.at), "tenantId": self.tenant_id}
-        if self.conversation_id is not None:
-            wire["conversationId"] = self.conversation_id
-            wire["seq"] = self.seq
-        wire["data"] = self.data
-        return wire
+    to_all_visitors: bool = attrs.field(default=False, metadata=OFF_WIRE)
 
 
 class Status(StrEnum):
@@ -287,3 +280,91 @@ class RoutingSnapshot:
     # every OPEN conversation (tickets too) per agent: what their capacity counts, exactly as
     # the accepting commit counts it; None: count ``open``
     held: Mapping[str, int] | None = None
+
+
+# --- event payloads: what an event's ``data`` holds, one class per type (docs/events.md) --------
+
+
+@attrs.frozen
+class ConversationCreated(Wire):
+    conversation: Conversation
+
+
+@attrs.frozen
+class ConversationAssigned(Wire):
+    agent: Agent
+    conversation: Conversation
+    previous_agent: Agent | None = attrs.field(
+        default=UNSET, metadata=OPTIONAL | doc("a hand-over only: who had it (null: nobody)")
+    )
+
+
+@attrs.frozen
+class ConversationStatusChanged(Wire):
+    from_: Status
+    to: Status
+    conversation: Conversation
+
+
+@attrs.frozen
+class MessageCreated(Wire):
+    message: Message
+
+
+@attrs.frozen
+class ConversationWaitTimeout(Wire):
+    waited_seconds: float
+    conversation: Conversation
+
+
+@attrs.frozen(kw_only=True)
+class VisitorPresenceUpdate(LiveVisitor):
+    online: bool = attrs.field(metadata=doc("false: the visitor left (no heartbeat in time)"))
+
+
+@attrs.frozen
+class AgentPresenceUpdate(Wire):
+    agent_id: str
+    status: Literal["online", "away", "offline"]
+    agents_online: bool
+
+
+@attrs.frozen
+class AgentsOnlineChanged(Wire):
+    agents_online: bool
+
+
+@attrs.frozen
+class QueuePosition(Wire):
+    conversation_id: str
+    position: int
+    ahead: int
+    estimated_wait_seconds: int | None
+
+
+@attrs.frozen
+class ConversationRead(Wire):
+    agent_id: str
+    conversation_id: str
+    last_read_seq: int
+
+
+@attrs.frozen
+class WidgetDeleted(Wire):
+    id: str
+
+
+# the payload class of each event type the engine describes (a widget's own shape is the web's)
+PAYLOADS: dict[EventType, type[Any]] = {
+    EventType.CONVERSATION_CREATED: ConversationCreated,
+    EventType.CONVERSATION_ASSIGNED: ConversationAssigned,
+    EventType.CONVERSATION_STATUS_CHANGED: ConversationStatusChanged,
+    EventType.MESSAGE_CREATED: MessageCreated,
+    EventType.CONVERSATION_WAIT_TIMEOUT: ConversationWaitTimeout,
+    EventType.VISITOR_PRESENCE_UPDATE: VisitorPresenceUpdate,
+    EventType.AGENT_PRESENCE_UPDATE: AgentPresenceUpdate,
+    EventType.AGENTS_ONLINE_CHANGED: AgentsOnlineChanged,
+    EventType.QUEUE_POSITION: QueuePosition,
+    EventType.CONVERSATION_READ: ConversationRead,
+    EventType.WIDGET_DELETED: WidgetDeleted,
+}

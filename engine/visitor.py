@@ -32,14 +32,23 @@ import attrs
 import trio
 
 from engine.broker import Broker
-from engine.clock import Clock, iso, trio_deadline
+from engine.clock import Clock, trio_deadline
 from engine.conversation import Create
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome, Peek, client_key
 from engine.errors import ConversationActive, EngineError, Forbidden, NotFound, VisitorGone
 from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Mailbox
-from engine.values import Agent, Contact, Event, EventType, Kind, Status, VisitorSession
+from engine.values import (
+    Agent,
+    Contact,
+    Event,
+    EventType,
+    Kind,
+    Status,
+    VisitorPresenceUpdate,
+    VisitorSession,
+)
 from engine.widget import KIND as WIDGET
 from engine.widget import Describe
 
@@ -283,8 +292,8 @@ def next_due(state: VisitorState, rules: Rules) -> dt.datetime | None:
 
 
 def _presence(session: VisitorSession, now: dt.datetime, *, online: bool) -> Event:
-    data = session.to_wire(now)
-    data["online"] = online
+    live = session.live(now)
+    data = VisitorPresenceUpdate(**attrs.asdict(live, recurse=False), online=online).to_wire()
     return Event(
         type=EventType.VISITOR_PRESENCE_UPDATE, at=now, tenant_id=session.tenant_id, data=data
     )
@@ -368,12 +377,12 @@ class VisitorSessionActor:
     def describe(self) -> dict[str, Any]:
         s = self.state.session
         return {
-            "tenantId": s.tenant_id if s else None,
+            "tenant_id": s.tenant_id if s else None,
             "state": self.state.presence.value,
-            "currentUrl": s.current_url if s else None,
-            "conversationId": s.conversation_id if s else None,
-            "expiresAt": iso(self.state.expires_at(self.rules)),
-            "coalescedHeartbeats": self.state.coalesced,
+            "current_url": s.current_url if s else None,
+            "conversation_id": s.conversation_id if s else None,
+            "expires_at": self.state.expires_at(self.rules),
+            "coalesced_heartbeats": self.state.coalesced,
         }
 
     async def run(self, mailbox: Mailbox) -> None:

@@ -30,11 +30,11 @@ import attrs
 import trio
 
 from engine.broker import Broker
-from engine.clock import Clock, iso, trio_deadline
+from engine.clock import Clock, trio_deadline
 from engine.errors import EngineError, NotFound
 from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Mailbox
-from engine.values import Event, EventType
+from engine.values import Event, EventType, WidgetDeleted
 
 if TYPE_CHECKING:
     from engine.store import WidgetStore
@@ -281,7 +281,7 @@ def apply(state: WidgetState, command: Command, now: dt.datetime, rules: Rules) 
         done = _announced(updated, now, rules, reply=new, writes=writes)
         return attrs.evolve(done, events=(event, *done.events))
     if isinstance(command, Delete):
-        event = _event(EventType.WIDGET_DELETED, row, now, {"id": row["id"]})
+        event = _event(EventType.WIDGET_DELETED, row, now, WidgetDeleted(row["id"]).to_wire())
         return Transition(
             WidgetState(None), reply=dict(row), writes=(SaveDeletion(now),), events=(event,)
         )
@@ -378,15 +378,15 @@ class WidgetActor:
     def describe(self) -> dict[str, Any]:
         row = self.state.row
         if row is None:
-            return {"tenantId": None, "state": "NEW"}
+            return {"tenant_id": None, "state": "NEW"}
         now = self.clock.now()
         status, _ = widget_status(row, now)
         return {
-            "tenantId": row["tenant_id"],
-            "state": status,
-            "lastSeenAt": iso(row.get("last_seen_at")),
-            "activeUntil": iso(active_until(row, now)),
-            "unsavedPing": self.state.dirty,
+            "tenant_id": row["tenant_id"],
+            "state": status.value,
+            "last_seen_at": row.get("last_seen_at"),
+            "active_until": active_until(row, now),
+            "unsaved_ping": self.state.dirty,
         }
 
     async def run(self, mailbox: Mailbox) -> None:

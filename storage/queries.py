@@ -648,19 +648,23 @@ async def select_latest_conversation(
 
 
 async def select_conversation_detail(
-    connection: asyncpg.Connection, tenant_id: str, conversation_id: str
-) -> tuple[Conversation, Row | None, list[Message]] | None:
+    connection: asyncpg.Connection, tenant_id: str, conversation_id: str, agent_id: str
+) -> tuple[Conversation, Row | None, list[Message], list[str]] | None:
+    """The conversation, its contact, its messages and the views that hold it for the agent."""
     row = await connection.fetchrow(
-        "SELECT * FROM conversations WHERE id = $1 AND tenant_id = $2", conversation_id, tenant_id
+        f"SELECT c.*, {MEMBERSHIP} FROM conversations c WHERE c.tenant_id = $1 AND c.id = $3"
+        " AND ($2::text IS NOT NULL)",
+        tenant_id,
+        agent_id,
+        conversation_id,
     )
     if row is None:
         return None
     conversation = _conversation(row)
     contact = await select_contact(connection, tenant_id, conversation.visitor_id)
-    return conversation, contact, await select_messages(connection, conversation_id)
+    messages = await select_messages(connection, conversation_id)
+    return conversation, contact, messages, list(row["views"])
 
-
-VIEWS = ("open", "unread", "assigned", "unassigned", "waiting", "solved", "all")
 
 OPEN = "(c.status = 'OPEN' OR (c.kind = 'offline_message' AND c.status <> 'SOLVED'))"
 
@@ -669,21 +673,40 @@ UNREAD = """c.status <> 'SOLVED' AND EXISTS (
        AND m.seq > COALESCE((SELECT r.last_read_seq FROM conversation_reads r
                               WHERE r.conversation_id = c.id AND r.agent_id = $2), 0))"""
 
+# The inbox's views, one rule each, in SQL over ``conversations c`` with ``$2`` the asking agent.
+# A view's list, its count and a conversation's membership (``views``) all read these rules;
+# nothing else (the inbox page included) decides what a view holds.
+VIEW_RULES: dict[str, str] = {
+    # work in progress: live chats an agent took, and offline messages (tickets) not solved
+    "open": OPEN,
+    # visitor messages this agent has not opened (conversation_reads is per agent)
+    "unread": UNREAD,
+    "assigned": "c.status <> 'SOLVED' AND c.assignee_id = $2",
+    "unassigned": "c.status <> 'SOLVED' AND c.assignee_id IS NULL",
+    "waiting": "c.status = 'WAITING' AND c.kind = 'live_chat'",
+    "solved": "c.status = 'SOLVED'",
+    "all": "true",
+}
+VIEWS = tuple(VIEW_RULES)
+
+# the views that hold ``c`` for agent ``$2``, in VIEWS order
+MEMBERSHIP = (
+    "array_remove(ARRAY["
+    + ", ".join(f"CASE WHEN {rule} THEN '{view}' END" for view, rule in VIEW_RULES.items())
+    + "], NULL) AS views"
+)
+
 
 async def count_conversations(
     connection: asyncpg.Connection, tenant_id: str, agent_id: str
 ) -> dict[str, int]:
     """How many conversations each inbox view holds for this agent (one query)."""
     row = await connection.fetchrow(
-        f"""SELECT
-              count(*) FILTER (WHERE {OPEN}) AS open,
-              count(*) FILTER (WHERE {UNREAD}) AS unread,
-              count(*) FILTER (WHERE c.status <> 'SOLVED' AND c.assignee_id = $2) AS assigned,
-              count(*) FILTER (WHERE c.status <> 'SOLVED' AND c.assignee_id IS NULL) AS unassigned,
-              count(*) FILTER (WHERE c.status = 'WAITING' AND c.kind = 'live_chat') AS waiting,
-              count(*) FILTER (WHERE c.status = 'SOLVED') AS solved,
-              count(*) AS all
-            FROM conversations c WHERE c.tenant_id = $1""",
+        "SELECT "
+        + ", ".join(
+            f"count(*) FILTER (WHERE {rule}) AS {view}" for view, rule in VIEW_RULES.items()
+        )
+        + " FROM conversations c WHERE c.tenant_id = $1 AND ($2::text IS NOT NULL)",
         tenant_id,
         agent_id,
     )
@@ -748,28 +771,17 @@ async def update_agent_profile(
 
 async def select_conversations(
     connection: asyncpg.Connection, tenant_id: str, view: str, agent_id: str, limit: int = 200
-) -> list[tuple[Conversation, Row | None, Row | None, Row | None, bool]]:
+) -> list[tuple[Conversation, Row | None, Row | None, Row | None, bool, list[str]]]:
     """Conversations of one inbox view, newest first, each with its contact, last message,
-    first message and whether it is unread for this agent."""
-    where = {
-        # work in progress: live chats an agent took, and offline messages (tickets) not solved
-        "open": OPEN,
-        # visitor messages after the last agent message of an unsolved conversation
-        # visitor messages this agent has not opened (conversation_reads is per agent)
-        "unread": UNREAD,
-        "assigned": "c.status <> 'SOLVED' AND c.assignee_id = $2",
-        "unassigned": "c.status <> 'SOLVED' AND c.assignee_id IS NULL",
-        "waiting": "c.status = 'WAITING' AND c.kind = 'live_chat'",
-        "solved": "c.status = 'SOLVED'",
-        "all": "true",
-    }[view]
+    first message, whether it is unread for this agent and the views that hold it."""
+    where = VIEW_RULES[view]
     rows = await connection.fetch(
         f"""SELECT c.*, {_CONTACT} AS contact,
                    (SELECT to_jsonb(m) FROM messages m WHERE m.conversation_id = c.id
                      ORDER BY m.seq DESC LIMIT 1) AS last_message,
                    (SELECT to_jsonb(m) FROM messages m WHERE m.conversation_id = c.id
                      ORDER BY m.seq ASC LIMIT 1) AS first_message,
-                   ({UNREAD}) AS unread
+                   ({UNREAD}) AS unread, {MEMBERSHIP}
               FROM conversations c
               LEFT JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.visitor_id = c.visitor_id
               {_CONTACT_JOIN}
@@ -780,7 +792,14 @@ async def select_conversations(
         limit,
     )
     return [
-        (_conversation(r), r["contact"], r["last_message"], r["first_message"], r["unread"])
+        (
+            _conversation(r),
+            r["contact"],
+            r["last_message"],
+            r["first_message"],
+            r["unread"],
+            list(r["views"]),
+        )
         for r in rows
     ]
 

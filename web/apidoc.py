@@ -88,25 +88,7 @@ def integer(minimum: int | None = None, maximum: int | None = None, **extra: Any
     return schema
 
 
-BOOLEAN: Schema = {"type": "boolean"}
 ID: Schema = {"type": "string", "pattern": ID_PATTERN}
-TIMESTAMP = ref("Timestamp")
-MAYBE_TIMESTAMP = nullable(ref("Timestamp"))
-MAYBE_STRING: Schema = {"type": ["string", "null"]}
-
-
-def list_of(item: Schema, **extra: Any) -> Schema:
-    return {"type": "array", "items": item, **extra}
-
-
-def path_param(name: str, description: str, schema: Schema | None = None) -> Schema:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": schema or ID,
-    }
 
 
 def query_param(name: str, description: str, schema: Schema, *, required: bool = False) -> Schema:

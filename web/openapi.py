@@ -22,34 +22,28 @@ from typing import Any
 
 from quart import Quart
 
-from engine.values import Agent, Conversation, EventType, LiveVisitor, Message
+from engine.errors import ErrorAnswer
+from engine.values import PAYLOADS, Agent, Conversation, Event, EventType, LiveVisitor, Message
 from engine.wire import camel
-from web import shapes, wire
+from web import shapes, streams, widgets, wire
 from web.apidoc import (
     AGENT,
     AGENT_AUTH,
     AGENT_WRITE,
-    BOOLEAN,
     CSRF_PARAMETER,
     ID,
     ID_PATTERN,
     MAX_BODY_BYTES,
-    MAYBE_STRING,
-    MAYBE_TIMESTAMP,
     PATH_PARAMETERS,
     SECURITY_SCHEMES,
-    TIMESTAMP,
     VISITOR_AUTH,
     described,
     enum,
     errors,
-    integer,
-    list_of,
     obj,
     query_param,
     string,
 )
-from web.examples import T0
 from web.schema import Schema, Schemas, nullable, ref
 
 EVENT_TYPES = [e.value for e in EventType]
@@ -67,6 +61,17 @@ CLASSES: dict[str, type[Any]] = {
     "ConversationListItem": shapes.ConversationListItem,
     "LiveVisitor": LiveVisitor,
     "Agent": shapes.AgentProfile,
+    "Widget": widgets.WidgetView,
+    "WidgetConfig": widgets.WidgetConfig,
+    "WidgetAppearance": widgets.Appearance,
+    "WidgetChannels": widgets.Channels,
+    "Error": ErrorAnswer,
+    "Event": Event,
+    "ReadyFrame": streams.ReadyFrame,
+    "ResumedFrame": streams.ResumedFrame,
+    "AckFrame": streams.AckFrame,
+    "PongFrame": streams.PongFrame,
+    "ErrorFrame": streams.ErrorFrame,
 }
 # frames by their ``type`` -> component name
 FRAME_NAMES = {
@@ -78,320 +83,6 @@ FRAME_NAMES = {
 
 
 # --- schemas ----------------------------------------------------------------------------------
-
-
-_APPEARANCE_DEFAULTS_NOTE = "`null` (or leaving it out) keeps or restores the default."
-
-
-def _widget_settings(*, for_request: bool) -> dict[str, Schema]:
-    """The editable widget document's sections (requests: every leaf may be null = default)."""
-
-    def maybe(schema: Schema) -> Schema:
-        return nullable(schema) if for_request else schema
-
-    phone = string(
-        32,
-        pattern=r"^(\+?[0-9][0-9 ()\-.]{4,31})?$",
-        description="a phone number, never a visitor id",
-    )
-    appearance = obj(
-        {
-            "colorTheme": maybe(string(pattern="^#[0-9a-fA-F]{6}$", examples=["#2563eb"])),
-            "minimized": maybe(enum("bubble", "bar")),
-            "position": maybe(enum("right", "left")),
-            "showAgentAvatar": maybe(BOOLEAN),
-            "branding": maybe(
-                obj(
-                    {"enabled": maybe(BOOLEAN), "text": nullable(string(60))},
-                    [] if for_request else "all",
-                )
-            ),
-            "welcome": maybe(
-                obj(
-                    {
-                        "title": maybe(string(80, not_blank=for_request)),
-                        "text": nullable(string(300)),
-                    },
-                    [] if for_request else "all",
-                )
-            ),
-        },
-        [] if for_request else "all",
-    )
-    channels = obj(
-        {
-            "liveChat": maybe(BOOLEAN),
-            "sms": nullable(phone),
-            "call": nullable(phone),
-            "whatsapp": nullable(phone),
-            "telegram": nullable(string(33, pattern="^(@?[A-Za-z][A-Za-z0-9_]{4,31})?$")),
-            "messenger": nullable(string(500, pattern="^(https://[^\\s<>\"']+)?$")),
-            "email": nullable(string(320)),
-        },
-        [] if for_request else "all",
-    )
-    return {
-        "domains": maybe(
-            list_of(
-                string(
-                    255,
-                    pattern=r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?$",
-                    description="a host name or a `*.` pattern",
-                ),
-                maxItems=50,
-                description="Targeting: where the widget may run (empty = anywhere)",
-            )
-        ),
-        "waitTimeoutSeconds": maybe(integer(1, 3600)),
-        "locale": maybe(enum("auto", "en", "es")),
-        "routing": maybe(enum("manual", "round_robin")),
-        "appearance": maybe(appearance),
-        "channels": maybe(channels),
-    }
-
-
-def _schemas() -> dict[str, Schema]:
-    widget_props: dict[str, Schema] = {
-        "id": ID,
-        "tenantId": ID,
-        "name": string(100),
-        "status": ref("WidgetStatus"),
-        "statusReason": nullable(string(description="why INACTIVE or MISCONFIGURED")),
-        "domain": nullable(string(description="detected domain, else the first Targeting entry")),
-        "domains": list_of({"type": "string"}),
-        "lastSeenAt": MAYBE_TIMESTAMP,
-        "lastSeenDomain": MAYBE_STRING,
-        "lastSeenUrl": MAYBE_STRING,
-        "lastRefusedAt": MAYBE_TIMESTAMP,
-        "lastRefusedDomain": MAYBE_STRING,
-        "waitTimeoutSeconds": integer(1, 3600),
-        "locale": enum("auto", "en", "es"),
-        "routing": enum("manual", "round_robin"),
-        "appearance": ref("WidgetAppearance"),
-        "channels": ref("WidgetChannels"),
-        "embedCode": string(description="the `<script async src=…/widget.js …>` snippet"),
-        "createdAt": MAYBE_TIMESTAMP,
-        "updatedAt": MAYBE_TIMESTAMP,
-    }
-    response_settings = _widget_settings(for_request=False)
-    request_settings = _widget_settings(for_request=True)
-    actor_props: dict[str, Schema] = {
-        "kind": string(
-            description="`conversation`, `visitor_session`, `widget`, `router`",
-            examples=["conversation"],
-        ),
-        "id": string(description="a conversation actor's id is the conversation's id"),
-        "tenantId": MAYBE_STRING,
-        "state": nullable(
-            string(
-                description=(
-                    "conversation: NEW, WAITING, OPEN, SOLVED; visitor_session: NEW, LIVE; "
-                    "widget: NEW, ACTIVE, INACTIVE, MISCONFIGURED; router: IDLE, WATCHING"
-                )
-            )
-        ),
-        "subscribers": integer(
-            0, description="sockets that hear its events (its topic, its visitor's, its tenant's)"
-        ),
-        "mailbox": integer(0, description="commands queued, not yet handled"),
-        "restarts": integer(0),
-        "startedAt": TIMESTAMP,
-        "lastActivityAt": TIMESTAMP,
-        "lastCrash": nullable(string(description="the last crash's exception, when it restarted")),
-        # kind-specific detail
-        "visitorId": nullable(string(description="conversation")),
-        "lastSeq": integer(0, description="conversation"),
-        "waitDeadline": nullable({**TIMESTAMP, "description": "conversation: the wait timer"}),
-        "currentUrl": MAYBE_STRING,
-        "conversationId": MAYBE_STRING,
-        "expiresAt": nullable({**TIMESTAMP, "description": "visitor_session"}),
-        "coalescedHeartbeats": integer(0, description="visitor_session"),
-        "lastSeenAt": nullable({**TIMESTAMP, "description": "widget"}),
-        "activeUntil": nullable({**TIMESTAMP, "description": "widget"}),
-        "unsavedPing": {"type": "boolean", "description": "widget"},
-        "waiting": integer(0, description="router"),
-        "passes": integer(0, description="router"),
-        "offers": integer(0, description="router"),
-    }
-    base_actor = [
-        "kind",
-        "id",
-        "tenantId",
-        "state",
-        "subscribers",
-        "mailbox",
-        "restarts",
-        "startedAt",
-        "lastActivityAt",
-        "lastCrash",
-    ]
-    recent_event = obj({"type": enum(*EVENT_TYPES), "seq": nullable(integer(1)), "at": TIMESTAMP})
-
-    return {
-        "Timestamp": {
-            "type": "string",
-            "format": "date-time",
-            "pattern": "Z$",
-            "description": "ISO 8601, UTC, milliseconds, `Z`; always the server's clock",
-            "examples": [T0],
-        },
-        "Error": obj(
-            {
-                "error": obj(
-                    {
-                        "code": string(pattern="^[a-z][a-z0-9]*(_[a-z0-9]+)*$"),
-                        "message": string(not_blank=True, description="a human sentence"),
-                        "fields": {
-                            "type": "object",
-                            "additionalProperties": {"type": "string"},
-                            "description": "`invalid_widget`: every bad field, by path",
-                        },
-                        "widgetStatus": enum("MISCONFIGURED"),
-                        "assignee": obj({"id": ID, "name": {"type": "string"}}),
-                        "openChats": integer(0),
-                        "capacity": integer(0),
-                        "conversationId": ID,
-                        "retryAfterSeconds": integer(1),
-                    },
-                    ["code", "message"],
-                )
-            },
-            description='Every error: `{"error": {"code", "message", …}}`.',
-        ),
-        "WidgetStatus": enum(
-            "ACTIVE",
-            "INACTIVE",
-            "MISCONFIGURED",
-            description="computed from the installation pings; never Unknown",
-        ),
-        "WidgetAppearance": response_settings["appearance"],
-        "WidgetChannels": response_settings["channels"],
-        "Widget": obj(widget_props),
-        "WidgetPatch": obj(
-            {"name": nullable(string(100, not_blank=True)), **request_settings},
-            [],
-            description=(
-                "A JSON merge patch (RFC 7396) of the widget document: nested objects merge, "
-                "`null` resets a setting to its default. The merged document is validated as a "
-                "whole; a bad field answers 422 `invalid_widget` naming every bad field."
-            ),
-        ),
-        "WidgetCreate": obj(
-            {"name": string(100, not_blank=True), **request_settings},
-            ["name"],
-            description="A widget document; anything left out takes its default. "
-            + _APPEARANCE_DEFAULTS_NOTE,
-        ),
-        "WidgetConfig": obj(
-            {
-                "id": ID,
-                "tenantId": ID,
-                "name": {"type": "string"},
-                "status": ref("WidgetStatus"),
-                "appearance": ref("WidgetAppearance"),
-                "channels": ref("WidgetChannels"),
-                "locale": enum("auto", "en", "es"),
-                "agentsOnline": {
-                    "type": "boolean",
-                    "description": "at least one agent of the tenant is online",
-                },
-                "waitTimeoutSeconds": integer(1, 3600),
-            }
-        ),
-        "Escalation": obj(
-            {
-                "kind": string(
-                    description="`conversation`, `visitor_session`, `widget`, `router` or `service`"
-                ),
-                "id": string(description="only with the operator token"),
-                "error": string(
-                    description="the last crash: exception type and first line (operator token)"
-                ),
-                "where": nullable(
-                    string(description="`path:line in function` of our code (operator token)")
-                ),
-                "at": string(format="date-time"),
-                "restarts": integer(0),
-            },
-            required=["kind", "at", "restarts"],
-        ),
-        "ActorSummary": obj(
-            dict(actor_props),
-            base_actor,
-            strict=False,
-            description="One live actor; kinds add their own detail fields.",
-        ),
-        "Actor": obj(
-            {**actor_props, "recentEvents": list_of(ref("RecentEvent"), maxItems=20)},
-            base_actor,
-            strict=False,
-            description="One live actor; conversation actors add `recentEvents` (last 20).",
-        ),
-        "RecentEvent": recent_event,
-        "BrokerStatistics": obj(
-            {
-                "subscribers": integer(0),
-                "published": integer(0),
-                "delivered": integer(0),
-                "droppedSubscribers": integer(0, description="slow sockets dropped (1013)"),
-            }
-        ),
-        **_frame_schemas(),
-    }
-
-
-def _frame_schemas() -> dict[str, Schema]:
-    """The WebSocket frames (documented under ``x-websockets``)."""
-
-    def frame(type_: str, props: dict[str, Schema], required: list[str]) -> Schema:
-        return obj({"type": {"const": type_}, **props}, ["type", *required])
-
-    return {
-        "Event": obj(
-            {
-                "type": enum(*EVENT_TYPES),
-                "at": TIMESTAMP,
-                "tenantId": ID,
-                "conversationId": ID,
-                "seq": integer(1, description="counts up by one per conversation"),
-                "data": {"type": "object", "description": "the event's payload (docs/events.md)"},
-            },
-            ["type", "at", "tenantId", "data"],
-            description=(
-                "One realtime event. `conversationId` and `seq` are on every conversation event "
-                "and absent on the others (presence, widgets, queue_position)."
-            ),
-        ),
-        "ReadyFrame": obj(
-            {
-                "type": {"const": "ready"},
-                "serverTime": TIMESTAMP,
-                "visitorId": ID,
-                "agentsOnline": BOOLEAN,
-                "agentId": ID,
-                "tenantId": ID,
-            },
-            ["type", "serverTime"],
-            description="First frame; visitors get visitorId and agentsOnline, the inbox agentId and tenantId.",
-        ),
-        "ResumedFrame": frame(
-            "resumed", {"conversationId": ID, "lastSeq": integer(0)}, ["conversationId", "lastSeq"]
-        ),
-        "AckFrame": frame(
-            "ack",
-            {"clientMessageId": MAYBE_STRING, "message": ref("Message")},
-            ["clientMessageId", "message"],
-        ),
-        "PongFrame": frame("pong", {"serverTime": TIMESTAMP}, ["serverTime"]),
-        "ErrorFrame": frame(
-            "error",
-            {
-                "error": obj({"code": {"type": "string"}, "message": {"type": "string"}}),
-                "clientMessageId": MAYBE_STRING,
-            },
-            ["error"],
-        ),
-    }
 
 
 def _websockets() -> dict[str, Schema]:
@@ -599,6 +290,67 @@ def _frames(schemas: Schemas) -> dict[str, Schema]:
     return out
 
 
+def _inline(schema: Any, schemas: Schemas) -> Any:
+    """``schema`` with every reference to a component replaced by the component itself."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inline(schemas.components[schema["$ref"].rsplit("/", 1)[1]], schemas)
+        return {k: _inline(v, schemas) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inline(v, schemas) for v in schema]
+    return schema
+
+
+def _patchable(schema: Schema) -> Schema:
+    """A request's view of a document: every setting may be left out or ``null`` (its default);
+    objects keep refusing unknown keys."""
+    out = {k: v for k, v in schema.items() if k not in ("required", "description")}
+    if "properties" in out:
+        out["properties"] = {k: nullable(_patchable(v)) for k, v in out["properties"].items()}
+    return out
+
+
+def _widget_requests(schemas: Schemas) -> dict[str, Schema]:
+    """``WidgetCreate`` and ``WidgetPatch`` from :class:`web.widgets.WidgetDocument`."""
+    whole = _inline(schemas.object(widgets.WidgetDocument), schemas)
+    settings = _patchable(whole)["properties"]
+    name = whole["properties"]["name"]
+    return {
+        "WidgetCreate": {
+            **obj({**settings, "name": name}, ["name"]),
+            "description": "A widget document; anything left out takes its default. `null` (or "
+            "leaving it out) keeps or restores the default.",
+        },
+        "WidgetPatch": {
+            **obj({**settings, "name": nullable(name)}, []),
+            "description": "A JSON merge patch (RFC 7396) of the widget document: nested objects "
+            "merge, `null` resets a setting to its default. The merged document is validated as a "
+            "whole; a bad field answers 422 `invalid_widget` naming every bad field.",
+        },
+    }
+
+
+# the payload class of every event type: the engine's, and the web's widget shape
+EVENT_PAYLOADS: dict[EventType, type[Any]] = {
+    **PAYLOADS,
+    EventType.WIDGET_UPDATED: widgets.WidgetView,
+    EventType.WIDGET_STATUS_CHANGED: widgets.WidgetView,
+}
+
+
+def _event_payloads(schemas: Schemas) -> None:
+    """``Event.data`` is the payload class of its ``type``: one ``if``/``then`` per type, so a
+    validator checks each event's payload against its own class."""
+    event = schemas.components["Event"]
+    event["allOf"] = [
+        {
+            "if": {"properties": {"type": {"const": type_.value}}, "required": ["type"]},
+            "then": {"properties": {"data": schemas.ref(cls)}},
+        }
+        for type_, cls in EVENT_PAYLOADS.items()
+    ]
+
+
 def document(base_url: str, app: Quart) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``app``'s routes, with ``base_url`` as its server (a fresh dict
     every call)."""
@@ -607,6 +359,8 @@ def document(base_url: str, app: Quart) -> dict[str, Any]:
         schemas.ref(cls)
     paths = _operations(app, schemas)
     frames = _frames(schemas)
+    requests = _widget_requests(schemas)
+    _event_payloads(schemas)
     result: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -620,7 +374,7 @@ def document(base_url: str, app: Quart) -> dict[str, Any]:
         "tags": TAGS,
         "paths": paths,
         "components": {
-            "schemas": {**_schemas(), **frames, **schemas.components},
+            "schemas": {**frames, **requests, **schemas.components},
             "parameters": {"CsrfHeader": CSRF_PARAMETER},
             "securitySchemes": SECURITY_SCHEMES,
         },

@@ -4,7 +4,8 @@ A wire class (a request body, a response, an event payload, a frame) is an attrs
 fields give the properties (camelCase, as :mod:`engine.wire` and :mod:`web.wire` convert them),
 their annotations the JSON types, the fields without a default the ``required`` list, and every
 validator that has a ``schema()`` method its limits (``maxLength``, ``pattern``, ``minimum``,
-``enum``…), so a limit is written once, where it is checked. ``metadata=doc(…)`` on a field adds a
+``enum``…), so a limit is written once, where it is checked; a ``rule`` in the field's metadata
+(the widget document's checks, :mod:`web.widgets`) counts the same. ``metadata=doc(…)`` on a field adds a
 description or examples; the class's docstring describes the object.
 """
 
@@ -19,11 +20,19 @@ from typing import Any, Literal, Union
 
 import attrs
 
-from engine.wire import camel, on_wire
+from engine.wire import camel, on_wire, optional
 
 Schema = dict[str, Any]
 
 TIMESTAMP_NAME = "Timestamp"
+# every timestamp on the wire (engine.clock.iso writes them)
+TIMESTAMP: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": "Z$",
+    "description": "ISO 8601, UTC, milliseconds, `Z`; always the server's clock",
+    "examples": ["2026-11-29T13:20:00.123Z"],
+}
 
 
 def ref(name: str) -> Schema:
@@ -31,7 +40,9 @@ def ref(name: str) -> Schema:
 
 
 def nullable(schema: Schema) -> Schema:
-    """``schema`` or ``null``."""
+    """``schema`` or ``null`` (a schema that admits null already is returned as it is)."""
+    if {"type": "null"} in schema.get("anyOf", []) or "null" in (schema.get("type") or ()):
+        return schema
     if "$ref" in schema or "type" not in schema:
         return {"anyOf": [schema, {"type": "null"}]}
     out = dict(schema)
@@ -103,12 +114,13 @@ class Schemas:
         hints = typing.get_type_hints(cls)
         properties: dict[str, Schema] = {}
         needed: list[str] = []
+        absent: set[str] = set()  # OPTIONAL fields: left out when they have no value
         for field in attrs.fields(cls):
             if not on_wire(field):
                 continue
             name = field.metadata.get("name") or camel(field.name)
             schema = self.of(hints[field.name])
-            for validator in checks(field.validator):
+            for validator in [*checks(field.validator), field.metadata.get("rule")]:
                 schema = _merge(schema, check_schema(validator))
             schema = _merge(schema, field.metadata.get("schema") or {})
             if field.metadata.get("description"):
@@ -118,13 +130,15 @@ class Schemas:
             properties[name] = schema
             if field.default is attrs.NOTHING:
                 needed.append(name)
+            if optional(field):
+                absent.add(name)
         out: Schema = {"type": "object", "properties": properties}
         if required is not None:
             names = list(required)
         elif cls.__module__ == self.request_module:
             names = needed
         else:
-            names = list(properties)
+            names = [name for name in properties if name not in absent]
         if names:
             out["required"] = names
         out["additionalProperties"] = False
@@ -166,6 +180,7 @@ class Schemas:
         if annotation is str:
             return {"type": "string"}
         if annotation is dt.datetime:
+            self.components.setdefault(TIMESTAMP_NAME, TIMESTAMP)
             return ref(TIMESTAMP_NAME)
         if isinstance(annotation, type) and issubclass(annotation, Enum):
             return {"type": "string", "enum": [m.value for m in annotation]}

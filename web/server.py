@@ -130,7 +130,7 @@ async def open_services(
                     tenants_to_route,
                     faults=faults,
                 ),
-                describe=lambda: {"pendingTenants": len(pending_nudges)},
+                describe=lambda: {"pending_tenants": len(pending_nudges)},
             )
             for conversation_id in await db.run(queries.select_pending_wait_timers):
                 supervisor.ensure(CONVERSATION, conversation_id)

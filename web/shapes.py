@@ -6,14 +6,16 @@ document shows (:mod:`web.schema`). A field added here is on the wire and in the
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
 from engine.presence import AgentStatus
+from engine.supervisor import ActorReport, EscalationReport
 from engine.values import Conversation, LiveVisitor, Message, SenderType
 from engine.wire import Wire, doc
 from storage.queries import VIEWS
+from web.widgets import WidgetView
 
 
 @attrs.frozen
@@ -49,6 +51,14 @@ class Contact(Wire):
     device: str | None
 
 
+def _views() -> Any:
+    return attrs.field(
+        kw_only=True,
+        metadata=doc("the inbox views that hold it for this agent (the server's rules)")
+        | {"schema": {"items": {"enum": list(VIEWS)}}},
+    )
+
+
 @attrs.frozen
 class ConversationWithMessages(Conversation):
     """The visitor's view: the conversation and every message, in seq order."""
@@ -77,6 +87,7 @@ class ConversationDetail(Conversation):
 
     messages: list[Message] = attrs.field(kw_only=True)
     contact: Contact = attrs.field(kw_only=True)
+    views: list[str] = _views()
 
 
 @attrs.frozen
@@ -92,6 +103,7 @@ class ConversationListItem(Conversation):
     assignee_online: bool | None = attrs.field(
         kw_only=True, metadata=doc("false: the assignee has no inbox open")
     )
+    views: list[str] = _views()
 
 
 @attrs.frozen
@@ -172,3 +184,32 @@ class HeartbeatAnswer(Wire):
     server_time: dt.datetime
     conversation_id: str | None
     agents_online: bool
+
+
+@attrs.frozen
+class Health(Wire):
+    status: Literal["ok", "degraded"] = attrs.field(
+        metadata=doc("`degraded`: it serves, but actors or services were given up")
+    )
+    actors: int
+    escalated: list[EscalationReport]
+
+
+@attrs.frozen
+class BrokerReport(Wire):
+    subscribers: int
+    published: int
+    delivered: int
+    dropped_subscribers: int = attrs.field(metadata=doc("slow sockets dropped (1013)"))
+
+
+@attrs.frozen
+class ActorList(Wire):
+    actors: list[ActorReport] = attrs.field(metadata=doc("without `recentEvents`"))
+    broker: BrokerReport
+    escalated: list[EscalationReport]
+
+
+@attrs.frozen
+class WidgetList(Wire):
+    widgets: list[WidgetView]

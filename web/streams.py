@@ -14,20 +14,22 @@ Close codes: 4401 bad or missing token, 4403 the session cookie used from anothe
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
+import attrs
 import trio
 from quart import websocket
 
 from engine import metrics
 from engine.broker import Subscription, Topic
-from engine.clock import iso
 from engine.conversation_actor import Outcome
-from engine.errors import EngineError
-from engine.values import Event
+from engine.errors import EngineError, ErrorBody
+from engine.values import Event, Message
+from engine.wire import OPTIONAL, Wire
 from web.deps import services
 from web.wire import ApiError, PingFrame, structure_frame
 
@@ -38,6 +40,52 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 1013
 CLOSE_TRY_AGAIN = 1013  # "try again later": the server could not serve this socket now
+
+
+# --- server frames (besides events) ------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ReadyFrame(Wire):
+    """First frame; visitors get visitorId and agentsOnline, the inbox agentId and tenantId."""
+
+    type: Literal["ready"] = "ready"
+    server_time: dt.datetime
+    visitor_id: str | None = attrs.field(default=None, metadata=OPTIONAL)
+    agents_online: bool | None = attrs.field(default=None, metadata=OPTIONAL)
+    agent_id: str | None = attrs.field(default=None, metadata=OPTIONAL)
+    tenant_id: str | None = attrs.field(default=None, metadata=OPTIONAL)
+
+
+@attrs.frozen(kw_only=True)
+class ResumedFrame(Wire):
+    type: Literal["resumed"] = "resumed"
+    conversation_id: str
+    last_seq: int
+
+
+@attrs.frozen(kw_only=True)
+class AckFrame(Wire):
+    """The sender's message is committed (sent after the commit, never before)."""
+
+    type: Literal["ack"] = "ack"
+    client_message_id: str | None
+    message: Message
+
+
+@attrs.frozen(kw_only=True)
+class PongFrame(Wire):
+    type: Literal["pong"] = "pong"
+    server_time: dt.datetime
+
+
+@attrs.frozen(kw_only=True)
+class ErrorFrame(Wire):
+    """A frame the server could not take; the socket stays open."""
+
+    type: Literal["error"] = "error"
+    error: ErrorBody
+    client_message_id: str | None = attrs.field(default=None, metadata=OPTIONAL)
 
 
 class EventStream:
@@ -54,9 +102,9 @@ class EventStream:
         self.sent: dict[str, int] = {}
         self.seen: dict[str, set[int]] = {}
 
-    async def send_frame(self, frame: dict[str, Any]) -> None:
+    async def send_frame(self, frame: Wire) -> None:
         async with self._lock:
-            await self._send_text(json.dumps(frame))
+            await self._send_text(json.dumps(frame.to_wire()))
 
     async def _emit(self, event: Event) -> None:
         await self._send_text(json.dumps(event.to_wire()))
@@ -84,14 +132,14 @@ class EventStream:
     async def ack(self, client_message_id: str | None, outcome: Outcome) -> None:
         """Tell the sender its message is committed (after the commit, never before)."""
         assert outcome.message is not None  # a PostMessage outcome always carries its message
-        frame = {"clientMessageId": client_message_id, "message": outcome.message.to_wire()}
-        await self.send_frame({"type": "ack", **frame})
+        await self.send_frame(
+            AckFrame(client_message_id=client_message_id, message=outcome.message)
+        )
 
     async def resume_frame(self, conversation_id: str, after_seq: int) -> None:
         """Answer a ``resume`` frame: the missed events, then ``resumed`` with the last seq."""
         last = await self.resume(conversation_id, after_seq)
-        frame = {"conversationId": conversation_id, "lastSeq": last}
-        await self.send_frame({"type": "resumed", **frame})
+        await self.send_frame(ResumedFrame(conversation_id=conversation_id, last_seq=last))
 
     async def resume(self, conversation_id: str, after_seq: int) -> int:
         """Send every stored event after ``after_seq`` not yet sent on this socket.
@@ -115,14 +163,12 @@ class EventStream:
         return last_stored
 
 
-def _error_frame(exc: Exception, **extra: Any) -> dict[str, Any]:
-    if isinstance(exc, ApiError):
-        error: dict[str, Any] = exc.to_wire()["error"]
-    elif isinstance(exc, EngineError):
-        error = exc.to_wire()
+def _error_frame(exc: Exception, client_message_id: Any = None) -> ErrorFrame:
+    if isinstance(exc, ApiError | EngineError):
+        error = ErrorBody.of(exc.code, exc.message, exc.extra)
     else:
-        error = {"code": "internal_error", "message": "something went wrong on our side"}
-    return {"type": "error", "error": error, **extra}
+        error = ErrorBody("internal_error", "something went wrong on our side")
+    return ErrorFrame(error=error, client_message_id=client_message_id)
 
 
 async def _pump(sub: Subscription, stream: EventStream, side: str, clock: Any) -> None:
@@ -143,7 +189,7 @@ async def serve_socket(
     topics: list[Topic],
     stream_factory: Callable[[], EventStream],
     handle: Callable[[EventStream, Any], Awaitable[None]],
-    hello: dict[str, Any],
+    hello: ReadyFrame,
     side: str,
 ) -> None:
 
@@ -151,7 +197,7 @@ async def serve_socket(
     connections = metrics.CONNECTIONS.labels(side)
     with s.broker.subscribe(*topics) as sub:
         stream = stream_factory()
-        await stream.send_frame({"type": "ready", "serverTime": iso(s.clock.now()), **hello})
+        await stream.send_frame(attrs.evolve(hello, server_time=s.clock.now()))
         connections.inc()
         try:
             async with trio.open_nursery() as nursery:
@@ -161,19 +207,17 @@ async def serve_socket(
                     try:
                         frame = structure_frame(raw)
                         if isinstance(frame, PingFrame):
-                            await stream.send_frame(
-                                {"type": "pong", "serverTime": iso(s.clock.now())}
-                            )
+                            await stream.send_frame(PongFrame(server_time=s.clock.now()))
                         else:
                             await handle(stream, frame)
                     except (ApiError, EngineError) as exc:
-                        extra = {}
+                        client_message_id = None
                         if isinstance(raw, str) and '"clientMessageId"' in raw:
                             try:
-                                extra["clientMessageId"] = json.loads(raw).get("clientMessageId")
+                                client_message_id = json.loads(raw).get("clientMessageId")
                             except ValueError:
                                 pass
-                        await stream.send_frame(_error_frame(exc, **extra))
+                        await stream.send_frame(_error_frame(exc, client_message_id))
         except* _Stop:
             pass
         finally:

@@ -20,12 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from typing import Any
+import typing
+from collections.abc import Callable
+from typing import Any, Literal
 
 import attrs
 
-from engine.clock import iso
-from engine.widget import domain_allowed, normalize_domain, widget_status
+from engine.widget import WidgetStatus, domain_allowed, normalize_domain, widget_status
+from engine.wire import Wire, camel, doc, structure
 from web.wire import ApiError, storable
 
 __all__ = [
@@ -39,47 +41,205 @@ __all__ = [
     "widget_to_wire",
 ]
 
-LOCALES = ("auto", "en", "es")
-ROUTINGS = ("manual", "round_robin")
-MAX_DOMAINS = 50
-MIN_WAIT, MAX_WAIT = 1, 3600
+# --- the document: attrs classes, the one source of its defaults, its checks and its schema ----
 
-DEFAULT_APPEARANCE: dict[str, Any] = {
-    "colorTheme": "#2563eb",
-    "minimized": "bubble",
-    "position": "right",
-    "showAgentAvatar": True,
-    # text None: the widget says "Powered by Curbe Chat" in the visitor's language
-    "branding": {"enabled": True, "text": None},
-    "welcome": {
-        "title": "Hi there",
-        "text": "Questions? We are here to help. We usually answer in a few minutes.",
-    },
-}
-DEFAULT_CHANNELS: dict[str, Any] = {
-    "liveChat": True,
-    "sms": None,
-    "call": None,
-    "whatsapp": None,
-    "telegram": None,
-    "messenger": None,
-    "email": None,
-}
+HOST_PATTERN = r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?$"
+PHONE_PATTERN = r"^\+?[0-9][0-9 ()\-.]{4,31}$"
+TELEGRAM_PATTERN = r"^@?[A-Za-z][A-Za-z0-9_]{4,31}$"
+MESSENGER_PATTERN = r"^https://[^\s<>\"']+$"
+EMAIL_PATTERN = r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$"
+COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+Fail = Callable[[str, str], None]
+
+
+def rule(check: Any) -> dict[str, Any]:
+    """Field metadata: how a document field is checked (and what its schema says)."""
+    return {"rule": check}
+
+
+@attrs.frozen
+class Words:
+    """Text: trimmed, storable, at most ``limit`` characters; ``pattern`` when given."""
+
+    limit: int
+    required: bool = False
+    pattern: str | None = None
+    message: str = ""
+
+    def check(self, value: Any, path: str, fail: Fail) -> Any:
+        if value is None:
+            if self.required:
+                fail(path, "is required")
+            return None
+        if not isinstance(value, str):
+            fail(path, f"must be text, not {_json_type(value)}")
+            return None
+        if not storable(value):
+            fail(path, "contains a character that cannot be stored")
+            return None
+        value = value.strip()
+        if self.required and not value:
+            fail(path, "must not be empty")
+        elif len(value) > self.limit:
+            fail(path, f"is longer than {self.limit} characters")
+        elif value and self.pattern and not re.match(self.pattern, value):
+            fail(path, self.message)
+        return value or None
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"maxLength": self.limit}
+        if self.required:
+            out["pattern"] = r"\S"
+        elif self.pattern:
+            out["pattern"] = f"^({self.pattern.removeprefix('^').removesuffix('$')})?$"
+        return out
+
+
+@attrs.frozen
+class Colour:
+    def check(self, value: Any, path: str, fail: Fail) -> Any:
+        if not isinstance(value, str) or not re.match(COLOUR_PATTERN, value):
+            fail(path, "must be a colour like #2563eb")
+            return value
+        return value.lower()
+
+    def schema(self) -> dict[str, Any]:
+        return {"pattern": COLOUR_PATTERN}
+
+
+@attrs.frozen
+class Seconds:
+    low: int
+    high: int
+
+    def check(self, value: Any, path: str, fail: Fail) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail(path, "must be a whole number of seconds")
+        elif not self.low <= value <= self.high:
+            fail(path, f"must be between {self.low} and {self.high} seconds")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return {"minimum": self.low, "maximum": self.high}
+
+
+@attrs.frozen
+class Domains:
+    """Targeting: host names or ``*.`` patterns, normalised, without repeats."""
+
+    most: int
+
+    def check(self, value: Any, path: str, fail: Fail) -> Any:
+        if not isinstance(value, list):
+            fail(path, f"must be a list of domains, not {_json_type(value)}")
+            return []
+        if len(value) > self.most:
+            fail(path, f"at most {self.most} domains")
+            return []
+        out: list[str] = []
+        for n, entry in enumerate(value):
+            host = _check_domain(entry) if isinstance(entry, str) else None
+            if host is None:
+                fail(f"{path}.{n}", f"{entry!r} is not a domain (use example.com or *.example.com)")
+            elif host not in out:
+                out.append(host)
+        return out
+
+    def schema(self) -> dict[str, Any]:
+        item = {"type": "string", "maxLength": 255, "pattern": HOST_PATTERN}
+        return {
+            "items": {**item, "description": "a host name or a `*.` pattern"},
+            "maxItems": self.most,
+        }
+
+
+def _phone() -> Any:
+    return attrs.field(
+        default=None,
+        metadata=rule(
+            Words(32, pattern=PHONE_PATTERN, message="is not a phone number (digits, +, spaces)")
+        )
+        | doc("a phone number, never a visitor id"),
+    )
+
+
+@attrs.frozen
+class Branding(Wire):
+    enabled: bool = True
+    # None: the widget says "Powered by Curbe Chat" in the visitor's language
+    text: str | None = attrs.field(default=None, metadata=rule(Words(60)))
+
+
+@attrs.frozen
+class Welcome(Wire):
+    title: str = attrs.field(default="Hi there", metadata=rule(Words(80, required=True)))
+    text: str | None = attrs.field(
+        default="Questions? We are here to help. We usually answer in a few minutes.",
+        metadata=rule(Words(300)),
+    )
+
+
+@attrs.frozen
+class Appearance(Wire):
+    color_theme: str = attrs.field(
+        default="#2563eb", metadata=rule(Colour()) | doc(examples=["#2563eb"])
+    )
+    minimized: Literal["bubble", "bar"] = "bubble"
+    position: Literal["right", "left"] = "right"
+    show_agent_avatar: bool = True
+    branding: Branding = attrs.Factory(Branding)
+    welcome: Welcome = attrs.Factory(Welcome)
+
+
+@attrs.frozen
+class Channels(Wire):
+    live_chat: bool = True
+    sms: str | None = _phone()
+    call: str | None = _phone()
+    whatsapp: str | None = _phone()
+    telegram: str | None = attrs.field(
+        default=None,
+        metadata=rule(Words(33, pattern=TELEGRAM_PATTERN, message="is not a Telegram username")),
+    )
+    messenger: str | None = attrs.field(
+        default=None,
+        metadata=rule(
+            Words(
+                500, pattern=MESSENGER_PATTERN, message="must be an https:// link (m.me/yourpage)"
+            )
+        ),
+    )
+    email: str | None = attrs.field(
+        default=None,
+        metadata=rule(Words(320, pattern=EMAIL_PATTERN, message="is not an email address")),
+    )
+
+
+@attrs.frozen
+class WidgetDocument(Wire):
+    """A widget document; anything left out takes its default. `null` (or leaving it out) keeps
+    or restores the default."""
+
+    name: str = attrs.field(metadata=rule(Words(100, required=True)))
+    domains: list[str] = attrs.field(
+        factory=list,
+        metadata=rule(Domains(50)) | doc("Targeting: where the widget may run (empty = anywhere)"),
+    )
+    wait_timeout_seconds: int = attrs.field(default=60, metadata=rule(Seconds(1, 3600)))
+    locale: Literal["auto", "en", "es"] = "auto"
+    routing: Literal["manual", "round_robin"] = "manual"
+    appearance: Appearance = attrs.Factory(Appearance)
+    channels: Channels = attrs.Factory(Channels)
+
+
+DEFAULT_APPEARANCE: dict[str, Any] = Appearance().to_wire()
+DEFAULT_CHANNELS: dict[str, Any] = Channels().to_wire()
 DEFAULT_DOCUMENT: dict[str, Any] = {
     "name": None,
-    "domains": [],
-    "waitTimeoutSeconds": 60,
-    "locale": "auto",
-    "routing": "manual",
-    "appearance": DEFAULT_APPEARANCE,
-    "channels": DEFAULT_CHANNELS,
+    **WidgetDocument(name="").to_wire() | {"name": None},
 }
-
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 ()\-.]{4,31}$")
-_TELEGRAM = re.compile(r"^@?[A-Za-z][A-Za-z0-9_]{4,31}$")
-_EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 # --- merge patch -------------------------------------------------------------------------------
@@ -128,58 +288,6 @@ def widget_document(row: dict[str, Any]) -> dict[str, Any]:
 # --- validation --------------------------------------------------------------------------------
 
 
-@attrs.define
-class _Checker:
-    errors: dict[str, str] = attrs.field(factory=dict)
-
-    def fail(self, path: str, message: str) -> None:
-        self.errors.setdefault(path, message)
-
-    def text(
-        self, doc: dict[str, Any], key: str, path: str, *, limit: int, required: bool = False
-    ) -> str | None:
-        value = doc.get(key)
-        if value is None:
-            if required:
-                self.fail(path, "is required")
-            return None
-        if not isinstance(value, str):
-            self.fail(path, f"must be text, not {_json_type(value)}")
-            return None
-        if not storable(value):
-            self.fail(path, "contains a character that cannot be stored")
-            return None
-        value = value.strip()
-        if required and not value:
-            self.fail(path, "must not be empty")
-        elif len(value) > limit:
-            self.fail(path, f"is longer than {limit} characters")
-        return value
-
-    def flag(self, doc: dict[str, Any], key: str, path: str) -> bool | None:
-        value = doc.get(key)
-        if not isinstance(value, bool):
-            self.fail(path, f"must be true or false, not {_json_type(value)}")
-            return None
-        return value
-
-    def choice(self, doc: dict[str, Any], key: str, path: str, options: tuple[str, ...]) -> None:
-        value = doc.get(key)
-        if value not in options:
-            self.fail(path, f"must be one of {', '.join(options)}")
-
-    def section(self, doc: Any, allowed: dict[str, Any], path: str) -> dict[str, Any] | None:
-        """``doc`` when it is an object with only ``allowed`` keys (unknown keys are reported)."""
-        if not isinstance(doc, dict):
-            self.fail(path, f"must be an object, not {_json_type(doc)}")
-            return None
-        for key in doc:
-            if key not in allowed:
-                where = f"{path}.{key}" if path else key
-                self.fail(where, "is not a setting of a widget")
-        return doc
-
-
 def _json_type(value: Any) -> str:
     return {
         bool: "a boolean",
@@ -207,110 +315,66 @@ def _check_domain(pattern: str) -> str | None:
     return value
 
 
-def validate_document(doc: dict[str, Any]) -> dict[str, Any]:
+def check_section(cls: type[Any], data: Any, path: str, fail: Fail) -> dict[str, Any] | None:
+    """``data`` checked against attrs class ``cls``, field by field: its cleaned wire form, every
+    problem reported through ``fail(path, message)`` (unknown keys included)."""
+    if not isinstance(data, dict):
+        fail(path, f"must be an object, not {_json_type(data)}")
+        return None
+    fields = {camel(f.name): f for f in attrs.fields(cls)}
+    for key in data:
+        if key not in fields:
+            fail(f"{path}.{key}" if path else key, "is not a setting of a widget")
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for name, field in fields.items():
+        where = f"{path}.{name}" if path else name
+        value = data.get(name)
+        hint = hints[field.name]
+        if "rule" in field.metadata:
+            out[name] = field.metadata["rule"].check(value, where, fail)
+        elif attrs.has(hint):
+            out[name] = check_section(hint, value, where, fail)
+        elif hint is bool:
+            if not isinstance(value, bool):
+                fail(where, f"must be true or false, not {_json_type(value)}")
+            out[name] = value
+        elif typing.get_origin(hint) is Literal:
+            options = typing.get_args(hint)
+            if value not in options:
+                fail(where, f"must be one of {', '.join(options)}")
+            out[name] = value
+        else:  # pragma: no cover - a field of the document without a check is a bug
+            raise TypeError(f"{cls.__name__}.{field.name} has no check")
+    return out
+
+
+def validate_document(document: dict[str, Any]) -> dict[str, Any]:
     """Check a whole widget document; the column values to store, or a 422 naming every field."""
-    check = _Checker()
-    check.section(doc, DEFAULT_DOCUMENT, "")
-    name = check.text(doc, "name", "name", limit=100, required=True)
+    errors: dict[str, str] = {}
 
-    domains: list[str] = []
-    raw_domains = doc.get("domains")
-    if not isinstance(raw_domains, list):
-        check.fail("domains", f"must be a list of domains, not {_json_type(raw_domains)}")
-    elif len(raw_domains) > MAX_DOMAINS:
-        check.fail("domains", f"at most {MAX_DOMAINS} domains")
-    else:
-        for n, entry in enumerate(raw_domains):
-            value = _check_domain(entry) if isinstance(entry, str) else None
-            if value is None:
-                check.fail(
-                    f"domains.{n}",
-                    f"{entry!r} is not a domain (use example.com or *.example.com)",
-                )
-            elif value not in domains:
-                domains.append(value)
+    def fail(path: str, message: str) -> None:
+        errors.setdefault(path, message)
 
-    wait = doc.get("waitTimeoutSeconds")
-    if isinstance(wait, bool) or not isinstance(wait, int):
-        check.fail("waitTimeoutSeconds", "must be a whole number of seconds")
-    elif not MIN_WAIT <= wait <= MAX_WAIT:
-        check.fail("waitTimeoutSeconds", f"must be between {MIN_WAIT} and {MAX_WAIT} seconds")
-    check.choice(doc, "locale", "locale", LOCALES)
-    check.choice(doc, "routing", "routing", ROUTINGS)
-
-    appearance = check.section(doc.get("appearance"), DEFAULT_APPEARANCE, "appearance")
-    if appearance is not None:
-        color = appearance.get("colorTheme")
-        if not isinstance(color, str) or not _COLOR.match(color):
-            check.fail("appearance.colorTheme", "must be a colour like #2563eb")
-        check.choice(appearance, "minimized", "appearance.minimized", ("bubble", "bar"))
-        check.choice(appearance, "position", "appearance.position", ("right", "left"))
-        check.flag(appearance, "showAgentAvatar", "appearance.showAgentAvatar")
-        branding = check.section(
-            appearance.get("branding"), DEFAULT_APPEARANCE["branding"], "appearance.branding"
-        )
-        if branding is not None:
-            check.flag(branding, "enabled", "appearance.branding.enabled")
-            check.text(branding, "text", "appearance.branding.text", limit=60)
-        welcome = check.section(
-            appearance.get("welcome"), DEFAULT_APPEARANCE["welcome"], "appearance.welcome"
-        )
-        if welcome is not None:
-            check.text(welcome, "title", "appearance.welcome.title", limit=80, required=True)
-            check.text(welcome, "text", "appearance.welcome.text", limit=300)
-
-    channels = check.section(doc.get("channels"), DEFAULT_CHANNELS, "channels")
-    if channels is not None:
-        check.flag(channels, "liveChat", "channels.liveChat")
-        for key in ("sms", "call", "whatsapp"):
-            value = check.text(channels, key, f"channels.{key}", limit=32)
-            if value and not _PHONE.match(value):
-                check.fail(f"channels.{key}", "is not a phone number (digits, +, spaces)")
-        telegram = check.text(channels, "telegram", "channels.telegram", limit=33)
-        if telegram and not _TELEGRAM.match(telegram):
-            check.fail("channels.telegram", "is not a Telegram username")
-        messenger = check.text(channels, "messenger", "channels.messenger", limit=500)
-        if messenger and not re.match(r"^https://[^\s<>\"']+$", messenger):
-            check.fail("channels.messenger", "must be an https:// link (m.me/yourpage)")
-        email = check.text(channels, "email", "channels.email", limit=320)
-        if email and not _EMAIL.match(email):
-            check.fail("channels.email", "is not an email address")
-
-    if check.errors:
-        first = next(iter(check.errors.items()))
+    clean = check_section(WidgetDocument, document, "", fail)
+    if errors or clean is None:
+        first = next(iter(errors.items()))
         raise ApiError(
             422,
             "invalid_widget",
             f"{first[0]} {first[1]}"
-            + (f" (and {len(check.errors) - 1} more)" if len(check.errors) > 1 else ""),
-            fields=check.errors,
+            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+            fields=errors,
         )
-    assert name is not None and isinstance(wait, int)
-    assert appearance is not None and channels is not None
-
-    def clean(section: dict[str, Any]) -> dict[str, Any]:
-        return {
-            k: (
-                clean(v)
-                if isinstance(v, dict)
-                else (v.strip() or None)
-                if isinstance(v, str)
-                else v
-            )
-            for k, v in section.items()
-        }
-
-    appearance_out = clean(appearance)
-    appearance_out["colorTheme"] = appearance_out["colorTheme"].lower()
     return {
-        "name": name,
-        "domains": domains,
-        "wait_timeout_seconds": wait,
+        "name": clean["name"],
+        "domains": clean["domains"],
+        "wait_timeout_seconds": clean["waitTimeoutSeconds"],
         "settings": {
-            "locale": doc["locale"],
-            "routing": doc["routing"],
-            "appearance": appearance_out,
-            "channels": clean(channels),
+            "locale": clean["locale"],
+            "routing": clean["routing"],
+            "appearance": clean["appearance"],
+            "channels": clean["channels"],
         },
     }
 
@@ -352,45 +416,93 @@ def embed_code(
     )
 
 
+@attrs.frozen
+class WidgetView(Wire):
+    """A widget as Settings shows it (the component ``Widget``)."""
+
+    id: str
+    tenant_id: str
+    name: str
+    status: WidgetStatus = attrs.field(
+        metadata=doc("computed from the installation pings; never Unknown")
+    )
+    status_reason: str | None = attrs.field(metadata=doc("why INACTIVE or MISCONFIGURED"))
+    domain: str | None = attrs.field(
+        metadata=doc("detected domain, else the first Targeting entry")
+    )
+    domains: list[str]
+    last_seen_at: dt.datetime | None
+    last_seen_domain: str | None
+    last_seen_url: str | None
+    last_refused_at: dt.datetime | None
+    last_refused_domain: str | None
+    wait_timeout_seconds: int
+    locale: Literal["auto", "en", "es"]
+    routing: Literal["manual", "round_robin"]
+    appearance: Appearance
+    channels: Channels
+    embed_code: str = attrs.field(metadata=doc("the `<script async src=…/widget.js …>` snippet"))
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+
+
+@attrs.frozen
+class WidgetConfig(Wire):
+    """What the embedded widget needs to render (public: nothing about Targeting or pings)."""
+
+    id: str
+    tenant_id: str
+    name: str
+    status: WidgetStatus
+    appearance: Appearance
+    channels: Channels
+    locale: Literal["auto", "en", "es"]
+    agents_online: bool = attrs.field(metadata=doc("at least one agent of the tenant is online"))
+    wait_timeout_seconds: int
+
+
 def widget_to_wire(row: dict[str, Any], now: dt.datetime, public_url: str) -> dict[str, Any]:
+    return widget_view(row, now, public_url).to_wire()
+
+
+def widget_view(row: dict[str, Any], now: dt.datetime, public_url: str) -> WidgetView:
     status, reason = widget_status(row, now)
-    doc = widget_document(row)
-    domains = doc["domains"]
-    return {
-        "id": row["id"],
-        "tenantId": row["tenant_id"],
-        "name": row["name"],
-        "status": status,
-        "statusReason": reason,
-        "domain": row.get("last_seen_domain") or (domains[0] if domains else None),
-        "domains": domains,
-        "lastSeenAt": iso(row.get("last_seen_at")),
-        "lastSeenDomain": row.get("last_seen_domain"),
-        "lastSeenUrl": row.get("last_seen_url"),
-        "lastRefusedAt": iso(row.get("last_refused_at")),
-        "lastRefusedDomain": row.get("last_refused_domain"),
-        "waitTimeoutSeconds": doc["waitTimeoutSeconds"],
-        "locale": doc["locale"],
-        "routing": doc["routing"],
-        "appearance": doc["appearance"],
-        "channels": doc["channels"],
-        "embedCode": embed_code(public_url, row["id"], row["tenant_id"]),
-        "createdAt": iso(row.get("created_at")),
-        "updatedAt": iso(row.get("updated_at")),
-    }
+    document = structure(widget_document(row) | {"name": row["name"]}, WidgetDocument)
+    return WidgetView(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        status=status,
+        status_reason=reason,
+        domain=row.get("last_seen_domain") or (document.domains[0] if document.domains else None),
+        domains=document.domains,
+        last_seen_at=row.get("last_seen_at"),
+        last_seen_domain=row.get("last_seen_domain"),
+        last_seen_url=row.get("last_seen_url"),
+        last_refused_at=row.get("last_refused_at"),
+        last_refused_domain=row.get("last_refused_domain"),
+        wait_timeout_seconds=document.wait_timeout_seconds,
+        locale=document.locale,
+        routing=document.routing,
+        appearance=document.appearance,
+        channels=document.channels,
+        embed_code=embed_code(public_url, row["id"], row["tenant_id"]),
+        created_at=row.get("created_at"),
+        updated_at=row.get("updated_at"),
+    )
 
 
 def widget_config(row: dict[str, Any], now: dt.datetime, agents_online: bool) -> dict[str, Any]:
     """What the embedded widget needs (public: nothing about Targeting or pings)."""
-    doc = widget_document(row)
-    return {
-        "id": row["id"],
-        "tenantId": row["tenant_id"],
-        "name": row["name"],
-        "status": widget_status(row, now)[0],
-        "appearance": doc["appearance"],
-        "channels": doc["channels"],
-        "locale": doc["locale"],
-        "agentsOnline": agents_online,
-        "waitTimeoutSeconds": doc["waitTimeoutSeconds"],
-    }
+    document = structure(widget_document(row) | {"name": row["name"]}, WidgetDocument)
+    return WidgetConfig(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        status=widget_status(row, now)[0],
+        appearance=document.appearance,
+        channels=document.channels,
+        locale=document.locale,
+        agents_online=agents_online,
+        wait_timeout_seconds=document.wait_timeout_seconds,
+    ).to_wire()

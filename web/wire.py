@@ -16,6 +16,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
+from engine.errors import ErrorAnswer, ErrorBody
 from engine.wire import camel
 
 T = TypeVar("T")
@@ -38,7 +39,8 @@ class ApiError(Exception):
         self.extra = extra
 
     def to_wire(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+        """``{"error": {"code", "message", …}}`` (:class:`~engine.errors.ErrorAnswer`)."""
+        return ErrorAnswer(ErrorBody.of(self.code, self.message, self.extra)).to_wire()
 
 
 NOT_BLANK = r"\S"  # at least one character that is not white space

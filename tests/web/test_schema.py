@@ -11,8 +11,13 @@ from typing import Any, Literal
 import attrs
 import pytest
 from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
+from engine.values import Event, EventType
 from engine.wire import OFF_WIRE, Wire, camel, doc, unstructure
+from web.app import build_openapi
+from web.openapi import EVENT_PAYLOADS
 from web.schema import Schemas
 from web.wire import EMAIL, AtLeast, MaxLength, Text
 
@@ -116,3 +121,23 @@ def test_a_request_class_says_its_limits_and_requires_what_has_no_default() -> N
 def test_an_annotation_without_a_json_form_is_refused() -> None:
     with pytest.raises(TypeError, match="no JSON Schema"):
         Schemas().of(set[int])
+
+
+def test_every_event_type_has_a_payload_class_and_the_document_checks_it() -> None:
+    assert set(EVENT_PAYLOADS) == set(EventType)
+    document = build_openapi("http://127.0.0.1")
+    registry: Registry[Any] = Registry().with_resource(
+        "urn:doc", Resource(contents=document, specification=DRAFT202012)
+    )
+    validator = Draft202012Validator(
+        {"$ref": "urn:doc#/components/schemas/Event"}, registry=registry
+    )
+    at = dt.datetime(2026, 11, 29, 13, 20, tzinfo=dt.UTC)
+    created = Event(
+        EventType.AGENTS_ONLINE_CHANGED, at, "ten_1", data={"agentsOnline": True}
+    ).to_wire()
+    assert validator.is_valid(created)
+    wrong = {**created, "data": {"agentsOnline": "yes"}}
+    assert not validator.is_valid(wrong)  # the payload is checked against its own class
+    other = {**created, "type": EventType.MESSAGE_CREATED.value}
+    assert not validator.is_valid(other)  # a message event must carry a message

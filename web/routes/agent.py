@@ -17,7 +17,7 @@ from quart import Blueprint, Response, jsonify, request, websocket
 from engine.conversation import Accept, Reopen, Solve
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
-from engine.values import Agent, Conversation, Event, EventType
+from engine.values import Agent, Conversation, ConversationRead, Event, EventType
 from engine.visitor import JoinedChat, LeftChat
 from storage import queries
 from web import auth
@@ -56,7 +56,13 @@ from web.shapes import (
     ReadMark,
     SignedIn,
 )
-from web.streams import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, EventStream, serve_socket
+from web.streams import (
+    CLOSE_FORBIDDEN,
+    CLOSE_UNAUTHENTICATED,
+    EventStream,
+    ReadyFrame,
+    serve_socket,
+)
 from web.usecases import send_agent_message, start_chat, tell_visitor
 from web.wire import (
     ApiError,
@@ -246,6 +252,7 @@ async def edit_profile() -> Response:
                         "firstMessage": ex.EX_MESSAGE_SUMMARY,
                         "unread": True,
                         "assigneeOnline": None,
+                        "views": ["unread", "unassigned", "waiting", "all"],
                     }
                 ],
             },
@@ -283,8 +290,9 @@ async def list_conversations() -> Response:
             first_message=summary_of(first),
             unread=unread,
             assignee_online=online(conversation),
+            views=views,
         )
-        for conversation, contact, last, first, unread in rows
+        for conversation, contact, last, first, unread, views in rows
     ]
     return answer(ConversationList(out, view))
 
@@ -299,7 +307,12 @@ async def list_conversations() -> Response:
         "200": json_response(
             "The conversation, the contact and every message in seq order.",
             ref("ConversationDetail"),
-            {**ex.EX_CONVERSATION, "contact": ex.EX_CONTACT, "messages": [ex.EX_MESSAGE]},
+            {
+                **ex.EX_CONVERSATION,
+                "contact": ex.EX_CONTACT,
+                "messages": [ex.EX_MESSAGE],
+                "views": ["unread", "unassigned", "waiting", "all"],
+            },
         )
     },
     error_codes=("not_found",),
@@ -307,13 +320,17 @@ async def list_conversations() -> Response:
 async def conversation_detail(conversation_id: str) -> Response:
     agent = await require_agent()
     found = await services().db.run(
-        queries.select_conversation_detail, agent["tenant_id"], conversation_id
+        queries.select_conversation_detail, agent["tenant_id"], conversation_id, agent["id"]
     )
     if found is None:
         raise ApiError(404, "not_found", f"no conversation {conversation_id}")
-    conversation, contact, messages = found
+    conversation, contact, messages, views = found
     contact_card = contact_of(contact, conversation.visitor_id)
-    return answer(extend(conversation, ConversationDetail, messages=messages, contact=contact_card))
+    return answer(
+        extend(
+            conversation, ConversationDetail, messages=messages, contact=contact_card, views=views
+        )
+    )
 
 
 def command_api(
@@ -376,6 +393,10 @@ async def accept(conversation_id: str) -> Response:
     "The conversation, now SOLVED.",
     {**ex.EX_OPEN_CONVERSATION, "status": "SOLVED", "solvedAt": ex.T1, "lastSeq": 5},
     ("already_solved",),
+    description=(
+        "Emits `conversation_status_changed`; the visitor's widget shows its closing screen and "
+        "the visitor may start a new chat."
+    ),
 )
 async def solve(conversation_id: str) -> Response:
     return await agent_command(conversation_id, Solve, LeftChat(conversation_id))
@@ -464,8 +485,10 @@ async def mark_read(conversation_id: str) -> Response:
     )
     if mark is None:
         raise ApiError(404, "not_found", f"no conversation {conversation_id}")
-    wire = {"agentId": agent["id"], "conversationId": conversation_id, "lastReadSeq": mark}
-    s.broker.publish(Event(EventType.CONVERSATION_READ.value, now, agent["tenant_id"], data=wire))
+    read_mark = ConversationRead(agent["id"], conversation_id, mark).to_wire()
+    s.broker.publish(
+        Event(EventType.CONVERSATION_READ.value, now, agent["tenant_id"], data=read_mark)
+    )
     return answer(ReadMark(conversation_id, mark))
 
 
@@ -658,7 +681,7 @@ async def inbox_socket() -> None:
             [("tenant", tenant_id)],
             lambda: EventStream(websocket.send, load),
             handle,
-            {"agentId": agent["id"], "tenantId": tenant_id},
+            ReadyFrame(server_time=s.clock.now(), agent_id=agent["id"], tenant_id=tenant_id),
             side="agent",
         )
     finally:

@@ -9,8 +9,9 @@ in the detail view. The token never travels in a URL or a cookie, so the page ne
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+import attrs
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Blueprint, Response, current_app, jsonify, render_template, request
@@ -19,8 +20,10 @@ from engine import metrics
 from engine.clock import iso
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.routing import KIND as ROUTER
+from engine.supervisor import ActorReport
 from engine.visitor import KIND as VISITOR
 from engine.widget import KIND as WIDGET
+from engine.wire import UNSET
 from storage import queries
 from web import examples as ex
 from web.apidoc import (
@@ -28,18 +31,15 @@ from web.apidoc import (
     PUBLIC,
     api,
     html_response,
-    integer,
     json_response,
-    list_of,
-    obj,
     query_param,
-    ref,
     string,
 )
 from web.deps import error, has_ops_token, require_ops, services
 from web.openapi import document
-from web.presenters import html_page
+from web.presenters import answer, html_page
 from web.services import Services
+from web.shapes import ActorList, BrokerReport, Health
 from web.wire import ApiError
 
 bp = Blueprint("ops", __name__)
@@ -76,13 +76,7 @@ KINDS = ("conversation", "visitor_session", "widget", "router", "service")
             "supervisor gave up on the actors or services listed in `escalated` "
             "(they crashed past their restart intensity); each leaves the list when "
             "it answers a command again.",
-            obj(
-                {
-                    "status": {"enum": ["ok", "degraded"]},
-                    "actors": integer(0),
-                    "escalated": list_of(ref("Escalation")),
-                }
-            ),
+            Health,
             {"status": "degraded", "actors": 12, "escalated": [ex.EX_ESCALATION]},
         ),
     },
@@ -99,14 +93,9 @@ async def healthz() -> Response:
     # but an operator should look (docs/operations.md). Ids and error texts only with the
     # operator token: this endpoint is public.
     detail = has_ops_token()
-    escalated = [e.to_wire(detail=detail) for e in s.supervisor.escalations()]
-    return jsonify(
-        {
-            "status": "degraded" if escalated else "ok",
-            "actors": s.supervisor.count(),
-            "escalated": escalated,
-        }
-    )
+    escalated = [e.report(detail=detail) for e in s.supervisor.escalations()]
+    status: Literal["ok", "degraded"] = "degraded" if escalated else "ok"
+    return answer(Health(status, s.supervisor.count(), escalated))
 
 
 @bp.get("/api/openapi.json")
@@ -165,13 +154,7 @@ async def prometheus_metrics() -> Response:
     {
         "200": json_response(
             "The live actors (without `recentEvents`) and the broker's counters.",
-            obj(
-                {
-                    "actors": list_of(ref("ActorSummary")),
-                    "broker": ref("BrokerStatistics"),
-                    "escalated": list_of(ref("Escalation")),
-                }
-            ),
+            ActorList,
             {
                 "actors": [ex.EX_ACTOR],
                 "broker": {
@@ -201,20 +184,14 @@ async def ops_actors() -> Response:
     s = services()
     kind = request.args.get("kind") or None  # an empty filter is no filter
     tenant = request.args.get("tenant") or None
-    actors = []
-    for stat in s.supervisor.statistics(kind):
-        wire = stat.to_wire(_audience(s, stat))
-        if tenant and wire.get("tenantId") != tenant:
-            continue
-        wire.pop("recentEvents", None)
-        actors.append(wire)
-    return jsonify(
-        {
-            "actors": actors,
-            "broker": _broker_stats(s),
-            "escalated": [e.to_wire() for e in s.supervisor.escalations()],
-        }
-    )
+    reports = [stat.report(_audience(s, stat)) for stat in s.supervisor.statistics(kind)]
+    actors = [
+        attrs.evolve(r, recent_events=UNSET)  # the list leaves them out; the detail has them
+        for r in reports
+        if not tenant or r.tenant_id == tenant
+    ]
+    escalated = [e.report() for e in s.supervisor.escalations()]
+    return answer(ActorList(actors, _broker_stats(s), escalated))
 
 
 @bp.get("/api/ops/actors/<kind>/<actor_id>")
@@ -226,7 +203,7 @@ async def ops_actors() -> Response:
     {
         "200": json_response(
             "The actor; a conversation actor includes its last 20 events.",
-            ref("Actor"),
+            ActorReport,
             {
                 **ex.EX_ACTOR,
                 "recentEvents": [
@@ -243,7 +220,7 @@ async def ops_actor(kind: str, actor_id: str) -> Response:
     s = services()
     for stat in s.supervisor.statistics(kind):
         if stat.id == actor_id:
-            return jsonify(stat.to_wire(_audience(s, stat)))
+            return answer(stat.report(_audience(s, stat)))
     raise ApiError(404, "not_found", f"no live {kind} actor {actor_id}")
 
 
@@ -273,20 +250,15 @@ def _audience(s: Services, stat: Any) -> int:
     topics: list[tuple[str, str]] = []
     if stat.kind == CONVERSATION:
         topics.append(("conversation", stat.id))
-        if info.get("visitorId"):
-            topics.append(("visitor", info["visitorId"]))
+        if info.get("visitor_id"):
+            topics.append(("visitor", info["visitor_id"]))
     elif stat.kind == VISITOR:
         topics.append(("visitor", stat.id))
-    if info.get("tenantId"):
-        topics.append(("tenant", info["tenantId"]))
+    if info.get("tenant_id"):
+        topics.append(("tenant", info["tenant_id"]))
     return s.broker.audience(*topics)
 
 
-def _broker_stats(s: Services) -> dict[str, Any]:
+def _broker_stats(s: Services) -> BrokerReport:
     st = s.broker.statistics()
-    return {
-        "subscribers": st.subscribers,
-        "published": st.published,
-        "delivered": st.delivered,
-        "droppedSubscribers": st.dropped_subscribers,
-    }
+    return BrokerReport(st.subscribers, st.published, st.delivered, st.dropped_subscribers)

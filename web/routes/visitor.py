@@ -54,6 +54,7 @@ from web.streams import (
     CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHENTICATED,
     EventStream,
+    ReadyFrame,
     serve_socket,
 )
 from web.usecases import leave_offline_message, send_visitor_message, start_chat
@@ -488,6 +489,10 @@ async def visitor_socket(widget_id: str) -> None:
         [("visitor", visitor_id), ("visitors", tenant_id)],
         lambda: EventStream(websocket.send, load),
         handle,
-        {"visitorId": visitor_id, "agentsOnline": s.presence.agents_online(tenant_id)},
+        ReadyFrame(
+            server_time=s.clock.now(),
+            visitor_id=visitor_id,
+            agents_online=s.presence.agents_online(tenant_id),
+        ),
         side="visitor",
     )

@@ -21,14 +21,12 @@ from web.apidoc import (
     api,
     json_body,
     json_response,
-    list_of,
-    obj,
     ref,
 )
 from web.deps import load_widget, require_agent, services, tenant_widget_rows
 from web.presenters import answer, created
-from web.shapes import Deleted
-from web.widgets import apply_patch, widget_to_wire
+from web.shapes import Deleted, WidgetList
+from web.widgets import apply_patch, widget_to_wire, widget_view
 from web.wire import ApiError, decode_json
 
 bp = Blueprint("widgets", __name__)
@@ -43,7 +41,7 @@ bp = Blueprint("widgets", __name__)
     {
         "200": json_response(
             "Every widget with its status, detected domain, last ping and embed code.",
-            obj({"widgets": list_of(ref("Widget"))}),
+            WidgetList,
             {"widgets": [ex.EX_WIDGET]},
         )
     },
@@ -54,7 +52,7 @@ async def list_widgets() -> Response:
     s = services()
     rows = await tenant_widget_rows(agent["tenant_id"])
     now = s.clock.now()
-    return jsonify({"widgets": [widget_to_wire(r, now, s.settings.base_url) for r in rows]})
+    return answer(WidgetList([widget_view(r, now, s.settings.base_url) for r in rows]))
 
 
 @bp.post("/api/chat/widgets")

@@ -208,26 +208,11 @@
 
   // --- which view a conversation is in (the server's rules, docs/api.md) -----------------
 
+  /** Whether the server puts ``c`` in view ``v`` (its ``views``, from the last list or detail
+   * fetch). The rules live on the server only (storage/queries.py VIEW_RULES); an event marks the
+   * conversation stale and the view is fetched again. */
   function inView(c, v) {
-    var mine = !!(c.assignee && c.assignee.id === me.id);
-    switch (v) {
-      case "open": // accepted live chats, and offline messages (tickets) not solved yet
-        return c.status === "OPEN" || (c.kind === "offline_message" && c.status !== "SOLVED");
-      case "unread":
-        return c.status !== "SOLVED" && !!c.unread;
-      case "assigned":
-        return c.status !== "SOLVED" && mine;
-      case "unassigned":
-        return c.status !== "SOLVED" && !c.assignee;
-      case "waiting":
-        return c.status === "WAITING" && c.kind === "live_chat";
-      case "solved":
-        return c.status === "SOLVED";
-      case "all":
-        return true;
-      default:
-        return false;
-    }
+    return !!(c.views && c.views.indexOf(v) !== -1);
   }
 
   function byRecent(a, b) {
@@ -272,6 +257,7 @@
       if (k in snap) cur[k] = snap[k];
     });
     if (wasWaiting && cur.status !== "WAITING") newChats.delete(cur.id);
+    cur.stale = true; // its views may have changed: the next fetch of the view tells
     return cur;
   }
 
@@ -300,6 +286,7 @@
       });
     }
     next.partial = false;
+    next.stale = false;
     convs.set(row.id, next);
     return next;
   }
@@ -541,12 +528,14 @@
           // what we hold for this view but the server does not list has moved on (or was a
           // wrong guess of a partial entry): forget it; events that follow tell us anew
           Array.from(convs.values()).forEach(function (c) {
-            if (!got.has(c.id) && inView(c, asked)) {
+            if (!got.has(c.id) && (inView(c, asked) || c.stale || c.partial)) {
+              if (c.views) c.views = c.views.filter(function (v) { return v !== asked; });
               if (c.id === openId) {
                 if (asked === "unread") c.unread = false;
                 loadDetail(c.id, false);
-              } else convs.delete(c.id);
+              } else if (c.partial || !c.views || !c.views.length) convs.delete(c.id);
             }
+            c.stale = false; // its place in this view is known now
           });
         }
       } else if (result.status === 0 || result.status >= 500) {
@@ -562,13 +551,14 @@
     viewFetchTimer = setTimeout(fetchView, delay === undefined ? 200 : delay);
   }
 
-  /** A partial entry that belongs on screen is completed by fetching the view again. */
+  /** A conversation an event told us about (new, or changed) is placed by fetching the view
+   * again: the server says which views hold it. */
   function needsFetch() {
     var missing = false;
     convs.forEach(function (c) {
-      if (c.partial && view !== "visitors" && inView(c, view)) missing = true;
+      if (c.partial || c.stale) missing = true;
     });
-    if (missing) scheduleViewFetch();
+    if (missing && view !== "visitors") scheduleViewFetch();
   }
 
   // --- live visitors ------------------------------------------------------------------------
@@ -1400,6 +1390,7 @@
           } else if (m.senderId === me.id) {
             c.unread = false;
           }
+          c.stale = true;
         } else if (view !== "visitors") {
           scheduleViewFetch(); // a conversation we know nothing about: it may belong here
         }
@@ -1413,7 +1404,7 @@
           if (r && r.unread) {
             var lastVisitor = r.lastMessage && r.lastMessage.senderType === "visitor" ? r.lastMessage.seq : null;
             if (data.lastReadSeq >= (lastVisitor !== null ? lastVisitor : r.lastSeq)) r.unread = false;
-            else if (view === "unread") scheduleViewFetch();
+            r.stale = true;
           }
           scheduleCounts();
         }
