@@ -6,6 +6,7 @@ caller answers with; nothing here knows whether a request or a frame asked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from quart import Response, request
@@ -13,12 +14,12 @@ from quart import Response, request
 from engine.conversation import Create, PostMessage
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
-from engine.values import Contact, Conversation, Kind, SenderType
+from engine.values import Agent, Contact, Conversation, Kind, SenderType
 from engine.visitor import KIND as VISITOR
 from engine.visitor import JoinedChat, LeftChat, StartChat, Started
 from storage import queries
 from web import auth
-from web.deps import client_ip
+from web.deps import agent_of, client_ip
 from web.presenters import answer, extend
 from web.services import Services
 from web.shapes import NewConversation
@@ -94,6 +95,22 @@ async def leave_offline_message(
         ),
     )
     return await started_response(s, Started(outcome))
+
+
+async def conversation_command(
+    s: Services,
+    agent: dict[str, Any],
+    conversation_id: str,
+    make: Callable[[Agent], Any],
+    tell: JoinedChat | LeftChat | None = None,
+) -> Outcome:
+    """An agent's command on a conversation (accept, solve, reopen…), guarded by the agent's
+    tenant; ``tell``: a hint for the visitor's actor that it joined or left a chat."""
+    command = Guard(agent["tenant_id"], make(agent_of(agent)))
+    outcome: Outcome = await s.supervisor.call(CONVERSATION, conversation_id, command)
+    if tell is not None:
+        tell_visitor(s, outcome.conversation, tell)
+    return outcome
 
 
 def tell_visitor(s: Services, conversation: Conversation, command: JoinedChat | LeftChat) -> None:

@@ -15,8 +15,6 @@ from urllib.parse import urlsplit
 from quart import Blueprint, Response, jsonify, request, websocket
 
 from engine.conversation import Accept, Reopen, Solve
-from engine.conversation_actor import KIND as CONVERSATION
-from engine.conversation_actor import Guard, Outcome
 from engine.values import Agent, Conversation, ConversationRead, Event, EventType
 from engine.visitor import JoinedChat, LeftChat
 from storage import queries
@@ -63,7 +61,7 @@ from web.streams import (
     ReadyFrame,
     serve_socket,
 )
-from web.usecases import send_agent_message, start_chat, tell_visitor
+from web.usecases import conversation_command, send_agent_message, start_chat
 from web.wire import (
     ApiError,
     LoginBody,
@@ -359,10 +357,7 @@ async def agent_command(
     """One of the signed-in agent's commands, guarded by the agent's tenant; the conversation
     after it is the answer. ``tell``: a hint for the visitor's actor (joined or left a chat)."""
     agent = await require_agent()
-    command = Guard(agent["tenant_id"], make(agent_of(agent)))
-    outcome: Outcome = await services().supervisor.call(CONVERSATION, conversation_id, command)
-    if tell is not None:
-        tell_visitor(services(), outcome.conversation, tell)
+    outcome = await conversation_command(services(), agent, conversation_id, make, tell)
     return jsonify(outcome.conversation.to_wire())
 
 
