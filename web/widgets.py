@@ -461,13 +461,18 @@ class WidgetConfig(Wire):
     wait_timeout_seconds: int
 
 
+def stored_document(row: dict[str, Any]) -> WidgetDocument:
+    """A stored widget's document as its class (the row was validated when it was written)."""
+    return structure(widget_document(row), WidgetDocument)
+
+
 def widget_to_wire(row: dict[str, Any], now: dt.datetime, public_url: str) -> dict[str, Any]:
     return widget_view(row, now, public_url).to_wire()
 
 
 def widget_view(row: dict[str, Any], now: dt.datetime, public_url: str) -> WidgetView:
     status, reason = widget_status(row, now)
-    document = structure(widget_document(row) | {"name": row["name"]}, WidgetDocument)
+    document = stored_document(row)
     return WidgetView(
         id=row["id"],
         tenant_id=row["tenant_id"],
@@ -494,7 +499,7 @@ def widget_view(row: dict[str, Any], now: dt.datetime, public_url: str) -> Widge
 
 def widget_config(row: dict[str, Any], now: dt.datetime, agents_online: bool) -> dict[str, Any]:
     """What the embedded widget needs (public: nothing about Targeting or pings)."""
-    document = structure(widget_document(row) | {"name": row["name"]}, WidgetDocument)
+    document = stored_document(row)
     return WidgetConfig(
         id=row["id"],
         tenant_id=row["tenant_id"],
