@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint install clean qa
+.PHONY: serve test lint install clean qa bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,10 +27,15 @@ qa: $(STAMP)
 	@command -v ffmpeg >/dev/null 2>&1 || { echo "ffmpeg is missing: apt-get install -y ffmpeg"; exit 2; }
 	$(BIN)/python -m qa.run $(QA_ARGS)
 
+## Curbe Chat against the floors of its stack (quart-trio, bare Trio, websockets), as ratios.
+## BENCH_ARGS=--quick runs every path with tiny numbers; the full run takes about 15 minutes.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check engine web storage tests qa
-	$(BIN)/ruff format --check engine web storage tests qa
-	$(BIN)/mypy --strict engine web storage qa
+	$(BIN)/ruff check engine web storage tests qa bench
+	$(BIN)/ruff format --check engine web storage tests qa bench
+	$(BIN)/mypy --strict engine web storage qa bench
 
 clean:
 	rm -rf $(VENV) .curbe-data

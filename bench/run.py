@@ -1,0 +1,599 @@
+"""``make bench``: Curbe Chat against the floors of its own stack, in one run, as ratios.
+
+Every target is a server process driven only through the public HTTP and WebSocket API by the
+same client worker processes (:mod:`bench.worker`), one target after the other:
+
+- ``curbe``: ``curbe-chat serve`` on a fresh PostgreSQL database;
+- ``quart``: a quart-trio relay on Hypercorn's trio worker, in memory (the card's framework);
+- ``quart+pg``: the same with one asyncpg statement per message and per heartbeat, through
+  trio-asyncio (the card's stack with persistence at its simplest);
+- ``trio``: bare Trio with trio-websocket (Trio's floor);
+- ``websockets``: ``websockets`` on uvloop (Python's floor).
+
+Scenarios, in this order on each target: idle widgets (connect rate, memory and CPU per idle
+widget, a widget's network cost), offered heartbeats, persisted delivery visitor -> agents at
+fixed offered rates (latency, losses, duplicates, order), conversations filled for the
+rehydration probe, a restart with every widget reconnecting (time until all are back, resume by
+seq), and the first command to each filled conversation after the restart.
+
+Figures are printed and written as JSON; nothing here asserts a timing. ``--quick`` runs every
+path with tiny numbers (CI); the full run is what ``docs/benchmarks.md`` reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import gzip
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import attrs
+import psutil
+import trio
+import trio_asyncio
+
+from bench.report import render, summarise
+from bench.wire import Endpoint, Http
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CLI = str(Path(PYTHON).parent / "curbe-chat")
+PASSWORD = "bench password 1"
+LOOPBACK_SOURCES = [f"127.0.{i // 250 + 1}.{i % 250 + 1}" for i in range(64)]
+
+
+@attrs.frozen
+class Plan:
+    widgets: int
+    idle_seconds: float
+    heartbeat_rates: tuple[int, ...]
+    heartbeat_seconds: float
+    conversations: int
+    rates: tuple[int, ...]
+    rate_seconds: float
+    history: int  # conversations filled for the rehydration probe
+    history_messages: int
+    storm_widgets: int
+    storm_timeout: float
+    visitor_workers: int = 2
+    agents: int = 2
+
+
+FULL = Plan(
+    widgets=2000,
+    idle_seconds=20,
+    heartbeat_rates=(500, 5000),
+    heartbeat_seconds=8,
+    conversations=200,
+    rates=(250, 500, 1000, 2000),
+    rate_seconds=8,
+    history=100,
+    history_messages=50,
+    storm_widgets=20000,
+    storm_timeout=120,
+)
+QUICK = Plan(
+    widgets=30,
+    idle_seconds=1.5,
+    heartbeat_rates=(40,),
+    heartbeat_seconds=1,
+    conversations=6,
+    rates=(40,),
+    rate_seconds=1,
+    history=4,
+    history_messages=12,
+    storm_widgets=40,
+    storm_timeout=60,
+)
+
+
+@attrs.frozen
+class Target:
+    name: str
+    label: str
+    module: str | None  # a baseline's module; None: curbe-chat serve
+    persist: bool = False
+
+    @property
+    def ours(self) -> bool:
+        return self.module is None
+
+
+TARGETS = [
+    Target("curbe", "Curbe Chat", None, persist=True),
+    Target("quart", "quart-trio relay (memory)", "bench.baselines.quart_relay"),
+    Target("quart+pg", "quart-trio relay + asyncpg", "bench.baselines.quart_relay", persist=True),
+    Target("trio", "bare Trio + trio-websocket", "bench.baselines.trio_relay"),
+    Target("websockets", "websockets + uvloop", "bench.baselines.websockets_relay"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def raise_fd_limit() -> None:
+    """Run in each child: 20,000 widgets need more descriptors than the default."""
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (262144, 262144))
+    except (ValueError, OSError):  # not root: the hard limit is the ceiling
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def cpu_seconds(pid: int) -> float:
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process on the machine (the bench is alone on it)."""
+    total = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] in ("postgres", "postmaster"):
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+    return total
+
+
+def rss(pid: int) -> int:
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+class WorkerProcess:
+    """A :mod:`bench.worker` child: one JSON command in, one JSON answer out."""
+
+    def __init__(self, name: str, process: trio.Process) -> None:
+        self.name = name
+        self.process = process
+        self.buffer = b""
+
+    @classmethod
+    async def start(cls, name: str, nursery: trio.Nursery) -> WorkerProcess:
+        process = await nursery.start(
+            functools.partial(
+                trio.run_process,
+                [PYTHON, "-m", "bench.worker", name],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                check=False,
+                cwd=ROOT,
+                preexec_fn=raise_fd_limit,
+            )
+        )
+        return cls(name, process)
+
+    async def call(self, cmd: str, **args: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        await self.process.stdin.send_all(json.dumps({"cmd": cmd} | args).encode() + b"\n")
+        while b"\n" not in self.buffer:
+            chunk = await self.process.stdout.receive_some()
+            if not chunk:
+                raise RuntimeError(f"worker {self.name} exited during {cmd}")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        answer: dict[str, Any] = json.loads(line)
+        if not answer.pop("ok", False):
+            raise RuntimeError(f"worker {self.name}: {cmd}: {answer.get('error')}")
+        return answer
+
+    async def exit(self) -> None:
+        with trio.move_on_after(10):
+            await self.call("exit")
+        with trio.move_on_after(5):
+            await self.process.wait()
+        if self.process.returncode is None:
+            self.process.kill()
+
+
+class Server:
+    """One target's server process: started, restarted and stopped by the bench."""
+
+    def __init__(self, target: Target, env: dict[str, str], port: int) -> None:
+        self.target = target
+        self.env = env
+        self.port = port
+        self.process: trio.Process | None = None
+        self.http = ""
+        self.ws = ""
+
+    def command(self) -> list[str]:
+        if self.target.module is None:
+            return [CLI, "serve", "--port", str(self.port)]
+        command = [PYTHON, "-m", self.target.module, "--port", str(self.port)]
+        return command + (["--persist"] if self.target.persist else [])
+
+    async def start(self, nursery: trio.Nursery) -> float:
+        """Start and wait for the banner; answers when it was ready (``time.monotonic``)."""
+        process: trio.Process = await nursery.start(
+            functools.partial(
+                trio.run_process,
+                self.command(),
+                stdout=subprocess.PIPE,
+                stderr=None,
+                env=self.env,
+                check=False,
+                cwd=ROOT,
+                preexec_fn=raise_fd_limit,
+            )
+        )
+        self.process = process
+        buffer = b""
+        with trio.fail_after(120):
+            while True:
+                assert process.stdout is not None
+                chunk = await process.stdout.receive_some()
+                if not chunk:
+                    raise RuntimeError(f"{self.target.name} exited before it listened")
+                buffer += chunk
+                try:
+                    banner = json.loads(buffer)
+                    break
+                except ValueError:
+                    continue
+        ready = time.monotonic()
+        if self.target.ours:
+            self.http = banner["baseUrl"]
+            self.ws = self.http.replace("http://", "ws://")
+        else:
+            self.http, self.ws = banner["http"], banner["ws"]
+        nursery.start_soon(self._drain, process)
+        return ready
+
+    async def _drain(self, process: trio.Process) -> None:
+        assert process.stdout is not None
+        async for _ in process.stdout:
+            pass
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(60):
+            await self.process.wait()
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+async def run_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
+    done = await trio.run_process([CLI, *args], env=env, capture_stdout=True, cwd=ROOT)
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+async def fresh_database(url: str, name: str, *, create: bool = True) -> str:
+    """``name`` dropped and (unless not ``create``) created again on ``url``'s server; answers
+    its URL."""
+    async with trio_asyncio.open_loop():
+
+        async def recreate() -> None:
+            connection = await asyncpg.connect(url)
+            try:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                if create:
+                    await connection.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await connection.close()
+
+        await trio_asyncio.aio_as_trio(recreate)()
+    base, _, _ = url.rpartition("/")
+    query = ""
+    if "?" in url:
+        query = "?" + url.split("?", 1)[1]
+    return f"{base}/{name}{query}"
+
+
+def merge(answers: list[dict[str, Any]], key: str) -> list[float]:
+    return [x for a in answers for x in a[key]]
+
+
+async def each(workers: list[WorkerProcess], cmd: str, **args: Any) -> list[dict[str, Any]]:
+    """The same command on every worker at once."""
+    answers: list[dict[str, Any]] = [{} for _ in workers]
+
+    async def one(i: int) -> None:
+        answers[i] = await workers[i].call(cmd, **args)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(len(workers)):
+            nursery.start_soon(one, i)
+    return answers
+
+
+async def bench_target(
+    target: Target, plan: Plan, database_url: str, db_name: str, log: Any
+) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.update(CURBE_LOG_LEVEL="WARNING", CURBE_OPS_TOKEN="bench-ops", PYTHONUNBUFFERED="1")
+    seed: dict[str, str] = {"widget": "wgt_bench", "email": "agent@bench", "password": PASSWORD}
+    if target.persist:
+        env["DATABASE_URL"] = await fresh_database(database_url, db_name)
+    if target.ours:
+        tenant = await run_cli(env, "tenant", "create", "--name", "Bench")
+        await run_cli(env, "agent", "create", "--tenant", tenant["id"], "--email",
+                      "agent@bench.example", "--name", "Bench Agent", "--password", PASSWORD,
+                      "--max-chats", "1000")  # fmt: skip
+        widget = await run_cli(env, "widget", "create", "--tenant", tenant["id"], "--name",
+                               "Bench", "--wait-timeout", "3600")  # fmt: skip
+        seed |= {"widget": widget["id"], "email": "agent@bench.example"}
+    out: dict[str, Any] = {"target": target.name, "label": target.label}
+    server = Server(target, env, free_port())
+    async with trio.open_nursery() as nursery:
+        await server.start(nursery)
+        visitors = [
+            await WorkerProcess.start(f"v{i}", nursery) for i in range(plan.visitor_workers)
+        ]
+        agents = await WorkerProcess.start("a", nursery)
+        everyone = [*visitors, agents]
+        try:
+            await run_scenarios(target, plan, server, visitors, agents, seed, out, log, nursery)
+        finally:
+            for w in everyone:
+                await w.exit()
+            await server.stop()
+    if target.persist:
+        await fresh_database(database_url, db_name, create=False)
+    return out
+
+
+async def run_scenarios(
+    target: Target,
+    plan: Plan,
+    server: Server,
+    visitors: list[WorkerProcess],
+    agents: WorkerProcess,
+    seed: dict[str, str],
+    out: dict[str, Any],
+    log: Any,
+    nursery: trio.Nursery,
+) -> None:
+    v = len(visitors)
+    setup = {"http": server.http, "ws": server.ws, "widget": seed["widget"]}
+    for i, w in enumerate([*visitors, agents]):
+        await w.call("setup", sources=LOOPBACK_SOURCES[i::3], **setup)
+    await agents.call("inbox", n=plan.agents, email=seed["email"], password=seed["password"])
+    if target.ours:
+        out["widget_js"] = await widget_js_size(server.http)
+
+    # ---- idle -------------------------------------------------------------------------------
+    log(f"{target.name}: opening {plan.widgets} widgets")
+    rss0 = rss(server.pid)
+    t0 = time.monotonic()
+    opened = await each(visitors, "open", n=plan.widgets // v, concurrency=64)
+    connect_s = time.monotonic() - t0
+    n_open = sum(a["opened"] for a in opened)
+    out["connect"] = {
+        "widgets": n_open,
+        "failed": sum(a["failed"] for a in opened),
+        "per_second": n_open / connect_s,
+        "lat": merge(opened, "lat"),
+    }
+    log(f"{target.name}: idle {plan.idle_seconds} s")
+    await each(visitors, "background", on=True)
+    c0 = await each(visitors, "counters")
+    cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+    await trio.sleep(plan.idle_seconds)  # a measurement window, not a wait for a condition
+    cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+    c1 = await each(visitors, "counters")
+    await each(visitors, "background", on=False)
+    minutes = (t1 - t0) / 60
+    out["idle"] = {
+        "widgets": n_open,
+        "rss_per_widget": (rss(server.pid) - rss0) / max(n_open, 1),
+        "cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "requests_per_widget_minute": sum(
+            b["requests"] - a["requests"] for a, b in zip(c0, c1, strict=True)
+        )
+        / max(n_open, 1)
+        / minutes,
+        "bytes_per_widget_minute": sum(
+            b["sent"] + b["received"] - a["sent"] - a["received"]
+            for a, b in zip(c0, c1, strict=True)
+        )
+        / max(n_open, 1)
+        / minutes,
+    }
+
+    # ---- heartbeats -------------------------------------------------------------------------
+    out["heartbeat"] = []
+    for rate in plan.heartbeat_rates:
+        log(f"{target.name}: heartbeats at {rate}/s")
+        cpu0, pg0 = cpu_seconds(server.pid), postgres_cpu()
+        answers = await each(visitors, "heartbeats", rate=rate / v, seconds=plan.heartbeat_seconds)
+        cpu1, pg1 = cpu_seconds(server.pid), postgres_cpu()
+        ok = sum(a["done"] for a in answers)
+        out["heartbeat"].append(
+            {
+                "offered": rate,
+                "achieved": ok / max(max(a["ms"] for a in answers) / 1000, 1e-9),
+                "ok": ok,
+                "failed": sum(a["failed"] for a in answers),
+                "cpu_ms": 1000 * (cpu1 - cpu0) / max(ok, 1),
+                "pg_cpu_ms": 1000 * (pg1 - pg0) / max(ok, 1),
+                "lat": merge(answers, "lat"),
+            }
+        )
+
+    # ---- delivery ---------------------------------------------------------------------------
+    started = await each(visitors, "converse", n=plan.conversations // v)
+    log(f"{target.name}: {sum(len(a['conversations']) for a in started)} conversations")
+    out["delivery"] = []
+    for rate in plan.rates:
+        log(f"{target.name}: delivery at {rate} msg/s")
+        cpu0, pg0 = cpu_seconds(server.pid), postgres_cpu()
+        sent = await each(visitors, "deliver", rate=rate / v, seconds=plan.rate_seconds)
+        expect = {cid: n for a in sent for cid, n in a["sent"].items()}
+        since = {cid: n for a in sent for cid, n in a["since"].items()}
+        report = await agents.call("inbox_report", expect=expect, since=since, drain=15)
+        cpu1, pg1 = cpu_seconds(server.pid), postgres_cpu()
+        total = sum(expect[c] - since.get(c, 0) for c in expect)
+        delivered = total - report["lost"] // plan.agents
+        out["delivery"].append(
+            {
+                "offered": rate,
+                "sent": total,
+                "achieved": delivered / (max(a["ms"] for a in sent) / 1000),
+                "lost": report["lost"],
+                "duplicates": report["duplicates"],
+                "order": report["order"],
+                "unacked": sum(a["unacked"] for a in sent),
+                "cpu_ms": 1000 * (cpu1 - cpu0) / max(delivered, 1),
+                "pg_cpu_ms": 1000 * (pg1 - pg0) / max(delivered, 1),
+                "lat": report["lat"],
+                "ack_lat": merge(sent, "lat"),
+            }
+        )
+
+    # ---- rehydration: conversations holding history_messages, probed after the restart -----
+    await each(visitors, "converse", n=plan.history // v)
+    await each(visitors, "fill", k=plan.history // v, m=plan.history_messages)
+
+    # ---- reconnect storm --------------------------------------------------------------------
+    more = max(0, plan.storm_widgets - n_open) // v
+    if more:
+        log(f"{target.name}: opening {more * v} more widgets for the storm")
+        await each(visitors, "open", n=more, concurrency=64)
+    await each(visitors, "mark")
+    log(f"{target.name}: restart")
+    await server.stop()
+    ready = await server.start(nursery)
+    for w in [*visitors, agents]:
+        await w.call("retarget", http=server.http, ws=server.ws)
+    back = await each(visitors, "await_back", timeout=plan.storm_timeout)
+    out["storm"] = {
+        "widgets": sum(a["total"] for a in back),
+        "back": sum(a["back"] for a in back),
+        "seconds": max(a["last_back_at"] for a in back) / 1000 - ready,
+        "resumed": sum(a["resumed"] for a in back),
+        "duplicates": sum(a["duplicates"] for a in back),
+        "gaps": sum(a["gaps"] for a in back),
+        "behind": sum(a["behind"] for a in back),
+    }
+    if target.ours:  # a relay keeps no conversation across a restart: nothing to rehydrate
+        log(f"{target.name}: rehydration probe")
+        probe = await each(visitors, "probe", rate=20)
+        out["rehydration"] = {
+            "lat": merge(probe, "lat"),
+            "unacked": sum(a["unacked"] for a in probe),
+        }
+    counters = await each([*visitors, agents], "counters")
+    out["client_errors"] = {k: n for a in counters for k, n in a["errors"].items()}
+
+
+async def widget_js_size(base: str) -> dict[str, int]:
+    http = await Http.open(Endpoint.parse(base))
+    try:
+        status, body, headers = await http.request(
+            "GET", "/widget.js", headers={"Accept-Encoding": "gzip"}
+        )
+    finally:
+        await http.aclose()
+    raw = body if isinstance(body, bytes) else b""
+    wire = len(raw)
+    if headers.get("content-encoding") == "gzip":
+        raw = gzip.decompress(raw)
+    return {"status": status, "wire": wire, "raw": len(raw), "gzip9": len(gzip.compress(raw, 9))}
+
+
+def machine() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": commit or "unknown",
+        "cpus": os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    plan = QUICK if args.quick else FULL
+    if args.storm is not None:
+        plan = attrs.evolve(plan, storm_widgets=args.storm)
+    chosen = [t for t in TARGETS if not args.only or t.name in args.only]
+    url = os.environ.get("DATABASE_URL", "")
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "quick": args.quick,
+        "plan": attrs.asdict(plan),
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "targets": {},
+    }
+
+    def log(text: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    with embedded_database(url, log) as url:
+        for target in chosen:
+            results["targets"][target.name] = summarise(
+                await bench_target(target, plan, url, args.database, log)
+            )
+    return results
+
+
+class embedded_database:
+    """``DATABASE_URL`` when set; otherwise the project's embedded PostgreSQL for the run."""
+
+    def __init__(self, url: str, log: Any) -> None:
+        self.url, self.log = url, log
+        self.pg: Any = None
+
+    def __enter__(self) -> str:
+        if self.url:
+            return self.url
+        from storage.embedded import start_embedded_postgres
+
+        self.log("DATABASE_URL is unset: starting an embedded PostgreSQL in .curbe-bench/")
+        self.pg = start_embedded_postgres(str(ROOT / ".curbe-bench"))
+        return str(self.pg.url)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pg is not None:
+            self.pg.stop()
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny numbers: every path, quickly")
+    parser.add_argument("--only", nargs="*", help="target names (default: all)")
+    parser.add_argument("--storm", type=int, help="widgets in the reconnect storm")
+    parser.add_argument(
+        "--database",
+        default="curbe_bench",
+        help="database the run drops and creates on DATABASE_URL's server (default curbe_bench)",
+    )
+    parser.add_argument("--out", default=str(ROOT / "artifacts" / "bench" / "latest.json"))
+    args = parser.parse_args(argv)
+    results = trio.run(main, args)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(render(results))
+    print(f"\nJSON: {args.out}")
+    return 0

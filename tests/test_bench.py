@@ -1,0 +1,80 @@
+"""``bench/``: the quick mode runs every scenario against every target (real server processes,
+real client worker processes) and its JSON holds every figure; the report's pure parts.
+
+No figure is asserted as a time: what is asserted is what must hold at any speed (nothing lost,
+doubled or out of order, every widget back after the restart, every probe acknowledged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.report import percentiles, render, summarise
+from bench.run import QUICK, TARGETS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_percentiles_take_the_nearest_rank() -> None:
+    values = [float(x) for x in range(1, 1001)]
+    p = percentiles(values)
+    assert (p["n"], p["p50"], p["p99"], p["p999"], p["max"]) == (1000, 500.0, 990.0, 999.0, 1000.0)
+    assert percentiles([]) == {"n": 0, "p50": 0.0, "p99": 0.0, "p999": 0.0, "max": 0.0}
+
+
+def test_summarise_replaces_only_latency_lists() -> None:
+    raw = {"delivery": [{"lat": [3.0, 1.0, 2.0], "sent": [1, 2]}], "rehydration": {"ack_lat": []}}
+    out = summarise(raw)
+    assert out["delivery"][0]["lat"]["p50"] == 2.0
+    assert out["delivery"][0]["sent"] == [1, 2]
+    assert out["rehydration"]["ack_lat"]["n"] == 0
+
+
+@pytest.mark.slow
+def test_quick_bench_runs_every_scenario_on_every_target(postgres_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    database = f"curbe_bench_{secrets.token_hex(4)}"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--database", database, "--out", str(out)],
+        cwd=ROOT,
+        env=os.environ | {"DATABASE_URL": postgres_url},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(out.read_text())
+    assert set(results["targets"]) == {t.name for t in TARGETS}
+    for name, target in results["targets"].items():
+        assert target["idle"]["widgets"] == QUICK.widgets, name
+        assert target["idle"]["rss_per_widget"] > 0, name
+        # a 1.5 s window may hold no heartbeat at all: only that the figure is there
+        assert isinstance(target["idle"]["requests_per_widget_minute"], float), name
+        [beat] = target["heartbeat"]
+        assert beat["ok"] > 0 and beat["failed"] == 0, (name, beat)
+        assert beat["lat"]["n"] == beat["ok"], name
+        [delivery] = target["delivery"]
+        assert delivery["sent"] > 0, name
+        assert (delivery["lost"], delivery["duplicates"], delivery["order"]) == (0, 0, 0), name
+        assert delivery["unacked"] == 0, name
+        # every message reaches every agent's inbox socket, each with its latency
+        assert delivery["lat"]["n"] == delivery["sent"] * QUICK.agents, name
+        storm = target["storm"]
+        assert storm["back"] == storm["widgets"] == QUICK.storm_widgets, (name, storm)
+        assert (storm["gaps"], storm["duplicates"], storm["behind"]) == (0, 0, 0), name
+    ours = results["targets"]["curbe"]
+    assert ours["rehydration"]["unacked"] == 0
+    assert ours["rehydration"]["lat"]["n"] == QUICK.history
+    assert ours["widget_js"]["status"] == 200 and ours["widget_js"]["raw"] > 0
+    # the table names every target and the run's command
+    assert "| figure | Curbe Chat |" in done.stdout
+    assert "--database " + database in done.stdout
+    assert render(results) in done.stdout
