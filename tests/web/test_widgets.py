@@ -26,6 +26,7 @@ from tests.support import (
     parse_utc,
     seed,
 )
+from web.routes.visitor import WIDGET_JS
 
 
 def assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -276,6 +277,26 @@ async def test_widget_js_is_served_as_javascript(server: Server) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/javascript")
     assert "CurbeChat" in r.text
+
+
+async def test_widget_js_is_minified_gzipped_and_revalidated_by_etag(server: Server) -> None:
+    source = WIDGET_JS.read_text(encoding="utf-8")
+    async with server.http() as client:
+        plain = await client.get("/widget.js", headers={"Accept-Encoding": "identity"})
+        zipped = await client.get("/widget.js", headers={"Accept-Encoding": "br, gzip;q=0.8"})
+        refused = await client.get("/widget.js", headers={"Accept-Encoding": "gzip;q=0"})
+        again = await client.get("/widget.js", headers={"If-None-Match": plain.headers["etag"]})
+        stale = await client.get("/widget.js", headers={"If-None-Match": '"other"'})
+    assert "content-encoding" not in plain.headers and "content-encoding" not in refused.headers
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"] == "Accept-Encoding"
+    # httpx undoes the gzip: the same minified bytes either way, without the source's comments
+    assert zipped.content == plain.content == refused.content
+    assert len(plain.content) < 0.75 * len(source.encode())
+    assert "/**" not in plain.text and "CurbeChat" in plain.text
+    assert int(zipped.headers["content-length"]) <= 20_000  # issue 13: ≤ 20 KB gzipped
+    assert again.status_code == 304 and again.content == b""
+    assert stale.status_code == 200 and stale.content == plain.content
 
 
 BAD_PATCHES = [
