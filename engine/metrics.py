@@ -72,3 +72,10 @@ STORAGE_CALLS = Counter(
 )
 ACTORS = Gauge("curbe_actors", "Live actors, by kind", ["kind"], registry=REGISTRY)
 CONNECTIONS = Gauge("curbe_connections", "Open WebSockets, by side", ["side"], registry=REGISTRY)
+GROUP_ROUND_SIZE = Histogram(
+    "curbe_group_round_size",
+    "Writes stored by one group-commit round (one transaction), by writer",
+    ["writer"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    registry=REGISTRY,
+)

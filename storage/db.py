@@ -25,6 +25,7 @@ log = logging.getLogger("curbe.storage")
 
 P = ParamSpec("P")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 MIGRATION_LOCK = 74_201_126  # pg_advisory_lock key: one migrator at a time
 
@@ -33,6 +34,22 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec(
         "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
     )
+
+
+def single_statement(fn: F) -> F:
+    """Mark a storage verb that runs exactly one SQL statement: :meth:`Database.run` then sends
+    it without BEGIN/COMMIT (PostgreSQL runs a lone statement atomically)."""
+    fn.single_statement = True  # type: ignore[attr-defined]
+    return fn
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The pool's reset on release, instead of asyncpg's ``RESET ALL; UNLISTEN *; …`` query.
+
+    That query was one more round trip for every use case. Nothing here leaves session state on
+    a pooled connection (no ``SET``, no ``LISTEN``; the migration lock is released explicitly),
+    and asyncpg still rolls back a transaction left open before calling this.
+    """
 
 
 class Database:
@@ -45,7 +62,11 @@ class Database:
     async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> Database:
         """Open a pool (Trio flavour; needs ``trio_asyncio.open_loop()`` around the caller)."""
         pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
-            url, min_size=min_size, max_size=max_size, init=_init_connection
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            reset=_keep_session,
         )
         return cls(pool)
 
@@ -66,8 +87,12 @@ class Database:
         return result
 
     async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        async with self.pool.acquire() as connection, connection.transaction():
-            return await fn(connection, *args, **kwargs)
+        async with self.pool.acquire() as connection:
+            if getattr(fn, "single_statement", False):
+                # one statement is its own transaction: BEGIN and COMMIT would be two more trips
+                return await fn(connection, *args, **kwargs)
+            async with connection.transaction():
+                return await fn(connection, *args, **kwargs)
 
     async def migrate(self) -> list[str]:
         """Apply the numbered migrations that have not run yet (Trio flavour). Returns their names."""

@@ -8,6 +8,7 @@ snake_case; the web layer turns them into camelCase wire objects.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,7 @@ from engine.values import (
     VisitorSession,
     WaitingChat,
 )
+from storage.db import single_statement
 
 Row = dict[str, Any]
 
@@ -283,6 +285,7 @@ async def select_visitor_session(
     return _visitor(row) if row else None
 
 
+@single_statement
 async def save_visitor_session(connection: asyncpg.Connection, session: VisitorSession) -> None:
     """Upsert the session: every column but ``conversation_id``, which only conversation
     commits write (the visitor's active live chat; see :class:`engine.commit.Commit`)."""
@@ -311,6 +314,57 @@ async def save_visitor_session(connection: asyncpg.Connection, session: VisitorS
         session.user_agent,
         session.location,
     )
+
+
+@single_statement
+async def save_visitor_sessions(
+    connection: asyncpg.Connection, sessions: list[VisitorSession]
+) -> None:
+    """:func:`save_visitor_session` for many sessions in one statement (a group-commit round);
+    the latest of one visitor's sessions wins."""
+    latest = list({s.visitor_id: s for s in sessions}.values())
+    await connection.execute(
+        """INSERT INTO visitor_sessions (visitor_id, tenant_id, widget_id, first_seen_at,
+                   last_seen_at, current_url, current_domain, page_title, referrer, ip,
+                   user_agent, location)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                   $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[],
+                   $10::text[], $11::text[], $12::text[])
+           ON CONFLICT (visitor_id) DO UPDATE SET
+                   widget_id = EXCLUDED.widget_id, last_seen_at = EXCLUDED.last_seen_at,
+                   first_seen_at = EXCLUDED.first_seen_at,
+                   current_url = EXCLUDED.current_url, current_domain = EXCLUDED.current_domain,
+                   page_title = EXCLUDED.page_title, referrer = EXCLUDED.referrer,
+                   ip = EXCLUDED.ip, user_agent = EXCLUDED.user_agent,
+                   location = EXCLUDED.location""",
+        *_columns(
+            latest,
+            lambda s: (
+                s.visitor_id,
+                s.tenant_id,
+                s.widget_id,
+                s.first_seen_at,
+                s.last_seen_at,
+                s.current_url,
+                s.current_domain,
+                s.page_title,
+                s.referrer,
+                s.ip,
+                s.user_agent,
+                s.location,
+            ),
+            12,
+        ),
+    )
+
+
+def _columns(rows: Sequence[Any], values: Any, width: int) -> list[list[Any]]:
+    """Rows turned into ``width`` column arrays, for ``unnest``."""
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(columns, values(row), strict=True):
+            column.append(value)
+    return columns
 
 
 async def select_live_visitors(
@@ -471,6 +525,103 @@ async def commit_conversation(connection: asyncpg.Connection, commit: Commit) ->
             state.visitor_id,
             state.id,
         )
+
+
+def groupable(commit: Commit) -> bool:
+    """A commit :func:`commit_conversations` may store with others: no capacity claim, no
+    contact, no change to the visitor's link (those checks and side rows go alone)."""
+    return commit.claim is None and commit.contact is None and commit.link is None
+
+
+@single_statement
+async def commit_conversations(connection: asyncpg.Connection, commits: list[Commit]) -> None:
+    """Many actors' :func:`groupable` commits in one statement (a group-commit round): the
+    conversations' new states, their messages and their events, each table written once through
+    ``unnest``. One statement is one transaction: all of the round is stored, or nothing."""
+    states = list({c.state.id: c.state for c in commits}.values())
+    if len(states) != len(commits):  # one actor commits one batch at a time: never two here
+        raise ValueError("two commits of one conversation in one round")
+    messages = [m for c in commits for m in c.messages]
+    events = [e for c in commits for e in c.events]
+    await connection.execute(
+        """WITH c AS (
+             INSERT INTO conversations (id, tenant_id, widget_id, visitor_id, kind, status,
+                    assignee_id, assignee_name, assignee_avatar, last_seq, wait_deadline,
+                    wait_timed_out, created_at, updated_at, solved_at)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                    $6::text[], $7::text[], $8::text[], $9::text[], $10::integer[],
+                    $11::timestamptz[], $12::boolean[], $13::timestamptz[], $14::timestamptz[],
+                    $15::timestamptz[])
+             ON CONFLICT (id) DO UPDATE SET
+                    status = EXCLUDED.status, assignee_id = EXCLUDED.assignee_id,
+                    assignee_name = EXCLUDED.assignee_name,
+                    assignee_avatar = EXCLUDED.assignee_avatar, last_seq = EXCLUDED.last_seq,
+                    wait_deadline = EXCLUDED.wait_deadline,
+                    wait_timed_out = EXCLUDED.wait_timed_out,
+                    updated_at = EXCLUDED.updated_at, solved_at = EXCLUDED.solved_at
+           ), m AS (
+             INSERT INTO messages (id, conversation_id, tenant_id, seq, sender_type, sender_id,
+                    sender_name, text, client_message_id, client_timestamp, created_at)
+             SELECT * FROM unnest($16::text[], $17::text[], $18::text[], $19::integer[],
+                    $20::text[], $21::text[], $22::text[], $23::text[], $24::text[],
+                    $25::text[], $26::timestamptz[])
+           )
+           INSERT INTO conversation_events (conversation_id, seq, tenant_id, type, at, data)
+           SELECT conversation_id, seq, tenant_id, type, at, data::jsonb
+             FROM unnest($27::text[], $28::integer[], $29::text[], $30::text[],
+                         $31::timestamptz[], $32::text[])
+                  AS e(conversation_id, seq, tenant_id, type, at, data)""",
+        *_columns(
+            states,
+            lambda st: (
+                st.id,
+                st.tenant_id,
+                st.widget_id,
+                st.visitor_id,
+                st.kind.value,
+                st.status.value,
+                st.assignee.id if st.assignee else None,
+                st.assignee.name if st.assignee else None,
+                st.assignee.avatar_url if st.assignee else None,
+                st.last_seq,
+                st.wait_deadline,
+                st.wait_timed_out,
+                st.created_at,
+                st.updated_at,
+                st.solved_at,
+            ),
+            15,
+        ),
+        *_columns(
+            messages,
+            lambda m: (
+                m.id,
+                m.conversation_id,
+                m.tenant_id,
+                m.seq,
+                m.sender_type.value,
+                m.sender_id,
+                m.sender_name,
+                m.text,
+                m.client_message_id,
+                m.client_timestamp,
+                m.created_at,
+            ),
+            11,
+        ),
+        *_columns(
+            events,
+            lambda e: (
+                e.conversation_id,
+                e.seq,
+                e.tenant_id,
+                e.type.value,
+                e.at,
+                json.dumps(e.data),
+            ),
+            6,
+        ),
+    )
 
 
 async def _activate(connection: asyncpg.Connection, state: Conversation) -> None:

@@ -3,21 +3,54 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+
+import trio
 
 from engine.values import Commit, Conversation, Message, RoutingSnapshot, VisitorSession
 from storage import queries
 from storage.db import Database
+from storage.group import GroupWriter
 
 
 class PostgresStore:
     """:class:`engine.store.ConversationStore`, ``VisitorStore`` and ``WidgetStore`` on PostgreSQL.
 
-    Every method is one crossing into asyncio and one transaction.
+    Every method is one crossing into asyncio and one transaction, except the two writes that
+    come from every actor all the time: a conversation's plain commit (messages, status) and a
+    visitor's presence. Those go through a :class:`~storage.group.GroupWriter` each while
+    :meth:`group_writers` runs, and many actors' writes share one transaction.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.commits: GroupWriter[Commit] = GroupWriter(
+            db, "conversation_commits", queries.commit_conversations, queries.commit_conversation
+        )
+        self.visitors: GroupWriter[VisitorSession] = GroupWriter(
+            db, "visitor_sessions", queries.save_visitor_sessions, queries.save_visitor_session
+        )
+
+    @asynccontextmanager
+    async def group_writers(self) -> AsyncIterator[None]:
+        """Run the group writers for the body's duration; on exit they finish what is pending
+        (writes that come later go alone)."""
+        async with trio.open_nursery() as nursery:
+            for writer in (self.commits, self.visitors):
+                await nursery.start(writer.run)
+            try:
+                yield
+            finally:
+                self.commits.close()
+                self.visitors.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "conversation_commits": self.commits.describe(),
+            "visitor_sessions": self.visitors.describe(),
+        }
 
     async def load_conversation(
         self, conversation_id: str
@@ -25,13 +58,16 @@ class PostgresStore:
         return await self.db.run(queries.select_conversation_for_actor, conversation_id)
 
     async def commit_conversation(self, commit: Commit) -> None:
-        await self.db.run(queries.commit_conversation, commit)
+        if queries.groupable(commit):
+            await self.commits.submit(commit)
+        else:
+            await self.db.run(queries.commit_conversation, commit)
 
     async def load_visitor(self, visitor_id: str) -> VisitorSession | None:
         return await self.db.run(queries.select_visitor_session, visitor_id)
 
     async def save_visitor(self, session: VisitorSession) -> None:
-        await self.db.run(queries.save_visitor_session, session)
+        await self.visitors.submit(session)
 
     async def load_widget(self, widget_id: str) -> dict[str, Any] | None:
         return await self.db.run(queries.select_widget, widget_id)

@@ -104,14 +104,18 @@ async def open_services(
                 to_wire=lambda row, now: widget_to_wire(row, now, settings.base_url),
             ),
         }
-        async with open_supervisor(
-            factories,
-            clock=clock,
-            grace_seconds=settings.shutdown_grace_seconds,
-            call_timeout=settings.actor_call_timeout_seconds,
-            max_restarts=settings.actor_max_restarts,
-            within_seconds=settings.actor_restart_window_seconds,
-        ) as supervisor:
+        # the group writers outlive the supervisor: actors flush their last writes on the way out
+        async with (
+            store.group_writers(),
+            open_supervisor(
+                factories,
+                clock=clock,
+                grace_seconds=settings.shutdown_grace_seconds,
+                call_timeout=settings.actor_call_timeout_seconds,
+                max_restarts=settings.actor_max_restarts,
+                within_seconds=settings.actor_restart_window_seconds,
+            ) as supervisor,
+        ):
             running.append(supervisor)
 
             async def tenants_to_route() -> list[str]:
