@@ -71,6 +71,7 @@ CLASSES: dict[str, type[Any]] = {
     "ResumedFrame": streams.ResumedFrame,
     "AckFrame": streams.AckFrame,
     "PongFrame": streams.PongFrame,
+    "BeatFrame": streams.BeatFrame,
     "ErrorFrame": streams.ErrorFrame,
 }
 # frames by their ``type`` -> component name
@@ -79,6 +80,7 @@ FRAME_NAMES = {
     "resume": "ResumeFrame",
     "ping": "PingFrame",
     "presence": "PresenceFrame",
+    "heartbeat": "HeartbeatFrame",
 }
 
 
@@ -101,6 +103,7 @@ def _websockets() -> dict[str, Schema]:
                 "ResumedFrame",
                 "AckFrame",
                 "PongFrame",
+                "BeatFrame",
                 "ErrorFrame",
             )
         ]

@@ -80,6 +80,18 @@ class PongFrame(Wire):
 
 
 @attrs.frozen(kw_only=True)
+class BeatFrame(Wire):
+    """The answer to a visitor's ``heartbeat`` frame: what the HTTP heartbeat answers, less the
+    token (the socket has one)."""
+
+    type: Literal["heartbeat"] = "heartbeat"
+    widget_status: Literal["ACTIVE"] = "ACTIVE"
+    server_time: dt.datetime
+    conversation_id: str | None
+    agents_online: bool
+
+
+@attrs.frozen(kw_only=True)
 class ErrorFrame(Wire):
     """A frame the server could not take; the socket stays open."""
 

@@ -235,11 +235,26 @@ class PresenceFrame:
     status: str = attrs.field(validator=attrs.validators.in_(("online", "away")))
 
 
+@attrs.frozen
+class HeartbeatFrame:
+    """The visitor's heartbeat on its open socket (what ``POST …/heartbeat`` carries, less the
+    token: the socket already proved who it is). An open widget sends no HTTP heartbeat."""
+
+    current_domain: str = attrs.field(validator=Text(255))
+    current_url: str = attrs.field(validator=Text(MAX_URL))
+    timestamp: str | int | float | None = None
+    page_title: str | None = attrs.field(default=None, validator=MaxLength(500))
+    referrer: str | None = attrs.field(default=None, validator=MaxLength(MAX_URL))
+    time_zone: str | None = attrs.field(default=None, validator=MaxLength(64))
+    language: str | None = attrs.field(default=None, validator=MaxLength(35))
+
+
 FRAMES: dict[str, type[Any]] = {
     "message": MessageFrame,
     "resume": ResumeFrame,
     "ping": PingFrame,
     "presence": PresenceFrame,
+    "heartbeat": HeartbeatFrame,
 }
 
 

@@ -27,7 +27,8 @@
  * ready -> resume {afterSeq: the highest contiguous seq shown} -> the server replays what was
  * missed -> resumed. Reconnects with jittered exponential backoff (0.5 s doubling to 15 s), at
  * once on `online` / page visible; 4401 -> a fresh heartbeat (token) first; 4404 -> the widget is
- * gone, render nothing.
+ * gone, render nothing. While the socket is open the 15 s heartbeat is a `heartbeat` frame on it
+ * (no HTTP request at all); pings go only when nothing else was sent for a ping interval.
  * Messages are optimistic (sending -> sent | failed + Retry) and carry a clientMessageId that
  * the server stores once, so resending over the socket or REST never doubles a message.
  *
@@ -1310,6 +1311,7 @@
     var retryTimer = null;
     var pingTimer = null;
     var lastFrame = 0;
+    var lastSent = 0; // the last heartbeat or ping written to the socket
     var leaving = false;
     var persisted = null;
 
@@ -1367,15 +1369,47 @@
       return inflight;
     }
 
+    /**
+     * The 15-second and navigation heartbeat: on the open socket when there is one (no HTTP
+     * request at all while it stays open), else over HTTP.
+     */
+    function pulse() {
+      if (s.stopped) return;
+      if (ws && view && view.state.socket === "ready") {
+        var p = payload();
+        var frame = { type: "heartbeat" };
+        ["currentDomain", "currentUrl", "timestamp", "pageTitle", "referrer", "timeZone", "language"].forEach(function (k) {
+          frame[k] = p[k];
+        });
+        if (wsSend(frame)) {
+          lastSent = Date.now();
+          return;
+        }
+      }
+      beat();
+    }
+
+    /** What a heartbeat answer says, over HTTP (200) or on the socket (a `heartbeat` frame). */
+    function onBeat(body) {
+      s.error = null;
+      s.heartbeatOk = true;
+      s.widgetStatus = body.widgetStatus || "ACTIVE";
+      serverTime = typeof body.serverTime === "string" ? body.serverTime : null;
+      hintConversation = typeof body.conversationId === "string" ? body.conversationId : null;
+      if (!view || !view.state.conv) s.conversationId = hintConversation;
+    }
+
+    function refused(body) {
+      s.widgetStatus = (body.error && body.error.widgetStatus) || "MISCONFIGURED";
+      stop("domain_not_allowed",
+        location.hostname + " is not in the Targeting list of widget " + widgetId +
+        ", so the chat is not shown here. Add this domain in Settings > Widgets > Targeting.");
+    }
+
     function onHeartbeat(res) {
       var body = res.body || {};
       if (res.status === 200) {
-        s.error = null;
-        s.heartbeatOk = true;
-        s.widgetStatus = body.widgetStatus || "ACTIVE";
-        serverTime = typeof body.serverTime === "string" ? body.serverTime : null;
-        hintConversation = typeof body.conversationId === "string" ? body.conversationId : null;
-        if (!view || !view.state.conv) s.conversationId = hintConversation;
+        onBeat(body);
         if (typeof body.visitorId === "string") store.set("visitorId", (s.visitorId = body.visitorId));
         if (typeof body.visitorToken === "string") store.set("visitorToken", body.visitorToken);
         // a ready socket hears every flip at once: an answer computed before one must not undo it
@@ -1385,10 +1419,7 @@
         mount();
         followOtherTab();
       } else if (res.status === 403) {
-        s.widgetStatus = (body.error && body.error.widgetStatus) || "MISCONFIGURED";
-        stop("domain_not_allowed",
-          location.hostname + " is not in the Targeting list of widget " + widgetId +
-          ", so the chat is not shown here. Add this domain in Settings > Widgets > Targeting.");
+        refused(body);
       } else if (res.status === 404) {
         stop("not_found", "widget " + widgetId + " does not exist; check data-widget-id in the embed code.");
       } else if (res.status >= 400 && res.status < 500 && res.status !== 429 && res.status !== 408) {
@@ -1802,7 +1833,8 @@
     function keepAlive() {
       if (!ws || !view || view.state.socket !== "ready") return;
       if (Date.now() - lastFrame > PING_MS * 1.6) return dropped(1006); // no pong: a dead connection
-      wsSend({ type: "ping" });
+      if (Date.now() - lastSent < PING_MS) return; // a heartbeat went out: its answer will show
+      if (wsSend({ type: "ping" })) lastSent = Date.now();
     }
 
     function resume() {
@@ -1840,9 +1872,15 @@
           st.conv.queue = { position: data.position, minutes: typeof eta === "number" && eta >= 0 ? Math.max(1, Math.ceil(eta / 60)) : 0 };
           view.update();
         }
+      } else if (f.type === "heartbeat") {
+        // answered in order with the socket's events: its agentsOnline is as fresh as they are
+        onBeat(f);
+        if (typeof f.agentsOnline === "boolean") setOnline(f.agentsOnline);
+        followOtherTab();
       } else if (f.type === "ack") {
         if (addMessage(st, f.message)) view.update();
       } else if (f.type === "error") {
+        if (isObj(f.error) && f.error.code === "domain_not_allowed") return refused(f);
         st.outbox.forEach(function (o) {
           if (o.cmid === f.clientMessageId) failed(o, (isObj(f.error) && f.error.code) || "error");
         });
@@ -1861,7 +1899,7 @@
     }
 
     function onNavigate() {
-      if (!s.stopped) setTimeout(guard(beat), 0); // after the URL changed
+      if (!s.stopped) setTimeout(guard(pulse), 0); // after the URL changed
     }
 
     function wrapHistory(name) {
@@ -1889,7 +1927,7 @@
       loadConfig();
       timer = setInterval(guard(function () {
         if (document.visibilityState !== "hidden") {
-          beat();
+          pulse();
           loadConfig();
         }
       }), HEARTBEAT_MS);
@@ -1908,7 +1946,7 @@
       window.addEventListener("online", guard(reconnectNow));
       document.addEventListener("visibilitychange", guard(function () {
         if (document.visibilityState !== "visible") return;
-        beat();
+        pulse();
         reconnectNow();
       }));
     }

@@ -207,6 +207,32 @@ BEACON_SPY = """(() => {
 })()"""
 
 
+@attrs.define
+class Frames:
+    """The page's widget socket and every JSON frame the page wrote on it (Playwright's events)."""
+
+    sockets: list[Any] = attrs.field(factory=list)
+    sent: list[dict[str, Any]] = attrs.field(factory=list)
+
+    @classmethod
+    def watch(cls, page: Any) -> Frames:
+        frames = cls()
+
+        def opened(ws: Any) -> None:
+            frames.sockets.append(ws)
+            ws.on("framesent", lambda payload: frames.sent.append(json.loads(payload)))
+
+        page.on("websocket", opened)
+        return frames
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [f for f in self.sent if f["type"] == kind]
+
+
+def is_frame(kind: str, marker: str = "") -> Callable[[Any], bool]:
+    return lambda payload: json.loads(payload).get("type") == kind and marker in payload
+
+
 async def test_heartbeat_follows_navigation_and_reuses_the_visitor(
     server: Server, host_site: HostSite
 ) -> None:
@@ -219,15 +245,20 @@ async def test_heartbeat_follows_navigation_and_reuses_the_visitor(
         )
 
     def scenario(page: Any, watch: Watch) -> dict[str, Any]:
+        frames = Frames.watch(page)
+        page.reload()  # watched from the start: the socket is the reloaded page's
         page.wait_for_selector(LAUNCHER, state="visible")
         first = page.evaluate("CurbeChat.state().visitorId")
-        with page.expect_request(is_heartbeat("/pricing")) as pushed:
+        page.wait_for_function("CurbeChat.state().socket === 'ready'")
+        [ws] = frames.sockets
+        # the socket is open: a navigation's heartbeat goes on it, not over HTTP
+        with ws.expect_event("framesent", is_frame("heartbeat", "/pricing")):
             page.evaluate("history.pushState({}, '', '/pricing')")
-        with page.expect_request(is_heartbeat("#quote")) as hashed:
+        with ws.expect_event("framesent", is_frame("heartbeat", "#quote")):
             page.evaluate("location.hash = 'quote'")
-        body = json.loads(pushed.value.post_data)
-        auth = pushed.value.headers.get("authorization", "")
-        page.reload()
+        pushed, hashed = frames.of("heartbeat")
+        with page.expect_request(is_heartbeat("/pricing")) as reloaded:
+            page.reload()  # a new page: its first heartbeat is HTTP, with the stored token
         page.wait_for_selector(LAUNCHER, state="visible")
         after_reload = page.evaluate("CurbeChat.state().visitorId")
         page.evaluate("window.dispatchEvent(new PageTransitionEvent('pagehide'))")
@@ -236,9 +267,10 @@ async def test_heartbeat_follows_navigation_and_reuses_the_visitor(
         return {
             "first": first,
             "afterReload": after_reload,
-            "body": body,
-            "auth": auth,
-            "hash": json.loads(hashed.value.post_data)["currentUrl"],
+            "body": pushed,
+            "auth": reloaded.value.headers.get("authorization", ""),
+            "reloadBody": json.loads(reloaded.value.post_data),
+            "hash": hashed["currentUrl"],
             "beacon": beacon,
             "errors": watch.errors,
         }
@@ -250,12 +282,13 @@ async def test_heartbeat_follows_navigation_and_reuses_the_visitor(
     body = out["body"]
     assert body["currentUrl"] == host_site.url("/pricing")
     assert body["currentDomain"] == "127.0.0.1"
-    assert body["tenantId"] == a.tenant_id
-    assert body["visitorId"] == out["first"]
     assert body["pageTitle"] == "Acme Insurance"
     assert body["timestamp"].endswith("Z")
     assert body["timeZone"] and body["language"]
+    assert "visitorToken" not in body and "tenantId" not in body  # the socket proved who it is
     assert out["auth"].startswith("Bearer ")
+    assert out["reloadBody"]["visitorId"] == out["first"]
+    assert out["reloadBody"]["tenantId"] == a.tenant_id
     assert out["hash"] == host_site.url("/pricing#quote")
     assert out["afterReload"] == out["first"]  # the stored token keeps the visitor
     beacon = out["beacon"]
@@ -265,6 +298,45 @@ async def test_heartbeat_follows_navigation_and_reuses_the_visitor(
     assert last["visitorId"] == out["first"]
     assert last["currentUrl"] == host_site.url("/pricing#quote")
     assert last["visitorToken"]  # a beacon cannot carry an Authorization header
+
+
+async def test_an_open_widget_makes_no_http_request_in_a_minute(
+    server: Server, host_site: HostSite
+) -> None:
+    """Issue 13: while its socket is open a widget costs no HTTP request; its heartbeats (every
+    15 s) travel on the socket, and pings only go when nothing else did. The page's clock is
+    Playwright's, moved on 15 s at a time; each step waits for the server's answer."""
+    [a] = await seed(server)
+    host_site.pages["/"] = page_with(snippet(server.base_url, a))
+
+    def scenario(page: Any, watch: Watch) -> dict[str, Any]:
+        frames = Frames.watch(page)
+        requests: list[str] = []
+        page.clock.install()
+        page.goto(host_site.url("/"))
+        page.wait_for_selector(LAUNCHER, state="visible")
+        page.wait_for_function("CurbeChat.state().socket === 'ready'")
+        [ws] = frames.sockets
+        page.on("request", lambda r: requests.append(f"{r.method} {r.url}"))
+        for _ in range(4):  # a minute, 15 s at a time, each step until the server answered
+            with ws.expect_event("framereceived", is_frame("heartbeat")):
+                page.clock.run_for(15_000)
+        return {
+            "requests": requests,
+            "types": [f["type"] for f in frames.sent],
+            "socket": page.evaluate("CurbeChat.state().socket"),
+            "errors": watch.errors,
+        }
+
+    out = await in_browser(run_page("about:blank", scenario, shot="widget_minute"))
+    assert out["errors"] == []
+    assert out["requests"] == []  # a minute with the socket open: not one HTTP request
+    assert out["types"].count("heartbeat") == 4
+    assert "ping" not in out["types"]  # the heartbeats kept the socket busy enough
+    assert out["socket"] == "ready"
+    async with server.http(await login(server, a)) as client:
+        live = (await client.get("/api/chat/visitors/live")).json()
+    assert [v["currentUrl"] for v in live["visitors"]] == [host_site.url("/")]
 
 
 # --- where the widget must not show -----------------------------------------------------------

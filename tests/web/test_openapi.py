@@ -220,6 +220,7 @@ FRAME_CLASSES = {
     "ResumeFrame": wire.ResumeFrame,
     "PingFrame": wire.PingFrame,
     "PresenceFrame": wire.PresenceFrame,
+    "HeartbeatFrame": wire.HeartbeatFrame,
 }
 
 

@@ -507,3 +507,37 @@ async def test_the_session_cookie_cannot_open_the_inbox_stream_from_another_orig
         url, extra_headers=[cookie, ("Origin", f"http://{host}")]
     ) as ws:
         assert json.loads(await ws.get_message())["type"] == "ready"
+
+
+async def test_an_open_widget_heartbeats_on_its_socket_with_no_http_request(
+    server: Server,
+) -> None:
+    [a] = await seed(server, domains=["insuremax.com"])
+    token = await login(server, a)
+    r = await ping(server, a.widget_id, "https://insuremax.com", "https://insuremax.com/")
+    visitor = r.json()
+    path = f"/api/chat/widgets/{a.widget_id}/ws?token={visitor['visitorToken']}"
+    frame = {"currentDomain": "insuremax.com", "currentUrl": "https://insuremax.com/quote"}
+    async with inbox_socket(server, token) as inbox, open_socket(server, path) as ws:
+        await ws.send({"type": "heartbeat", **frame, "pageTitle": "Get a quote"})
+        answer = await ws.wait_for("heartbeat")
+        assert answer["widgetStatus"] == "ACTIVE" and answer["conversationId"] is None
+        assert answer["agentsOnline"] is True  # the agent's inbox is open
+        parse_utc(answer["serverTime"])
+        # the page it moved to reaches Live visitors and the inbox, as an HTTP heartbeat would
+        moved = await inbox.wait_for("visitor_presence_update")
+        assert moved["data"]["currentUrl"] == "https://insuremax.com/quote"
+        async with server.http(token) as client:
+            live = (await client.get("/api/chat/visitors/live")).json()
+        [shown] = [v for v in live["visitors"] if v["visitorId"] == visitor["visitorId"]]
+        assert (shown["currentUrl"], shown["pageTitle"]) == (frame["currentUrl"], "Get a quote")
+        # outside Targeting: an error frame, the refusal recorded, the socket still open
+        await ws.send({"type": "heartbeat", "currentDomain": "evil.example",
+                       "currentUrl": "https://evil.example/"})  # fmt: skip
+        refused = await ws.wait_for("error")
+        assert refused["error"]["code"] == "domain_not_allowed"
+        assert (await widget_of(server, token, a.widget_id))["status"] == "MISCONFIGURED"
+        # a malformed heartbeat is a bad frame like any other
+        await ws.send({"type": "heartbeat", "currentUrl": 5})
+        assert (await ws.wait_for("error"))["error"]["code"] == "invalid_body"
+        assert (await ws.drain()) == []

@@ -22,7 +22,7 @@ from engine import metrics
 from engine.errors import ActorUnavailable
 from engine.routing import KIND as ROUTER
 from engine.routing import Nudge
-from engine.values import Event
+from engine.values import Event, VisitorSession
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat
 from engine.widget import KIND as WIDGET
@@ -57,6 +57,7 @@ from web.streams import (
     CLOSE_NOT_FOUND,
     CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHENTICATED,
+    BeatFrame,
     EventStream,
     ReadyFrame,
     serve_socket,
@@ -66,6 +67,7 @@ from web.widgets import domain_allowed, normalize_domain, widget_config
 from web.wire import (
     ApiError,
     HeartbeatBody,
+    HeartbeatFrame,
     MessageBody,
     MessageFrame,
     OfflineMessageBody,
@@ -224,13 +226,63 @@ async def heartbeat(widget_id: str) -> Response:
     s = services()
     widget = await load_widget(widget_id)
     hb = await body(HeartbeatBody)
-    now = s.clock.now()
     if hb.tenant_id is not None and hb.tenant_id != widget["tenant_id"]:
         raise ApiError(422, "tenant_mismatch", "tenantId does not match this widget's tenant")
-    targeting = list(widget["domains"] or [])
     origin = request.headers.get("Origin")
+    origin_host = check_targeting_host(origin)  # before any visitor is minted
+    identity = s.signer.check(bearer(request.headers) or hb.visitor_token)
+    if (
+        identity is not None
+        and identity.tenant_id == widget["tenant_id"]
+        and (hb.visitor_id is None or hb.visitor_id == identity.visitor_id)
+    ):
+        visitor_id = identity.visitor_id
+    else:  # no proof of who this is: a new visitor (a bare visitorId proves nothing)
+        visitor_id = auth.new_id("vis")
+    session = await record_heartbeat(
+        widget,
+        visitor_id,
+        hb,
+        origin_host=origin_host,
+        ip=client_ip(),
+        user_agent=request.headers.get("User-Agent"),
+    )
+    return answer(
+        HeartbeatAnswer(
+            widget_status="ACTIVE",
+            visitor_id=visitor_id,
+            visitor_token=s.signer.issue(visitor_id, widget["tenant_id"]),
+            server_time=s.clock.now(),
+            conversation_id=session.conversation_id,
+            agents_online=s.presence.agents_online(widget["tenant_id"]),
+        )
+    )
+
+
+def check_targeting_host(origin: str | None) -> str | None:
+    """The ``Origin`` header's normalised host (None when absent); 422 when it is no host."""
     try:
-        origin_host = normalize_domain(origin) if origin and origin != "null" else None
+        return normalize_domain(origin) if origin and origin != "null" else None
+    except ValueError:
+        raise ApiError(422, "invalid_body", "Origin is not a valid URL or host") from None
+
+
+async def record_heartbeat(
+    widget: dict[str, Any],
+    visitor_id: str,
+    hb: HeartbeatBody | HeartbeatFrame,
+    *,
+    origin_host: str | None,
+    ip: str | None,
+    user_agent: str | None,
+) -> VisitorSession:
+    """One heartbeat, over HTTP or on the visitor's socket: Targeting checked against the page's
+    origin and what it says of itself (403 ``domain_not_allowed``, and the widget's actor hears
+    of the refusal), then the widget's ping and the visitor's presence. Answers the session."""
+    s = services()
+    widget_id = widget["id"]
+    targeting = list(widget["domains"] or [])
+    try:
         body_host = normalize_domain(hb.current_domain)
         url_host = normalize_domain(hb.current_url)
     except ValueError:
@@ -251,22 +303,13 @@ async def heartbeat(widget_id: str) -> Response:
                 f"{host} is not in this widget's Targeting; the widget is not served there",
                 widgetStatus="MISCONFIGURED",
             )
-    identity = s.signer.check(bearer(request.headers) or hb.visitor_token)
-    if (
-        identity is not None
-        and identity.tenant_id == widget["tenant_id"]
-        and (hb.visitor_id is None or hb.visitor_id == identity.visitor_id)
-    ):
-        visitor_id = identity.visitor_id
-    else:  # no proof of who this is: a new visitor (a bare visitorId proves nothing)
-        visitor_id = auth.new_id("vis")
     location = None
     if hb.time_zone:
         language = f", {hb.language}" if hb.language else ""
         location = f"{hb.time_zone}{language} (from the browser)"
     await s.supervisor.call(WIDGET, widget_id, Ping(origin_host or body_host, hb.current_url))
     metrics.HEARTBEATS.labels("accepted").inc()
-    session = await s.supervisor.call(
+    session: VisitorSession = await s.supervisor.call(
         VISITOR,
         visitor_id,
         Heartbeat(
@@ -276,21 +319,12 @@ async def heartbeat(widget_id: str) -> Response:
             current_domain=origin_host or body_host,
             page_title=hb.page_title,
             referrer=hb.referrer,
-            ip=client_ip(),
-            user_agent=request.headers.get("User-Agent"),
+            ip=ip,
+            user_agent=user_agent,
             location=location,
         ),
     )
-    return answer(
-        HeartbeatAnswer(
-            widget_status="ACTIVE",
-            visitor_id=visitor_id,
-            visitor_token=s.signer.issue(visitor_id, widget["tenant_id"]),
-            server_time=now,
-            conversation_id=session.conversation_id,
-            agents_online=s.presence.agents_online(widget["tenant_id"]),
-        )
-    )
+    return session
 
 
 @bp.post(VISITOR_PREFIX + "<widget_id>/conversations")
@@ -492,6 +526,10 @@ async def visitor_socket(widget_id: str) -> None:
         await websocket.close(CLOSE_UNAUTHENTICATED, "a valid visitor token is required")
         return
     tenant_id, visitor_id = widget["tenant_id"], identity.visitor_id
+    try:
+        origin_host = check_targeting_host(websocket.headers.get("Origin"))
+    except ApiError:
+        origin_host = None  # the frame's own currentUrl and currentDomain are still checked
 
     async def load(cid: str, after: int) -> tuple[int, list[Event]] | None:
         return await s.db.run(queries.select_events_after, cid, after, tenant_id, visitor_id)
@@ -517,8 +555,26 @@ async def visitor_socket(widget_id: str) -> None:
                 name=None,
             )
             await stream.ack(frame.client_message_id, outcome)
+        elif isinstance(frame, HeartbeatFrame):
+            session = await record_heartbeat(
+                widget,
+                visitor_id,
+                frame,
+                origin_host=origin_host,
+                ip=websocket.remote_addr,
+                user_agent=websocket.headers.get("User-Agent"),
+            )
+            await stream.send_frame(
+                BeatFrame(
+                    server_time=s.clock.now(),
+                    conversation_id=session.conversation_id,
+                    agents_online=s.presence.agents_online(tenant_id),
+                )
+            )
         else:
-            raise ApiError(422, "unsupported_frame", "visitors can send message, resume and ping")
+            raise ApiError(
+                422, "unsupported_frame", "visitors can send message, resume, heartbeat and ping"
+            )
 
     session = getattr(s.supervisor.actor(VISITOR, visitor_id), "session", None)
     if session is not None and session.conversation_id is not None:
