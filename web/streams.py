@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -100,6 +101,24 @@ class ErrorFrame(Wire):
     client_message_id: str | None = attrs.field(default=None, metadata=OPTIONAL)
 
 
+_TEXTS: OrderedDict[int, tuple[Event, str]] = OrderedDict()
+_TEXTS_KEPT = 1024
+
+
+def event_text(event: Event) -> str:
+    """An event's JSON, serialised once however many sockets send it (a message reaches its
+    visitor and every inbox of the tenant). Kept for the last events; the entry holds the event
+    itself, so its ``id`` cannot be reused while it is kept."""
+    kept = _TEXTS.get(id(event))
+    if kept is not None and kept[0] is event:
+        return kept[1]
+    text = json.dumps(event.to_wire())
+    _TEXTS[id(event)] = (event, text)
+    if len(_TEXTS) > _TEXTS_KEPT:
+        _TEXTS.popitem(last=False)
+    return text
+
+
 class EventStream:
     """Writes events to one socket exactly once per (conversation, seq), in seq order."""
 
@@ -119,7 +138,7 @@ class EventStream:
             await self._send_text(json.dumps(frame.to_wire()))
 
     async def _emit(self, event: Event) -> None:
-        await self._send_text(json.dumps(event.to_wire()))
+        await self._send_text(event_text(event))
         if event.conversation_id is not None and event.seq is not None:
             self.seen.setdefault(event.conversation_id, set()).add(event.seq)
             self.sent[event.conversation_id] = max(
