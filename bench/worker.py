@@ -77,6 +77,7 @@ class Worker:
         self.nursery: trio.Nursery | None = None
         self.reconnect = True
         self.background = False
+        self.socket_heartbeat = False  # set by ``setup``: the server takes heartbeat frames
         self.errors: dict[str, int] = defaultdict(int)
         # agents
         self.agent_token: str | None = None
@@ -227,6 +228,7 @@ class Worker:
         self.http, self.wsep = Endpoint.parse(c["http"]), Endpoint.parse(c["ws"])
         self.widget_id = c.get("widget", "")
         self.sources = c.get("sources") or self.sources
+        self.socket_heartbeat = bool(c.get("socket_heartbeat", False))
         return {}
 
     async def cmd_retarget(self, c: dict[str, Any]) -> dict[str, Any]:
@@ -266,7 +268,9 @@ class Worker:
         return {}
 
     async def background_loop(self) -> None:
-        """Heartbeat + config every 15 s and a ping every 25 s per widget, spread evenly."""
+        """What each open widget does, spread evenly: a heartbeat every 15 s (on its socket when
+        the server takes heartbeat frames, as widget.js then does; else over HTTP) and, with HTTP
+        heartbeats, a ping every 25 s (a socket heartbeat keeps the socket busy enough)."""
         assert self.nursery is not None
         tick, k = 0.05, 0
         while True:
@@ -275,7 +279,7 @@ class Worker:
                 continue
             n = len(self.widgets)
             beats = n * tick / HEARTBEAT_EVERY
-            pings = n * tick / PING_EVERY
+            pings = 0.0 if self.socket_heartbeat else n * tick / PING_EVERY
             for _ in range(int(beats) + (random.random() < beats % 1)):
                 w = self.widgets[k % n]
                 k += 1
@@ -288,9 +292,25 @@ class Worker:
 
     async def background_beat(self, w: Widget) -> None:
         try:
-            await self.heartbeat_and_config(w)
-        except (WireError, OSError, trio.BrokenResourceError) as exc:
+            if self.socket_heartbeat and w.ws is not None:
+                await w.ws.send({"type": "heartbeat", **self.page(w)})
+                return
+            assert self.http is not None
+            http = await Http.open(self.http, w.source)
+            try:
+                await self.heartbeat(w, http)
+            finally:
+                await http.aclose()
+        except (WireError, OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self.error("background heartbeat", exc)
+
+    @staticmethod
+    def page(w: Widget) -> dict[str, str]:
+        return {
+            "currentDomain": "shop.example.com",
+            "currentUrl": f"https://shop.example.com/p/{w.index}",
+            "timestamp": "2026-12-04T00:00:00Z",
+        }
 
     async def ping(self, ws: WebSocket) -> None:
         try:
