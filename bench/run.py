@@ -44,6 +44,7 @@ import psutil
 import trio
 import trio_asyncio
 
+from bench.profile import profiled
 from bench.report import render, summarise
 from bench.wire import Endpoint, Http
 from web.wire import FRAMES
@@ -70,6 +71,7 @@ class Plan:
     storm_timeout: float
     visitor_workers: int = 2
     agents: int = 2
+    profile: str | None = None  # a folder: py-spy samples the product during each step
 
 
 FULL = Plan(
@@ -431,7 +433,10 @@ async def run_scenarios(
     for rate in plan.heartbeat_rates:
         log(f"{target.name}: heartbeats at {rate}/s")
         cpu0, pg0 = cpu_seconds(server.pid), postgres_cpu()
-        answers = await each(visitors, "heartbeats", rate=rate / v, seconds=plan.heartbeat_seconds)
+        async with profiled(plan.profile if target.ours else None, server.pid, f"heartbeat-{rate}"):
+            answers = await each(
+                visitors, "heartbeats", rate=rate / v, seconds=plan.heartbeat_seconds
+            )
         cpu1, pg1 = cpu_seconds(server.pid), postgres_cpu()
         ok = sum(a["done"] for a in answers)
         out["heartbeat"].append(
@@ -453,7 +458,8 @@ async def run_scenarios(
     for rate in plan.rates:
         log(f"{target.name}: delivery at {rate} msg/s")
         cpu0, pg0 = cpu_seconds(server.pid), postgres_cpu()
-        sent = await each(visitors, "deliver", rate=rate / v, seconds=plan.rate_seconds)
+        async with profiled(plan.profile if target.ours else None, server.pid, f"delivery-{rate}"):
+            sent = await each(visitors, "deliver", rate=rate / v, seconds=plan.rate_seconds)
         expect = {cid: n for a in sent for cid, n in a["sent"].items()}
         since = {cid: n for a in sent for cid, n in a["since"].items()}
         report = await agents.call("inbox_report", expect=expect, since=since, drain=15)
@@ -552,6 +558,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     plan = QUICK if args.quick else FULL
     if args.storm is not None:
         plan = attrs.evolve(plan, storm_widgets=args.storm)
+    if args.profile is not None:
+        plan = attrs.evolve(plan, profile=args.profile)
     chosen = [t for t in TARGETS if not args.only or t.name in args.only]
     url = os.environ.get("DATABASE_URL", "")
     results: dict[str, Any] = {
@@ -599,6 +607,9 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny numbers: every path, quickly")
     parser.add_argument("--only", nargs="*", help="target names (default: all)")
     parser.add_argument("--storm", type=int, help="widgets in the reconnect storm")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy samples of the product per step, into DIR"
+    )
     parser.add_argument(
         "--database",
         default="curbe_bench",

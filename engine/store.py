@@ -31,6 +31,12 @@ class VisitorStore(Protocol):
 
     async def save_visitor(self, session: VisitorSession) -> None: ...
 
+    def save_visitor_soon(self, session: VisitorSession) -> bool:
+        """Queue a write of a session whose row exists, without waiting for it (presence is
+        soft state); False when it cannot be queued (the caller then awaits
+        :meth:`save_visitor`)."""
+        ...
+
 
 class WidgetStore(Protocol):
     async def load_widget(self, widget_id: str) -> dict[str, Any] | None:

@@ -8,8 +8,10 @@ A pure core and a thin actor, like the conversation's:
   ``publish_interval`` (a new session, a new page and the expiry are never held back); when the
   expiry passes, a last update says ``online: false`` and the actor stops. :func:`next_due` says
   when the actor must wake to :class:`Tick`.
-* :class:`VisitorSessionActor` persists before it publishes, and owns the rule **one live chat per
-  visitor**: :class:`StartChat` (the visitor's, or an agent's with a live visitor) is its command.
+* :class:`VisitorSessionActor` writes a new session's row before it publishes or answers (a
+  chat's commit links that row); later presence writes are soft state, queued to the store's
+  group writer with no wait (see :meth:`VisitorSessionActor._enact`). It owns the rule **one
+  live chat per visitor**: :class:`StartChat` (the visitor's, or an agent's with a live visitor) is its command.
   It refuses a start while the chat it knows of is still active (asking that conversation's actor,
   the single writer of its status), otherwise it sends ``Create`` to the new conversation's actor,
   whose one commit stores the contact, the conversation, the first message and the visitor's link
@@ -365,6 +367,7 @@ class VisitorSessionActor:
         self.dispatch = dispatch
         self.faults = faults
         self.state = VisitorState(visitor_id)
+        self.stored = False  # the session's row exists (loaded, or written once by us)
 
     @property
     def session(self) -> VisitorSession | None:
@@ -388,6 +391,7 @@ class VisitorSessionActor:
     async def run(self, mailbox: Mailbox) -> None:
         self.faults.check(KIND, "load", self.id)
         session = await self.store.load_visitor(self.id)
+        self.stored = session is not None
         self.state = loaded(
             self.id, session, self.clock.now(), self.rules, after_crash=mailbox.after_crash
         )
@@ -437,11 +441,20 @@ class VisitorSessionActor:
         await self._enact(apply(self.state, command, self.clock.now(), self.rules))
 
     async def _enact(self, transition: Transition) -> None:
-        """Write (if asked), then adopt the state, then publish: persist before publishing."""
+        """Write (if asked), then adopt the state, then publish.
+
+        A session's first write is awaited before anything is published or answered: a chat's
+        commit links the visitor's row, which must exist by then. Later writes of presence (a
+        page change, ``last_seen_at``) are soft state: queued to the store's group writer with
+        no wait, so a heartbeat's answer waits for no database. A crash loses at most the
+        writes of one round; the next heartbeat (15 s) writes again.
+        """
         state = transition.state
         if transition.save and state.session is not None:
             self.faults.check(KIND, "save", self.id)
-            await self.store.save_visitor(state.session)
+            if not (self.stored and self.store.save_visitor_soon(state.session)):
+                await self.store.save_visitor(state.session)
+                self.stored = True
         self.state = state
         for event in transition.events:
             self.broker.publish(event)

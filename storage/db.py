@@ -55,8 +55,9 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 class Database:
     """A pool and the one-crossing ``run`` helper. Create with :meth:`connect` inside a trio-asyncio loop."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str | None = None) -> None:
         self.pool = pool
+        self.url = url
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> Database:
@@ -68,7 +69,7 @@ class Database:
             init=_init_connection,
             reset=_keep_session,
         )
-        return cls(pool)
+        return cls(pool, url)
 
     async def close(self) -> None:
         """Close the pool, shielded from cancellation (Trio flavour)."""
@@ -100,8 +101,16 @@ class Database:
         return names
 
     async def _migrate(self) -> list[str]:
-        async with self.pool.acquire() as connection:
+        # a connection of its own, closed after: the migration lock is a session lock, and a
+        # pooled connection is not reset on release (a cancelled unlock would keep it held)
+        if self.url is None:
+            async with self.pool.acquire() as pooled:
+                return await apply_migrations(pooled)
+        connection = await asyncpg.connect(self.url)
+        try:
             return await apply_migrations(connection)
+        finally:
+            await connection.close()
 
 
 def migration_files() -> list[tuple[int, str, str]]:

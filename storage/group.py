@@ -17,6 +17,7 @@ transaction committed, so "acknowledged after commit" holds exactly as before.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -26,6 +27,15 @@ import trio
 
 from engine import metrics
 from storage.db import Database
+
+log = logging.getLogger("curbe.storage")
+
+# errors that come from one write's own rows (a duplicate seq, a missing parent, a bad value):
+# the round is tried again write by write. Any other error (the connection, the server) fails
+# the round's writes at once rather than trying each against a database that is not there.
+DATA_ERRORS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
+ROUND_SHIELD_SECONDS = 30.0  # a cancelled caller waits this long at most for its round's outcome
+DRAIN_SECONDS = 10.0  # on close, what is pending gets this long to be stored
 
 T = TypeVar("T")
 
@@ -39,6 +49,9 @@ class _Slot(Generic[T]):
     done: trio.Event = attrs.Factory(trio.Event)
     error: BaseException | None = None
     alone: bool = False  # the writer stopped before it stored this: the caller writes it alone
+    taken: bool = False  # in a round (it can no longer be withdrawn)
+    stored: bool = False  # committed by a round
+    waited: bool = True  # False: offered, nobody waits (a failure is logged)
 
 
 class GroupWriter(Generic[T]):
@@ -64,6 +77,7 @@ class GroupWriter(Generic[T]):
         self.rounds = 0
         self.written = 0
         self.largest = 0
+        self.abandoned = 0  # offered writes the writer stopped before storing
         self._pending: list[_Slot[T]] = []
         self._wake = trio.Event()
 
@@ -74,11 +88,30 @@ class GroupWriter(Generic[T]):
         slot = _Slot(item)
         self._pending.append(slot)
         self._wake.set()
-        await slot.done.wait()
+        try:
+            await slot.done.wait()
+        except trio.Cancelled:
+            if not slot.taken:  # not in a round yet: withdrawn, so it is never stored
+                self._pending.remove(slot)
+                raise
+            # in a round already: its outcome is known shortly; wait for it, so that whoever
+            # starts again after this cancellation reads what was stored (a bounded wait)
+            with trio.CancelScope(shield=True), trio.move_on_after(ROUND_SHIELD_SECONDS):
+                await slot.done.wait()
+            raise
         if slot.alone:
             await self.db.run(self.write_one, item)
         elif slot.error is not None:
             raise slot.error
+
+    def offer(self, item: T) -> bool:
+        """Queue a write nobody waits for (soft state: presence); False when the writer is not
+        running, so the caller writes it itself. A failure is logged, not raised."""
+        if not self.running or self.closing:
+            return False
+        self._pending.append(_Slot(item, waited=False))
+        self._wake.set()
+        return True
 
     def close(self) -> None:
         """Stop once nothing is pending (writes submitted from now on are written alone)."""
@@ -91,6 +124,7 @@ class GroupWriter(Generic[T]):
             "rounds": self.rounds,
             "written": self.written,
             "largest_round": self.largest,
+            "abandoned": self.abandoned,
         }
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -106,15 +140,22 @@ class GroupWriter(Generic[T]):
                     self._wake = trio.Event()
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
+                for slot in batch:
+                    slot.taken = True
                 await self._round(batch)
                 for slot in batch:
                     slot.done.set()
                 batch = []
         finally:
             self.running = False
-            for slot in [*batch, *self._pending]:  # not stored by us: each caller writes alone
-                slot.alone = True
+            for slot in [*batch, *self._pending]:
+                if slot.done.is_set() or slot.stored:
+                    slot.done.set()
+                    continue
+                slot.alone = True  # not known to be stored by us: its caller writes it alone
                 slot.done.set()
+                if not slot.waited:
+                    self.abandoned += 1
             self._pending.clear()
 
     async def _round(self, batch: list[_Slot[T]]) -> None:
@@ -124,13 +165,26 @@ class GroupWriter(Generic[T]):
         metrics.GROUP_ROUND_SIZE.labels(self.name).observe(len(items))
         try:
             await self.db.run(self.write_many, items)
+        except DATA_ERRORS:  # a write's own data: each again, alone, to find whose it was
+            pass
+        except Exception as exc:  # the database, not the data: the whole round failed
+            for slot in batch:
+                slot.error = exc
+            log.warning("a group-commit round failed", extra={"writer": self.name}, exc_info=exc)
+            return
+        else:
+            for slot in batch:
+                slot.stored = True
             self.written += len(items)
             return
-        except Exception:
-            pass
         for slot in batch:
             try:
                 await self.db.run(self.write_one, slot.item)
+                slot.stored = True
                 self.written += 1
-            except Exception as exc:
+            except Exception as exc:  # the caller's to raise
                 slot.error = exc
+                if not slot.waited:
+                    log.warning(
+                        "an offered write failed", extra={"writer": self.name}, exc_info=exc
+                    )

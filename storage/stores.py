@@ -12,7 +12,7 @@ import trio
 from engine.values import Commit, Conversation, Message, RoutingSnapshot, VisitorSession
 from storage import queries
 from storage.db import Database
-from storage.group import GroupWriter
+from storage.group import DRAIN_SECONDS, GroupWriter
 
 
 class PostgresStore:
@@ -45,6 +45,8 @@ class PostgresStore:
             finally:
                 self.commits.close()
                 self.visitors.close()
+                # the drain is bounded: past it, what is left goes back to its callers
+                nursery.cancel_scope.deadline = trio.current_time() + DRAIN_SECONDS
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,9 @@ class PostgresStore:
 
     async def save_visitor(self, session: VisitorSession) -> None:
         await self.visitors.submit(session)
+
+    def save_visitor_soon(self, session: VisitorSession) -> bool:
+        return self.visitors.offer(session)
 
     async def load_widget(self, widget_id: str) -> dict[str, Any] | None:
         return await self.db.run(queries.select_widget, widget_id)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.profile import top
 from bench.report import percentiles, render, summarise
 from bench.run import QUICK, TARGETS
 
@@ -42,7 +43,18 @@ def test_quick_bench_runs_every_scenario_on_every_target(postgres_url: str, tmp_
     out = tmp_path / "bench.json"
     database = f"curbe_bench_{secrets.token_hex(4)}"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--database", database, "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--database",
+            database,
+            "--out",
+            str(out),
+            "--profile",
+            str(tmp_path / "profile"),
+        ],
         cwd=ROOT,
         env=os.environ | {"DATABASE_URL": postgres_url},
         capture_output=True,
@@ -78,3 +90,25 @@ def test_quick_bench_runs_every_scenario_on_every_target(postgres_url: str, tmp_
     assert "| figure | Curbe Chat |" in done.stdout
     assert "--database " + database in done.stdout
     assert render(results) in done.stdout
+    # py-spy sampled the product (only) during each heartbeat and delivery step
+    steps = sorted(p.name for p in (tmp_path / "profile").iterdir())
+    assert steps == [
+        "delivery-40.top.txt", "delivery-40.txt", "heartbeat-40.top.txt", "heartbeat-40.txt",
+    ]  # fmt: skip
+    assert "samples" in (tmp_path / "profile" / "delivery-40.top.txt").read_text()
+
+
+def test_profile_top_counts_inclusive_and_self_samples() -> None:
+    collapsed = "\n".join(
+        [
+            "main (a.py:1);serve (b.py:2);commit (c.py:3) 6",
+            "main (a.py:1);serve (b.py:9);send (d.py:4) 3",
+            "main (a.py:1) 1",
+        ]
+    )
+    out = top(collapsed, n=3)
+    assert out.startswith("10 samples")
+    inclusive = out.split("inclusive:")[1].split("self:")[0]
+    assert "100.0%  main (a.py)" in inclusive  # line numbers folded: one frame per function
+    assert " 90.0%  serve (b.py)" in inclusive
+    assert " 60.0%  commit (c.py)" in out.split("self:")[1]

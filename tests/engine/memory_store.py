@@ -48,6 +48,7 @@ class MemoryStore:
     fail_commits: dict[str, int] = attrs.field(factory=dict)
     commits: int = 0
     round_trips: int = 0  # every call a database would answer (loads, commits, saves)
+    soft_writes: int = 0  # presence writes queued without a wait (save_visitor_soon)
 
     async def load_conversation(
         self, conversation_id: str
@@ -127,6 +128,15 @@ class MemoryStore:
 
     async def save_visitor(self, session: VisitorSession) -> None:
         self.round_trips += 1
+        self._store_visitor(session)
+
+    def save_visitor_soon(self, session: VisitorSession) -> bool:
+        # queued with others in PostgreSQL (a group-commit round): no round trip of its own
+        self.soft_writes += 1
+        self._store_visitor(session)
+        return True
+
+    def _store_visitor(self, session: VisitorSession) -> None:
         # conversation_id is the conversation commits' to write (as in PostgreSQL)
         stored = self.visitors.get(session.visitor_id)
         link = stored.conversation_id if stored is not None else None

@@ -268,6 +268,10 @@ class CountingStore(MemoryStore):
         self.visitor_writes += 1
         await super().save_visitor(session)
 
+    def save_visitor_soon(self, session: Any) -> bool:
+        self.visitor_writes += 1
+        return super().save_visitor_soon(session)
+
 
 async def test_200_heartbeats_a_second_make_at_most_one_update_a_second(
     autojump_clock: trio.abc.Clock,
@@ -300,6 +304,22 @@ async def test_200_heartbeats_a_second_make_at_most_one_update_a_second(
         # writes: the first, one per second, and the new page at once
         assert store.visitor_writes <= 5, store.visitor_writes
         assert store.visitors["v1"].current_url == "https://shop.example.com/b"
+
+
+async def test_only_a_sessions_first_write_is_waited_for(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A heartbeat's answer waits for no database once the visitor's row exists (issue 13):
+    later presence writes are queued (soft state); the first is awaited, since a chat's commit
+    links that row."""
+    async with engine(expiry=60) as (sup, _, store, _clock):
+        for n in range(5):
+            url = f"https://shop.example.com/{n}"  # a new page each time: a write each time
+            await sup.call(VISITOR, "v1", Heartbeat("t1", "w1", url, "shop.example.com"))
+            await trio.sleep(2)
+        # one load and the first write waited for; the four page changes were queued
+        assert (store.round_trips, store.soft_writes) == (2, 4)
+        assert store.visitors["v1"].current_url == "https://shop.example.com/4"
 
 
 async def test_coalesced_updates_are_spaced_a_second_apart(

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 import trio
+import trio.testing
 import trio_asyncio
 
 from engine.values import (
@@ -202,3 +203,66 @@ async def test_a_cancelled_writer_hands_its_writes_back_to_their_callers(db: Dat
     assert writer.describe()["written"] == 0
     stored = await rows(db, "SELECT visitor_id FROM visitor_sessions ORDER BY visitor_id")
     assert [r["visitor_id"] for r in stored] == ["a", "b", "c"]
+
+
+async def test_a_caller_cancelled_before_its_round_is_withdrawn(db: Database) -> None:
+    round_started = trio.Event()
+    writer: GroupWriter[VisitorSession] = GroupWriter(
+        db, "test", never_done(round_started), queries.save_visitor_session
+    )
+    writer_scope, late_scope = trio.CancelScope(), trio.CancelScope()
+    done: list[str] = []
+
+    async def run_writer(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with writer_scope:
+            await writer.run(task_status=task_status)
+
+    async def caller(vid: str, scope: trio.CancelScope | None = None) -> None:
+        with scope or trio.CancelScope():
+            await writer.submit(session(vid, "/x"))
+            done.append(vid)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_writer)
+        nursery.start_soon(caller, "in-round")
+        await round_started.wait()  # "in-round" is in a round that does not end
+        nursery.start_soon(caller, "late", late_scope)
+        await trio.testing.wait_all_tasks_blocked()
+        assert writer.describe()["pending"] == 1
+        late_scope.cancel()  # "late" gives up before any round took it
+        await trio.testing.wait_all_tasks_blocked()
+        assert writer.describe()["pending"] == 0
+        writer_scope.cancel()  # the stuck round: its write goes back to its caller
+    assert done == ["in-round"]
+    stored = await rows(db, "SELECT visitor_id FROM visitor_sessions")
+    assert stored == [{"visitor_id": "in-round"}]  # the withdrawn write was never stored
+
+
+async def test_a_round_the_database_refuses_fails_at_once_without_one_by_one_retries(
+    db: Database,
+) -> None:
+    alone: list[str] = []
+
+    async def write_one(connection: asyncpg.Connection, s: VisitorSession) -> None:
+        alone.append(s.visitor_id)
+
+    async def write_many(connection: asyncpg.Connection, s: list[VisitorSession]) -> None:
+        raise asyncpg.InterfaceError("the connection is gone")
+
+    writer: GroupWriter[VisitorSession] = GroupWriter(db, "test", write_many, write_one)
+    errors: list[str] = []
+
+    async def caller(vid: str) -> None:
+        try:
+            await writer.submit(session(vid, "/x"))
+        except asyncpg.InterfaceError as exc:
+            errors.append(str(exc))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        async with trio.open_nursery() as callers:
+            for vid in ("a", "b", "c"):
+                callers.start_soon(caller, vid)
+        writer.close()
+    assert errors == ["the connection is gone"] * 3
+    assert alone == []  # not tried write by write against a database that is not there

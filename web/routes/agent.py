@@ -12,10 +12,19 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 from quart import Blueprint, Response, jsonify, request, websocket
 
 from engine.conversation import Accept, Reopen, Solve
-from engine.values import Agent, Conversation, ConversationRead, Event, EventType
+from engine.values import (
+    Agent,
+    Conversation,
+    ConversationRead,
+    Event,
+    EventType,
+    VisitorSession,
+)
+from engine.visitor import KIND as VISITOR
 from engine.visitor import JoinedChat, LeftChat
 from storage import queries
 from web import auth
@@ -42,6 +51,7 @@ from web.deps import (
     services,
 )
 from web.presenters import answer, contact_of, created, extend, profile_of, summary_of
+from web.services import Services
 from web.shapes import (
     ConversationDetail,
     ConversationList,
@@ -620,7 +630,29 @@ async def live_visitors() -> Response:
     now = s.clock.now()
     since = now - dt.timedelta(seconds=s.settings.visitor_expiry_seconds)
     sessions = await s.db.run(queries.select_live_visitors, agent["tenant_id"], since)
-    return answer(LiveVisitors([v.live(now) for v in sessions]))
+    return answer(LiveVisitors([fresh_presence(s, v).live(now) for v in sessions]))
+
+
+def fresh_presence(s: Services, stored: VisitorSession) -> VisitorSession:
+    """The stored session with its presence as the visitor's live actor holds it: the actor
+    owns presence, and its later writes are queued (soft state), so the row may lag a round."""
+    actor = s.supervisor.actor(VISITOR, stored.visitor_id)
+    live: VisitorSession | None = getattr(actor, "session", None)
+    if (
+        live is None
+        or live.tenant_id != stored.tenant_id
+        or live.last_seen_at < stored.last_seen_at
+    ):
+        return stored
+    return attrs.evolve(
+        stored,
+        widget_id=live.widget_id,
+        last_seen_at=live.last_seen_at,
+        current_url=live.current_url,
+        current_domain=live.current_domain,
+        page_title=live.page_title,
+        referrer=live.referrer,
+    )
 
 
 # --- the inbox socket -------------------------------------------------------------------------

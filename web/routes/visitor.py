@@ -307,7 +307,8 @@ async def record_heartbeat(
     if hb.time_zone:
         language = f", {hb.language}" if hb.language else ""
         location = f"{hb.time_zone}{language} (from the browser)"
-    await s.supervisor.call(WIDGET, widget_id, Ping(origin_host or body_host, hb.current_url))
+    # the ping's answer is not needed: queued, it is still handled before any later command
+    await s.supervisor.cast(WIDGET, widget_id, Ping(origin_host or body_host, hb.current_url))
     metrics.HEARTBEATS.labels("accepted").inc()
     session: VisitorSession = await s.supervisor.call(
         VISITOR,
@@ -557,7 +558,7 @@ async def visitor_socket(widget_id: str) -> None:
             await stream.ack(frame.client_message_id, outcome)
         elif isinstance(frame, HeartbeatFrame):
             session = await record_heartbeat(
-                widget,
+                await load_widget(widget_id),  # Targeting as it is now, not as at connect
                 visitor_id,
                 frame,
                 origin_host=origin_host,
