@@ -179,6 +179,22 @@ class VisitorSession:
     def to_wire(self, now: dt.datetime, *, in_chat: bool | None = None) -> dict[str, Any]:
         return self.live(now, in_chat=in_chat).to_wire()
 
+    def with_presence_of(self, live: VisitorSession) -> VisitorSession:
+        """This stored session with the presence ``live`` (the visitor actor's own session)
+        holds, when that is newer: the actor owns presence and queues its later writes, so the
+        stored row may lag a round. Everything else stays as stored."""
+        if live.tenant_id != self.tenant_id or live.last_seen_at < self.last_seen_at:
+            return self
+        return attrs.evolve(
+            self,
+            widget_id=live.widget_id,
+            last_seen_at=live.last_seen_at,
+            current_url=live.current_url,
+            current_domain=live.current_domain,
+            page_title=live.page_title,
+            referrer=live.referrer,
+        )
+
     def live(self, now: dt.datetime, *, in_chat: bool | None = None) -> LiveVisitor:
         """The live visitor as the inbox lists it."""
         return LiveVisitor(

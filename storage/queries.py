@@ -286,33 +286,55 @@ async def select_visitor_session(
 
 
 @single_statement
-async def save_visitor_session(connection: asyncpg.Connection, session: VisitorSession) -> None:
-    """Upsert the session: every column but ``conversation_id``, which only conversation
-    commits write (the visitor's active live chat; see :class:`engine.commit.Commit`)."""
-    await connection.execute(
-        """INSERT INTO visitor_sessions (visitor_id, tenant_id, widget_id, first_seen_at,
+async def select_visitor_sessions(
+    connection: asyncpg.Connection, visitor_ids: list[str]
+) -> dict[str, VisitorSession]:
+    """:func:`select_visitor_session` for many visitors in one statement (a group-read round):
+    the sessions found, by visitor id (an id with no row is absent)."""
+    rows = await connection.fetch(f"{_VISITORS} WHERE v.visitor_id = ANY($1::text[])", visitor_ids)
+    return {row["visitor_id"]: _visitor(row) for row in rows}
+
+
+# What a visitor session write stores (both paths): every column but ``conversation_id``.
+_VISITOR_INSERT = """INSERT INTO visitor_sessions (visitor_id, tenant_id, widget_id, first_seen_at,
                    last_seen_at, current_url, current_domain, page_title, referrer, ip,
-                   user_agent, location)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-           ON CONFLICT (visitor_id) DO UPDATE SET
+                   user_agent, location)"""
+_VISITOR_UPSERT = """ON CONFLICT (visitor_id) DO UPDATE SET
                    widget_id = EXCLUDED.widget_id, last_seen_at = EXCLUDED.last_seen_at,
                    first_seen_at = EXCLUDED.first_seen_at,
                    current_url = EXCLUDED.current_url, current_domain = EXCLUDED.current_domain,
                    page_title = EXCLUDED.page_title, referrer = EXCLUDED.referrer,
                    ip = EXCLUDED.ip, user_agent = EXCLUDED.user_agent,
-                   location = EXCLUDED.location""",
-        session.visitor_id,
-        session.tenant_id,
-        session.widget_id,
-        session.first_seen_at,
-        session.last_seen_at,
-        session.current_url,
-        session.current_domain,
-        session.page_title,
-        session.referrer,
-        session.ip,
-        session.user_agent,
-        session.location,
+                   location = EXCLUDED.location"""
+
+
+def _visitor_row(s: VisitorSession) -> tuple[Any, ...]:
+    """The values of :data:`_VISITOR_INSERT`'s columns, in order."""
+    return (
+        s.visitor_id,
+        s.tenant_id,
+        s.widget_id,
+        s.first_seen_at,
+        s.last_seen_at,
+        s.current_url,
+        s.current_domain,
+        s.page_title,
+        s.referrer,
+        s.ip,
+        s.user_agent,
+        s.location,
+    )
+
+
+@single_statement
+async def save_visitor_session(connection: asyncpg.Connection, session: VisitorSession) -> None:
+    """Upsert the session: every column but ``conversation_id``, which only conversation
+    commits write (the visitor's active live chat; see :class:`engine.commit.Commit`)."""
+    await connection.execute(
+        f"""{_VISITOR_INSERT}
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           {_VISITOR_UPSERT}""",
+        *_visitor_row(session),
     )
 
 
@@ -324,37 +346,12 @@ async def save_visitor_sessions(
     the latest of one visitor's sessions wins."""
     latest = list({s.visitor_id: s for s in sessions}.values())
     await connection.execute(
-        """INSERT INTO visitor_sessions (visitor_id, tenant_id, widget_id, first_seen_at,
-                   last_seen_at, current_url, current_domain, page_title, referrer, ip,
-                   user_agent, location)
+        f"""{_VISITOR_INSERT}
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
                    $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[],
                    $10::text[], $11::text[], $12::text[])
-           ON CONFLICT (visitor_id) DO UPDATE SET
-                   widget_id = EXCLUDED.widget_id, last_seen_at = EXCLUDED.last_seen_at,
-                   first_seen_at = EXCLUDED.first_seen_at,
-                   current_url = EXCLUDED.current_url, current_domain = EXCLUDED.current_domain,
-                   page_title = EXCLUDED.page_title, referrer = EXCLUDED.referrer,
-                   ip = EXCLUDED.ip, user_agent = EXCLUDED.user_agent,
-                   location = EXCLUDED.location""",
-        *_columns(
-            latest,
-            lambda s: (
-                s.visitor_id,
-                s.tenant_id,
-                s.widget_id,
-                s.first_seen_at,
-                s.last_seen_at,
-                s.current_url,
-                s.current_domain,
-                s.page_title,
-                s.referrer,
-                s.ip,
-                s.user_agent,
-                s.location,
-            ),
-            12,
-        ),
+           {_VISITOR_UPSERT}""",
+        *_columns(latest, _visitor_row, 12),
     )
 
 
@@ -464,6 +461,66 @@ async def select_conversation_for_actor(
 
 ACTIVE_CHAT_INDEX = "conversations_one_active_live_chat"
 
+# What a commit writes, one shape for the lone and the grouped statements alike.
+_CONVERSATION_INSERT = """INSERT INTO conversations (id, tenant_id, widget_id, visitor_id, kind,
+                    status, assignee_id, assignee_name, assignee_avatar, last_seq, wait_deadline,
+                    wait_timed_out, created_at, updated_at, solved_at)"""
+_CONVERSATION_UPSERT = """ON CONFLICT (id) DO UPDATE SET
+                    status = EXCLUDED.status, assignee_id = EXCLUDED.assignee_id,
+                    assignee_name = EXCLUDED.assignee_name,
+                    assignee_avatar = EXCLUDED.assignee_avatar, last_seq = EXCLUDED.last_seq,
+                    wait_deadline = EXCLUDED.wait_deadline,
+                    wait_timed_out = EXCLUDED.wait_timed_out,
+                    updated_at = EXCLUDED.updated_at, solved_at = EXCLUDED.solved_at"""
+_MESSAGE_INSERT = """INSERT INTO messages (id, conversation_id, tenant_id, seq, sender_type,
+                    sender_id, sender_name, text, client_message_id, client_timestamp,
+                    created_at)"""
+_EVENT_INSERT = "INSERT INTO conversation_events (conversation_id, seq, tenant_id, type, at, data)"
+
+
+def _conversation_row(st: Conversation) -> tuple[Any, ...]:
+    """The values of :data:`_CONVERSATION_INSERT`'s columns, in order."""
+    return (
+        st.id,
+        st.tenant_id,
+        st.widget_id,
+        st.visitor_id,
+        st.kind.value,
+        st.status.value,
+        st.assignee.id if st.assignee else None,
+        st.assignee.name if st.assignee else None,
+        st.assignee.avatar_url if st.assignee else None,
+        st.last_seq,
+        st.wait_deadline,
+        st.wait_timed_out,
+        st.created_at,
+        st.updated_at,
+        st.solved_at,
+    )
+
+
+def _message_row(m: Message) -> tuple[Any, ...]:
+    """The values of :data:`_MESSAGE_INSERT`'s columns, in order."""
+    return (
+        m.id,
+        m.conversation_id,
+        m.tenant_id,
+        m.seq,
+        m.sender_type.value,
+        m.sender_id,
+        m.sender_name,
+        m.text,
+        m.client_message_id,
+        m.client_timestamp,
+        m.created_at,
+    )
+
+
+def _event_row(e: Event, data: Any) -> tuple[Any, ...]:
+    """The values of :data:`_EVENT_INSERT`'s columns, ``data`` as the statement takes it (a
+    dict through the jsonb codec, or JSON text to cast)."""
+    return (e.conversation_id, e.seq, e.tenant_id, e.type.value, e.at, data)
+
 
 async def commit_conversation(connection: asyncpg.Connection, commit: Commit) -> None:
     """Persist one batch of an actor's transitions: the new state, its events, its messages;
@@ -483,34 +540,14 @@ async def commit_conversation(connection: asyncpg.Connection, commit: Commit) ->
         await _upsert_conversation(connection, state)
     if commit.messages:
         await connection.executemany(
-            """INSERT INTO messages (id, conversation_id, tenant_id, seq, sender_type, sender_id,
-                       sender_name, text, client_message_id, client_timestamp, created_at)
+            f"""{_MESSAGE_INSERT}
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
-            [
-                (
-                    m.id,
-                    m.conversation_id,
-                    m.tenant_id,
-                    m.seq,
-                    m.sender_type.value,
-                    m.sender_id,
-                    m.sender_name,
-                    m.text,
-                    m.client_message_id,
-                    m.client_timestamp,
-                    m.created_at,
-                )
-                for m in commit.messages
-            ],
+            [_message_row(m) for m in commit.messages],
         )
     if commit.events:
         await connection.executemany(
-            """INSERT INTO conversation_events (conversation_id, seq, tenant_id, type, at, data)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            [
-                (e.conversation_id, e.seq, e.tenant_id, e.type.value, e.at, e.data)
-                for e in commit.events
-            ],
+            f"""{_EVENT_INSERT} VALUES ($1, $2, $3, $4, $5, $6)""",
+            [_event_row(e, e.data) for e in commit.events],
         )
     if commit.link is Link.SET:
         await connection.execute(
@@ -544,83 +581,27 @@ async def commit_conversations(connection: asyncpg.Connection, commits: list[Com
     messages = [m for c in commits for m in c.messages]
     events = [e for c in commits for e in c.events]
     await connection.execute(
-        """WITH c AS (
-             INSERT INTO conversations (id, tenant_id, widget_id, visitor_id, kind, status,
-                    assignee_id, assignee_name, assignee_avatar, last_seq, wait_deadline,
-                    wait_timed_out, created_at, updated_at, solved_at)
+        f"""WITH c AS (
+             {_CONVERSATION_INSERT}
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                     $6::text[], $7::text[], $8::text[], $9::text[], $10::integer[],
                     $11::timestamptz[], $12::boolean[], $13::timestamptz[], $14::timestamptz[],
                     $15::timestamptz[])
-             ON CONFLICT (id) DO UPDATE SET
-                    status = EXCLUDED.status, assignee_id = EXCLUDED.assignee_id,
-                    assignee_name = EXCLUDED.assignee_name,
-                    assignee_avatar = EXCLUDED.assignee_avatar, last_seq = EXCLUDED.last_seq,
-                    wait_deadline = EXCLUDED.wait_deadline,
-                    wait_timed_out = EXCLUDED.wait_timed_out,
-                    updated_at = EXCLUDED.updated_at, solved_at = EXCLUDED.solved_at
+             {_CONVERSATION_UPSERT}
            ), m AS (
-             INSERT INTO messages (id, conversation_id, tenant_id, seq, sender_type, sender_id,
-                    sender_name, text, client_message_id, client_timestamp, created_at)
+             {_MESSAGE_INSERT}
              SELECT * FROM unnest($16::text[], $17::text[], $18::text[], $19::integer[],
                     $20::text[], $21::text[], $22::text[], $23::text[], $24::text[],
                     $25::text[], $26::timestamptz[])
            )
-           INSERT INTO conversation_events (conversation_id, seq, tenant_id, type, at, data)
+           {_EVENT_INSERT}
            SELECT conversation_id, seq, tenant_id, type, at, data::jsonb
              FROM unnest($27::text[], $28::integer[], $29::text[], $30::text[],
                          $31::timestamptz[], $32::text[])
                   AS e(conversation_id, seq, tenant_id, type, at, data)""",
-        *_columns(
-            states,
-            lambda st: (
-                st.id,
-                st.tenant_id,
-                st.widget_id,
-                st.visitor_id,
-                st.kind.value,
-                st.status.value,
-                st.assignee.id if st.assignee else None,
-                st.assignee.name if st.assignee else None,
-                st.assignee.avatar_url if st.assignee else None,
-                st.last_seq,
-                st.wait_deadline,
-                st.wait_timed_out,
-                st.created_at,
-                st.updated_at,
-                st.solved_at,
-            ),
-            15,
-        ),
-        *_columns(
-            messages,
-            lambda m: (
-                m.id,
-                m.conversation_id,
-                m.tenant_id,
-                m.seq,
-                m.sender_type.value,
-                m.sender_id,
-                m.sender_name,
-                m.text,
-                m.client_message_id,
-                m.client_timestamp,
-                m.created_at,
-            ),
-            11,
-        ),
-        *_columns(
-            events,
-            lambda e: (
-                e.conversation_id,
-                e.seq,
-                e.tenant_id,
-                e.type.value,
-                e.at,
-                json.dumps(e.data),
-            ),
-            6,
-        ),
+        *_columns(states, _conversation_row, 15),
+        *_columns(messages, _message_row, 11),
+        *_columns(events, lambda e: _event_row(e, json.dumps(e.data)), 6),
     )
 
 
@@ -684,32 +665,10 @@ async def _check_capacity(
 
 async def _upsert_conversation(connection: asyncpg.Connection, state: Conversation) -> None:
     await connection.execute(
-        """INSERT INTO conversations (id, tenant_id, widget_id, visitor_id, kind, status,
-                   assignee_id, assignee_name, assignee_avatar, last_seq, wait_deadline,
-                   wait_timed_out, created_at, updated_at, solved_at)
+        f"""{_CONVERSATION_INSERT}
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-           ON CONFLICT (id) DO UPDATE SET
-                   status = EXCLUDED.status, assignee_id = EXCLUDED.assignee_id,
-                   assignee_name = EXCLUDED.assignee_name,
-                   assignee_avatar = EXCLUDED.assignee_avatar, last_seq = EXCLUDED.last_seq,
-                   wait_deadline = EXCLUDED.wait_deadline,
-                   wait_timed_out = EXCLUDED.wait_timed_out,
-                   updated_at = EXCLUDED.updated_at, solved_at = EXCLUDED.solved_at""",
-        state.id,
-        state.tenant_id,
-        state.widget_id,
-        state.visitor_id,
-        state.kind.value,
-        state.status.value,
-        state.assignee.id if state.assignee else None,
-        state.assignee.name if state.assignee else None,
-        state.assignee.avatar_url if state.assignee else None,
-        state.last_seq,
-        state.wait_deadline,
-        state.wait_timed_out,
-        state.created_at,
-        state.updated_at,
-        state.solved_at,
+           {_CONVERSATION_UPSERT}""",
+        *_conversation_row(state),
     )
 
 

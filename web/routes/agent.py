@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import attrs
 from quart import Blueprint, Response, jsonify, request, websocket
 
 from engine.conversation import Accept, Reopen, Solve
@@ -638,21 +637,7 @@ def fresh_presence(s: Services, stored: VisitorSession) -> VisitorSession:
     owns presence, and its later writes are queued (soft state), so the row may lag a round."""
     actor = s.supervisor.actor(VISITOR, stored.visitor_id)
     live: VisitorSession | None = getattr(actor, "session", None)
-    if (
-        live is None
-        or live.tenant_id != stored.tenant_id
-        or live.last_seen_at < stored.last_seen_at
-    ):
-        return stored
-    return attrs.evolve(
-        stored,
-        widget_id=live.widget_id,
-        last_seen_at=live.last_seen_at,
-        current_url=live.current_url,
-        current_domain=live.current_domain,
-        page_title=live.page_title,
-        referrer=live.referrer,
-    )
+    return stored if live is None else stored.with_presence_of(live)
 
 
 # --- the inbox socket -------------------------------------------------------------------------
