@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 import trio
 
-from engine.broker import ALL, Broker
+from engine.broker import ROUTING, Broker
 from engine.clock import Clock, trio_deadline
 from engine.conversation import Accept, Transfer
 from engine.conversation_actor import KIND as CONVERSATION
@@ -411,16 +411,6 @@ class RouterActor:
             self.broker.publish(event)
 
 
-ROUTING_EVENTS = frozenset(
-    {
-        EventType.CONVERSATION_CREATED.value,
-        EventType.CONVERSATION_STATUS_CHANGED.value,
-        EventType.CONVERSATION_ASSIGNED.value,
-        EventType.AGENT_PRESENCE_UPDATE.value,
-    }
-)
-
-
 class Cast(Protocol):
     async def __call__(self, kind: str, actor_id: str, command: Any) -> None: ...
 
@@ -438,8 +428,9 @@ async def run_routing_listener(
     faults: Faults = NO_FAULTS,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Nudge a tenant's router on every event that matters to routing (Trio; a service that runs
-    for ever under the supervisor).
+    """Nudge a tenant's router on every event that matters to routing (the broker's
+    :data:`~engine.broker.ROUTING` topic; Trio; a service that runs for ever under the
+    supervisor).
 
     On every start (the server's, or a restart after the broker dropped it) it subscribes first,
     then makes a **full routing pass**: every tenant ``tenants()`` names (those with waiting chats
@@ -448,7 +439,7 @@ async def run_routing_listener(
     router's mailbox never floods and this listener rarely falls behind; if it does, it raises
     :class:`SubscriptionDropped` instead of returning quietly.
     """
-    with broker.subscribe(ALL, buffer=4096) as sub:
+    with broker.subscribe(ROUTING, buffer=4096) as sub:
         pending.clear()  # nudges lost with the previous subscription are re-sent below
         task_status.started()
         for tenant_id in await tenants():
@@ -456,7 +447,7 @@ async def run_routing_listener(
             await cast(KIND, tenant_id, Nudge())
         async for event in sub.receive:
             faults.check("service", "listen", ROUTING_LISTENER)
-            if event.type in ROUTING_EVENTS and event.tenant_id not in pending:
+            if event.tenant_id not in pending:
                 pending.add(event.tenant_id)
                 await cast(KIND, event.tenant_id, Nudge())
     raise SubscriptionDropped(sub.dropped_reason or "the broker closed the routing subscription")
