@@ -251,7 +251,7 @@ class ConversationActor:
         if state is not None and events:
             metrics.COMMITS.inc()
             for m in messages:
-                metrics.MESSAGES_STORED.labels(m.sender_type.value).inc()
+                metrics.child(metrics.MESSAGES_STORED, m.sender_type.value).inc()
         self.state = state
         self.by_client_id.update(new_ids)
         for event in events:

@@ -11,7 +11,13 @@ fan-out plus the socket write.
 
 from __future__ import annotations
 
+import functools
+from typing import Any, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -74,8 +80,20 @@ ACTORS = Gauge("curbe_actors", "Live actors, by kind", ["kind"], registry=REGIST
 CONNECTIONS = Gauge("curbe_connections", "Open WebSockets, by side", ["side"], registry=REGISTRY)
 GROUP_ROUND_SIZE = Histogram(
     "curbe_group_round_size",
-    "Writes stored by one group-commit round (one transaction), by writer",
+    "Writes stored by one group-commit round (one transaction), or keys read by one group-read round, by writer (or reader)",
     ["writer"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
     registry=REGISTRY,
 )
+
+
+@functools.cache
+def _child(metric: Any, values: tuple[str, ...]) -> Any:
+    return metric.labels(*values)
+
+
+def child(metric: M, *values: str) -> M:
+    """``metric.labels(*values)``, looked up once: ``labels`` takes the metric's lock on every
+    call, and the hot paths (every event, every heartbeat) need only the child."""
+    result: M = _child(metric, values)
+    return result

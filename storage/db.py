@@ -83,7 +83,7 @@ class Database:
         **kwargs: P.kwargs,
     ) -> T:
         """Run one storage function in one transaction (Trio flavour, one crossing)."""
-        metrics.STORAGE_CALLS.labels(fn.__name__).inc()
+        metrics.child(metrics.STORAGE_CALLS, fn.__name__).inc()
         result: T = await trio_asyncio.aio_as_trio(self._run)(fn, *args, **kwargs)
         return result
 

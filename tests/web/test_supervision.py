@@ -13,9 +13,11 @@ import pytest
 from engine.conversation_actor import KIND as CONV
 from engine.faults import FaultPlan
 from engine.supervisor import SERVICE
+from engine.widget import KIND as WIDGET
 from tests.support import (
     OPS_TOKEN,
     Server,
+    Visitor,
     inbox_socket,
     login,
     new_visitor,
@@ -106,6 +108,29 @@ async def test_a_crash_reaches_a_socket_as_an_error_frame_and_the_socket_stays_o
         assert ack["message"]["seq"] == 3
 
 
+async def test_heartbeats_read_a_warm_widget_without_its_mailbox_so_its_crash_fails_none(
+    fragile: Server, faults: FaultPlan
+) -> None:
+    """Every heartbeat of a site reads its widget; a warm widget actor's row is read directly,
+    and the ping it is told of needs no answer: a crash of that actor (here on the ping) costs
+    the visitors nothing. Through the actor's mailbox the heartbeat would have answered 503."""
+    [a] = await seed(fragile)
+    v = await new_visitor(fragile, a.widget_id)  # the widget's actor is warm now
+    faults.arm(WIDGET, "handle", a.widget_id)
+    async with fragile.http(v.token) as http:
+        for url in ("https://shop.example.com/a", "https://shop.example.com/b"):
+            r = await http.post(
+                f"/api/chat/widgets/{a.widget_id}/heartbeat",
+                json={"currentDomain": "shop.example.com", "currentUrl": url},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["visitorId"] == v.visitor_id
+        r = await http.get("/api/ops/actors", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+    actors = {(x["kind"], x["id"]): x for x in r.json()["actors"]}
+    assert faults.raised == [(WIDGET, "handle", a.widget_id)]  # the first ping crashed it
+    assert actors[(WIDGET, a.widget_id)]["restarts"] == 1
+
+
 async def test_an_actor_given_up_makes_health_degraded_until_it_answers_again(
     fragile: Server, faults: FaultPlan
 ) -> None:
@@ -162,8 +187,12 @@ async def test_a_visitor_socket_whose_widget_actor_fails_is_closed_with_try_agai
     from engine.widget import KIND as WIDGET
 
     [a] = await seed(fragile)
-    v = await new_visitor(fragile, a.widget_id)
-    faults.arm(WIDGET, "handle", a.widget_id)
+    # a widget whose actor is not running yet (a warm one's row is read without its mailbox):
+    # a visitor token as a heartbeat would have issued it, without the heartbeat
+    visitor_id = "vis_0123456789abcdef"
+    v = Visitor(a.widget_id, visitor_id, fragile.services.signer.issue(visitor_id, a.tenant_id))
+    assert not fragile.services.supervisor.is_running(WIDGET, a.widget_id)
+    faults.arm(WIDGET, "handle", a.widget_id)  # its first command, the socket's read, crashes
     url = f"{fragile.ws_url}/api/chat/widgets/{a.widget_id}/ws?token={v.token}"
     async with trio_websocket.open_websocket_url(url) as ws:
         with pytest.raises(trio_websocket.ConnectionClosed) as closed:

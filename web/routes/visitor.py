@@ -292,7 +292,7 @@ async def record_heartbeat(
     for host in (origin_host, body_host, url_host):
         if host is not None and not domain_allowed(host, targeting):
             await s.supervisor.call(WIDGET, widget_id, Refuse(host))
-            metrics.HEARTBEATS.labels("refused").inc()
+            metrics.child(metrics.HEARTBEATS, "refused").inc()
             log.warning(
                 "heartbeat refused: outside Targeting",
                 extra={"tenant_id": widget["tenant_id"], "widget_id": widget_id, "domain": host},
@@ -308,8 +308,11 @@ async def record_heartbeat(
         language = f", {hb.language}" if hb.language else ""
         location = f"{hb.time_zone}{language} (from the browser)"
     # the ping's answer is not needed: queued, it is still handled before any later command
-    await s.supervisor.cast(WIDGET, widget_id, Ping(origin_host or body_host, hb.current_url))
-    metrics.HEARTBEATS.labels("accepted").inc()
+    # (queued at once when the mailbox has room, which needs no turn of the scheduler)
+    ping = Ping(origin_host or body_host, hb.current_url)
+    if not s.supervisor.try_cast(WIDGET, widget_id, ping):
+        await s.supervisor.cast(WIDGET, widget_id, ping)
+    metrics.child(metrics.HEARTBEATS, "accepted").inc()
     session: VisitorSession = await s.supervisor.call(
         VISITOR,
         visitor_id,
