@@ -1,4 +1,5 @@
-"""Group commit: many actors' writes, one transaction and one crossing into asyncio per round.
+"""Group commit (and group reads): many actors' writes, one transaction and one crossing into asyncio
+per round.
 
 Every conversation and visitor actor writes its own rows, and until now each write was its own
 trip: a crossing from Trio into asyncio, a pooled connection, BEGIN, the statements, COMMIT. Under
@@ -162,7 +163,7 @@ class GroupWriter(Generic[T]):
         items = [slot.item for slot in batch]
         self.rounds += 1
         self.largest = max(self.largest, len(items))
-        metrics.GROUP_ROUND_SIZE.labels(self.name).observe(len(items))
+        metrics.child(metrics.GROUP_ROUND_SIZE, self.name).observe(len(items))
         try:
             await self.db.run(self.write_many, items)
         except DATA_ERRORS:  # a write's own data: each again, alone, to find whose it was
@@ -188,3 +189,116 @@ class GroupWriter(Generic[T]):
                     log.warning(
                         "an offered write failed", extra={"writer": self.name}, exc_info=exc
                     )
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+ReadMany = Callable[[asyncpg.Connection, list[K]], Awaitable[dict[K, V]]]
+
+
+@attrs.define(eq=False)
+class _Read(Generic[K, V]):
+    key: K
+    done: trio.Event = attrs.Factory(trio.Event)
+    value: V | None = None
+    error: BaseException | None = None
+    alone: bool = False  # the reader stopped before it read this: the caller reads it alone
+
+
+class GroupReader(Generic[K, V]):
+    """Reads of one kind by key (``name``), merged into rounds by :meth:`run`: every read waiting
+    at that moment is answered by one statement (``= ANY($1)``) and one crossing into asyncio.
+
+    For the reads every actor makes when it starts (a visitor's session): after a restart, or
+    when thousands of new visitors arrive at once, they come in thousands, and one trip each was
+    the limit. A read has no side effect, so a failed round fails its reads, and a cancelled
+    caller simply leaves (its key may still be read, and the answer dropped).
+    """
+
+    def __init__(
+        self, db: Database, name: str, read_many: ReadMany[K, V], *, max_batch: int = 500
+    ) -> None:
+        self.db = db
+        self.name = name
+        self.read_many = read_many
+        self.max_batch = max_batch
+        self.running = False
+        self.closing = False
+        self.rounds = 0
+        self.read = 0
+        self.largest = 0
+        self._pending: list[_Read[K, V]] = []
+        self._wake = trio.Event()
+
+    async def fetch(self, key: K) -> V | None:
+        """The value stored under ``key``, or None when there is none."""
+        if not self.running or self.closing:
+            return (await self.db.run(self.read_many, [key])).get(key)
+        slot: _Read[K, V] = _Read(key)
+        self._pending.append(slot)
+        self._wake.set()
+        try:
+            await slot.done.wait()
+        except trio.Cancelled:
+            if slot in self._pending:
+                self._pending.remove(slot)
+            raise
+        if slot.alone:
+            return (await self.db.run(self.read_many, [key])).get(key)
+        if slot.error is not None:
+            raise slot.error
+        return slot.value
+
+    def close(self) -> None:
+        """Stop once nothing is pending (reads asked from now on go alone)."""
+        self.closing = True
+        self._wake.set()
+
+    def describe(self) -> dict[str, int]:
+        return {
+            "pending": len(self._pending),
+            "rounds": self.rounds,
+            "read": self.read,
+            "largest_round": self.largest,
+        }
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.running = True
+        task_status.started()
+        batch: list[_Read[K, V]] = []
+        try:
+            while True:
+                while not self._pending:
+                    if self.closing:
+                        return
+                    await self._wake.wait()
+                    self._wake = trio.Event()
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                keys = list(dict.fromkeys(slot.key for slot in batch))
+                self.rounds += 1
+                self.largest = max(self.largest, len(keys))
+                metrics.child(metrics.GROUP_ROUND_SIZE, self.name).observe(len(keys))
+                try:
+                    found = await self.db.run(self.read_many, keys)
+                except Exception as exc:  # the round's reads fail with it; the reader goes on
+                    log.warning("a group read failed", extra={"reader": self.name}, exc_info=exc)
+                    for slot in batch:
+                        slot.error = exc
+                else:
+                    self.read += len(keys)
+                    for slot in batch:
+                        slot.value = found.get(slot.key)
+                for slot in batch:
+                    slot.done.set()
+                batch = []
+        finally:
+            self.running = False
+            for slot in [*batch, *self._pending]:
+                if not slot.done.is_set():
+                    slot.alone = True  # not answered by us: its caller reads it alone
+                    slot.done.set()
+            self._pending.clear()

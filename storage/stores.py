@@ -12,7 +12,7 @@ import trio
 from engine.values import Commit, Conversation, Message, RoutingSnapshot, VisitorSession
 from storage import queries
 from storage.db import Database
-from storage.group import DRAIN_SECONDS, GroupWriter
+from storage.group import DRAIN_SECONDS, GroupReader, GroupWriter
 
 
 class PostgresStore:
@@ -21,7 +21,9 @@ class PostgresStore:
     Every method is one crossing into asyncio and one transaction, except the two writes that
     come from every actor all the time: a conversation's plain commit (messages, status) and a
     visitor's presence. Those go through a :class:`~storage.group.GroupWriter` each while
-    :meth:`group_writers` runs, and many actors' writes share one transaction.
+    :meth:`group_writers` runs, and many actors' writes share one transaction. Likewise the read
+    every visitor actor makes when it starts goes through a :class:`~storage.group.GroupReader`
+    (thousands of them start at once after a restart, or when a crowd arrives).
     """
 
     def __init__(self, db: Database) -> None:
@@ -32,19 +34,23 @@ class PostgresStore:
         self.visitors: GroupWriter[VisitorSession] = GroupWriter(
             db, "visitor_sessions", queries.save_visitor_sessions, queries.save_visitor_session
         )
+        self.visitor_reads: GroupReader[str, VisitorSession] = GroupReader(
+            db, "visitor_session_reads", queries.select_visitor_sessions
+        )
 
     @asynccontextmanager
     async def group_writers(self) -> AsyncIterator[None]:
         """Run the group writers for the body's duration; on exit they finish what is pending
         (writes that come later go alone)."""
         async with trio.open_nursery() as nursery:
-            for writer in (self.commits, self.visitors):
-                await nursery.start(writer.run)
+            for group in (self.commits, self.visitors, self.visitor_reads):
+                await nursery.start(group.run)
             try:
                 yield
             finally:
                 self.commits.close()
                 self.visitors.close()
+                self.visitor_reads.close()
                 # the drain is bounded: past it, what is left goes back to its callers
                 nursery.cancel_scope.deadline = trio.current_time() + DRAIN_SECONDS
 
@@ -52,6 +58,7 @@ class PostgresStore:
         return {
             "conversation_commits": self.commits.describe(),
             "visitor_sessions": self.visitors.describe(),
+            "visitor_session_reads": self.visitor_reads.describe(),
         }
 
     async def load_conversation(
@@ -66,7 +73,7 @@ class PostgresStore:
             await self.db.run(queries.commit_conversation, commit)
 
     async def load_visitor(self, visitor_id: str) -> VisitorSession | None:
-        return await self.db.run(queries.select_visitor_session, visitor_id)
+        return await self.visitor_reads.fetch(visitor_id)
 
     async def save_visitor(self, session: VisitorSession) -> None:
         await self.visitors.submit(session)

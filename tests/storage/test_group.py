@@ -28,7 +28,7 @@ from engine.values import (
 )
 from storage import queries
 from storage.db import Database
-from storage.group import GroupWriter
+from storage.group import GroupReader, GroupWriter
 from storage.stores import PostgresStore
 
 T0 = dt.datetime(2026, 12, 5, 9, 0, tzinfo=dt.UTC)
@@ -266,3 +266,90 @@ async def test_a_round_the_database_refuses_fails_at_once_without_one_by_one_ret
         writer.close()
     assert errors == ["the connection is gone"] * 3
     assert alone == []  # not tried write by write against a database that is not there
+
+
+# --- group reads -------------------------------------------------------------------------------
+
+
+async def test_many_visitor_loads_share_rounds_and_each_gets_its_own_row(db: Database) -> None:
+    store = PostgresStore(db)
+    for i in range(0, 40, 2):  # every other visitor has a row; the rest are new
+        await db.run(queries.save_visitor_session, session(f"v{i}", f"/page/{i}"))
+    loaded: dict[str, str | None] = {}
+
+    async def actor(i: int) -> None:
+        found = await store.load_visitor(f"v{i}")
+        loaded[f"v{i}"] = found.current_url if found else None
+
+    async with store.group_writers(), trio.open_nursery() as nursery:
+        for i in range(40):
+            nursery.start_soon(actor, i)
+    assert loaded == {f"v{i}": f"/page/{i}" if i % 2 == 0 else None for i in range(40)}
+    reads = store.describe()["visitor_session_reads"]
+    assert reads["read"] == 40
+    assert reads["rounds"] < 10 and reads["largest_round"] > 1
+    # what a grouped load gives is what the one-at-a-time verb gives
+    assert await db.run(queries.select_visitor_sessions, ["v0", "v1"]) == {
+        "v0": await db.run(queries.select_visitor_session, "v0")
+    }
+
+
+async def test_a_failed_read_round_fails_its_callers_and_the_reader_goes_on(
+    db: Database,
+) -> None:
+    calls: list[list[str]] = []
+
+    async def read_many(connection: asyncpg.Connection, keys: list[str]) -> dict[str, str]:
+        calls.append(keys)
+        if "bad" in keys:
+            raise asyncpg.InterfaceError("the connection is gone")
+        return {k: k.upper() for k in keys}
+
+    reader: GroupReader[str, str] = GroupReader(db, "test", read_many)
+    outcomes: dict[str, str | None] = {}
+
+    async def caller(key: str) -> None:
+        try:
+            outcomes[key] = await reader.fetch(key)
+        except asyncpg.InterfaceError:
+            outcomes[key] = "error"
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(reader.run)
+        async with trio.open_nursery() as callers:
+            for key in ("bad", "x"):
+                callers.start_soon(caller, key)
+        await caller("y")  # a later round is served
+        reader.close()
+    assert outcomes == {"bad": "error", "x": "error", "y": "Y"}
+    assert [sorted(keys) for keys in calls] == [["bad", "x"], ["y"]]  # one round, then one
+
+
+async def test_a_cancelled_reader_hands_its_reads_back_to_their_callers(db: Database) -> None:
+    await db.run(queries.save_visitor_session, session("known", "/k"))
+    round_started = trio.Event()
+
+    async def stuck(connection: asyncpg.Connection, keys: list[str]) -> dict[str, Any]:
+        round_started.set()
+        await asyncio.Event().wait()
+        return {}
+
+    reader: GroupReader[str, Any] = GroupReader(db, "test", stuck)
+    scope = trio.CancelScope()
+    got: list[Any] = []
+
+    async def run_reader(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            await reader.run(task_status=task_status)
+
+    async def caller() -> None:
+        got.append(await reader.fetch("known"))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_reader)
+        nursery.start_soon(caller)
+        await round_started.wait()
+        # alone, the caller reads with the reader's own function: swap in the real one
+        reader.read_many = queries.select_visitor_sessions
+        scope.cancel()
+    assert [s.current_url for s in got] == ["/k"]
