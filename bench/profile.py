@@ -1,4 +1,6 @@
-"""``--profile DIR``: py-spy samples the product's server during each heartbeat and delivery step.
+"""``--profile DIR``: py-spy samples the product's server during each measured step: the widgets
+opening (``connect``, ``connect-storm``), heartbeats, delivery, and the reconnect storm after the
+restart (``storm``).
 
 Each step writes ``DIR/<step>.txt`` (py-spy's collapsed stacks: one line per stack, its count
 last; feed it to flamegraph.pl or speedscope) and ``DIR/<step>.top.txt``: the frames that hold

@@ -392,8 +392,10 @@ async def run_scenarios(
     # ---- idle -------------------------------------------------------------------------------
     log(f"{target.name}: opening {plan.widgets} widgets")
     rss0 = rss(server.pid)
+    profile = plan.profile if target.ours else None
     t0 = time.monotonic()
-    opened = await each(visitors, "open", n=plan.widgets // v, concurrency=64)
+    async with profiled(profile, server.pid, "connect"):
+        opened = await each(visitors, "open", n=plan.widgets // v, concurrency=64)
     connect_s = time.monotonic() - t0
     n_open = sum(a["opened"] for a in opened)
     out["connect"] = {
@@ -433,7 +435,7 @@ async def run_scenarios(
     for rate in plan.heartbeat_rates:
         log(f"{target.name}: heartbeats at {rate}/s")
         cpu0, pg0 = cpu_seconds(server.pid), postgres_cpu()
-        async with profiled(plan.profile if target.ours else None, server.pid, f"heartbeat-{rate}"):
+        async with profiled(profile, server.pid, f"heartbeat-{rate}"):
             answers = await each(
                 visitors, "heartbeats", rate=rate / v, seconds=plan.heartbeat_seconds
             )
@@ -458,7 +460,7 @@ async def run_scenarios(
     for rate in plan.rates:
         log(f"{target.name}: delivery at {rate} msg/s")
         cpu0, pg0 = cpu_seconds(server.pid), postgres_cpu()
-        async with profiled(plan.profile if target.ours else None, server.pid, f"delivery-{rate}"):
+        async with profiled(profile, server.pid, f"delivery-{rate}"):
             sent = await each(visitors, "deliver", rate=rate / v, seconds=plan.rate_seconds)
         expect = {cid: n for a in sent for cid, n in a["sent"].items()}
         since = {cid: n for a in sent for cid, n in a["since"].items()}
@@ -490,14 +492,16 @@ async def run_scenarios(
     more = max(0, plan.storm_widgets - n_open) // v
     if more:
         log(f"{target.name}: opening {more * v} more widgets for the storm")
-        await each(visitors, "open", n=more, concurrency=64)
+        async with profiled(profile, server.pid, "connect-storm"):
+            await each(visitors, "open", n=more, concurrency=64)
     await each(visitors, "mark")
     log(f"{target.name}: restart")
     await server.stop()
     ready = await server.start(nursery)
     for w in [*visitors, agents]:
         await w.call("retarget", http=server.http, ws=server.ws)
-    back = await each(visitors, "await_back", timeout=plan.storm_timeout)
+    async with profiled(profile, server.pid, "storm"):
+        back = await each(visitors, "await_back", timeout=plan.storm_timeout)
     out["storm"] = {
         "widgets": sum(a["total"] for a in back),
         "back": sum(a["back"] for a in back),

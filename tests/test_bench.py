@@ -90,11 +90,13 @@ def test_quick_bench_runs_every_scenario_on_every_target(postgres_url: str, tmp_
     assert "| figure | Curbe Chat |" in done.stdout
     assert "--database " + database in done.stdout
     assert render(results) in done.stdout
-    # py-spy sampled the product (only) during each heartbeat and delivery step
+    # py-spy sampled the product (only) during each measured step
     steps = sorted(p.name for p in (tmp_path / "profile").iterdir())
-    assert steps == [
-        "delivery-40.top.txt", "delivery-40.txt", "heartbeat-40.top.txt", "heartbeat-40.txt",
-    ]  # fmt: skip
+    assert steps == sorted(
+        f"{step}{suffix}"
+        for step in ("connect", "connect-storm", "heartbeat-40", "delivery-40", "storm")
+        for suffix in (".txt", ".top.txt")
+    )
     assert "samples" in (tmp_path / "profile" / "delivery-40.top.txt").read_text()
 
 
