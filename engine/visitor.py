@@ -200,7 +200,11 @@ def _heartbeat(state: VisitorState, cmd: Any, now: dt.datetime, rules: Rules) ->
         or (session.current_url, session.page_title, session.widget_id)
         != (current.current_url, current.page_title, current.widget_id)
     )
-    return _changed(state, session, now, rules, save_now=moved)
+    # the inbox hears of a heartbeat only when what it shows changed (the page, its title, the
+    # widget, an arrival or a return): an unchanged heartbeat keeps the visitor LIVE quietly,
+    # as the inbox keeps a visitor until it hears ``online: false`` (2,000 open widgets
+    # otherwise sent every inbox an event per visitor per heartbeat)
+    return _changed(state, session, now, rules, save_now=moved, announce=moved)
 
 
 def _joined(state: VisitorState, cmd: Any, now: dt.datetime, rules: Rules) -> Transition:
@@ -231,10 +235,12 @@ def _changed(
     *,
     save_now: bool,
     may_save: bool = True,
+    announce: bool = True,
 ) -> Transition:
     due = state.saved_at is None or now >= state.saved_at + rules.interval
     save = may_save and (save_now or due)
-    publish = state.published_at is None or now >= state.published_at + rules.interval
+    wanted = announce or state.unpublished  # a change still waiting is announced all the same
+    publish = wanted and (state.published_at is None or now >= state.published_at + rules.interval)
     new = attrs.evolve(
         state,
         session=session,
@@ -242,8 +248,8 @@ def _changed(
         saved_at=now if save else state.saved_at,
         unsaved=state.unsaved if not may_save else not save,
         published_at=now if publish else state.published_at,
-        unpublished=not publish,
-        coalesced=state.coalesced + (0 if publish else 1),
+        unpublished=wanted and not publish,
+        coalesced=state.coalesced + (1 if wanted and not publish else 0),
     )
     events = (_presence(session, now, online=True),) if publish else ()
     return Transition(new, save=save, events=events)

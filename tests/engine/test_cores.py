@@ -64,7 +64,8 @@ VISITOR_TABLE = [
     ("NEW", visitor.JoinedChat("c1"), "NEW", False, [], False),
     ("NEW", visitor.LeftChat("c1"), "NEW", False, [], False),
     ("NEW", visitor.Tick(), "NEW", False, [], False),
-    ("LIVE", HB, "LIVE", True, [True], False),  # the last write was 10 s ago
+    # the last write was 10 s ago: written again; the same page is not announced again
+    ("LIVE", HB, "LIVE", True, [], False),
     (
         "LIVE",
         attrs.evolve(HB, current_url="https://shop.example.com/b"),
@@ -113,16 +114,30 @@ def test_another_tenants_heartbeat_is_forbidden_and_an_unknown_command_is_a_bug(
 
 def test_heartbeats_within_a_second_are_coalesced_then_flushed_by_a_tick() -> None:
     first = visitor.apply(vstate(visitor.Presence.NEW), HB, NOW, VR)
-    second = visitor.apply(first.state, HB, later(0.4), VR)
-    assert (second.save, second.events) == (False, ())
-    assert second.state.unsaved and second.state.unpublished and second.state.coalesced == 1
+    moved = attrs.evolve(HB, current_url="https://shop.example.com/b")
+    second = visitor.apply(first.state, moved, later(0.4), VR)
+    # a new page is written at once, and announced no sooner than a second after the last
+    assert (second.save, second.events) == (True, ())
+    assert second.state.unpublished and second.state.coalesced == 1
     assert visitor.next_due(second.state, VR) == later(1)
     early = visitor.apply(second.state, visitor.Tick(), later(0.9), VR)
     assert (early.save, early.events) == (False, ())
     due = visitor.apply(second.state, visitor.Tick(), later(1), VR)
-    assert due.save and [e.data["online"] for e in due.events] == [True]
+    assert [e.data["currentUrl"] for e in due.events] == ["https://shop.example.com/b"]
     assert not due.state.unsaved and not due.state.unpublished
     assert visitor.next_due(due.state, VR) == later(60.4)  # only the expiry is left
+
+
+def test_an_unchanged_heartbeat_is_written_but_not_announced_and_a_change_still_is() -> None:
+    """The inbox keeps a visitor until it hears ``online: false``: a heartbeat that changes
+    nothing it shows (same page, title, widget) sends it nothing; the next change does."""
+    first = visitor.apply(vstate(visitor.Presence.NEW), HB, NOW, VR)
+    assert [e.data["online"] for e in first.events] == [True]  # the arrival
+    same = visitor.apply(first.state, HB, later(15), VR)
+    assert same.save and same.events == () and not same.state.unpublished
+    assert same.state.session is not None and same.state.session.last_seen_at == later(15)
+    moved = visitor.apply(same.state, attrs.evolve(HB, page_title="Pricing"), later(30), VR)
+    assert [e.data["pageTitle"] for e in moved.events] == ["Pricing"]
 
 
 def test_the_expiry_writes_what_is_pending_says_offline_and_stops() -> None:
