@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 from quart import Blueprint, Response, jsonify, request, websocket
 
 from engine.conversation import Accept, Reopen, Solve
@@ -52,6 +53,7 @@ from web.deps import (
 from web.presenters import answer, contact_of, created, extend, profile_of, summary_of
 from web.services import Services
 from web.shapes import (
+    Contact,
     ConversationDetail,
     ConversationList,
     ConversationListItem,
@@ -292,7 +294,7 @@ async def list_conversations() -> Response:
         extend(
             conversation,
             ConversationListItem,
-            contact=contact_of(contact, conversation.visitor_id),
+            contact=live_page(s, contact_of(contact, conversation.visitor_id)),
             last_message=summary_of(last),
             first_message=summary_of(first),
             unread=unread,
@@ -332,7 +334,7 @@ async def conversation_detail(conversation_id: str) -> Response:
     if found is None:
         raise ApiError(404, "not_found", f"no conversation {conversation_id}")
     conversation, contact, messages, views = found
-    contact_card = contact_of(contact, conversation.visitor_id)
+    contact_card = live_page(services(), contact_of(contact, conversation.visitor_id))
     return answer(
         extend(
             conversation, ConversationDetail, messages=messages, contact=contact_card, views=views
@@ -630,6 +632,17 @@ async def live_visitors() -> Response:
     since = now - dt.timedelta(seconds=s.settings.visitor_expiry_seconds)
     sessions = await s.db.run(queries.select_live_visitors, agent["tenant_id"], since)
     return answer(LiveVisitors([fresh_presence(s, v).live(now) for v in sessions]))
+
+
+def live_page(s: Services, card: Contact) -> Contact:
+    """A contact card with the page its visitor is on now, as the visitor's live actor holds it
+    (the stored row may lag a round: presence writes are queued)."""
+    live: VisitorSession | None = getattr(
+        s.supervisor.actor(VISITOR, card.visitor_id), "session", None
+    )
+    if live is None or live.current_url is None or live.current_url == card.current_url:
+        return card
+    return attrs.evolve(card, current_url=live.current_url)
 
 
 def fresh_presence(s: Services, stored: VisitorSession) -> VisitorSession:
