@@ -257,7 +257,12 @@ async def main(port: int, database_url: str | None, queue_size: int) -> None:
 async def serve_persisting(relay: Relay, port: int, url: str, stop: trio.Event) -> None:
     async with trio_asyncio.open_loop():
         pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
-            url, min_size=2, max_size=10, reset=keep_session
+            # as the product's pool: no idle-connection timer per release (see storage/db.py)
+            url,
+            min_size=2,
+            max_size=10,
+            reset=keep_session,
+            max_inactive_connection_lifetime=0,
         )
         try:
             execute: Execute = trio_asyncio.aio_as_trio(pool.execute)
