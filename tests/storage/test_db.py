@@ -16,6 +16,10 @@ async def one(connection: asyncpg.Connection) -> Any:
     return await connection.fetchval("SELECT 1")
 
 
+async def two(connection: asyncpg.Connection) -> Any:  # a transaction: BEGIN … COMMIT
+    return await connection.fetchval("SELECT 1") + await connection.fetchval("SELECT 1")
+
+
 async def test_using_the_pool_arms_no_asyncio_timer_per_query(database_url: str) -> None:
     # trio-asyncio keeps a cancelled asyncio timer until it falls due and, while it holds any,
     # opens a Trio deadline for every callback it runs: a timer per query made Trio's deadline
@@ -24,7 +28,9 @@ async def test_using_the_pool_arms_no_asyncio_timer_per_query(database_url: str)
     async with trio_asyncio.open_loop() as loop:
         database = await Database.connect(database_url)
         try:
-            await database.run(one)  # warm: the first use may prepare and cache statements
+            # warm: the first use may prepare and cache statements
+            await database.run(one)
+            await database.run(two)
             armed: list[float] = []
             call_later, call_at = loop.call_later, loop.call_at
 
@@ -40,6 +46,7 @@ async def test_using_the_pool_arms_no_asyncio_timer_per_query(database_url: str)
             try:
                 for _ in range(50):
                     assert await database.run(one) == 1
+                    assert await database.run(two) == 2
             finally:
                 loop.call_later, loop.call_at = call_later, call_at  # type: ignore[method-assign]
             assert armed == []
