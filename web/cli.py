@@ -166,6 +166,7 @@ def _serve(args: argparse.Namespace) -> None:
         demo=args.demo,
         visitor_expiry_seconds=float(os.environ.get("CURBE_VISITOR_EXPIRY_SECONDS", "60")),
         actor_call_timeout_seconds=float(os.environ.get("CURBE_ACTOR_CALL_TIMEOUT_SECONDS", "10")),
+        listen_backlog=int(os.environ.get("CURBE_LISTEN_BACKLOG", "4096")),
     )
     with database_url(args.data_dir) as url:
 

@@ -161,6 +161,7 @@ def hypercorn_config(settings: Settings) -> hypercorn.config.Config:
     config.bind = [f"{settings.host}:{settings.port}"]
     config.websocket_max_message_size = settings.max_body_bytes
     config.graceful_timeout = settings.shutdown_grace_seconds
+    config.backlog = settings.listen_backlog
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     return config

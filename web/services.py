@@ -27,6 +27,10 @@ class Settings:
     actor_idle_seconds: float = 300.0
     max_body_bytes: int = 64 * 1024
     shutdown_grace_seconds: float = 5.0
+    # connections the kernel queues for accept: after a restart every open widget reconnects at
+    # once, and past a full queue the kernel resets them (each reset costs a widget up to 15 s of
+    # backoff). Linux caps it at net.core.somaxconn (4,096 by default); Hypercorn's default is 100.
+    listen_backlog: int = 4096
     demo: bool = False
     session_days: int = 30
     reoffer_after_seconds: float = 30.0

@@ -213,6 +213,7 @@ def hypercorn_config(port: int) -> hypercorn.config.Config:
     config = hypercorn.config.Config()
     config.bind = [f"{HOST}:{port}"]
     config.accesslog = None
+    config.backlog = 4096  # as the product's server: Hypercorn's 100 resets a reconnect storm
     # quiet: warnings and errors only (to stderr, through logging's last-resort handler)
     errorlog = logging.getLogger("hypercorn.error")
     errorlog.setLevel(logging.WARNING)
