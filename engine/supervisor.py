@@ -37,6 +37,7 @@ to ``grace_seconds`` -> cancel whatever is left; commands taken and not answered
 from __future__ import annotations
 
 import collections
+import contextvars
 import datetime as dt
 import logging
 import traceback
@@ -424,6 +425,11 @@ class Supervisor:
         restart_delay: float = 0.05,
     ) -> None:
         self._nursery = nursery
+        # An actor runs in the supervisor's context, not in a copy of its first caller's: Trio
+        # gives a spawned task a copy of the spawner's context variables, and a caller is often a
+        # request handler, whose context holds the whole request (Quart keeps it there). The
+        # actor would have kept that request alive for as long as it lived.
+        self._context = contextvars.copy_context()
         self._factories = dict(factories)
         self._clock = clock or SystemClock()
         self._records: dict[tuple[str, str], ActorRecord] = {}
@@ -592,7 +598,12 @@ class Supervisor:
             record = ActorRecord(kind, actor_id, self._clock, send, receive, now, now)
             self._records[key] = record
             self._idle = trio.Event()
-            self._nursery.start_soon(self._supervise, record, name=f"actor:{kind}:{actor_id}")
+            self._context.copy().run(
+                self._nursery.start_soon,
+                self._supervise,
+                record,
+                name=f"actor:{kind}:{actor_id}",
+            )
         return record
 
     async def _supervise(self, record: ActorRecord) -> None:

@@ -9,7 +9,10 @@ lets a test assert that *no* time passed (an error "at once" is not an error aft
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -592,3 +595,56 @@ async def test_a_router_crashing_on_an_offer_restarts_and_routes_on_its_next_pas
         assert stats(w.sup, ROUTER, T).restarts == 1
         assert w.store.conversations["c1"].assignee == ALICE  # the restarted pass offered it
         assert stats(w.sup, CONV, "c1").restarts == 0
+
+
+REQUEST: contextvars.ContextVar[object] = contextvars.ContextVar("request")
+
+
+class Remembers:
+    """An actor that answers what it sees of :data:`REQUEST`, and lives on."""
+
+    kind = "remembers"
+
+    def __init__(self, actor_id: str) -> None:
+        self.id = actor_id
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+    async def run(self, mailbox: Mailbox) -> None:
+        while True:
+            try:
+                envelope = await mailbox.receive()
+            except trio.EndOfChannel:
+                return
+            assert envelope.reply is not None
+            envelope.reply.set(REQUEST.get(None))
+
+
+async def test_an_actor_keeps_nothing_of_the_caller_that_spawned_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Trio gives a spawned task a copy of its spawner's context; a request handler's context
+    holds its whole request (Quart keeps it there). An actor spawned by a request must neither
+    see it nor keep it alive for as long as the actor lives."""
+
+    class Request:
+        pass
+
+    async with open_supervisor({"remembers": Remembers}) as sup:
+        request = Request()
+        gone = weakref.ref(request)
+
+        seen: list[object] = []
+
+        async def handler(current: object) -> None:
+            REQUEST.set(current)  # what Quart does for each request, in the handler's context
+            seen.append(await sup.call("remembers", "r1", "hello"))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(handler, request)
+        assert seen == [None]
+        del request
+        gc.collect()
+        assert gone() is None  # the request ended; the actor (alive) does not hold it
+        assert sup.actor("remembers", "r1") is not None
