@@ -598,11 +598,9 @@ class Supervisor:
             record = ActorRecord(kind, actor_id, self._clock, send, receive, now, now)
             self._records[key] = record
             self._idle = trio.Event()
+            name = f"actor:{kind}:{actor_id}"
             self._context.copy().run(
-                self._nursery.start_soon,
-                self._supervise,
-                record,
-                name=f"actor:{kind}:{actor_id}",
+                lambda: self._nursery.start_soon(self._supervise, record, name=name)
             )
         return record
 
