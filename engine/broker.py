@@ -154,14 +154,8 @@ class Subscription:
             self.dropped_reason = reason
         self.receive.close()
 
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> Event:
-        try:
-            return await self.receive.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
+    def __aiter__(self) -> EventQueue:
+        return self.receive
 
 
 @attrs.frozen
