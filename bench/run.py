@@ -47,7 +47,6 @@ import trio_asyncio
 from bench.profile import profiled
 from bench.report import render, summarise
 from bench.wire import Endpoint, Http
-from web.wire import FRAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -381,7 +380,7 @@ async def run_scenarios(
         "http": server.http,
         "ws": server.ws,
         "widget": seed["widget"],
-        "socket_heartbeat": target.ours and takes_socket_heartbeats(),
+        "socket_heartbeat": target.ours and await takes_socket_heartbeats(server.http),
     }
     for i, w in enumerate([*visitors, agents]):
         await w.call("setup", sources=LOOPBACK_SOURCES[i::3], **setup)
@@ -522,11 +521,20 @@ async def run_scenarios(
     out["client_errors"] = {k: n for a in counters for k, n in a["errors"].items()}
 
 
-def takes_socket_heartbeats() -> bool:
+async def takes_socket_heartbeats(base: str) -> bool:
     """Whether the server under test takes heartbeat frames on the visitor socket (widget.js
-    then sends its heartbeats there); False for a checkout from before they existed, so a bench
-    of an older commit drives its widgets as that commit's widget.js did."""
-    return "heartbeat" in FRAMES
+    then sends its heartbeats there), asked of the server itself: its OpenAPI document lists the
+    socket's ``BeatFrame`` answer from the commit that added it. A bench of an older server
+    (``PYTHONPATH`` pointing at an older checkout) then drives its widgets as that commit's
+    widget.js did, with HTTP heartbeats, whatever this harness's own code knows."""
+    http = await Http.open(Endpoint.parse(base))
+    try:
+        status, body, _ = await http.request("GET", "/api/openapi.json")
+    finally:
+        await http.aclose()
+    if status != 200 or not isinstance(body, dict):
+        raise RuntimeError(f"GET /api/openapi.json answered {status}")
+    return "BeatFrame" in body.get("components", {}).get("schemas", {})
 
 
 async def widget_js_size(base: str) -> dict[str, int]:

@@ -7,6 +7,7 @@ doubled or out of order, every widget back after the restart, every probe acknow
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -15,10 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
 
 from bench.profile import top
 from bench.report import percentiles, render, summarise
-from bench.run import QUICK, TARGETS
+from bench.run import QUICK, TARGETS, takes_socket_heartbeats
+from tests.support import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,3 +117,23 @@ def test_profile_top_counts_inclusive_and_self_samples() -> None:
     assert "100.0%  main (a.py)" in inclusive  # line numbers folded: one frame per function
     assert " 90.0%  serve (b.py)" in inclusive
     assert " 60.0%  commit (c.py)" in out.split("self:")[1]
+
+
+async def test_the_socket_heartbeat_probe_asks_the_server_under_test(server: Server) -> None:
+    """The harness learns from the server's own OpenAPI document whether widgets send their
+    heartbeats on the socket, so a bench of an older checkout drives it as its widget.js did."""
+    assert await takes_socket_heartbeats(server.base_url) is True
+
+    async def older(stream: trio.SocketStream) -> None:  # a server from before heartbeat frames
+        await stream.receive_some(65536)
+        body = json.dumps({"components": {"schemas": {"PongFrame": {}}}}).encode()
+        head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        await stream.send_all(head.encode() + body)
+
+    async with trio.open_nursery() as nursery:
+        [listener] = await nursery.start(
+            functools.partial(trio.serve_tcp, older, 0, host="127.0.0.1")
+        )
+        port = listener.socket.getsockname()[1]
+        assert await takes_socket_heartbeats(f"http://127.0.0.1:{port}") is False
+        nursery.cancel_scope.cancel()
