@@ -8,7 +8,8 @@ later event of that conversation exactly once, in seq order: :class:`EventStream
 last seq it sent per conversation, drops what it already sent and fills any gap from PostgreSQL.
 
 Close codes: 4401 bad or missing token, 4403 the session cookie used from another origin,
-4404 unknown widget, 1013 the socket fell too far behind or the widget's actor could not answer
+4404 unknown widget, 1013 the socket fell too far behind (:data:`INBOX_BUFFER` events for an inbox,
+the broker's default for a visitor) or the widget's actor could not answer
 (the client reconnects and resumes), 1001 server shutting down.
 """
 
@@ -41,6 +42,14 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 1013
 CLOSE_TRY_AGAIN = 1013  # "try again later": the server could not serve this socket now
+
+# Events a socket may have queued, unsent, before it is closed 1013 (the client then reconnects
+# and resumes from storage). A visitor's stream is its own conversation: the broker's default.
+# An inbox hears its whole tenant: at 1,000 msg/s the default 256 is a quarter second of lag,
+# and a burst that one busy moment of the server queues (publishing never yields) closed agents'
+# inboxes that were keeping up (docs/benchmarks.md, run 4). The queue holds references to
+# events shared with every other socket: 4,096 of them cost ~32 KiB per open inbox.
+INBOX_BUFFER = 4096
 
 
 # --- server frames (besides events) ------------------------------------------------------------
@@ -222,11 +231,13 @@ async def serve_socket(
     handle: Callable[[EventStream, Any], Awaitable[None]],
     hello: ReadyFrame,
     side: str,
+    buffer: int | None = None,
 ) -> None:
-
+    """Serve one socket: subscribe to ``topics`` (queue of ``buffer`` events, the broker's default
+    when None), send ``hello``, then pump events out and hand client frames to ``handle``."""
     s = services()
     connections = metrics.CONNECTIONS.labels(side)
-    with s.broker.subscribe(*topics) as sub:
+    with s.broker.subscribe(*topics, buffer=buffer) as sub:
         stream = stream_factory()
         await stream.send_frame(attrs.evolve(hello, server_time=s.clock.now()))
         connections.inc()

@@ -68,6 +68,7 @@ from web.shapes import (
 from web.streams import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHENTICATED,
+    INBOX_BUFFER,
     EventStream,
     ReadyFrame,
     serve_socket,
@@ -708,6 +709,7 @@ async def inbox_socket() -> None:
             handle,
             ReadyFrame(server_time=s.clock.now(), agent_id=agent["id"], tenant_id=tenant_id),
             side="agent",
+            buffer=INBOX_BUFFER,
         )
     finally:
         if counts_as_online:
