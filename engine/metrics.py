@@ -12,6 +12,8 @@ fan-out plus the socket write.
 from __future__ import annotations
 
 import functools
+import gc
+import time
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -97,3 +99,45 @@ def child(metric: M, *values: str) -> M:
     call, and the hot paths (every event, every heartbeat) need only the child."""
     result: M = _child(metric, values)
     return result
+
+
+GC_PAUSE_SECONDS = Histogram(
+    "curbe_gc_pause_seconds",
+    "Time the whole process stood still in Python's cyclic garbage collector, by generation",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+GC_THRESHOLD = Gauge(
+    "curbe_gc_threshold",
+    "Python's collection thresholds (gc.get_threshold), by generation",
+    ["generation"],
+    registry=REGISTRY,
+)
+GC_FROZEN = Gauge(
+    "curbe_gc_frozen_objects",
+    "Objects moved out of every collection at start-up (gc.freeze)",
+    registry=REGISTRY,
+)
+_gc_started: list[float] = []
+
+
+def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc_started.append(time.perf_counter())
+    elif _gc_started:
+        pause = time.perf_counter() - _gc_started.pop()
+        child(GC_PAUSE_SECONDS, str(info["generation"])).observe(pause)
+
+
+def watch_gc() -> None:
+    """Time every collection of Python's cyclic garbage collector (once per process)."""
+    if _on_gc not in gc.callbacks:
+        gc.callbacks.append(_on_gc)
+
+
+def set_gc_gauges() -> None:
+    """At scrape time: the thresholds in force and what was frozen."""
+    for generation, threshold in enumerate(gc.get_threshold()):
+        GC_THRESHOLD.labels(str(generation)).set(threshold)
+    GC_FROZEN.set(gc.get_freeze_count())

@@ -155,7 +155,7 @@ async def _create_widget(
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from web.server import serve  # imported when serving only: the admin commands start fast
+    from web.server import serve, tune_gc  # imported when serving only: admin commands start fast
 
     ops_token = os.environ.get("CURBE_OPS_TOKEN")
     settings = Settings(
@@ -167,7 +167,9 @@ def _serve(args: argparse.Namespace) -> None:
         visitor_expiry_seconds=float(os.environ.get("CURBE_VISITOR_EXPIRY_SECONDS", "60")),
         actor_call_timeout_seconds=float(os.environ.get("CURBE_ACTOR_CALL_TIMEOUT_SECONDS", "10")),
         listen_backlog=int(os.environ.get("CURBE_LISTEN_BACKLOG", "4096")),
+        gc_young_threshold=int(os.environ.get("CURBE_GC_YOUNG_THRESHOLD", "50000")),
     )
+    tune_gc(settings.gc_young_threshold)
     with database_url(args.data_dir) as url:
 
         async def main() -> None:

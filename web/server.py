@@ -8,6 +8,7 @@ Hypercorn stops accepting and drains, the supervisor lets actors finish their qu
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ import hypercorn.trio
 import trio
 import trio_asyncio
 
+from engine import metrics
 from engine.broker import Broker
 from engine.clock import Clock, SystemClock
 from engine.conversation_actor import KIND as CONVERSATION
@@ -154,6 +156,20 @@ async def open_services(
             )
     finally:
         await db.close()
+
+
+def tune_gc(young_threshold: int) -> None:
+    """The serving process's garbage collector: what was loaded at start-up (modules, classes,
+    functions: ~100,000 objects) is frozen out of every later collection, and young collections
+    run every ``young_threshold`` net allocations instead of 700, so that objects of a request
+    or a message in flight are seldom promoted. Collections are timed into
+    ``curbe_gc_pause_seconds``. For the process that owns the server (``curbe-chat serve``), not
+    for a library caller of :func:`serve`."""
+    metrics.watch_gc()
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(young_threshold, older, oldest)
 
 
 def hypercorn_config(settings: Settings) -> hypercorn.config.Config:

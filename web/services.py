@@ -31,6 +31,12 @@ class Settings:
     # once, and past a full queue the kernel resets them (each reset costs a widget up to 15 s of
     # backoff). Linux caps it at net.core.somaxconn (4,096 by default); Hypercorn's default is 100.
     listen_backlog: int = 4096
+    # net allocations between two young collections of Python's cyclic garbage collector
+    # (CPython's default: 700). A loaded server keeps ~700,000 objects alive (2,000 widgets), and
+    # every object a young collection finds still in flight is promoted; once promotions reach a
+    # quarter of the old generation CPython scans all of it: at 700 that was a 0.5-0.6 s pause
+    # every ~2 s at 1,000 msg/s, collecting nothing (docs/benchmarks.md). `curbe-chat serve` only.
+    gc_young_threshold: int = 50_000
     demo: bool = False
     session_days: int = 30
     reoffer_after_seconds: float = 30.0

@@ -142,6 +142,7 @@ async def prometheus_metrics() -> Response:
     for kind in (CONVERSATION, VISITOR, WIDGET, ROUTER):
         metrics.ACTORS.labels(kind).set(s.supervisor.count(kind))
     metrics.ACTORS_ESCALATED.set(len(s.supervisor.escalations()))
+    metrics.set_gc_gauges()
     return Response(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
 
