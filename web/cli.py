@@ -17,6 +17,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
+import attrs
 import trio
 import trio_asyncio
 
@@ -154,6 +155,20 @@ async def _create_widget(
     return {"id": widget_id, "tenantId": tenant_id, "name": name, "domains": list(domains)}
 
 
+def _from_environment(**variables: str) -> dict[str, Any]:
+    """``Settings`` fields read from environment variables (field name -> variable), each parsed
+    as its field's type; a variable that is unset keeps the field's default, written once, in
+    :class:`Settings`."""
+    fields = attrs.fields_dict(Settings)
+    out: dict[str, Any] = {}
+    for name, variable in variables.items():
+        raw = os.environ.get(variable)
+        default: Any = fields[name].default
+        if raw is not None:
+            out[name] = type(default)(raw)
+    return out
+
+
 def _serve(args: argparse.Namespace) -> None:
     from web.server import serve, tune_gc  # imported when serving only: admin commands start fast
 
@@ -164,10 +179,12 @@ def _serve(args: argparse.Namespace) -> None:
         public_url=args.public_url,
         ops_token=ops_token or secrets.token_urlsafe(24),
         demo=args.demo,
-        visitor_expiry_seconds=float(os.environ.get("CURBE_VISITOR_EXPIRY_SECONDS", "60")),
-        actor_call_timeout_seconds=float(os.environ.get("CURBE_ACTOR_CALL_TIMEOUT_SECONDS", "10")),
-        listen_backlog=int(os.environ.get("CURBE_LISTEN_BACKLOG", "4096")),
-        gc_young_threshold=int(os.environ.get("CURBE_GC_YOUNG_THRESHOLD", "50000")),
+        **_from_environment(
+            visitor_expiry_seconds="CURBE_VISITOR_EXPIRY_SECONDS",
+            actor_call_timeout_seconds="CURBE_ACTOR_CALL_TIMEOUT_SECONDS",
+            listen_backlog="CURBE_LISTEN_BACKLOG",
+            gc_young_threshold="CURBE_GC_YOUNG_THRESHOLD",
+        ),
     )
     tune_gc(settings.gc_young_threshold)
     with database_url(args.data_dir) as url:
