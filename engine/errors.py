@@ -13,7 +13,9 @@ Hierarchy::
      │    ├── ConversationActive     409  the visitor already has a live chat that is not SOLVED
      │    └── VisitorGone            409  an agent starts a chat with a visitor who left
      └── ActorUnavailable            503  the actor stopped before answering (crash, given up,
-                                          shutdown) or did not answer in time; ``Retry-After``
+          │                               shutdown) or did not answer in time; ``Retry-After``
+          └── NotOwner                503  (between processes) this process does not own the actor
+                                          (any more): the caller finds its owner and sends again
 """
 
 from __future__ import annotations
@@ -164,3 +166,12 @@ class ActorUnavailable(EngineError):
         super().__init__(message, code=code, retryAfterSeconds=retry_after)
         self.cause = cause
         self.retry_after = retry_after
+
+
+class NotOwner(ActorUnavailable):
+    """The actor belongs to a shard this process does not own (never its own, or moved away
+    while the command was queued). :meth:`engine.supervisor.Supervisor.call` sends the command
+    again to the owner; a client sees it only when no owner answered before its deadline."""
+
+    def __init__(self, message: str = "the actor is moving to another process; retry") -> None:
+        super().__init__(message, code="actor_moved")

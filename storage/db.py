@@ -12,14 +12,15 @@ import importlib.resources
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncpg
 import trio
 import trio_asyncio
 
 from engine import metrics
+from storage.leases import check_fence
 
 log = logging.getLogger("curbe.storage")
 
@@ -52,12 +53,25 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """
 
 
+class Fence(Protocol):
+    """Who this process is and which shard epochs it holds (:class:`engine.placement.Placement`)."""
+
+    node_id: str
+
+    def epochs(self, actor_ids: Iterable[str]) -> dict[int, int]: ...
+
+
 class Database:
-    """A pool and the one-crossing ``run`` helper. Create with :meth:`connect` inside a trio-asyncio loop."""
+    """A pool and the one-crossing ``run`` helper. Create with :meth:`connect` inside a trio-asyncio loop.
+
+    ``fence`` (several processes on one database): :meth:`run_fenced` checks, inside the write's
+    own transaction, that this process still holds the leases of the actors it writes for.
+    """
 
     def __init__(self, pool: asyncpg.Pool, url: str | None = None) -> None:
         self.pool = pool
         self.url = url
+        self.fence: Fence | None = None
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> Database:
@@ -92,6 +106,37 @@ class Database:
         metrics.child(metrics.STORAGE_CALLS, fn.__name__).inc()
         result: T = await trio_asyncio.aio_as_trio(self._run)(fn, *args, **kwargs)
         return result
+
+    async def run_fenced(
+        self,
+        actor_ids: Iterable[str],
+        fn: Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """:meth:`run` for an actor's write: with a fence, the transaction first locks the
+        leases of ``actor_ids``' shards and raises :class:`~engine.placement.StaleLease` (and
+        writes nothing) unless this process still holds them (Trio flavour, one crossing)."""
+        if self.fence is None:
+            return await self.run(fn, *args, **kwargs)
+        epochs = self.fence.epochs(actor_ids)
+        metrics.child(metrics.STORAGE_CALLS, fn.__name__).inc()
+        result: T = await trio_asyncio.aio_as_trio(self._run_fenced)(
+            self.fence.node_id, epochs, fn, *args, **kwargs
+        )
+        return result
+
+    async def _run_fenced(
+        self,
+        node_id: str,
+        epochs: Mapping[int, int],
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> T:
+        async with self.pool.acquire() as connection, connection.transaction():
+            await check_fence(connection, node_id, epochs)
+            return await fn(connection, *args, **kwargs)
 
     async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         async with self.pool.acquire() as connection:

@@ -27,14 +27,16 @@ import attrs
 import trio
 
 from engine import metrics
+from engine.placement import StaleLease
 from storage.db import Database
 
 log = logging.getLogger("curbe.storage")
 
-# errors that come from one write's own rows (a duplicate seq, a missing parent, a bad value):
-# the round is tried again write by write. Any other error (the connection, the server) fails
-# the round's writes at once rather than trying each against a database that is not there.
-DATA_ERRORS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
+# errors that come from one write's own rows (a duplicate seq, a missing parent, a bad value; a
+# shard whose lease this process lost): the round is tried again write by write. Any other error
+# (the connection, the server) fails the round's writes at once rather than trying each against
+# a database that is not there.
+DATA_ERRORS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError, StaleLease)
 ROUND_SHIELD_SECONDS = 30.0  # a cancelled caller waits this long at most for its round's outcome
 DRAIN_SECONDS = 10.0  # on close, what is pending gets this long to be stored
 
@@ -66,12 +68,14 @@ class GroupWriter(Generic[T]):
         write_many: WriteMany[T],
         write_one: WriteOne[T],
         *,
+        actor_of: Callable[[T], str],
         max_batch: int = 500,
     ) -> None:
         self.db = db
         self.name = name
         self.write_many = write_many
         self.write_one = write_one
+        self.actor_of = actor_of  # whose write it is: the lease it is fenced with
         self.max_batch = max_batch
         self.running = False
         self.closing = False
@@ -84,7 +88,7 @@ class GroupWriter(Generic[T]):
 
     async def submit(self, item: T) -> None:
         if not self.running or self.closing:
-            await self.db.run(self.write_one, item)
+            await self._alone(item)
             return
         slot = _Slot(item)
         self._pending.append(slot)
@@ -101,9 +105,12 @@ class GroupWriter(Generic[T]):
                 await slot.done.wait()
             raise
         if slot.alone:
-            await self.db.run(self.write_one, item)
+            await self._alone(item)
         elif slot.error is not None:
             raise slot.error
+
+    async def _alone(self, item: T) -> None:
+        await self.db.run_fenced([self.actor_of(item)], self.write_one, item)
 
     def offer(self, item: T) -> bool:
         """Queue a write nobody waits for (soft state: presence); False when the writer is not
@@ -165,7 +172,7 @@ class GroupWriter(Generic[T]):
         self.largest = max(self.largest, len(items))
         metrics.child(metrics.GROUP_ROUND_SIZE, self.name).observe(len(items))
         try:
-            await self.db.run(self.write_many, items)
+            await self.db.run_fenced({self.actor_of(i) for i in items}, self.write_many, items)
         except DATA_ERRORS:  # a write's own data: each again, alone, to find whose it was
             pass
         except Exception as exc:  # the database, not the data: the whole round failed
@@ -180,7 +187,7 @@ class GroupWriter(Generic[T]):
             return
         for slot in batch:
             try:
-                await self.db.run(self.write_one, slot.item)
+                await self._alone(slot.item)
                 slot.stored = True
                 self.written += 1
             except Exception as exc:  # the caller's to raise

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 
+from engine.placement import LeaseRound
 from engine.values import Commit, Conversation, Message, RoutingSnapshot, VisitorSession
-from storage import queries
+from storage import leases, queries
 from storage.db import Database
 from storage.group import DRAIN_SECONDS, GroupReader, GroupWriter
 
@@ -29,10 +30,18 @@ class PostgresStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.commits: GroupWriter[Commit] = GroupWriter(
-            db, "conversation_commits", queries.commit_conversations, queries.commit_conversation
+            db,
+            "conversation_commits",
+            queries.commit_conversations,
+            queries.commit_conversation,
+            actor_of=lambda commit: commit.state.id,
         )
         self.visitors: GroupWriter[VisitorSession] = GroupWriter(
-            db, "visitor_sessions", queries.save_visitor_sessions, queries.save_visitor_session
+            db,
+            "visitor_sessions",
+            queries.save_visitor_sessions,
+            queries.save_visitor_session,
+            actor_of=lambda session: session.visitor_id,
         )
         self.visitor_reads: GroupReader[str, VisitorSession] = GroupReader(
             db, "visitor_session_reads", queries.select_visitor_sessions
@@ -70,7 +79,7 @@ class PostgresStore:
         if queries.groupable(commit):
             await self.commits.submit(commit)
         else:
-            await self.db.run(queries.commit_conversation, commit)
+            await self.db.run_fenced([commit.state.id], queries.commit_conversation, commit)
 
     async def load_visitor(self, visitor_id: str) -> VisitorSession | None:
         return await self.visitor_reads.fetch(visitor_id)
@@ -85,18 +94,43 @@ class PostgresStore:
         return await self.db.run(queries.select_widget, widget_id)
 
     async def save_widget_ping(self, row: dict[str, Any]) -> None:
-        await self.db.run(queries.save_widget_ping, row)
+        await self.db.run_fenced([row["id"]], queries.save_widget_ping, row)
 
     async def save_widget_refusal(self, row: dict[str, Any]) -> None:
-        await self.db.run(queries.save_widget_refusal, row)
+        await self.db.run_fenced([row["id"]], queries.save_widget_refusal, row)
 
     async def update_widget(
         self, widget_id: str, changes: dict[str, Any], now: dt.datetime
     ) -> dict[str, Any] | None:
-        return await self.db.run(queries.update_widget, widget_id, changes, now)
+        return await self.db.run_fenced([widget_id], queries.update_widget, widget_id, changes, now)
 
     async def delete_widget(self, widget_id: str, now: dt.datetime) -> None:
-        await self.db.run(queries.delete_widget, widget_id, now)
+        await self.db.run_fenced([widget_id], queries.delete_widget, widget_id, now)
 
     async def load_routing(self, tenant_id: str) -> RoutingSnapshot:
         return await self.db.run(queries.select_routing, tenant_id)
+
+
+class PostgresLeases:
+    """:class:`engine.placement.LeaseStore` on PostgreSQL (one crossing per tick)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def keep_leases(
+        self,
+        node_id: str,
+        *,
+        ttl_seconds: float,
+        release: Sequence[int],
+        address: str | None,
+        hold: bool,
+    ) -> LeaseRound:
+        return await self.db.run(
+            leases.keep_leases,
+            node_id,
+            ttl_seconds=ttl_seconds,
+            release=release,
+            address=address,
+            hold=hold,
+        )

@@ -177,10 +177,14 @@ def never_done(started: trio.Event) -> Any:
     return write_many
 
 
+def by_visitor(s: VisitorSession) -> str:
+    return s.visitor_id
+
+
 async def test_a_cancelled_writer_hands_its_writes_back_to_their_callers(db: Database) -> None:
     round_started = trio.Event()
     writer: GroupWriter[VisitorSession] = GroupWriter(
-        db, "test", never_done(round_started), queries.save_visitor_session
+        db, "test", never_done(round_started), queries.save_visitor_session, actor_of=by_visitor
     )
     done: list[str] = []
     scope = trio.CancelScope()
@@ -208,7 +212,7 @@ async def test_a_cancelled_writer_hands_its_writes_back_to_their_callers(db: Dat
 async def test_a_caller_cancelled_before_its_round_is_withdrawn(db: Database) -> None:
     round_started = trio.Event()
     writer: GroupWriter[VisitorSession] = GroupWriter(
-        db, "test", never_done(round_started), queries.save_visitor_session
+        db, "test", never_done(round_started), queries.save_visitor_session, actor_of=by_visitor
     )
     writer_scope, late_scope = trio.CancelScope(), trio.CancelScope()
     done: list[str] = []
@@ -249,7 +253,9 @@ async def test_a_round_the_database_refuses_fails_at_once_without_one_by_one_ret
     async def write_many(connection: asyncpg.Connection, s: list[VisitorSession]) -> None:
         raise asyncpg.InterfaceError("the connection is gone")
 
-    writer: GroupWriter[VisitorSession] = GroupWriter(db, "test", write_many, write_one)
+    writer: GroupWriter[VisitorSession] = GroupWriter(
+        db, "test", write_many, write_one, actor_of=by_visitor
+    )
     errors: list[str] = []
 
     async def caller(vid: str) -> None:

@@ -1,0 +1,135 @@
+"""Shard leases and the fence on a real PostgreSQL (``storage/leases.py``): nodes share the
+shards, a takeover bumps the epoch, and a stale owner's write is refused inside its own
+transaction, so two owners never both commit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import trio
+import trio_asyncio
+
+from engine.placement import SHARD_COUNT, LeaseRound, Placement, StaleLease, shard_of
+from storage.db import Database
+from storage.leases import check_fence, select_leases
+from storage.stores import PostgresLeases
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    async with trio_asyncio.open_loop():
+        database = await Database.connect(database_url)
+        try:
+            yield database
+        finally:
+            await database.close()
+
+
+async def tick(db: Database, node: str, release: list[int] | None = None) -> LeaseRound:
+    return await PostgresLeases(db).keep_leases(
+        node, ttl_seconds=8, release=release or [], address=None, hold=True
+    )
+
+
+async def insert_tenant(connection: asyncpg.Connection, tenant_id: str) -> None:
+    await connection.execute("INSERT INTO tenants (id, name) VALUES ($1, 'x')", tenant_id)
+
+
+async def tenants(connection: asyncpg.Connection) -> list[str]:
+    return [r["id"] for r in await connection.fetch("SELECT id FROM tenants ORDER BY id")]
+
+
+async def expire(connection: asyncpg.Connection, shard: int) -> None:
+    """What the database sees when a node stops renewing (killed, cut off): its lease expired."""
+    await connection.execute(
+        "UPDATE shard_leases SET expires_at = now() - interval '1 second' WHERE shard = $1", shard
+    )
+
+
+async def test_nodes_share_the_shards_and_a_release_is_taken_with_a_new_epoch(db: Database) -> None:
+    first = await tick(db, "a")
+    assert len(first.held) == SHARD_COUNT and first.share == SHARD_COUNT
+    assert set(first.held.values()) == {1}
+    joined = await tick(db, "b")
+    assert joined.nodes == 2 and joined.share == SHARD_COUNT // 2
+    assert joined.held == {}  # nothing free: "a" gives back its excess first
+    again = await tick(db, "a", release=list(range(32, 64)))
+    assert set(again.held) == set(range(32)) and again.released == frozenset(range(32, 64))
+    taken = await tick(db, "b")
+    assert taken.held == {s: 2 for s in range(32, 64)}
+    rows = await db.run(select_leases)
+    assert {r["owner"] for r in rows} == {"a", "b"}
+
+
+async def test_a_stale_owner_cannot_commit(db: Database) -> None:
+    held = (await tick(db, "a")).held
+    actor = "con_fenced"
+    shard = shard_of(actor)
+    a = Placement("a", held=dict(held))
+    db.fence = a
+    await db.run_fenced([actor], insert_tenant, "t_before")  # the owner writes
+    await db.run(expire, shard)  # "a" is cut off: its lease runs out
+    b = await tick(db, "b")
+    assert b.held[shard] == held[shard] + 1  # taken over, with a new fencing token
+    with pytest.raises(StaleLease) as refused:
+        await db.run_fenced([actor], insert_tenant, "t_after")  # "a" still thinks it owns it
+    assert refused.value.shards == [shard]
+    assert await db.run(tenants) == ["t_before"]  # nothing of the stale write landed
+    db.fence = Placement("b", held=dict(b.held))
+    await db.run_fenced([actor], insert_tenant, "t_new_owner")
+    assert await db.run(tenants) == ["t_before", "t_new_owner"]
+
+
+async def test_a_takeover_waits_for_the_owners_commit_in_flight(db: Database) -> None:
+    held = (await tick(db, "a")).held
+    shard = shard_of("con_in_flight")
+    await db.run(expire, shard)
+    fenced = trio.Event()
+    finish = trio.Event()
+
+    async def owner_commit(connection: asyncpg.Connection) -> None:
+        async with connection.transaction():
+            await check_fence(connection, "a", {shard: held[shard]})
+            await insert_tenant(connection, "t_in_flight")
+            await trio_asyncio.trio_as_aio(hold_open)()
+
+    async def hold_open() -> None:  # in Trio, inside the owner's open transaction
+        fenced.set()
+        await finish.wait()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(db.run, owner_commit)
+        await fenced.wait()
+        during = await tick(db, "b")  # the commit holds the lease row: not taken now
+        assert shard not in during.held
+        finish.set()
+    after = await tick(db, "b")
+    assert after.held[shard] == held[shard] + 1
+    assert "t_in_flight" in await db.run(tenants)
+
+
+async def test_a_stopping_node_gives_everything_back(db: Database) -> None:
+    await tick(db, "a")
+    gone = await PostgresLeases(db).keep_leases(
+        "a", ttl_seconds=8, release=[], address=None, hold=False
+    )
+    assert gone.released == frozenset(range(SHARD_COUNT)) and gone.held == {}
+    rows = await db.run(select_leases)
+    assert all(r["owner"] is None for r in rows)
+    assert (await tick(db, "b")).held == {s: 2 for s in range(SHARD_COUNT)}
+
+
+async def test_only_the_owner_and_epoch_pass_the_fence(db: Database) -> None:
+    held = (await tick(db, "a")).held
+
+    async def check(connection: asyncpg.Connection, node: str, epochs: dict[int, int]) -> None:
+        async with connection.transaction():
+            await check_fence(connection, node, epochs)
+
+    await db.run(check, "a", {0: held[0]})
+    with pytest.raises(StaleLease):
+        await db.run(check, "b", {0: held[0]})
+    with pytest.raises(StaleLease):
+        await db.run(check, "a", {0: held[0] + 1})
