@@ -8,13 +8,16 @@ the router acts on, from every tenant (for the engine's routing listener, never 
 Publishing never waits: a subscriber whose queue is full is dropped with a reason (its socket is
 then closed by the web layer), so one stalled socket never holds back the actor or the others.
 
-Today the broker is in-process. It is the one place a later step replaces with a bus between
-processes; actors and state machines do not change.
+With several processes (``engine/cluster.py``) the broker also has a way **out**: every event
+published here is handed to the bus after the local fan-out, and the events the other processes
+publish come back in through :meth:`Broker.deliver`, to this process's subscribers only (the
+routing listener hears the events of its own process: the process that published an event routes
+on it). Actors and state machines do not change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import attrs
@@ -176,6 +179,7 @@ class Broker:
         self._published = 0
         self._delivered = 0
         self._dropped = 0
+        self.out: Callable[[Event], None] | None = None  # several processes: to the bus
 
     @contextmanager
     def subscribe(self, *topics: Topic, buffer: int | None = None) -> Iterator[Subscription]:
@@ -198,12 +202,32 @@ class Broker:
                     del self._topics[topic]
 
     def publish(self, event: Event) -> None:
-        """Deliver to every subscriber of the event's topics, at most once each; never blocks."""
+        """Deliver to every subscriber of the event's topics, at most once each, then (several
+        processes) to the bus; never blocks."""
         self._published += 1
         metrics.child(metrics.EVENTS_PUBLISHED, event.type).inc()
+        self._fan_out(event, topics_of(event))
+        if self.out is not None:
+            self.out(event)
+
+    def publish_here(self, event: Event, *, routing: bool = True) -> None:
+        """Deliver to this process's subscribers only: for what every process derives for
+        itself (agent presence, from facts the bus shares). ``routing=False``: not to the routing
+        listener either (another process routes on it)."""
+        self._published += 1
+        metrics.child(metrics.EVENTS_PUBLISHED, event.type).inc()
+        topics = topics_of(event)
+        self._fan_out(event, topics if routing else [t for t in topics if t != ROUTING])
+
+    def deliver(self, event: Event) -> None:
+        """An event another process published: to the subscribers here, not the routing
+        listener (the publishing process routes on it)."""
+        self._fan_out(event, [t for t in topics_of(event) if t != ROUTING])
+
+    def _fan_out(self, event: Event, topics: Iterable[Topic]) -> None:
         seen: set[int] = set()
         delivered = 0
-        for topic in topics_of(event):
+        for topic in topics:
             for sub in list(self._topics.get(topic, ())):
                 if id(sub) in seen:
                     continue
