@@ -101,6 +101,41 @@ def child(metric: M, *values: str) -> M:
     return result
 
 
+# --- several processes (engine/placement.py, engine/cluster.py) ----------------------------------
+LEASE_TICKS = Counter(
+    "curbe_lease_ticks", "Lease renewals, by outcome (ok, failed)", ["outcome"], registry=REGISTRY
+)
+LEASE_TAKEOVERS = Counter(
+    "curbe_lease_takeovers",
+    "Shards this process took (at start, from a node that died or gave them back)",
+    registry=REGISTRY,
+)
+SHARDS_HELD = Gauge("curbe_shards_held", "Shard leases this process holds", registry=REGISTRY)
+FORWARDED = Counter(
+    "curbe_forwarded_commands",
+    "Commands sent to the process owning their actor, by outcome",
+    ["outcome"],
+    registry=REGISTRY,
+)
+FORWARD_SECONDS = Histogram(
+    "curbe_forward_seconds",
+    "Time from forwarding a command to its answer",
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+BUS_EVENTS = Counter(
+    "curbe_bus_events",
+    "Events through the bus, by direction (out: published; in: delivered here; dropped)",
+    ["direction"],
+    registry=REGISTRY,
+)
+BUS_LAG_SECONDS = Histogram(
+    "curbe_bus_lag_seconds",
+    "From an event's commit on its owner to its delivery to this process's broker",
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
 GC_PAUSE_SECONDS = Histogram(
     "curbe_gc_pause_seconds",
     "Time the whole process stood still in Python's cyclic garbage collector, by generation",

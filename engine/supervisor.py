@@ -52,7 +52,8 @@ import trio
 
 from engine import metrics
 from engine.clock import Clock, SystemClock
-from engine.errors import ActorUnavailable, EngineError
+from engine.errors import ActorUnavailable, EngineError, NotOwner
+from engine.placement import StaleLease
 from engine.wire import OPTIONAL, UNSET, Wire, doc
 
 log = logging.getLogger("curbe.engine")
@@ -230,6 +231,22 @@ class Actor(Protocol):
 ActorFactory = Callable[[str], Actor]
 
 
+class Remote(Protocol):
+    """The other processes of a cluster (:class:`engine.cluster.Cluster`): which actors are
+    this process's, and how a command reaches the process owning the others."""
+
+    def owns(self, actor_id: str) -> bool: ...
+
+    async def forward(self, kind: str, actor_id: str, command: Any, *, reply: bool) -> Any:
+        """Send to the owner and (``reply``) wait for its answer, within the caller's deadline;
+        :class:`~engine.errors.NotOwner` when no process owns the actor right now."""
+        ...
+
+    def tell(self, kind: str, actor_id: str, command: Any) -> bool:
+        """Send without waiting and without an answer."""
+        ...
+
+
 class ServiceFunction(Protocol):
     def __call__(self, *, task_status: trio.TaskStatus[None]) -> Awaitable[None]: ...
 
@@ -250,6 +267,8 @@ class ActorRecord:
     taken: list[Reply] = attrs.field(factory=list)  # taken by this incarnation, maybe unanswered
     answered: int = 0  # commands this incarnation answered
     after_crash: bool = False  # this incarnation replaces one that crashed
+    moving: bool = False  # its shard is leaving this process: it finishes, nothing restarts it
+    gone: trio.Event | None = None  # set when the record goes (made by whoever waits for that)
 
 
 class ServiceState(StrEnum):
@@ -423,8 +442,10 @@ class Supervisor:
         service_backoff_max: float = 30.0,
         escalation_seconds: float = 300.0,
         restart_delay: float = 0.05,
+        remote: Remote | None = None,
     ) -> None:
         self._nursery = nursery
+        self.remote = remote  # several processes: actors of other shards live elsewhere
         # An actor runs in the supervisor's context, not in a copy of its first caller's: Trio
         # gives a spawned task a copy of the spawner's context variables, and a caller is often a
         # request handler, whose context holds the whole request (Quart keeps it there). The
@@ -452,6 +473,10 @@ class Supervisor:
     async def call(self, kind: str, actor_id: str, command: Any) -> Any:
         """Send a command to the actor (spawning it if needed) and wait for its answer (Trio).
 
+        With several processes, an actor of a shard this process does not own is reached
+        through :attr:`remote`, and a command whose actor moved while it was queued is sent again
+        to the new owner, all within the same deadline.
+
         Raises :class:`ActorUnavailable` when the actor stops before answering, is given up or
         shutting down, or does not answer within ``call_timeout`` seconds (a caller that wants
         less wraps the call in its own cancel scope).
@@ -460,15 +485,7 @@ class Supervisor:
         """
         limit = self.call_timeout
         with trio.move_on_after(limit):
-            for _ in range(3):
-                record = self._get_or_spawn(kind, actor_id)
-                reply = Reply()
-                try:
-                    await record.send.send(Envelope(command, reply))
-                except (trio.ClosedResourceError, trio.BrokenResourceError):
-                    continue  # the actor stopped between lookup and send: spawn it again
-                return await reply.wait()
-            raise ActorUnavailable(f"the {kind} actor is not accepting commands; retry")
+            return await self._route(kind, actor_id, command, reply=True)
         metrics.CALL_TIMEOUTS.labels(kind).inc()
         log.warning(
             "actor call timed out",
@@ -484,21 +501,46 @@ class Supervisor:
         """Send a command without waiting for the answer (Trio); bounded like :meth:`call`."""
         limit = self.call_timeout
         with trio.move_on_after(limit):
-            for _ in range(3):
-                record = self._get_or_spawn(kind, actor_id)
-                try:
-                    await record.send.send(Envelope(command, None))
-                except (trio.ClosedResourceError, trio.BrokenResourceError):
-                    continue
-                return
-            raise ActorUnavailable(f"the {kind} actor is not accepting commands; retry")
+            await self._route(kind, actor_id, command, reply=False)
+            return
         raise ActorUnavailable(
             f"the {kind} actor's mailbox stayed full for {limit:g} s; retry", code="actor_timeout"
         )
 
+    async def _route(self, kind: str, actor_id: str, command: Any, *, reply: bool) -> Any:
+        """To the actor here, or to the process that owns it; again while it moves."""
+        delay = 0.005
+        while True:
+            try:
+                if self.remote is not None and not self.remote.owns(actor_id):
+                    return await self.remote.forward(kind, actor_id, command, reply=reply)
+                return await self.call_here(kind, actor_id, command, reply=reply)
+            except NotOwner:
+                if self.remote is None:
+                    raise
+            await trio.sleep(delay)  # a shard changing hands: its new owner is moments away
+            delay = min(delay * 2, 0.25)
+
+    async def call_here(self, kind: str, actor_id: str, command: Any, *, reply: bool) -> Any:
+        """Send to the actor in this process, never elsewhere (Trio): a forwarded command.
+        :class:`NotOwner` when this process does not own the actor."""
+        for _ in range(3):
+            record = self._get_or_spawn(kind, actor_id)
+            answer = Reply() if reply else None
+            try:
+                await record.send.send(Envelope(command, answer))
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                if record.moving:
+                    raise NotOwner() from None
+                continue  # the actor stopped between lookup and send: spawn it again
+            return None if answer is None else await answer.wait()
+        raise ActorUnavailable(f"the {kind} actor is not accepting commands; retry")
+
     def try_cast(self, kind: str, actor_id: str, command: Any) -> bool:
         """Queue a command if the mailbox has room, without waiting (Trio-safe, synchronous):
         for hints that the next full pass makes up for (False: dropped)."""
+        if self.remote is not None and not self.remote.owns(actor_id):
+            return self.remote.tell(kind, actor_id, command)
         try:
             record = self._get_or_spawn(kind, actor_id)
             record.send.send_nowait(Envelope(command, None))
@@ -512,8 +554,28 @@ class Supervisor:
         return True
 
     def ensure(self, kind: str, actor_id: str) -> None:
-        """Make sure the actor runs (used at start-up to re-arm stored timers)."""
+        """Make sure the actor runs (used at start-up, and when this process takes a shard, to
+        re-arm stored timers); an actor another process owns is left to it."""
+        if self.remote is not None and not self.remote.owns(actor_id):
+            return
         self._get_or_spawn(kind, actor_id)
+
+    async def evict(self, belongs: Callable[[str], bool], grace_seconds: float) -> int:
+        """Stop the actors whose id ``belongs`` (their shard is leaving this process): each
+        finishes what is queued, then stops; nothing restarts them here, and a command that
+        reaches one after that is answered :class:`NotOwner` (its caller sends it to the new
+        owner). Waits up to ``grace_seconds`` (Trio); answers how many were stopped."""
+        records = [r for r in self._records.values() if belongs(r.id)]
+        for record in records:
+            record.moving = True
+            if record.gone is None:
+                record.gone = trio.Event()
+            record.send.close()
+        with trio.move_on_after(grace_seconds):
+            for record in records:
+                assert record.gone is not None
+                await record.gone.wait()
+        return len(records)
 
     def is_running(self, kind: str, actor_id: str) -> bool:
         return (kind, actor_id) in self._records
@@ -591,6 +653,8 @@ class Supervisor:
         key = (kind, actor_id)
         record = self._records.get(key)
         if record is None:
+            if self.remote is not None and not self.remote.owns(actor_id):
+                raise NotOwner()
             if kind not in self._factories:
                 raise EngineError(f"unknown actor kind {kind!r}", code="unknown_actor_kind")
             send, receive = trio.open_memory_channel[Envelope](MAILBOX_SIZE)
@@ -615,6 +679,12 @@ class Supervisor:
                     record.actor = self._factories[record.kind](record.id)
                     await record.actor.run(Mailbox(record, self))
                 except Exception as exc:  # one-for-one: only this actor restarts
+                    if record.moving or isinstance(root_cause(exc), StaleLease):
+                        # its shard left this process: its commit was refused (fenced), or it
+                        # was stopping anyway. Not a crash; its callers find the new owner.
+                        record.moving = True
+                        self._fail_taken(record, "", None)
+                        return
                     crash = Crash.of(exc, self._clock.now())
                     self._fail_taken(record, reason, crash)
                     if self._crashed(record.kind, record.id, record, crash, exc):
@@ -640,7 +710,11 @@ class Supervisor:
                         "actor returned without answering every command it took",
                         extra={"actor_kind": record.kind, "actor_id": record.id},
                     )
-                if record.receive.statistics().current_buffer_used and not self._closing:
+                if (
+                    record.receive.statistics().current_buffer_used
+                    and not self._closing
+                    and not record.moving
+                ):
                     record.after_crash = False
                     continue  # commands arrived while it was stopping: serve them
                 return
@@ -663,11 +737,12 @@ class Supervisor:
                 )
 
     def _fail_taken(self, record: ActorRecord, message: str, crash: Crash | None) -> bool:
-        """Fail the commands this incarnation took and did not answer; True if there were any."""
+        """Fail the commands this incarnation took and did not answer (an actor that moved:
+        :class:`NotOwner`, so that they are sent to the new owner); True if there were any."""
         failed = False
         for reply in record.taken:
             if not reply.done:
-                reply.fail(ActorUnavailable(message, cause=str(crash) if crash else None))
+                reply.fail(self._unavailable(record, message, crash))
                 failed = True
         record.taken = []
         return failed
@@ -733,10 +808,19 @@ class Supervisor:
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
             if envelope.reply is not None:
-                envelope.reply.fail(ActorUnavailable(message, cause=str(crash) if crash else None))
+                envelope.reply.fail(self._unavailable(record, message, crash))
         record.receive.close()
+        if record.gone is not None:
+            record.gone.set()
         if not self._records:
             self._idle.set()
+
+    def _unavailable(
+        self, record: ActorRecord, message: str, crash: Crash | None
+    ) -> ActorUnavailable:
+        if record.moving and not self._closing:
+            return NotOwner()
+        return ActorUnavailable(message, cause=str(crash) if crash else None)
 
     # --- services ----------------------------------------------------------------------------
 
@@ -832,6 +916,7 @@ async def open_supervisor(
     call_timeout: float = 10.0,
     service_backoff_max: float = 30.0,
     escalation_seconds: float = 300.0,
+    remote: Remote | None = None,
 ) -> AsyncIterator[Supervisor]:
     """Run a supervisor for the duration of the block; shut it down gracefully on exit (Trio)."""
     async with trio.open_nursery() as nursery:
@@ -844,6 +929,7 @@ async def open_supervisor(
             call_timeout=call_timeout,
             service_backoff_max=service_backoff_max,
             escalation_seconds=escalation_seconds,
+            remote=remote,
         )
         try:
             yield supervisor

@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("CURBE_PORT", "8000")))
     serve.add_argument("--demo", action="store_true", help="seed a demo tenant, agent and widget")
     serve.add_argument(
+        "--nats-url",
+        default=os.environ.get("NATS_URL"),
+        help="join the cluster of every server on this NATS and the same database (NATS_URL)",
+    )
+    serve.add_argument(
         "--public-url",
         default=os.environ.get("CURBE_PUBLIC_URL"),
         help="the URL browsers reach this server at (embed code, links); default http://HOST:PORT",
@@ -179,11 +184,15 @@ def _serve(args: argparse.Namespace) -> None:
         public_url=args.public_url,
         ops_token=ops_token or secrets.token_urlsafe(24),
         demo=args.demo,
+        nats_url=args.nats_url or None,
+        node_id=os.environ.get("CURBE_NODE_ID") or None,
         **_from_environment(
             visitor_expiry_seconds="CURBE_VISITOR_EXPIRY_SECONDS",
             actor_call_timeout_seconds="CURBE_ACTOR_CALL_TIMEOUT_SECONDS",
             listen_backlog="CURBE_LISTEN_BACKLOG",
             gc_young_threshold="CURBE_GC_YOUNG_THRESHOLD",
+            lease_ttl_seconds="CURBE_LEASE_TTL_SECONDS",
+            lease_tick_seconds="CURBE_LEASE_TICK_SECONDS",
         ),
     )
     tune_gc(settings.gc_young_threshold)

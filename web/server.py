@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -23,20 +26,23 @@ import trio_asyncio
 from engine import metrics
 from engine.broker import Broker
 from engine.clock import Clock, SystemClock
+from engine.cluster import Cluster
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import ConversationActor
 from engine.faults import NO_FAULTS, Faults
+from engine.placement import Placement, release_all, run_lease_keeper, shard_of
 from engine.presence import AgentPresence
 from engine.routing import KIND as ROUTER
-from engine.routing import ROUTING_LISTENER, RouterActor, run_routing_listener
+from engine.routing import ROUTING_LISTENER, Nudge, RouterActor, run_routing_listener
 from engine.supervisor import Actor, Supervisor, open_supervisor
 from engine.visitor import KIND as VISITOR
 from engine.visitor import VisitorSessionActor
 from engine.widget import ACTIVE_WINDOW, WidgetActor
 from engine.widget import KIND as WIDGET
 from storage import queries
+from storage.bus import NatsBus, NoResponders
 from storage.db import Database
-from storage.stores import PostgresStore
+from storage.stores import PostgresLeases, PostgresStore
 from web.app import create_app
 from web.auth import VisitorSigner
 from web.demo import seed_demo
@@ -106,56 +112,168 @@ async def open_services(
                 to_wire=lambda row, now: widget_to_wire(row, now, settings.base_url),
             ),
         }
-        # the group writers outlive the supervisor: actors flush their last writes on the way out
-        async with (
-            store.group_writers(),
-            open_supervisor(
-                factories,
-                clock=clock,
-                grace_seconds=settings.shutdown_grace_seconds,
+        cluster: Cluster | None = None
+        bus: NatsBus | None = None
+        if settings.nats_url:
+            node_id = settings.node_id or default_node_id()
+            placement = Placement(
+                node_id,
+                ttl_seconds=settings.lease_ttl_seconds,
+                tick_seconds=settings.lease_tick_seconds,
+                margin_seconds=settings.lease_ttl_seconds / 8,
+            )
+            db.fence = placement
+            bus = await NatsBus.connect(settings.nats_url, name=node_id)
+            cluster = Cluster(
+                placement,
+                bus,
+                broker,
+                no_responders=NoResponders,
                 call_timeout=settings.actor_call_timeout_seconds,
-                max_restarts=settings.actor_max_restarts,
-                within_seconds=settings.actor_restart_window_seconds,
-            ) as supervisor,
-        ):
-            running.append(supervisor)
-
-            async def tenants_to_route() -> list[str]:
-                waiting = await db.run(queries.select_tenants_with_waiting_chats)
-                return sorted(set(waiting) | set(supervisor.ids(ROUTER)))
-
-            # the routing listener is a supervised service: if the broker drops it, it is
-            # restarted and makes a full routing pass (queues resume after a restart too)
-            await supervisor.start_service(
-                ROUTING_LISTENER,
-                partial(
-                    run_routing_listener,
-                    broker,
-                    supervisor.cast,
-                    pending_nudges,
-                    tenants_to_route,
-                    faults=faults,
-                ),
-                describe=lambda: {"pending_tenants": len(pending_nudges)},
             )
-            for conversation_id in await db.run(queries.select_pending_wait_timers):
-                supervisor.ensure(CONVERSATION, conversation_id)
-            # active widgets re-arm their 24-hour timer, so ACTIVE -> INACTIVE is still announced
-            since = clock.now() - ACTIVE_WINDOW
-            for widget_id in await db.run(queries.select_recently_active_widgets, since):
-                supervisor.ensure(WIDGET, widget_id)
-            yield Services(
-                settings=settings,
-                db=db,
-                supervisor=supervisor,
-                broker=broker,
-                clock=clock,
-                signer=VisitorSigner(key),
-                presence=presence,
-                started_at=clock.now(),
+            broker.out = cluster.publish
+            presence = AgentPresence(
+                broker, clock, node_id=node_id, share=partial(bus.publish, PRESENCE_SUBJECT)
             )
+        try:
+            # the group writers outlive the supervisor: actors flush their last writes on the way
+            # out; with several processes the leases outlive both (released after them)
+            async with (
+                store.group_writers(),
+                open_supervisor(
+                    factories,
+                    clock=clock,
+                    grace_seconds=settings.shutdown_grace_seconds,
+                    call_timeout=settings.actor_call_timeout_seconds,
+                    max_restarts=settings.actor_max_restarts,
+                    within_seconds=settings.actor_restart_window_seconds,
+                    remote=cluster,
+                ) as supervisor,
+            ):
+                running.append(supervisor)
+
+                async def tenants_to_route() -> list[str]:
+                    waiting = await db.run(queries.select_tenants_with_waiting_chats)
+                    return sorted(set(waiting) | set(supervisor.ids(ROUTER)))
+
+                async def rearm(belongs: Callable[[str], bool]) -> None:
+                    """Start the actors that owe a timer (the 60 s wait, the 24-hour widget
+                    rule) and wake the routers with waiting chats, among those that ``belong``:
+                    at start-up every one, with several processes those of the shards taken."""
+                    for conversation_id in await db.run(queries.select_pending_wait_timers):
+                        if belongs(conversation_id):
+                            supervisor.ensure(CONVERSATION, conversation_id)
+                    since = clock.now() - ACTIVE_WINDOW
+                    for widget_id in await db.run(queries.select_recently_active_widgets, since):
+                        if belongs(widget_id):
+                            supervisor.ensure(WIDGET, widget_id)
+                    if cluster is not None:
+                        for tenant_id in await db.run(queries.select_tenants_with_waiting_chats):
+                            if belongs(tenant_id):
+                                supervisor.try_cast(ROUTER, tenant_id, Nudge())
+
+                if cluster is not None and bus is not None:
+                    cluster.here = supervisor
+                    await supervisor.start_service(BUS_REQUESTS, bus.run)
+                    await cluster.follow_events()
+                    await bus.listen(PRESENCE_SUBJECT, presence.receive)
+                    await supervisor.start_service(
+                        PRESENCE_SHARING, presence.run, describe=presence.describe
+                    )
+                    on_gained, on_lost, on_drain = shard_handlers(
+                        cluster, supervisor, rearm, settings
+                    )
+                    await supervisor.start_service(
+                        LEASE_KEEPER,
+                        partial(
+                            run_lease_keeper,
+                            cluster.placement,
+                            PostgresLeases(db),
+                            on_gained=on_gained,
+                            on_lost=on_lost,
+                            on_drain=on_drain,
+                            address=settings.base_url,
+                        ),
+                        describe=cluster.describe,
+                    )
+
+                # the routing listener is a supervised service: if the broker drops it, it is
+                # restarted and makes a full routing pass (queues resume after a restart too)
+                await supervisor.start_service(
+                    ROUTING_LISTENER,
+                    partial(
+                        run_routing_listener,
+                        broker,
+                        supervisor.cast,
+                        pending_nudges,
+                        tenants_to_route,
+                        faults=faults,
+                    ),
+                    describe=lambda: {"pending_tenants": len(pending_nudges)},
+                )
+                if cluster is None:
+                    await rearm(lambda _: True)
+                yield Services(
+                    settings=settings,
+                    db=db,
+                    supervisor=supervisor,
+                    broker=broker,
+                    clock=clock,
+                    signer=VisitorSigner(key),
+                    presence=presence,
+                    started_at=clock.now(),
+                    cluster=cluster,
+                )
+        finally:
+            if cluster is not None:
+                await release_all(cluster.placement, PostgresLeases(db))
+            if bus is not None:
+                await bus.close()
     finally:
         await db.close()
+
+
+PRESENCE_SUBJECT = "curbe.presence"
+PRESENCE_SHARING = "presence_sharing"
+LEASE_KEEPER = "lease_keeper"
+BUS_REQUESTS = "bus_requests"
+
+
+ShardHandler = Callable[[frozenset[int]], Awaitable[None]]
+
+
+def default_node_id() -> str:
+    """``host-pid-random``: unique per process start, readable in logs and ``/ops``."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def shard_handlers(
+    cluster: Cluster,
+    supervisor: Supervisor,
+    rearm: Callable[[Callable[[str], bool]], Awaitable[None]],
+    settings: Settings,
+) -> tuple[ShardHandler, ShardHandler, ShardHandler]:
+    """What the lease keeper does when shards come, go, or are given back
+    (``engine/placement.py``): ``on_gained``, ``on_lost``, ``on_drain``."""
+
+    def within(shards: frozenset[int]) -> Callable[[str], bool]:
+        return lambda actor_id: shard_of(actor_id) in shards
+
+    async def on_gained(shards: frozenset[int]) -> None:
+        await cluster.serve_shards(shards)
+        await rearm(within(shards))
+
+    async def on_lost(shards: frozenset[int]) -> None:
+        # another process owns them already: whatever their actors still do is fenced
+        await cluster.stop_serving(shards)
+        await supervisor.evict(within(shards), 0)
+
+    async def on_drain(shards: frozenset[int]) -> None:
+        # given back to a node that joined: no new commands, the queued ones finish here
+        await cluster.stop_serving(shards)
+        await supervisor.evict(within(shards), settings.shutdown_grace_seconds)
+
+    return on_gained, on_lost, on_drain
 
 
 def tune_gc(young_threshold: int) -> None:

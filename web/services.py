@@ -8,6 +8,7 @@ import attrs
 
 from engine.broker import Broker
 from engine.clock import Clock
+from engine.cluster import Cluster
 from engine.presence import AgentPresence
 from engine.supervisor import Supervisor
 from storage.db import Database
@@ -48,6 +49,12 @@ class Settings:
     actor_call_timeout_seconds: float = 10.0
     actor_max_restarts: int = 3
     actor_restart_window_seconds: float = 10.0
+    # several processes (engine/placement.py, engine/cluster.py): with a NATS URL this process
+    # joins the cluster of every process on the same database and NATS
+    nats_url: str | None = None
+    node_id: str | None = None  # default: host-pid-random
+    lease_ttl_seconds: float = 8.0  # a dead process's actors are taken over within ttl + tick
+    lease_tick_seconds: float = 1.0
 
     @property
     def base_url(self) -> str:
@@ -65,6 +72,7 @@ class Services:
     presence: AgentPresence
     started_at: dt.datetime
     login_limiter: LoginLimiter = attrs.field(default=None)
+    cluster: Cluster | None = None  # several processes
 
     def __attrs_post_init__(self) -> None:
         if self.login_limiter is None:
