@@ -34,18 +34,37 @@ async def profiled(folder: str | None, pid: int, step: str) -> AsyncIterator[Non
     raw = trio.Path(folder) / f"{step}.txt"
     command = [PY_SPY, "record", "-p", str(pid), "-r", "100", "-f", "raw", "-o", str(raw)]
     process = await trio.lowlevel.open_process(
-        [*command, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*command, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    try:
-        yield
-    finally:
-        process.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    assert process.stderr is not None
+    sampling = trio.Event()
+    async with trio.open_nursery() as nursery:
+        # py-spy says "Sampling process ..." once it is attached and handles SIGINT; a SIGINT
+        # before that kills it without a file, which a short step (a quick run's ``connect``)
+        # used to hit. The rest of its stderr is drained so it never blocks on a full pipe.
+        nursery.start_soon(_watch_banner, process.stderr, sampling)
         with trio.move_on_after(30):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
+            await sampling.wait()
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            with trio.move_on_after(30):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
         if await raw.exists():
             await (trio.Path(folder) / f"{step}.top.txt").write_text(top(await raw.read_text()))
+
+
+async def _watch_banner(stream: trio.abc.ReceiveStream, sampling: trio.Event) -> None:
+    seen = b""
+    async for chunk in stream:
+        if not sampling.is_set():
+            seen = (seen + chunk)[-4096:]
+            if b"Sampling process" in seen:
+                sampling.set()
+    sampling.set()  # py-spy ended (it failed to attach): nothing to wait for
 
 
 def top(collapsed: str, n: int = 40) -> str:

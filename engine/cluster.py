@@ -5,12 +5,14 @@ the bus, agent presence shared (``docs/architecture.md``, "Several processes").
 broker publishes through. It stands on a :class:`Bus` (NATS: :class:`storage.bus.NatsBus`) and
 the :class:`~engine.placement.Placement` its lease keeper maintains.
 
-Subjects (every id token made safe for NATS by :func:`token`)::
+Subjects (every id token made safe for NATS by :func:`token`; ``<cluster>`` is the id of the
+database, :func:`cluster_id`, so that clusters on one NATS never hear each other)::
 
-    curbe.cmd.<shard>                          a command for an actor of that shard, to its owner
-    curbe.ev.<tenant>.c.<conversation>         an event of a conversation (JetStream)
-    curbe.ev.<tenant>.v.<visitor>              an event of a visitor without a conversation
-    curbe.ev.<tenant>.t                        an event of the tenant (its inbox)
+    curbe.<cluster>.cmd.<shard>                     a command for an actor of that shard, to its owner
+    curbe.<cluster>.ev.<tenant>.c.<conversation>    an event of a conversation (JetStream)
+    curbe.<cluster>.ev.<tenant>.v.<visitor>         an event of a visitor without a conversation
+    curbe.<cluster>.ev.<tenant>.t                   an event of the tenant (its inbox)
+    curbe.<cluster>.presence                        agent presence facts (engine/presence.py)
 
 A command is ``{"k": kind, "i": actor id, "c": command, "t": seconds left}`` in the encoding of
 :mod:`engine.codec`; its answer ``{"ok": value}`` or ``{"error": EngineError}``. The owner runs it
@@ -40,7 +42,6 @@ from engine.values import Event
 
 log = logging.getLogger("curbe.cluster")
 
-EVENTS = "curbe.ev.>"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -49,21 +50,37 @@ def token(value: str) -> str:
     return _UNSAFE.sub("_", value) or "_"
 
 
-def command_subject(shard: int) -> str:
-    return f"curbe.cmd.{shard}"
+def cluster_id(secret: bytes) -> str:
+    """The subject token of a cluster, from a random value its database keeps."""
+    return secret[:6].hex()
 
 
-def event_subject(event: Event) -> str:
+def command_subject(cluster: str, shard: int) -> str:
+    return f"curbe.{cluster}.cmd.{shard}"
+
+
+def presence_subject(cluster: str) -> str:
+    return f"curbe.{cluster}.presence"
+
+
+def events_subject(cluster: str) -> str:
+    return f"curbe.{cluster}.ev.>"
+
+
+def event_subject(cluster: str, event: Event) -> str:
     tenant = token(event.tenant_id)
     if event.conversation_id is not None:
-        return f"curbe.ev.{tenant}.c.{token(event.conversation_id)}"
+        return f"curbe.{cluster}.ev.{tenant}.c.{token(event.conversation_id)}"
     if event.visitor_id is not None:
-        return f"curbe.ev.{tenant}.v.{token(event.visitor_id)}"
-    return f"curbe.ev.{tenant}.t"
+        return f"curbe.{cluster}.ev.{tenant}.v.{token(event.visitor_id)}"
+    return f"curbe.{cluster}.ev.{tenant}.t"
 
 
 class Bus(Protocol):
     """What the cluster needs from NATS (:class:`storage.bus.NatsBus`)."""
+
+    @property
+    def connected(self) -> bool: ...
 
     def publish(self, subject: str, payload: bytes, reply: str = "") -> None: ...
 
@@ -95,9 +112,11 @@ class Cluster:
         bus: Bus,
         broker: Broker,
         *,
+        cluster: str,
         no_responders: type[Exception],
         call_timeout: float = 10.0,
     ) -> None:
+        self.cluster = cluster
         self.placement = placement
         self.bus = bus
         self.broker = broker
@@ -127,7 +146,9 @@ class Cluster:
         t0 = trio.current_time()
         try:
             with trio.fail_after(left):
-                data = await self.bus.request(command_subject(shard_of(actor_id)), payload)
+                data = await self.bus.request(
+                    command_subject(self.cluster, shard_of(actor_id)), payload
+                )
         except self._no_responders:
             metrics.FORWARDED.labels("no_owner").inc()
             raise NotOwner() from None
@@ -150,7 +171,7 @@ class Cluster:
         payload = codec.dumps(
             {"k": kind, "i": actor_id, "c": command, "t": self.call_timeout, "r": False}
         )
-        self.bus.publish(command_subject(shard_of(actor_id)), payload)
+        self.bus.publish(command_subject(self.cluster, shard_of(actor_id)), payload)
         metrics.FORWARDED.labels("told").inc()
         return True
 
@@ -186,7 +207,9 @@ class Cluster:
         """Answer the commands of ``shards`` (this process just took them)."""
         for shard in sorted(shards):
             if shard not in self._serving:
-                self._serving[shard] = await self.bus.serve(command_subject(shard), self.handle)
+                self._serving[shard] = await self.bus.serve(
+                    command_subject(self.cluster, shard), self.handle
+                )
 
     async def stop_serving(self, shards: frozenset[int]) -> None:
         """No more commands for ``shards`` here (they are leaving this process)."""
@@ -199,12 +222,14 @@ class Cluster:
 
     def publish(self, event: Event) -> None:
         """After the local fan-out: the event to every other process (the broker's way out)."""
-        self.bus.publish_event(event_subject(event), codec.dumps({"n": self.node_id, "e": event}))
+        self.bus.publish_event(
+            event_subject(self.cluster, event), codec.dumps({"n": self.node_id, "e": event})
+        )
         metrics.BUS_EVENTS.labels("out").inc()
 
     async def follow_events(self) -> None:
         """Deliver the other processes' events to this process's broker from now on."""
-        self._events = await self.bus.follow_events(EVENTS, self._deliver)
+        self._events = await self.bus.follow_events(events_subject(self.cluster), self._deliver)
 
     def _deliver(self, payload: bytes) -> None:
         try:

@@ -426,6 +426,7 @@ async def run_routing_listener(
     tenants: Callable[[], Awaitable[Iterable[str]]],
     *,
     faults: Faults = NO_FAULTS,
+    here: Callable[[str], bool] = lambda tenant_id: True,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Nudge a tenant's router on every event that matters to routing (the broker's
@@ -438,6 +439,10 @@ async def run_routing_listener(
     A tenant already nudged and not yet re-examined is not nudged again (``pending``), so a
     router's mailbox never floods and this listener rarely falls behind; if it does, it raises
     :class:`SubscriptionDropped` instead of returning quietly.
+
+    Several processes: only a router that runs ``here`` (this process owns it) clears
+    ``pending``, so a nudge for a router on another process is always sent (that router folds
+    the nudges queued in its mailbox into one pass).
     """
     with broker.subscribe(ROUTING, buffer=4096) as sub:
         pending.clear()  # nudges lost with the previous subscription are re-sent below
@@ -447,7 +452,9 @@ async def run_routing_listener(
             await cast(KIND, tenant_id, Nudge())
         async for event in sub.receive:
             faults.check("service", "listen", ROUTING_LISTENER)
-            if event.tenant_id not in pending:
+            if not here(event.tenant_id):
+                await cast(KIND, event.tenant_id, Nudge())
+            elif event.tenant_id not in pending:
                 pending.add(event.tenant_id)
                 await cast(KIND, event.tenant_id, Nudge())
     raise SubscriptionDropped(sub.dropped_reason or "the broker closed the routing subscription")

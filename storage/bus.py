@@ -40,7 +40,7 @@ from engine import metrics
 log = logging.getLogger("curbe.bus")
 
 STREAM = "CURBE_EVENTS"
-EVENT_SUBJECTS = "curbe.ev.>"
+EVENT_SUBJECTS = "curbe.*.ev.>"  # every cluster on this NATS (engine/cluster.py)
 STREAM_MAX_AGE_SECONDS = 600.0  # a process away from NATS longer than this resumes from SQL
 STREAM_MAX_BYTES = 256 * 1024 * 1024
 REQUEST_SECONDS = 60.0  # a request's longest wait, when its caller has no deadline
@@ -86,18 +86,20 @@ class NatsBus:
             log.warning("NATS error", extra={"error": repr(exc)})
 
         async def disconnected_cb() -> None:
-            log.warning("NATS connection lost; reconnecting")
+            if not nc.is_closed and not nc.is_draining:  # not our own close
+                log.warning("NATS connection lost; reconnecting")
 
         async def reconnected_cb() -> None:
             log.info("NATS connection back")
 
-        nc = await nats.connect(
+        nc = NATS()
+        await nc.connect(
             url,
             name=name,
             connect_timeout=2,
             allow_reconnect=True,
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=1,
             error_cb=error_cb,
             disconnected_cb=disconnected_cb,
             reconnected_cb=reconnected_cb,

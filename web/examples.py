@@ -147,3 +147,35 @@ EX_ACTOR = {
     "lastSeq": 2,
     "waitDeadline": "2026-11-29T13:21:00.123Z",
 }
+
+
+EX_CLUSTER = {
+    "mode": "cluster",
+    "nodeId": "node-a",
+    "shards": [0, 1, 2, 3],
+    "draining": [],
+    "trustedForSeconds": 6.4,
+    "takeovers": 32,
+    "losses": 0,
+    "forwarded": 1840,
+    "served": 1795,
+    "busConnected": True,
+    "nodes": [
+        {
+            "nodeId": "node-a",
+            "address": "https://chat.example.com",
+            "startedAt": T0,
+            "seenAt": T0,
+            "live": True,
+            "shards": 32,
+        },
+        {
+            "nodeId": "node-b",
+            "address": "https://chat.example.com",
+            "startedAt": T0,
+            "seenAt": T0,
+            "live": True,
+            "shards": 32,
+        },
+    ],
+}

@@ -26,7 +26,7 @@ import trio_asyncio
 from engine import metrics
 from engine.broker import Broker
 from engine.clock import Clock, SystemClock
-from engine.cluster import Cluster
+from engine.cluster import Cluster, cluster_id, presence_subject
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import ConversationActor
 from engine.faults import NO_FAULTS, Faults
@@ -124,16 +124,18 @@ async def open_services(
             )
             db.fence = placement
             bus = await NatsBus.connect(settings.nats_url, name=node_id)
+            name = cluster_id(await db.run(queries.select_or_create_secret, "cluster_id"))
             cluster = Cluster(
                 placement,
                 bus,
                 broker,
+                cluster=name,
                 no_responders=NoResponders,
                 call_timeout=settings.actor_call_timeout_seconds,
             )
             broker.out = cluster.publish
             presence = AgentPresence(
-                broker, clock, node_id=node_id, share=partial(bus.publish, PRESENCE_SUBJECT)
+                broker, clock, node_id=node_id, share=partial(bus.publish, presence_subject(name))
             )
         try:
             # the group writers outlive the supervisor: actors flush their last writes on the way
@@ -176,7 +178,7 @@ async def open_services(
                     cluster.here = supervisor
                     await supervisor.start_service(BUS_REQUESTS, bus.run)
                     await cluster.follow_events()
-                    await bus.listen(PRESENCE_SUBJECT, presence.receive)
+                    await bus.listen(presence_subject(cluster.cluster), presence.receive)
                     await supervisor.start_service(
                         PRESENCE_SHARING, presence.run, describe=presence.describe
                     )
@@ -208,6 +210,7 @@ async def open_services(
                         pending_nudges,
                         tenants_to_route,
                         faults=faults,
+                        here=(lambda _: True) if cluster is None else cluster.owns,
                     ),
                     describe=lambda: {"pending_tenants": len(pending_nudges)},
                 )
@@ -233,7 +236,6 @@ async def open_services(
         await db.close()
 
 
-PRESENCE_SUBJECT = "curbe.presence"
 PRESENCE_SHARING = "presence_sharing"
 LEASE_KEEPER = "lease_keeper"
 BUS_REQUESTS = "bus_requests"

@@ -204,6 +204,35 @@ class BrokerReport(Wire):
 
 
 @attrs.frozen
+class ClusterNode(Wire):
+    node_id: str
+    address: str | None = attrs.field(metadata=doc("the node's public URL"))
+    started_at: dt.datetime
+    seen_at: dt.datetime = attrs.field(metadata=doc("its last lease renewal"))
+    live: bool = attrs.field(metadata=doc("renewed within the lease time"))
+    shards: int = attrs.field(metadata=doc("live leases it holds"))
+
+
+@attrs.frozen
+class ClusterReport(Wire):
+    mode: Literal["single", "cluster"] = attrs.field(
+        metadata=doc("`single`: one process, no NATS; `cluster`: this process is one node")
+    )
+    node_id: str | None
+    shards: list[int] = attrs.field(metadata=doc("the shards this process owns"))
+    draining: list[int] = attrs.field(metadata=doc("shards being given back to a newcomer"))
+    trusted_for_seconds: float = attrs.field(
+        metadata=doc("how long its leases stay trusted without a renewal")
+    )
+    takeovers: int = attrs.field(metadata=doc("shards taken since start"))
+    losses: int = attrs.field(metadata=doc("shards lost without giving them back"))
+    forwarded: int = attrs.field(metadata=doc("commands sent to their owner on another node"))
+    served: int = attrs.field(metadata=doc("commands from other nodes run here"))
+    bus_connected: bool
+    nodes: list[ClusterNode] = attrs.field(metadata=doc("every node the database knows"))
+
+
+@attrs.frozen
 class ActorList(Wire):
     actors: list[ActorReport] = attrs.field(metadata=doc("without `recentEvents`"))
     broker: BrokerReport

@@ -560,6 +560,9 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
         "get", one_actor, kind="conversation", actorId="conv_nope", token=OPS_TOKEN, expect=404
     )
     await c.call("get", one_actor, kind="conversation", actorId=cid, expect=401)
+    r = await c.call("get", "/api/ops/cluster", token=OPS_TOKEN, expect=200)
+    assert (r.json()["mode"], r.json()["nodes"]) == ("single", [])
+    await c.call("get", "/api/ops/cluster", token="wrong", expect=401)
 
     # sign-out last
     await c.call("post", "/api/auth/logout", token=token, expect=200)

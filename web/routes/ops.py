@@ -24,7 +24,7 @@ from engine.supervisor import ActorReport
 from engine.visitor import KIND as VISITOR
 from engine.widget import KIND as WIDGET
 from engine.wire import UNSET
-from storage import queries
+from storage import leases, queries
 from web import examples as ex
 from web.apidoc import (
     OPS_AUTH,
@@ -39,7 +39,7 @@ from web.deps import error, has_ops_token, require_ops, services
 from web.openapi import document
 from web.presenters import answer, html_page
 from web.services import Services
-from web.shapes import ActorList, BrokerReport, Health
+from web.shapes import ActorList, BrokerReport, ClusterNode, ClusterReport, Health
 from web.wire import ApiError
 
 bp = Blueprint("ops", __name__)
@@ -223,6 +223,64 @@ async def ops_actor(kind: str, actor_id: str) -> Response:
         if stat.id == actor_id:
             return answer(stat.report(_audience(s, stat)))
     raise ApiError(404, "not_found", f"no live {kind} actor {actor_id}")
+
+
+@bp.get("/api/ops/cluster")
+@api(
+    "getCluster",
+    "This process's place in the cluster",
+    "operators",
+    OPS_AUTH,
+    {
+        "200": json_response(
+            "Which shards this process owns, what it forwarded and served, and every node "
+            "the database knows with its live leases (`docs/operations.md`, "
+            '"Several processes"). One process without NATS answers `mode: single`.',
+            ClusterReport,
+            ex.EX_CLUSTER,
+        ),
+    },
+    error_codes=("unauthenticated",),
+)
+async def ops_cluster() -> Response:
+    require_ops()
+    s = services()
+    cluster = s.cluster
+    if cluster is None:
+        return answer(ClusterReport("single", None, [], [], 0.0, 0, 0, 0, 0, False, []))
+    placement = cluster.placement
+    leases_ = await s.db.run(leases.select_leases)
+    held: dict[str, int] = {}
+    for row in leases_:
+        if row["live"] and row["owner"]:
+            held[str(row["owner"])] = held.get(str(row["owner"]), 0) + 1
+    nodes = [
+        ClusterNode(
+            str(n["node_id"]),
+            n["address"],  # type: ignore[arg-type]
+            n["started_at"],  # type: ignore[arg-type]
+            n["seen_at"],  # type: ignore[arg-type]
+            bool(n["live"]),
+            held.get(str(n["node_id"]), 0),
+        )
+        for n in await s.db.run(leases.select_nodes, placement.ttl_seconds)
+    ]
+    report = placement.describe()
+    return answer(
+        ClusterReport(
+            "cluster",
+            placement.node_id,
+            sorted(placement.held),
+            sorted(placement.draining),
+            float(report["trusted_for_seconds"]),  # type: ignore[arg-type]
+            placement.takeovers,
+            placement.losses,
+            cluster.forwarded,
+            cluster.served,
+            cluster.bus.connected,
+            nodes,
+        )
+    )
 
 
 @bp.get("/ops")
