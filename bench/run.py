@@ -221,7 +221,7 @@ class Server:
 
     def command(self) -> list[str]:
         if self.target.module is None:
-            return [CLI, "serve", "--port", str(self.port)]
+            return [CLI, "serve", "--workers", "1", "--port", str(self.port)]
         command = [PYTHON, "-m", self.target.module, "--port", str(self.port)]
         return command + (["--persist"] if self.target.persist else [])
 

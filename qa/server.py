@@ -93,7 +93,17 @@ class ServeProcess:
     def start(self) -> dict[str, Any]:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
-        command = [*serve_command(), "serve", "--host", "127.0.0.1", "--port", "0", "--demo"]
+        command = [
+            *serve_command(),
+            "serve",
+            "--workers",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ]
+        command.append("--demo")
         self.proc = subprocess.Popen(
             command + self.args,
             stdout=subprocess.PIPE,

@@ -13,8 +13,10 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import attrs
@@ -49,6 +51,24 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("NATS_URL"),
         help="join the cluster of every server on this NATS and the same database (NATS_URL)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("CURBE_WORKERS", "0")) or None,
+        help="worker processes behind the port (CURBE_WORKERS; default: one per core); more "
+        "than one joins them in a cluster over NATS (an embedded one without NATS_URL)",
+    )
+    serve.add_argument(
+        "--balance",
+        choices=("shared", "reuseport"),
+        default=os.environ.get("CURBE_BALANCE", "reuseport"),
+        help="how workers share the port: one socket per worker with SO_REUSEPORT (reuseport, "
+        "default) or one socket the parent listens on (shared) (CURBE_BALANCE)",
+    )
+    # set by the parent of ``--workers`` for each worker: not for people
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--parent-fd", type=int, help=argparse.SUPPRESS)
     serve.add_argument(
         "--public-url",
         default=os.environ.get("CURBE_PUBLIC_URL"),
@@ -174,7 +194,51 @@ def _from_environment(**variables: str) -> dict[str, Any]:
     return out
 
 
+def _default_workers() -> int:
+    from web.workers import default_workers
+
+    return default_workers()
+
+
+def _serve_workers(args: argparse.Namespace, workers: int) -> None:
+    """The parent of ``--workers N`` (web/workers.py)."""
+    from web import workers as w
+
+    ops_token = os.environ.get("CURBE_OPS_TOKEN")
+    token = ops_token or secrets.token_urlsafe(24)
+    defaults = Settings(**_from_environment(listen_backlog="CURBE_LISTEN_BACKLOG"))
+    backlog, grace = defaults.listen_backlog, defaults.shutdown_grace_seconds
+    sock = w.listening_socket(args.host, args.port, backlog, reuse_port=args.balance == "reuseport")
+    watch, keep = os.pipe()  # ``keep`` stays open in the parent only
+    argv = ["--public-url", args.public_url] if args.public_url else []
+    with contextlib.ExitStack() as stack:
+        stack.callback(sock.close)
+        url = stack.enter_context(database_url(args.data_dir))
+        nats = args.nats_url or stack.enter_context(w.embedded_nats(args.data_dir))
+        plan = w.Plan(
+            workers=workers,
+            balance=args.balance,
+            host=args.host,
+            port=sock.getsockname()[1],
+            sock=sock,
+            argv=argv,
+            parent_fd=watch,
+            environment=w.parent_environment(url, nats, token, {}),
+            demo=args.demo,
+            node_base=os.environ.get("CURBE_NODE_ID") or f"{socket.gethostname()}-{os.getpid()}",
+            grace_seconds=grace,
+        )
+        trio.run(partial(w.run, plan, ops_token_shown=None if ops_token else token))
+    os.close(keep)
+
+
 def _serve(args: argparse.Namespace) -> None:
+    workers = args.workers or _default_workers()
+    if workers < 1:
+        raise SystemExit("--workers must be 1 or more")
+    if workers > 1:
+        _serve_workers(args, workers)
+        return
     from web.server import serve, tune_gc  # imported when serving only: admin commands start fast
 
     ops_token = os.environ.get("CURBE_OPS_TOKEN")
@@ -186,6 +250,8 @@ def _serve(args: argparse.Namespace) -> None:
         demo=args.demo,
         nats_url=args.nats_url or None,
         node_id=os.environ.get("CURBE_NODE_ID") or None,
+        listen_fd=args.listen_fd,
+        reuse_port=args.reuse_port,
         **_from_environment(
             visitor_expiry_seconds="CURBE_VISITOR_EXPIRY_SECONDS",
             actor_call_timeout_seconds="CURBE_ACTOR_CALL_TIMEOUT_SECONDS",
@@ -207,8 +273,14 @@ def _serve(args: argparse.Namespace) -> None:
                         stop.set()
                         return
 
+            async def watch_parent(fd: int) -> None:
+                await trio.lowlevel.wait_readable(fd)  # end-of-file: the parent is gone
+                stop.set()
+
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(watch_signals)
+                if args.parent_fd is not None:
+                    nursery.start_soon(watch_parent, args.parent_fd)
                 info = await nursery.start(serve, settings, url, stop.wait)
                 if not ops_token:
                     info["opsToken"] = settings.ops_token

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+import attrs
 import hypercorn.config
 import hypercorn.trio
 import trio
@@ -48,6 +49,7 @@ from web.auth import VisitorSigner
 from web.demo import seed_demo
 from web.services import Services, Settings
 from web.widgets import widget_to_wire
+from web.workers import listening_socket
 
 log = logging.getLogger("curbe.server")
 
@@ -294,7 +296,10 @@ def tune_gc(young_threshold: int) -> None:
 
 def hypercorn_config(settings: Settings) -> hypercorn.config.Config:
     config = hypercorn.config.Config()
-    config.bind = [f"{settings.host}:{settings.port}"]
+    if settings.listen_fd is not None:  # a worker of ``serve --workers``: its socket, bound
+        config.bind = [f"fd://{settings.listen_fd}"]
+    else:
+        config.bind = [f"{settings.host}:{settings.port}"]
     config.websocket_max_message_size = settings.max_body_bytes
     config.graceful_timeout = settings.shutdown_grace_seconds
     config.backlog = settings.listen_backlog
@@ -315,6 +320,21 @@ async def serve(
     Reports ``{"listening": [...], "baseUrl", "demo"?}`` through ``task_status`` once the socket
     is bound (and, with ``settings.demo``, the demo data is seeded).
     """
+    if settings.reuse_port:  # ``serve --workers --balance reuseport``: a socket of its own
+        sock = listening_socket(
+            settings.host, settings.port, settings.listen_backlog, reuse_port=True
+        )
+        # hypercorn takes the descriptor (``fd://``) and closes it when it stops
+        settings = attrs.evolve(settings, listen_fd=sock.detach())
+    await _serve(settings, database_url, shutdown_trigger, task_status)
+
+
+async def _serve(
+    settings: Settings,
+    database_url: str,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None,
+    task_status: trio.TaskStatus[dict[str, Any]],
+) -> None:
     async with trio_asyncio.open_loop(), open_services(settings, database_url) as services:
         app = create_app(services)
         async with trio.open_nursery() as nursery:

@@ -55,6 +55,10 @@ class Settings:
     node_id: str | None = None  # default: host-pid-random
     lease_ttl_seconds: float = 8.0  # a dead process's actors are taken over within ttl + tick
     lease_tick_seconds: float = 1.0
+    # ``serve --workers N`` (web/workers.py): the parent's listening socket, inherited; or each
+    # worker binds the port itself with SO_REUSEPORT
+    listen_fd: int | None = None
+    reuse_port: bool = False
 
     @property
     def base_url(self) -> str:

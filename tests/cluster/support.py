@@ -103,7 +103,7 @@ async def open_node(
     log_dir = os.environ.get("CURBE_TEST_LOGS")
     log_file = _log_file(log_dir, name)
     proc = await trio.lowlevel.open_process(
-        [CLI, "serve", "--port", "0"],
+        [CLI, "serve", "--workers", "1", "--port", "0"],
         env={
             **os.environ,
             "DATABASE_URL": database_url,

@@ -42,7 +42,7 @@ def cli(database_url: str, *args: str) -> dict[str, Any]:
 async def serve_process(database_url: str) -> AsyncIterator[tuple[trio.Process, str]]:
     """``curbe-chat serve`` on a free port; yields the process and its base URL."""
     proc = await trio.lowlevel.open_process(
-        [CLI, "serve", "--port", "0"],
+        [CLI, "serve", "--workers", "1", "--port", "0"],
         env={**os.environ, "DATABASE_URL": database_url, "CURBE_OPS_TOKEN": "ops"},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
