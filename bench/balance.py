@@ -33,6 +33,8 @@ import asyncpg
 import trio
 import trio_asyncio
 
+from web.workers import read_banner
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "curbe-chat")
 TOKEN = "bench-balance"
@@ -135,19 +137,9 @@ async def run_mode(args: argparse.Namespace, balance: str, server_url: str) -> d
                 [*command, "--data-dir", data], env=env, stdout=subprocess.PIPE, cwd=ROOT
             )
             try:
-                buffer = b""
-                decoder = json.JSONDecoder()
+                assert process.stdout is not None
                 with trio.fail_after(120):
-                    while True:
-                        chunk = await process.stdout.receive_some()  # type: ignore[union-attr]
-                        if not chunk:
-                            raise RuntimeError("serve exited before it listened")
-                        buffer += chunk
-                        try:
-                            banner, _ = decoder.raw_decode(buffer.decode().strip())
-                            break
-                        except ValueError:
-                            continue
+                    banner = await read_banner(process.stdout)
                 await measure(args, balance, banner["baseUrl"])  # warm-up: imports, pools
                 return await measure(args, balance, banner["baseUrl"])
             finally:
