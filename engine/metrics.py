@@ -4,6 +4,14 @@ Counters and histograms are updated where things happen (broker, conversation ac
 supervisor, sockets, heartbeat); gauges of live things (actors by kind, sockets by side) are set
 when the endpoint is scraped. One registry per process; tests compare values before and after.
 
+Under ``serve --workers N`` a scrape reaches whichever worker the kernel hands the connection
+to, so one worker's figures would be a random Nth of the truth. The parent then gives its
+workers ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode, as under gunicorn):
+every worker writes its values to memory-mapped files in that folder, and :func:`exposition`
+answers the sum over the workers (counters and histograms of workers that died included, so a
+counter never goes back; gauges of live workers only), whichever worker is asked. Gauges set at
+scrape time are then refreshed by each worker every second (:func:`refresh`).
+
 Delivery latency is measured from an event's ``at`` (stamped when the state machine made it,
 just before its commit) to the moment its frame is written to a socket, so it is commit time plus
 fan-out plus the socket write.
@@ -13,11 +21,14 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.multiprocess import MultiProcessCollector
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
@@ -66,7 +77,7 @@ ACTOR_ESCALATIONS = Counter(
 )
 ACTORS_ESCALATED = Gauge(
     "curbe_actors_escalated", "Actors and services given up and not yet recovered",
-    registry=REGISTRY,
+    registry=REGISTRY, multiprocess_mode="livesum",
 )  # fmt: skip
 CALL_TIMEOUTS = Counter(
     "curbe_actor_call_timeouts", "Calls to an actor that got no answer in time, by kind",
@@ -78,8 +89,14 @@ STORAGE_CALLS = Counter(
     ["verb"],
     registry=REGISTRY,
 )
-ACTORS = Gauge("curbe_actors", "Live actors, by kind", ["kind"], registry=REGISTRY)
-CONNECTIONS = Gauge("curbe_connections", "Open WebSockets, by side", ["side"], registry=REGISTRY)
+ACTORS = Gauge(
+    "curbe_actors", "Live actors, by kind", ["kind"], registry=REGISTRY,
+    multiprocess_mode="livesum",
+)  # fmt: skip
+CONNECTIONS = Gauge(
+    "curbe_connections", "Open WebSockets, by side", ["side"], registry=REGISTRY,
+    multiprocess_mode="livesum",
+)  # fmt: skip
 GROUP_ROUND_SIZE = Histogram(
     "curbe_group_round_size",
     "Writes stored by one group-commit round (one transaction), or keys read by one group-read round, by writer (or reader)",
@@ -110,7 +127,10 @@ LEASE_TAKEOVERS = Counter(
     "Shards this process took (at start, from a node that died or gave them back)",
     registry=REGISTRY,
 )
-SHARDS_HELD = Gauge("curbe_shards_held", "Shard leases this process holds", registry=REGISTRY)
+SHARDS_HELD = Gauge(
+    "curbe_shards_held", "Shard leases this process holds (the workers' sum, under --workers)",
+    registry=REGISTRY, multiprocess_mode="livesum",
+)  # fmt: skip
 FORWARDED = Counter(
     "curbe_forwarded_commands",
     "Commands sent to the process owning their actor, by outcome",
@@ -148,11 +168,13 @@ GC_THRESHOLD = Gauge(
     "Python's collection thresholds (gc.get_threshold), by generation",
     ["generation"],
     registry=REGISTRY,
+    multiprocess_mode="livemax",
 )
 GC_FROZEN = Gauge(
     "curbe_gc_frozen_objects",
     "Objects moved out of every collection at start-up (gc.freeze)",
     registry=REGISTRY,
+    multiprocess_mode="livemax",
 )
 _gc_started: list[float] = []
 
@@ -176,3 +198,30 @@ def set_gc_gauges() -> None:
     for generation, threshold in enumerate(gc.get_threshold()):
         GC_THRESHOLD.labels(str(generation)).set(threshold)
     GC_FROZEN.set(gc.get_freeze_count())
+
+
+MULTIPROCESS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess() -> bool:
+    """Whether this process is a worker of ``serve --workers`` writing its metrics to a folder
+    shared with its siblings (read by prometheus_client when it is imported)."""
+    return bool(os.environ.get(MULTIPROCESS_FOLDER))
+
+
+def refresh(count: Callable[[str], int], kinds: tuple[str, ...], escalated: int) -> None:
+    """Set the gauges of live things from the process's own state."""
+    for kind in kinds:
+        ACTORS.labels(kind).set(count(kind))
+    ACTORS_ESCALATED.set(escalated)
+    set_gc_gauges()
+
+
+def exposition() -> bytes:
+    """The text a scrape gets: this process's registry, or under ``--workers`` every worker's
+    values added up."""
+    if not multiprocess():
+        return bytes(generate_latest(REGISTRY))
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return bytes(generate_latest(registry))

@@ -215,6 +215,7 @@ def _serve_workers(args: argparse.Namespace, workers: int) -> None:
         stack.callback(sock.close)
         url = stack.enter_context(database_url(args.data_dir))
         nats = args.nats_url or stack.enter_context(w.embedded_nats(args.data_dir))
+        folder = stack.enter_context(w.metrics_folder())
         plan = w.Plan(
             workers=workers,
             balance=args.balance,
@@ -223,7 +224,9 @@ def _serve_workers(args: argparse.Namespace, workers: int) -> None:
             sock=sock,
             argv=argv,
             parent_fd=watch,
-            environment=w.parent_environment(url, nats, token, {}),
+            environment=w.parent_environment(
+                url, nats, token, {"PROMETHEUS_MULTIPROC_DIR": folder}
+            ),
             demo=args.demo,
             node_base=os.environ.get("CURBE_NODE_ID") or f"{socket.gethostname()}-{os.getpid()}",
             grace_seconds=grace,

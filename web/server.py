@@ -201,6 +201,11 @@ async def open_services(
                         describe=cluster.describe,
                     )
 
+                if metrics.multiprocess():  # gauges a sibling worker's scrape reads
+                    await supervisor.start_service(
+                        METRICS_GAUGES, partial(refresh_gauges_forever, supervisor)
+                    )
+
                 # the routing listener is a supervised service: if the broker drops it, it is
                 # restarted and makes a full routing pass (queues resume after a restart too)
                 await supervisor.start_service(
@@ -238,6 +243,7 @@ async def open_services(
         await db.close()
 
 
+METRICS_GAUGES = "metrics_gauges"
 PRESENCE_SHARING = "presence_sharing"
 LEASE_KEEPER = "lease_keeper"
 BUS_REQUESTS = "bus_requests"
@@ -278,6 +284,18 @@ def shard_handlers(
         await supervisor.evict(within(shards), settings.shutdown_grace_seconds)
 
     return on_gained, on_lost, on_drain
+
+
+async def refresh_gauges_forever(
+    supervisor: Supervisor, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Under ``--workers`` a scrape is answered by one worker for all (engine/metrics.py): each
+    worker sets its own gauges of live things every second instead of at scrape time."""
+    task_status.started()
+    while True:
+        kinds = (CONVERSATION, VISITOR, WIDGET, ROUTER)
+        metrics.refresh(supervisor.count, kinds, len(supervisor.escalations()))
+        await trio.sleep(1)
 
 
 def tune_gc(young_threshold: int) -> None:

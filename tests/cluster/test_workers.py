@@ -13,6 +13,7 @@ import httpx
 import psutil
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from storage.db import Database
 from tests.cluster.support import TICK_SECONDS, TTL_SECONDS, until
@@ -29,6 +30,25 @@ async def cluster_report(base_url: str) -> dict[str, Any]:
         r = await http.get("/api/ops/cluster")
         assert r.status_code == 200, r.text
         return dict(r.json())
+
+
+async def shards_on_every_scrape(base_url: str, scrapes: int = 6) -> bool:
+    """Whether ``/metrics``, scraped on ``scrapes`` new connections (each handed to whichever
+    worker the kernel picks), counts the 64 shards every time: the workers' sum, not one
+    worker's part."""
+    for _ in range(scrapes):
+        async with httpx.AsyncClient(base_url=base_url, timeout=15) as http:
+            r = await http.get("/metrics")
+        assert r.status_code == 200, r.text
+        held = [
+            sample.value
+            for family in text_string_to_metric_families(r.text)
+            for sample in family.samples
+            if sample.name == "curbe_shards_held"
+        ]
+        if held != [64.0]:
+            return False
+    return True
 
 
 @pytest.mark.parametrize("balance", ["shared", "reuseport"])
@@ -72,6 +92,10 @@ async def test_workers_share_one_port_and_the_parent_supervises_them(
             return len(answered) == 2 and answered <= live
 
         await until(both_answer, within=60, what="both workers answering on the port")
+        # /metrics on any worker answers for both (their shards add up to the 64)
+        await until(
+            lambda: shards_on_every_scrape(base), within=30, what="metrics summed over workers"
+        )
         # the demo was seeded once (by worker 0): any worker signs its agent in and serves /demo
         for _ in range(4):
             async with httpx.AsyncClient(base_url=base, timeout=15) as http:
@@ -105,6 +129,10 @@ async def test_workers_share_one_port_and_the_parent_supervises_them(
             return any(name.endswith("-w1.1") and shards > 0 for name, shards in live.items())
 
         await until(new_node_serving, within=60, what="the restarted worker holding shards")
+        # the dead worker's gauges left the sums (its shards are counted once, by their holder)
+        await until(
+            lambda: shards_on_every_scrape(base), within=30, what="the dead worker's gauges gone"
+        )
 
         # SIGTERM: every worker and the embedded NATS stop, and the parent exits cleanly
         parent.send_signal(signal.SIGTERM)

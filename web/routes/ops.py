@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import attrs
 import trio
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response, current_app, jsonify, render_template, request
 
 from engine import metrics
@@ -41,6 +41,8 @@ from web.presenters import answer, html_page
 from web.services import Services
 from web.shapes import ActorList, BrokerReport, ClusterNode, ClusterReport, Health
 from web.wire import ApiError
+
+ACTOR_KINDS = (CONVERSATION, VISITOR, WIDGET, ROUTER)
 
 bp = Blueprint("ops", __name__)
 
@@ -139,11 +141,8 @@ async def openapi_document() -> Response:
 async def prometheus_metrics() -> Response:
     """Prometheus text format: counters, latency histograms, live actors and sockets."""
     s = services()
-    for kind in (CONVERSATION, VISITOR, WIDGET, ROUTER):
-        metrics.ACTORS.labels(kind).set(s.supervisor.count(kind))
-    metrics.ACTORS_ESCALATED.set(len(s.supervisor.escalations()))
-    metrics.set_gc_gauges()
-    return Response(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    metrics.refresh(s.supervisor.count, ACTOR_KINDS, len(s.supervisor.escalations()))
+    return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/api/ops/actors")
