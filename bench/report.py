@@ -3,7 +3,8 @@
 :func:`summarise` turns every latency list of a target's raw result into percentiles (the raw
 lists are too large to keep); :func:`render` prints the markdown table that
 ``docs/benchmarks.md`` keeps: one row per figure, one column per target, then ``ours / quart``
-and ``ours / trio`` ratios, then the issue's targets, each met or not.
+and ``ours / trio`` ratios (and ``2 workers / 1`` when the run has both), then the issues'
+targets, each met or not.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 import attrs
 
-OURS, QUART, TRIO = "curbe", "quart", "trio"
-COLUMNS = ["curbe", "quart", "quart+pg", "trio", "websockets"]
+OURS, OURS_W2, QUART, TRIO = "curbe", "curbe-w2", "quart", "trio"
+COLUMNS = ["curbe", "curbe-w2", "quart", "quart+pg", "trio", "websockets"]
 
 # What the issue asks (ratios to baselines measured in the same run, or absolute bounds)
 CPU_PER_MESSAGE_VS_QUART = 1.5
@@ -30,6 +31,11 @@ STORM_WIDGETS = 20_000
 STORM_SECONDS = 30.0
 REHYDRATION_P99_MS = 10.0
 WIDGET_JS_GZIP = 20_000
+# issue 14: the workers axis
+SCALING_VS_ONE_WORKER = 1.5  # highest msg/s held with p99 <= DELIVERY_P99_MS, 2 workers / 1
+BUS_RATE = 500  # offered msg/s at which the bus's cost is judged (both comfortable there)
+BUS_CPU_SHARE = 0.20
+BUS_LAG_P99_MS = 5.0
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -126,7 +132,13 @@ def rows_for(plan: dict[str, Any]) -> list[Row]:
             Row(f"delivery at {rate}/s: lost / duplicates / order", _faults(rate), "{:,.0f}", False),
             Row(f"delivery at {rate}/s: server CPU ms per message", _get("delivery", rate, "cpu_ms"), "{:.3f}"),
             Row(f"delivery at {rate}/s: PostgreSQL CPU ms per message", _get("delivery", rate, "pg_cpu_ms"), "{:.3f}", False),
+            Row(f"delivery at {rate}/s: NATS CPU ms per message (in the server's)", _get("delivery", rate, "bus_cpu_ms"), "{:.3f}", False),
+            Row(f"delivery at {rate}/s: events in over the bus per message", _per_message(rate, "bus_in"), "{:.2f}", False),
+            Row(f"delivery at {rate}/s: bus hop p99 ms, publish → other process (bucket bound)", _get("delivery", rate, "bus_hop_p99_ms"), "{:,.1f}", False),
+            Row(f"delivery at {rate}/s: bus lag p99 ms, commit → other process (bucket bound)", _get("delivery", rate, "bus_lag_p99_ms"), "{:,.1f}", False),
+            Row(f"delivery at {rate}/s: commands forwarded per message", _per_message(rate, "forwarded"), "{:.2f}", False),
         ]  # fmt: skip
+    rows.append(Row("highest msg/s held with p99 ≤ 50 ms, nothing lost", sustained, "{:,.0f}"))
     rows += [
         Row("restart: widgets", _get("storm", "widgets"), "{:,.0f}", False),
         Row("restart: widgets back", _get("storm", "back"), "{:,.0f}", False),
@@ -137,6 +149,30 @@ def rows_for(plan: dict[str, Any]) -> list[Row]:
         Row("widget.js gzip bytes", _widget_js_gzip, "{:,.0f}", False),
     ]
     return rows
+
+
+def _per_message(rate: int, key: str) -> Callable[[dict[str, Any]], float | None]:
+    def read(t: dict[str, Any]) -> float | None:
+        row = at(t.get("delivery", []), rate)
+        if row is None or key not in row or not row.get("sent"):
+            return None
+        return float(row[key]) / float(row["sent"])
+
+    return read
+
+
+def sustained(t: dict[str, Any]) -> float | None:
+    """The highest delivered msg/s among the offered rates that were held: achieved at least
+    95% of the offered rate with p99 send→inbox ≤ 50 ms and nothing lost, doubled or out of
+    order. None when no rate was held."""
+    held = [
+        float(row["achieved"])
+        for row in t.get("delivery", [])
+        if row["achieved"] >= 0.95 * row["offered"]
+        and row["lat"]["p99"] <= DELIVERY_P99_MS
+        and row["lost"] + row["duplicates"] + row["order"] + row["unacked"] == 0
+    ]
+    return max(held) if held else None
 
 
 def _kib(value: float | None) -> float | None:
@@ -260,6 +296,58 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
     return out
 
 
+def worker_verdicts(results: dict[str, Any]) -> list[Verdict]:
+    """Issue 14's targets: two workers against one, in the same run."""
+    targets = results["targets"]
+    one, two = targets.get(OURS), targets.get(OURS_W2)
+    if one is None or two is None:
+        return [Verdict("1 and 2 workers measured", None, "not both in this run")]
+    out: list[Verdict] = []
+    a, b = sustained(two), sustained(one)
+    what = (
+        f"highest msg/s held (p99 ≤ {DELIVERY_P99_MS:.0f} ms, nothing lost) with 2 workers "
+        f"≥ {SCALING_VS_ONE_WORKER}× 1 worker's"
+    )
+    if a is None or b is None:
+        out.append(Verdict(what, None if a is None and b is None else a is not None, f"{a} / {b}"))
+    else:
+        out.append(
+            Verdict(what, a / b >= SCALING_VS_ONE_WORKER, f"{a:,.0f} / {b:,.0f} = {a / b:.2f}×")
+        )
+    rate = BUS_RATE
+    c2, c1 = _get("delivery", rate, "cpu_ms")(two), _get("delivery", rate, "cpu_ms")(one)
+    what = (
+        f"the bus's cost ≤ {BUS_CPU_SHARE:.0%} of the server CPU per message at {rate}/s "
+        "(2 workers' CPU per message, NATS included, minus 1 worker's, over the former: an upper "
+        "bound, as it counts the leases and forwarding too)"
+    )
+    if c2 is None or c1 is None or c2 == 0:
+        out.append(Verdict(what, None, "not measured"))
+    else:
+        share = (c2 - c1) / c2
+        out.append(
+            Verdict(what, share <= BUS_CPU_SHARE, f"({c2:.3f} − {c1:.3f}) / {c2:.3f} = {share:.0%}")
+        )
+    lag = _get("delivery", rate, "bus_hop_p99_ms")(two)
+    what = f"bus hop p99 ≤ {BUS_LAG_P99_MS:.0f} ms at {rate}/s (curbe_bus_hop_seconds)"
+    if lag is None:
+        out.append(Verdict(what, None, "not measured"))
+    else:
+        out.append(Verdict(what, lag <= BUS_LAG_P99_MS, f"≤ {lag:,.1f} ms"))
+    memory = _kib(_get("idle", "rss_per_widget")(two))
+    out.append(
+        Verdict(
+            "memory per idle widget with the bus on (reported)",
+            None,
+            "not measured"
+            if memory is None
+            else f"{memory:,.1f} KiB (1 worker: "
+            f"{_kib(_get('idle', 'rss_per_widget')(one)) or 0:,.1f} KiB)",
+        )
+    )
+    return out
+
+
 def _cell(row: Row, target: dict[str, Any] | None) -> str:
     if target is None:
         return ""
@@ -280,6 +368,7 @@ def render(results: dict[str, Any]) -> str:
     """The markdown table of one run: figures, ratios, then the targets met or not."""
     targets = results["targets"]
     shown = [c for c in COLUMNS if c in targets]
+    scaling = int(OURS in targets and OURS_W2 in targets)
     labels = [targets[c].get("label", c) for c in shown]
     m = results["machine"]
     lines = [
@@ -288,8 +377,11 @@ def render(results: dict[str, Any]) -> str:
         + (" · QUICK (tiny numbers: the figures mean nothing)" if results.get("quick") else ""),
         f"Command: `{results['command']}`",
         "",
-        "| figure | " + " | ".join(labels) + " | ours / quart | ours / trio |",
-        "|---|" + "---:|" * (len(shown) + 2),
+        "| figure | "
+        + " | ".join(labels)
+        + " | ours / quart | ours / trio |"
+        + (" 2 workers / 1 |" if scaling else ""),
+        "|---|" + "---:|" * (len(shown) + 2 + scaling),
     ]
     ours, quart, trio = targets.get(OURS), targets.get(QUART), targets.get(TRIO)
     for row in rows_for(results["plan"]):
@@ -300,11 +392,13 @@ def render(results: dict[str, Any]) -> str:
             f"| {row.figure} | "
             + " | ".join(cells)
             + f" | {_ratio(row, ours, quart)} | {_ratio(row, ours, trio)} |"
+            + (f" {_ratio(row, targets[OURS_W2], ours)} |" if scaling else "")
         )
-    lines += ["", "Targets (issue 13):", ""]
-    for v in verdicts(results):
-        mark = {True: "✓", False: "✗", None: "·"}[v.met]
-        lines.append(f"- {mark} {v.what}: {v.detail}")
+    for title, judged in (("13", verdicts(results)), ("14", worker_verdicts(results))):
+        lines += ["", f"Targets (issue {title}):", ""]
+        for v in judged:
+            mark = {True: "✓", False: "✗", None: "·"}[v.met]
+            lines.append(f"- {mark} {v.what}: {v.detail}")
     errors = {name: t.get("client_errors") for name, t in targets.items() if t.get("client_errors")}
     if errors:
         lines += ["", "Client-side errors seen (counted, not hidden):", ""]

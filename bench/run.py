@@ -3,7 +3,10 @@
 Every target is a server process driven only through the public HTTP and WebSocket API by the
 same client worker processes (:mod:`bench.worker`), one target after the other:
 
-- ``curbe``: ``curbe-chat serve`` on a fresh PostgreSQL database;
+- ``curbe``: ``curbe-chat serve --workers 1`` on a fresh PostgreSQL database;
+- ``curbe-w2``: ``curbe-chat serve --workers 2`` (two workers behind one port, an embedded NATS,
+  shard leases, forwarding and the bus: the workers axis); its CPU and memory are the whole
+  process tree's (parent, workers, NATS), NATS's CPU also shown apart;
 - ``quart``: a quart-trio relay on Hypercorn's trio worker, in memory (the card's framework);
 - ``quart+pg``: the same with one asyncpg statement per message and per heartbeat, through
   trio-asyncio (the card's stack with persistence at its simplest);
@@ -43,6 +46,7 @@ import attrs
 import psutil
 import trio
 import trio_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.profile import profiled
 from bench.report import render, summarise
@@ -79,7 +83,7 @@ FULL = Plan(
     heartbeat_rates=(500, 5000),
     heartbeat_seconds=8,
     conversations=200,
-    rates=(250, 500, 1000, 2000),
+    rates=(250, 500, 1000, 1500, 2000, 3000),
     rate_seconds=8,
     history=100,
     history_messages=50,
@@ -109,6 +113,7 @@ class Target:
     label: str
     module: str | None  # a baseline's module; None: curbe-chat serve
     persist: bool = False
+    workers: int = 1  # curbe-chat serve --workers
 
     @property
     def ours(self) -> bool:
@@ -117,6 +122,7 @@ class Target:
 
 TARGETS = [
     Target("curbe", "Curbe Chat", None, persist=True),
+    Target("curbe-w2", "Curbe Chat, 2 workers", None, persist=True, workers=2),
     Target("quart", "quart-trio relay (memory)", "bench.baselines.quart_relay"),
     Target("quart+pg", "quart-trio relay + asyncpg", "bench.baselines.quart_relay", persist=True),
     Target("trio", "bare Trio + trio-websocket", "bench.baselines.trio_relay"),
@@ -140,9 +146,38 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def tree(pid: int) -> list[psutil.Process]:
+    """A server process and every process under it (``--workers``: the workers and NATS)."""
+    top = psutil.Process(pid)
+    return [top, *top.children(recursive=True)]
+
+
+def is_bus(process: psutil.Process) -> bool:
+    try:
+        return "nats-server" in process.name()
+    except psutil.Error:
+        return False
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in processes:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def cpu_seconds(pid: int) -> float:
-    t = psutil.Process(pid).cpu_times()
-    return float(t.user + t.system)
+    """CPU seconds of a server: its process tree's, the bus (NATS) included."""
+    return _cpu(tree(pid))
+
+
+def bus_cpu(pid: int) -> float:
+    """CPU seconds of the NATS server under a server's process tree (0 without one)."""
+    return _cpu([p for p in tree(pid) if is_bus(p)])
 
 
 def postgres_cpu() -> float:
@@ -159,7 +194,60 @@ def postgres_cpu() -> float:
 
 
 def rss(pid: int) -> int:
-    return int(psutil.Process(pid).memory_info().rss)
+    """Resident memory of a server's process tree (workers and NATS included)."""
+    total = 0
+    for p in tree(pid):
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(base: str) -> Samples:
+    """Every sample of the server's ``/metrics`` (under ``--workers``, the workers' sum)."""
+    http = await Http.open(Endpoint.parse(base))
+    try:
+        status, body, _ = await http.request("GET", "/metrics", headers={"Accept": "text/plain"})
+    finally:
+        await http.aclose()
+    if status != 200:
+        raise RuntimeError(f"GET /metrics answered {status}")
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric_delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    """How much the sum of ``name``'s samples matching ``labels`` grew between two scrapes."""
+
+    def total(samples: Samples) -> float:
+        return sum(
+            v
+            for (n, ls), v in samples.items()
+            if n == name and all(dict(ls).get(k) == want for k, want in labels.items())
+        )
+
+    return total(after) - total(before)
+
+
+def histogram_quantile(before: Samples, after: Samples, name: str, q: float) -> float | None:
+    """The upper bound (seconds) of the bucket holding quantile ``q`` of what ``name`` observed
+    between two scrapes (a histogram tells no finer); None when it observed nothing."""
+    bounds = sorted({dict(ls)["le"] for (n, ls) in after if n == f"{name}_bucket"}, key=float)
+    count = metric_delta(before, after, f"{name}_count")
+    if count <= 0:
+        return None
+    for le in bounds:
+        if metric_delta(before, after, f"{name}_bucket", le=le) >= q * count:
+            return float(le)
+    return None
 
 
 class WorkerProcess:
@@ -221,7 +309,7 @@ class Server:
 
     def command(self) -> list[str]:
         if self.target.module is None:
-            return [CLI, "serve", "--workers", "1", "--port", str(self.port)]
+            return [CLI, "serve", "--workers", str(self.target.workers), "--port", str(self.port)]
         command = [PYTHON, "-m", self.target.module, "--port", str(self.port)]
         return command + (["--persist"] if self.target.persist else [])
 
@@ -348,6 +436,8 @@ async def bench_target(
     server = Server(target, env, free_port())
     async with trio.open_nursery() as nursery:
         await server.start(nursery)
+        if target.ours and target.workers > 1:
+            await settled(server.http, target.workers, env["CURBE_OPS_TOKEN"])
         visitors = [
             await WorkerProcess.start(f"v{i}", nursery) for i in range(plan.visitor_workers)
         ]
@@ -391,7 +481,8 @@ async def run_scenarios(
     # ---- idle -------------------------------------------------------------------------------
     log(f"{target.name}: opening {plan.widgets} widgets")
     rss0 = rss(server.pid)
-    profile = plan.profile if target.ours else None
+    # py-spy samples the one-process product (its step files are named by step only)
+    profile = plan.profile if target.ours and target.workers == 1 else None
     t0 = time.monotonic()
     async with profiled(profile, server.pid, "connect"):
         opened = await each(visitors, "open", n=plan.widgets // v, concurrency=64)
@@ -458,17 +549,34 @@ async def run_scenarios(
     out["delivery"] = []
     for rate in plan.rates:
         log(f"{target.name}: delivery at {rate} msg/s")
-        cpu0, pg0 = cpu_seconds(server.pid), postgres_cpu()
+        m0 = await scrape(server.http) if target.ours else {}
+        cpu0, pg0, bus0 = cpu_seconds(server.pid), postgres_cpu(), bus_cpu(server.pid)
         async with profiled(profile, server.pid, f"delivery-{rate}"):
             sent = await each(visitors, "deliver", rate=rate / v, seconds=plan.rate_seconds)
         expect = {cid: n for a in sent for cid, n in a["sent"].items()}
         since = {cid: n for a in sent for cid, n in a["since"].items()}
         report = await agents.call("inbox_report", expect=expect, since=since, drain=15)
-        cpu1, pg1 = cpu_seconds(server.pid), postgres_cpu()
+        cpu1, pg1, bus1 = cpu_seconds(server.pid), postgres_cpu(), bus_cpu(server.pid)
+        m1 = await scrape(server.http) if target.ours else {}
         total = sum(expect[c] - since.get(c, 0) for c in expect)
         delivered = total - report["lost"] // plan.agents
+        bus: dict[str, Any] = {}
+        if target.ours and target.workers > 1:
+            lag = histogram_quantile(m0, m1, "curbe_bus_lag_seconds", 0.99)
+            hop = histogram_quantile(m0, m1, "curbe_bus_hop_seconds", 0.99)
+            forward = histogram_quantile(m0, m1, "curbe_forward_seconds", 0.99)
+            bus = {
+                "bus_cpu_ms": 1000 * (bus1 - bus0) / max(delivered, 1),
+                "bus_in": metric_delta(m0, m1, "curbe_bus_events_total", direction="in"),
+                "bus_out": metric_delta(m0, m1, "curbe_bus_events_total", direction="out"),
+                "bus_lag_p99_ms": None if lag is None else 1000 * lag,
+                "bus_hop_p99_ms": None if hop is None else 1000 * hop,
+                "forwarded": metric_delta(m0, m1, "curbe_forwarded_commands_total"),
+                "forward_p99_ms": None if forward is None else 1000 * forward,
+            }
         out["delivery"].append(
-            {
+            bus
+            | {
                 "offered": rate,
                 "sent": total,
                 "achieved": delivered / (max(a["ms"] for a in sent) / 1000),
@@ -519,6 +627,26 @@ async def run_scenarios(
         }
     counters = await each([*visitors, agents], "counters")
     out["client_errors"] = {k: n for a in counters for k, n in a["errors"].items()}
+
+
+async def settled(base: str, workers: int, ops_token: str) -> None:
+    """Wait until ``workers`` live nodes share the 64 shards, none draining: the measured steady
+    state of ``--workers`` (right after start, worker 0 holds every shard and hands half over)."""
+    with trio.fail_after(120):
+        while True:
+            http = await Http.open(Endpoint.parse(base))
+            try:
+                status, body, _ = await http.request("GET", "/api/ops/cluster", token=ops_token)
+            finally:
+                await http.aclose()
+            if status != 200 or not isinstance(body, dict):
+                raise RuntimeError(f"GET /api/ops/cluster answered {status}")
+            live = [n for n in body["nodes"] if n["live"]]
+            shards = [n["shards"] for n in live]
+            if len(live) == workers and sum(shards) == 64 and min(shards) > 0:
+                if not body.get("draining"):
+                    return
+            await trio.sleep(0.2)
 
 
 async def takes_socket_heartbeats(base: str) -> bool:

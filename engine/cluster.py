@@ -222,9 +222,8 @@ class Cluster:
 
     def publish(self, event: Event) -> None:
         """After the local fan-out: the event to every other process (the broker's way out)."""
-        self.bus.publish_event(
-            event_subject(self.cluster, event), codec.dumps({"n": self.node_id, "e": event})
-        )
+        message = {"n": self.node_id, "e": event, "t": time.time()}
+        self.bus.publish_event(event_subject(self.cluster, event), codec.dumps(message))
         metrics.BUS_EVENTS.labels("out").inc()
 
     async def follow_events(self) -> None:
@@ -241,7 +240,10 @@ class Cluster:
         if node == self.node_id or not isinstance(event, Event):
             return
         metrics.BUS_EVENTS.labels("in").inc()
-        metrics.BUS_LAG_SECONDS.observe(max(0.0, time.time() - event.at.timestamp()))
+        now = time.time()
+        metrics.BUS_LAG_SECONDS.observe(max(0.0, now - event.at.timestamp()))
+        if isinstance(message.get("t"), float):  # absent from a process of an older version
+            metrics.BUS_HOP_SECONDS.observe(max(0.0, now - message["t"]))
         self.broker.deliver(event)
 
     def describe(self) -> dict[str, Any]:

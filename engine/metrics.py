@@ -155,6 +155,13 @@ BUS_LAG_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+BUS_HOP_SECONDS = Histogram(
+    "curbe_bus_hop_seconds",
+    "From an event's publication on its owner (after its commit) to its delivery to this "
+    "process's broker: the bus's own share of the lag",
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
 
 GC_PAUSE_SECONDS = Histogram(
     "curbe_gc_pause_seconds",

@@ -85,12 +85,22 @@ def test_quick_bench_runs_every_scenario_on_every_target(postgres_url: str, tmp_
         storm = target["storm"]
         assert storm["back"] == storm["widgets"] == QUICK.storm_widgets, (name, storm)
         assert (storm["gaps"], storm["duplicates"], storm["behind"]) == (0, 0, 0), name
-    ours = results["targets"]["curbe"]
-    assert ours["rehydration"]["unacked"] == 0
-    assert ours["rehydration"]["lat"]["n"] == QUICK.history
-    assert ours["widget_js"]["status"] == 200 and ours["widget_js"]["raw"] > 0
-    # the table names every target and the run's command
-    assert "| figure | Curbe Chat |" in done.stdout
+    for name in ("curbe", "curbe-w2"):
+        ours = results["targets"][name]
+        assert ours["rehydration"]["unacked"] == 0, name
+        assert ours["rehydration"]["lat"]["n"] == QUICK.history, name
+        assert ours["widget_js"]["status"] == 200 and ours["widget_js"]["raw"] > 0, name
+    # the workers axis: two workers' events crossed the bus, which was timed from /metrics
+    [two] = results["targets"]["curbe-w2"]["delivery"]
+    assert two["bus_in"] > 0 and two["bus_out"] > 0, two
+    assert two["bus_hop_p99_ms"] > 0 and two["bus_lag_p99_ms"] >= two["bus_hop_p99_ms"], two
+    assert isinstance(two["bus_cpu_ms"], float), two  # NATS's CPU (a second may show none)
+    [one] = results["targets"]["curbe"]["delivery"]
+    assert "bus_in" not in one  # one worker: no bus
+    # the table names every target and the run's command, with the 2 workers / 1 ratio
+    assert "| figure | Curbe Chat | Curbe Chat, 2 workers |" in done.stdout
+    assert "| 2 workers / 1 |" in done.stdout
+    assert "Targets (issue 14):" in done.stdout
     assert "--database " + database in done.stdout
     assert render(results) in done.stdout
     # py-spy sampled the product (only) during each measured step

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.placement import shard_of
 from storage.db import Database
@@ -121,6 +122,21 @@ async def test_three_nodes_serve_one_chat_wherever_each_party_lands(
         for node in (a, b, c):
             forwarded += (await node.ops("/api/ops/cluster"))["forwarded"]
         assert forwarded > 0  # some command crossed between processes
+        # the conversation's events reached the nodes that do not own it over the bus, which
+        # timed its own hop and the lag from the commit
+        for node in (a, b, c):
+            if node.name == owner:
+                continue
+            async with node.http() as client:
+                text = (await client.get("/metrics")).text
+            samples = {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            }
+            assert samples[("curbe_bus_events_total", (("direction", "in"),))] > 0, node.name
+            assert samples[("curbe_bus_hop_seconds_count", ())] > 0, node.name
+            assert samples[("curbe_bus_lag_seconds_count", ())] > 0, node.name
 
 
 async def test_round_robin_spreads_chats_across_agents_on_two_nodes(
