@@ -51,6 +51,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.profile import profiled
 from bench.report import render, summarise
 from bench.wire import Endpoint, Http
+from web.workers import read_banner
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -328,19 +329,12 @@ class Server:
             )
         )
         self.process = process
-        buffer = b""
+        assert process.stdout is not None
         with trio.fail_after(120):
-            while True:
-                assert process.stdout is not None
-                chunk = await process.stdout.receive_some()
-                if not chunk:
-                    raise RuntimeError(f"{self.target.name} exited before it listened")
-                buffer += chunk
-                try:
-                    banner = json.loads(buffer)
-                    break
-                except ValueError:
-                    continue
+            try:
+                banner = await read_banner(process.stdout)
+            except RuntimeError:
+                raise RuntimeError(f"{self.target.name} exited before it listened") from None
         ready = time.monotonic()
         if self.target.ours:
             self.http = banner["baseUrl"]

@@ -8,6 +8,7 @@ acquires a connection, opens a transaction and runs one verb-named function of
 
 from __future__ import annotations
 
+import errno
 import importlib.resources
 import json
 import logging
@@ -35,6 +36,25 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec(
         "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
     )
+
+
+UNAVAILABLE = (
+    ConnectionError,  # refused, reset, aborted, broken pipe
+    TimeoutError,
+    asyncpg.PostgresConnectionError,  # the connection went away under a query
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached now (a request answers 503 and may be
+    retried), as opposed to a fault in the request or in the code."""
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    return isinstance(exc, OSError) and exc.errno in UNREACHABLE
 
 
 def single_statement(fn: F) -> F:

@@ -20,6 +20,7 @@ import trio_websocket
 
 from engine.faults import NO_FAULTS, Faults
 from storage import queries
+from web import workers
 from web.app import create_app
 from web.auth import hash_password, new_id
 from web.server import hypercorn_config, open_services
@@ -39,17 +40,12 @@ async def row_counts(
 
 async def read_banner(proc: trio.Process) -> dict[str, Any]:
     """The JSON object ``curbe-chat serve`` prints on stdout once it listens (Trio; the caller
-    bounds the wait)."""
-    buffer = b""
-    while True:
-        chunk = await proc.stdout.receive_some()  # type: ignore[union-attr]
-        assert chunk, "serve exited before it printed its address"
-        buffer += chunk
-        try:
-            info: dict[str, Any] = json.loads(buffer)
-            return info
-        except ValueError:
-            continue
+    bounds the wait): read as the parent of ``--workers`` reads its workers'."""
+    assert proc.stdout is not None
+    try:
+        return await workers.read_banner(proc.stdout)
+    except RuntimeError as exc:
+        raise AssertionError(f"serve exited before it printed its address ({exc})") from None
 
 
 @attrs.define

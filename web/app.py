@@ -13,6 +13,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import ActorUnavailable, EngineError
+from storage.db import unavailable
 from web.deps import error, is_visitor_route, valid_id
 from web.openapi import document
 from web.routes import BLUEPRINTS
@@ -72,6 +73,14 @@ def create_app(s: Services | None) -> Quart:
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:
+        if unavailable(exc):  # the database is down or out of reach: say so, retryable
+            log.warning(
+                "answered 503: the database does not answer",
+                extra={"path": request.path, "error": repr(exc)},
+            )
+            response = error(503, "database_unavailable", "the database does not answer; retry")
+            response.headers["Retry-After"] = "2"
+            return response
         log.exception("unhandled error", exc_info=exc)
         return error(500, "internal_error", "something went wrong on our side; it has been logged")
 

@@ -229,7 +229,12 @@ class ClusterReport(Wire):
     forwarded: int = attrs.field(metadata=doc("commands sent to their owner on another node"))
     served: int = attrs.field(metadata=doc("commands from other nodes run here"))
     bus_connected: bool
-    nodes: list[ClusterNode] = attrs.field(metadata=doc("every node the database knows"))
+    nodes: list[ClusterNode] | None = attrs.field(
+        metadata=doc(
+            "every node the database knows; null when the database did not answer within 2 s "
+            "(this node may be cut off from it: see `trustedForSeconds`)"
+        )
+    )
 
 
 @attrs.frozen

@@ -49,7 +49,8 @@ class Node:
         headers = kwargs.pop("headers", {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=15, **kwargs)
+        kwargs.setdefault("timeout", 15)
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, **kwargs)
 
     async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await self.db.run(fn, *args, **kwargs)
@@ -97,13 +98,22 @@ def _log_file(log_dir: str | None, name: str) -> Any:
 
 @asynccontextmanager
 async def open_node(
-    database_url: str, nats_url: str, name: str, db: Database, **env: str
+    database_url: str,
+    nats_url: str,
+    name: str,
+    db: Database,
+    *,
+    wrap: tuple[str, ...] = (),
+    host: str = "127.0.0.1",
+    **env: str,
 ) -> AsyncIterator[Node]:
+    """A node ``name``; ``wrap`` runs it through a command (``ip netns exec NS``), listening on
+    ``host``."""
     # CURBE_TEST_LOGS=<folder>: each node's log there, to read after a failure
     log_dir = os.environ.get("CURBE_TEST_LOGS")
     log_file = _log_file(log_dir, name)
     proc = await trio.lowlevel.open_process(
-        [CLI, "serve", "--workers", "1", "--port", "0"],
+        [*wrap, CLI, "serve", "--workers", "1", "--host", host, "--port", "0"],
         env={
             **os.environ,
             "DATABASE_URL": database_url,

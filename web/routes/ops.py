@@ -25,6 +25,7 @@ from engine.visitor import KIND as VISITOR
 from engine.widget import KIND as WIDGET
 from engine.wire import UNSET
 from storage import leases, queries
+from storage.db import unavailable
 from web import examples as ex
 from web.apidoc import (
     OPS_AUTH,
@@ -224,6 +225,25 @@ async def ops_actor(kind: str, actor_id: str) -> Response:
     raise ApiError(404, "not_found", f"no live {kind} actor {actor_id}")
 
 
+async def cluster_nodes(s: Services, ttl_seconds: float) -> list[ClusterNode]:
+    """Every node the database knows, with the live leases each holds."""
+    held: dict[str, int] = {}
+    for row in await s.db.run(leases.select_leases):
+        if row["live"] and row["owner"]:
+            held[str(row["owner"])] = held.get(str(row["owner"]), 0) + 1
+    return [
+        ClusterNode(
+            str(n["node_id"]),
+            n["address"],  # type: ignore[arg-type]
+            n["started_at"],  # type: ignore[arg-type]
+            n["seen_at"],  # type: ignore[arg-type]
+            bool(n["live"]),
+            held.get(str(n["node_id"]), 0),
+        )
+        for n in await s.db.run(leases.select_nodes, ttl_seconds)
+    ]
+
+
 @bp.get("/api/ops/cluster")
 @api(
     "getCluster",
@@ -248,22 +268,15 @@ async def ops_cluster() -> Response:
     if cluster is None:
         return answer(ClusterReport("single", None, [], [], 0.0, 0, 0, 0, 0, False, []))
     placement = cluster.placement
-    leases_ = await s.db.run(leases.select_leases)
-    held: dict[str, int] = {}
-    for row in leases_:
-        if row["live"] and row["owner"]:
-            held[str(row["owner"])] = held.get(str(row["owner"]), 0) + 1
-    nodes = [
-        ClusterNode(
-            str(n["node_id"]),
-            n["address"],  # type: ignore[arg-type]
-            n["started_at"],  # type: ignore[arg-type]
-            n["seen_at"],  # type: ignore[arg-type]
-            bool(n["live"]),
-            held.get(str(n["node_id"]), 0),
-        )
-        for n in await s.db.run(leases.select_nodes, placement.ttl_seconds)
-    ]
+    nodes: list[ClusterNode] | None = None
+    # a node cut off from the database is the one an operator most wants to ask: it answers
+    # what it knows of itself, and ``nodes: null``, rather than hang or fail with its database
+    with trio.move_on_after(2):
+        try:
+            nodes = await cluster_nodes(s, placement.ttl_seconds)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
     report = placement.describe()
     return answer(
         ClusterReport(
