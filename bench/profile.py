@@ -25,14 +25,20 @@ _LINE = re.compile(r":\d+\)$")
 
 
 @asynccontextmanager
-async def profiled(folder: str | None, pid: int, step: str) -> AsyncIterator[None]:
-    """Sample ``pid`` for the body's duration (nothing when ``folder`` is None)."""
+async def profiled(
+    folder: str | None, pid: int, step: str, *, subprocesses: bool = False
+) -> AsyncIterator[None]:
+    """Sample ``pid`` (and with ``subprocesses`` every Python process under it: the workers of
+    ``serve --workers``, each stack under its process) for the body's duration (nothing when
+    ``folder`` is None)."""
     if folder is None:
         yield
         return
     await trio.Path(folder).mkdir(parents=True, exist_ok=True)
     raw = trio.Path(folder) / f"{step}.txt"
     command = [PY_SPY, "record", "-p", str(pid), "-r", "100", "-f", "raw", "-o", str(raw)]
+    if subprocesses:
+        command.append("--subprocesses")
     process = await trio.lowlevel.open_process(
         [*command, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

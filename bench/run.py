@@ -48,7 +48,7 @@ import trio
 import trio_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.profile import profiled
+from bench.profile import profiled as profile_step
 from bench.report import render, summarise
 from bench.wire import Endpoint, Http
 from web.workers import read_banner
@@ -475,8 +475,14 @@ async def run_scenarios(
     # ---- idle -------------------------------------------------------------------------------
     log(f"{target.name}: opening {plan.widgets} widgets")
     rss0 = rss(server.pid)
-    # py-spy samples the one-process product (its step files are named by step only)
-    profile = plan.profile if target.ours and target.workers == 1 else None
+    # py-spy samples the product: one process's steps are named by step, the workers' (all
+    # sampled, each stack under its process) are prefixed with the target's name
+    profile = plan.profile if target.ours else None
+    prefix = "" if target.workers == 1 else f"{target.name}-"
+
+    def profiled(folder: str | None, pid: int, step: str) -> Any:
+        return profile_step(folder, pid, prefix + step, subprocesses=target.workers > 1)
+
     t0 = time.monotonic()
     async with profiled(profile, server.pid, "connect"):
         opened = await each(visitors, "open", n=plan.widgets // v, concurrency=64)
@@ -492,7 +498,8 @@ async def run_scenarios(
     await each(visitors, "background", on=True)
     c0 = await each(visitors, "counters")
     cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
-    await trio.sleep(plan.idle_seconds)  # a measurement window, not a wait for a condition
+    async with profiled(profile, server.pid, "idle"):
+        await trio.sleep(plan.idle_seconds)  # a measurement window, not a wait for a condition
     cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
     c1 = await each(visitors, "counters")
     await each(visitors, "background", on=False)

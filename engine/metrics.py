@@ -200,11 +200,21 @@ def watch_gc() -> None:
         gc.callbacks.append(_on_gc)
 
 
+_frozen: list[int] = []  # gc.get_freeze_count() walks every frozen object: counted once
+
+
+def note_frozen() -> None:
+    """Count what ``gc.freeze()`` just froze (call after it)."""
+    _frozen[:] = [gc.get_freeze_count()]
+
+
 def set_gc_gauges() -> None:
-    """At scrape time: the thresholds in force and what was frozen."""
+    """At scrape time: the thresholds in force and what was frozen (at start-up, once)."""
     for generation, threshold in enumerate(gc.get_threshold()):
         GC_THRESHOLD.labels(str(generation)).set(threshold)
-    GC_FROZEN.set(gc.get_freeze_count())
+    if not _frozen:
+        _frozen.append(gc.get_freeze_count())
+    GC_FROZEN.set(_frozen[0])
 
 
 MULTIPROCESS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"

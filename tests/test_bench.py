@@ -103,14 +103,18 @@ def test_quick_bench_runs_every_scenario_on_every_target(postgres_url: str, tmp_
     assert "Targets (issue 14):" in done.stdout
     assert "--database " + database in done.stdout
     assert render(results) in done.stdout
-    # py-spy sampled the product (only) during each measured step
+    # py-spy sampled the product (only) during each measured step: the one process, and both
+    # workers of curbe-w2 (their files prefixed)
     steps = sorted(p.name for p in (tmp_path / "profile").iterdir())
     assert steps == sorted(
-        f"{step}{suffix}"
-        for step in ("connect", "connect-storm", "heartbeat-40", "delivery-40", "storm")
+        f"{prefix}{step}{suffix}"
+        for prefix in ("", "curbe-w2-")
+        for step in ("connect", "idle", "connect-storm", "heartbeat-40", "delivery-40", "storm")
         for suffix in (".txt", ".top.txt")
     )
     assert "samples" in (tmp_path / "profile" / "delivery-40.top.txt").read_text()
+    workers = (tmp_path / "profile" / "curbe-w2-delivery-40.txt").read_text()
+    assert "web.cli" in workers or "curbe" in workers  # the workers' stacks, not the parent's only
 
 
 def test_profile_top_counts_inclusive_and_self_samples() -> None:

@@ -308,6 +308,7 @@ def tune_gc(young_threshold: int) -> None:
     metrics.watch_gc()
     gc.collect()
     gc.freeze()
+    metrics.note_frozen()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(young_threshold, older, oldest)
 
