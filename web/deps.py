@@ -142,18 +142,25 @@ async def load_widget(widget_id: str, tenant_id: str | None = None) -> dict[str,
     """
     if not valid_id(widget_id):
         raise ApiError(404, "not_found", "no such widget")
-    supervisor = services().supervisor
-    held: dict[str, Any] | None = getattr(supervisor.actor(WIDGET, widget_id), "row", None)
+    s = services()
+    held: dict[str, Any] | None = getattr(s.supervisor.actor(WIDGET, widget_id), "row", None)
     if held is not None:
         if tenant_id is not None and held["tenant_id"] != tenant_id:
             raise ApiError(404, "not_found", f"no widget {widget_id}")
         return dict(held)
+    # the actor is on another process: a visitor's read may reuse a row read there within the
+    # last second (web/nearby.py); an agent's read (to edit it) always asks the actor
+    shared = s.cluster is not None and tenant_id is None
+    if shared:
+        cached = s.widget_rows.get(widget_id, s.clock.now())
+        if cached is not None:
+            return cached
     try:
-        row: dict[str, Any] = await services().supervisor.call(
-            WIDGET, widget_id, Describe(tenant_id)
-        )
+        row: dict[str, Any] = await s.supervisor.call(WIDGET, widget_id, Describe(tenant_id))
     except EngineNotFound:
         raise ApiError(404, "not_found", f"no widget {widget_id}") from None
+    if shared:
+        s.widget_rows.put(widget_id, row, s.clock.now())
     return row
 
 

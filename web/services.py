@@ -13,6 +13,7 @@ from engine.presence import AgentPresence
 from engine.supervisor import Supervisor
 from storage.db import Database
 from web.auth import VisitorSigner
+from web.nearby import PingGate, RowCache
 from web.people import LoginLimiter
 
 __all__ = ["AgentPresence", "Services", "Settings"]
@@ -77,6 +78,9 @@ class Services:
     started_at: dt.datetime
     login_limiter: LoginLimiter = attrs.field(default=None)
     cluster: Cluster | None = None  # several processes
+    # several processes: what spares a heartbeat a crossing to the widget's process (web/nearby.py)
+    pings: PingGate = attrs.field(factory=PingGate)
+    widget_rows: RowCache = attrs.field(factory=RowCache)
 
     def __attrs_post_init__(self) -> None:
         if self.login_limiter is None:

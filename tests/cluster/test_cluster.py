@@ -166,3 +166,43 @@ async def test_round_robin_spreads_chats_across_agents_on_two_nodes(
         spread = collections.Counter(assigned.values())
         assert spread == {javier.agent_id: 3, ana.agent_id: 3}
         assert {shard_of(c) for c in chats}  # the chats' actors live on both nodes' shards
+
+
+async def test_a_sites_heartbeats_do_not_each_cross_to_the_widgets_process(
+    database_url: str, nats_url: str, db: Database
+) -> None:
+    """Every heartbeat needs the widget's row and records a ping; on a process that does not own
+    the widget's actor both are kept nearby (web/nearby.py): the row reused for a second, one ping
+    per domain every 5 s. So a burst of heartbeats crosses to the widget's process about once."""
+    async with AsyncExitStack() as stack:
+        a, b = await open_cluster(stack, database_url, nats_url, db, "a", "b")
+        [javier] = await seed(a)  # type: ignore[arg-type]
+        owner = await owner_of(db, javier.widget_id)
+        here = b if owner == "a" else a  # the process that does not own the widget
+        for _ in range(40):  # a visitor whose session actor lives here: its calls stay here
+            visitor = await new_visitor(here, javier.widget_id)  # type: ignore[arg-type]
+            if await owner_of(db, visitor.visitor_id) == here.name:
+                break
+        else:
+            raise AssertionError("no visitor session landed on the process without the widget")
+        before = (await here.ops("/api/ops/cluster"))["forwarded"]
+        async with here.http(visitor.token) as client:
+            for n in range(12):
+                r = await client.post(
+                    f"/api/chat/widgets/{javier.widget_id}/heartbeat",
+                    json={
+                        "currentDomain": "shop.example.com",
+                        "currentUrl": f"https://shop.example.com/p/{n}",
+                        "timestamp": "2020-01-01T00:00:00Z",
+                    },
+                )
+                assert r.status_code == 200, r.text
+        crossed = (await here.ops("/api/ops/cluster"))["forwarded"] - before
+        # before: 2 per heartbeat (the row, the ping); now the row about once a second and the
+        # ping at most once in 5 s, however fast the burst
+        assert crossed <= 6, crossed
+        # the widget's actor did hear of the site: its status and the domain it was seen on
+        token = await login(a, javier)  # type: ignore[arg-type]
+        async with a.http(token) as client:
+            w = (await client.get(f"/api/chat/widgets/{javier.widget_id}")).json()
+        assert w["status"] == "ACTIVE" and w["domain"] == "shop.example.com", w

@@ -291,6 +291,7 @@ async def record_heartbeat(
         ) from None
     for host in (origin_host, body_host, url_host):
         if host is not None and not domain_allowed(host, targeting):
+            s.pings.reopen(widget_id)
             await s.supervisor.call(WIDGET, widget_id, Refuse(host))
             metrics.child(metrics.HEARTBEATS, "refused").inc()
             log.warning(
@@ -310,8 +311,11 @@ async def record_heartbeat(
     # the ping's answer is not needed: queued, it is still handled before any later command
     # (queued at once when the mailbox has room, which needs no turn of the scheduler)
     ping = Ping(origin_host or body_host, hb.current_url)
-    if not s.supervisor.try_cast(WIDGET, widget_id, ping):
-        await s.supervisor.cast(WIDGET, widget_id, ping)
+    # several processes: a site's pings are coalesced here, one per domain every 5 s, rather
+    # than each crossing to the widget's process (web/nearby.py); one process sends them all
+    if s.cluster is None or s.pings.due(widget_id, ping.domain, s.clock.now()):
+        if not s.supervisor.try_cast(WIDGET, widget_id, ping):
+            await s.supervisor.cast(WIDGET, widget_id, ping)
     metrics.child(metrics.HEARTBEATS, "accepted").inc()
     session: VisitorSession = await s.supervisor.call(
         VISITOR,

@@ -152,6 +152,8 @@ async def patch_widget(widget_id: str) -> Response:
         row = await s.supervisor.call(WIDGET, widget_id, Update(agent["tenant_id"], columns))
     except EngineNotFound:
         raise ApiError(404, "not_found", f"no widget {widget_id}") from None
+    finally:
+        s.widget_rows.forget(widget_id)  # this process's visitors see the change at once
     return jsonify(widget_to_wire(row, s.clock.now(), s.settings.base_url))
 
 
@@ -172,8 +174,11 @@ async def patch_widget(widget_id: str) -> Response:
 )
 async def delete_widget(widget_id: str) -> Response:
     agent = await require_agent()
+    s = services()
     try:
-        await services().supervisor.call(WIDGET, widget_id, Delete(agent["tenant_id"]))
+        await s.supervisor.call(WIDGET, widget_id, Delete(agent["tenant_id"]))
     except EngineNotFound:
         raise ApiError(404, "not_found", f"no widget {widget_id}") from None
+    finally:
+        s.widget_rows.forget(widget_id)
     return answer(Deleted(widget_id))
