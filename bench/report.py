@@ -309,7 +309,12 @@ def worker_verdicts(results: dict[str, Any]) -> list[Verdict]:
         f"≥ {SCALING_VS_ONE_WORKER}× 1 worker's"
     )
     if a is None or b is None:
-        out.append(Verdict(what, None if a is None and b is None else a is not None, f"{a} / {b}"))
+
+        def shown(x: float | None) -> str:
+            return "no rate held" if x is None else f"{x:,.0f}"
+
+        met = None if a is None and b is None else a is not None
+        out.append(Verdict(what, met, f"{shown(a)} / {shown(b)}"))
     else:
         out.append(
             Verdict(what, a / b >= SCALING_VS_ONE_WORKER, f"{a:,.0f} / {b:,.0f} = {a / b:.2f}×")
