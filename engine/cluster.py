@@ -125,6 +125,9 @@ class Cluster:
         self._no_responders = no_responders
         self._serving: dict[int, Any] = {}  # shard -> its command subscription
         self._events: Any = None
+        # every process follows every event of the cluster, its own included: those are known
+        # by their first bytes (what publish writes first) and dropped without decoding
+        self._own = codec.dumps({"n": placement.node_id})[:-1] + b","
         self.forwarded = 0
         self.served = 0
 
@@ -231,6 +234,8 @@ class Cluster:
         self._events = await self.bus.follow_events(events_subject(self.cluster), self._deliver)
 
     def _deliver(self, payload: bytes) -> None:
+        if payload.startswith(self._own):
+            return
         try:
             message = codec.loads(payload)
             node, event = message["n"], message["e"]

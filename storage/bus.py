@@ -3,17 +3,23 @@ module as asyncpg is to :mod:`storage.db`.
 
 Three uses (subjects and payloads are :mod:`engine.cluster`'s):
 
-* **requests** (core NATS request/reply): a command to the process owning its actor. The caller
-  crosses into asyncio once per request; the owner's handler runs in Trio.
+* **requests** (core NATS request/reply): a command to the process owning its actor; the owner's
+  handler runs in Trio. Replies come back on one inbox subscription of this process (a token per
+  request), where the waiting Trio task is woken: a request never crosses into asyncio, and no
+  asyncio timer or future is made for it (the caller's deadline is a Trio one).
 * **messages** (core NATS publish/subscribe): answers, commands without answer, presence facts.
-* **events** (JetStream, stream :data:`STREAM`): every event after its commit. Each process
-  follows the stream with an ordered consumer from the moment it starts, so a reconnect to NATS
-  resumes where it stopped; PostgreSQL stays the source of truth (a socket that sees a gap in a
-  conversation's seqs fills it from there).
+* **events** (JetStream, stream :data:`STREAM`): every event after its commit. Published as a
+  plain NATS message on a subject the stream captures, with this process's inbox as the reply
+  subject: the stream's acknowledgement comes back there and is counted (a refusal is a failure
+  in ``curbe_bus_events_total``), with none of ``publish_async``'s per-message future,
+  semaphore and ``wait_for``. Each process follows the stream with an ordered consumer from the
+  moment it starts, so a reconnect to NATS resumes where it stopped; PostgreSQL stays the source
+  of truth (a socket that sees a gap in a conversation's seqs fills it from there).
 
-Publishing never waits and never crosses per message: :meth:`NatsBus.publish` and
-:meth:`NatsBus.publish_event` put the message on an asyncio queue (from Trio, on the same thread)
-that one asyncio task drains into the client's write buffer. Incoming messages reach Trio the
+Publishing never waits and never crosses per message: :meth:`NatsBus.publish`,
+:meth:`NatsBus.publish_event` and :meth:`NatsBus.request` put the message on an asyncio queue
+(from Trio, on the same thread) that one asyncio task drains into the client's write buffer,
+everything queued at once per turn. Incoming messages reach Trio the
 other way: nats-py runs a callback per message, which calls the Trio handler synchronously or
 queues the request for the Trio task that serves them.
 """
@@ -21,10 +27,12 @@ queues the request for the Trio task that serves them.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import nats
 import nats.errors
 import nats.js.errors
@@ -50,6 +58,18 @@ Handler = Callable[[bytes], None]
 RequestHandler = Callable[[bytes], Awaitable[bytes]]
 
 
+ACK_TOKEN = "ack"  # the last token of the stream's acknowledgements to this process
+STATUS_HEADER = "Status"
+NO_RESPONDERS_STATUS = "503"
+
+
+@attrs.define
+class _Reply:
+    done: trio.Event = attrs.Factory(trio.Event)
+    data: bytes = b""
+    no_responders: bool = False
+
+
 class NoResponders(Exception):
     """Nobody subscribes to the subject of a request (no process owns that shard right now)."""
 
@@ -62,11 +82,15 @@ class NatsBus:
         self.nc = nc
         self.js = nc.jetstream()
         self.name = name
-        self._out: asyncio.Queue[tuple[str, str, bytes, str]] = asyncio.Queue()
+        self._out: asyncio.Queue[tuple[str, bytes, str]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
         self._requests_in, self._requests = trio.open_memory_channel[
             tuple[RequestHandler, bytes, str]
         ](REQUESTS_QUEUED)
+        self._inbox = nc.new_inbox()  # replies to this process: <inbox>.<token>
+        self._acks = f"{self._inbox}.{ACK_TOKEN}"
+        self._waiting: dict[str, _Reply] = {}
+        self._tokens = itertools.count()
         self.published = 0
         self.publish_failures = 0
         self.requests_dropped = 0
@@ -106,6 +130,7 @@ class NatsBus:
         )
         bus = cls(nc, name)
         await bus._ensure_stream()
+        await nc.subscribe(f"{bus._inbox}.*", cb=bus._reply)
         bus._pump = asyncio.get_running_loop().create_task(bus._drain_out())
         return bus
 
@@ -145,7 +170,6 @@ class NatsBus:
             await self._out.join()
             self._pump.cancel()
         try:
-            await self.js.publish_async_completed()
             await self.nc.drain()
         except nats.errors.Error as exc:
             log.warning("NATS close", extra={"error": repr(exc)})
@@ -158,49 +182,68 @@ class NatsBus:
 
     def publish(self, subject: str, payload: bytes, reply: str = "") -> None:
         """Core NATS publish, queued (never waits; callable from Trio)."""
-        self._out.put_nowait(("core", subject, payload, reply))
+        self._out.put_nowait((subject, payload, reply))
 
     def publish_event(self, subject: str, payload: bytes) -> None:
-        """JetStream publish, queued; the stream's acknowledgement is counted, not awaited."""
-        self._out.put_nowait(("js", subject, payload, ""))
+        """Publish to the stream, queued; its acknowledgement is counted, not awaited."""
+        self._out.put_nowait((subject, payload, self._acks))
 
     async def _drain_out(self) -> None:
         while True:
-            kind, subject, payload, reply = await self._out.get()
-            try:
-                if kind == "js":
-                    ack = await self.js.publish_async(subject, payload)
-                    ack.add_done_callback(self._acked)
-                else:
+            item = await self._out.get()
+            while True:  # everything queued by now, into the client's buffer in one turn
+                subject, payload, reply = item
+                try:
                     await self.nc.publish(subject, payload, reply=reply)
-                self.published += 1
-            except Exception as exc:  # one message's trouble (a full buffer while reconnecting)
+                    self.published += 1
+                except Exception as exc:  # one message's trouble (a full buffer while away)
+                    self.publish_failures += 1
+                    metrics.BUS_EVENTS.labels("failed").inc()
+                    log.warning(
+                        "NATS publish failed", extra={"subject": subject, "error": repr(exc)}
+                    )
+                finally:
+                    self._out.task_done()
+                try:
+                    item = self._out.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+
+    async def _reply(self, msg: Msg) -> None:
+        """A message on this process's inbox: a stream's acknowledgement, or a request's answer
+        (runs on Trio's thread: wakes the waiting task directly)."""
+        token = msg.subject.rpartition(".")[2]
+        refused = (msg.headers or {}).get(STATUS_HEADER) == NO_RESPONDERS_STATUS
+        if token == ACK_TOKEN:
+            if refused or msg.data.startswith(b'{"error"'):
                 self.publish_failures += 1
                 metrics.BUS_EVENTS.labels("failed").inc()
-                log.warning("NATS publish failed", extra={"subject": subject, "error": repr(exc)})
-            finally:
-                self._out.task_done()
-
-    def _acked(self, future: asyncio.Future[Any]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            self.publish_failures += 1
-            metrics.BUS_EVENTS.labels("failed").inc()
+                log.warning("the event stream refused an event", extra={"answer": msg.data[:200]})
+            return
+        waiter = self._waiting.get(token)
+        if waiter is None or waiter.done.is_set():  # given up already
+            return
+        waiter.no_responders = refused
+        waiter.data = msg.data
+        waiter.done.set()
 
     async def request(self, subject: str, payload: bytes) -> bytes:
-        """A request and its answer (Trio flavour; one crossing), within the caller's deadline
+        """A request and its answer (Trio flavour; no crossing), within the caller's deadline
         (at most :data:`REQUEST_SECONDS`). :class:`NoResponders` when nobody listens,
         ``trio.TooSlowError`` when no answer comes in time."""
-        timeout = min(REQUEST_SECONDS, trio.current_effective_deadline() - trio.current_time())
+        token = str(next(self._tokens))
+        waiter = self._waiting[token] = _Reply()
         try:
-            msg = await trio_asyncio.aio_as_trio(self.nc.request)(
-                subject, payload, timeout=max(timeout, 0.001)
-            )
-        except nats.errors.NoRespondersError:
-            raise NoResponders(subject) from None
-        except nats.errors.TimeoutError:
-            raise trio.TooSlowError(subject) from None
-        data: bytes = msg.data
-        return data
+            self.publish(subject, payload, reply=f"{self._inbox}.{token}")
+            with trio.move_on_after(REQUEST_SECONDS):
+                await waiter.done.wait()
+        finally:
+            del self._waiting[token]
+        if not waiter.done.is_set():
+            raise trio.TooSlowError(subject)
+        if waiter.no_responders:
+            raise NoResponders(subject)
+        return waiter.data
 
     # --- in ----------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import trio
 import trio_asyncio
 
 from engine import metrics
-from storage.leases import check_fence
+from storage.leases import begin_fenced, check_fence, stale_lease
 
 log = logging.getLogger("curbe.storage")
 
@@ -71,6 +71,16 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     a pooled connection (no ``SET``, no ``LISTEN``; the migration lock is released explicitly),
     and asyncpg still rolls back a transaction left open before calling this.
     """
+
+
+async def _rollback(connection: asyncpg.Connection) -> None:
+    """End a failed transaction; a connection that broke is the pool's to drop."""
+    if connection.is_closed():
+        return
+    try:
+        await connection.execute("ROLLBACK")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        pass
 
 
 class Fence(Protocol):
@@ -154,9 +164,36 @@ class Database:
         *args: Any,
         **kwargs: Any,
     ) -> T:
-        async with self.pool.acquire() as connection, connection.transaction():
-            await check_fence(connection, node_id, epochs)
-            return await fn(connection, *args, **kwargs)
+        async with self.pool.acquire() as connection:
+            if getattr(fn, "single_statement", False):
+                # the hot path (group commits, presence, pings): BEGIN and the fence in one trip,
+                # the statement, COMMIT; three round trips where there were four
+                return await self._fenced_statement(connection, node_id, epochs, fn, args, kwargs)
+            async with connection.transaction():
+                await check_fence(connection, node_id, epochs)
+                return await fn(connection, *args, **kwargs)
+
+    @staticmethod
+    async def _fenced_statement(
+        connection: asyncpg.Connection,
+        node_id: str,
+        epochs: Mapping[int, int],
+        fn: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
+        try:
+            await connection.execute(begin_fenced(node_id, epochs))
+            result = await fn(connection, *args, **kwargs)
+        except Exception as exc:
+            # (a cancellation leaves the transaction to the pool, which rolls it back on release)
+            await _rollback(connection)
+            stale = stale_lease(exc)
+            if stale is not None:
+                raise stale from None
+            raise
+        await connection.execute("COMMIT")
+        return result
 
     async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         async with self.pool.acquire() as connection:

@@ -4,9 +4,11 @@ A process keeps its leases with :func:`keep_leases`, one transaction per tick: i
 the shards it gives back, the renewal of every lease it holds (one statement), and the shards
 it takes when it holds fewer than its share. Every time comes from PostgreSQL's clock.
 
-Every write an actor makes first runs :func:`check_fence` in the same transaction: it locks the
-rows of the shards written (``FOR SHARE``, in shard order, as the keeper locks them, so the two
-never deadlock) and compares their owner and epoch with what this process holds. A takeover
+Every write an actor makes first runs the fence in the same transaction (``curbe_fence``,
+``008_fence_function.sql``; :func:`check_fence`, or :func:`begin_fenced` with the BEGIN in the
+same round trip): it locks the rows of the shards written (``FOR SHARE``, in shard order, as the
+keeper locks them, so the two never deadlock) and compares their owner and epoch with what this
+process holds. A takeover
 updates those rows, so it waits until such a commit ends, and a commit after a takeover raises
 :class:`StaleLease` and changes nothing.
 """
@@ -91,20 +93,46 @@ async def keep_leases(
     return LeaseRound(held, frozenset(giving), nodes, share, now)
 
 
+FENCE_SQLSTATE = "CU001"  # raised by curbe_fence (008_fence_function.sql) for a stale lease
+
+
 async def check_fence(
     connection: asyncpg.Connection, node_id: str, epochs: Mapping[int, int]
 ) -> None:
     """Lock the leases of ``epochs``' shards until this transaction ends; :class:`StaleLease`
-    unless this node still holds each with that epoch."""
-    rows = await connection.fetch(
-        """SELECT shard, owner, epoch FROM shard_leases
-            WHERE shard = ANY($1::integer[]) ORDER BY shard FOR SHARE""",
-        sorted(epochs),
-    )
-    found = {r["shard"]: (r["owner"], r["epoch"]) for r in rows}
-    stale = [s for s, e in epochs.items() if found.get(s) != (node_id, e)]
-    if stale:
-        raise StaleLease(stale)
+    unless this node still holds each with that epoch (one statement: ``curbe_fence``)."""
+    shards = sorted(epochs)
+    try:
+        await connection.execute(
+            "SELECT curbe_fence($1, $2::integer[], $3::bigint[])",
+            node_id,
+            shards,
+            [epochs[s] for s in shards],
+        )
+    except asyncpg.PostgresError as exc:
+        stale = stale_lease(exc)
+        if stale is not None:
+            raise stale from None
+        raise
+
+
+def begin_fenced(node_id: str, epochs: Mapping[int, int]) -> str:
+    """``BEGIN`` and :func:`check_fence` as one simple-protocol query, so that they cost one
+    round trip: the values are written into the text (integers, and the node id quoted as an SQL
+    literal; ``standard_conforming_strings`` is on in every supported PostgreSQL)."""
+    shards = sorted(epochs)
+    node = "'" + node_id.replace("'", "''") + "'"
+    listed = ",".join(str(int(s)) for s in shards)
+    held = ",".join(str(int(epochs[s])) for s in shards)
+    return f"BEGIN; SELECT curbe_fence({node}, '{{{listed}}}'::integer[], '{{{held}}}'::bigint[])"
+
+
+def stale_lease(exc: BaseException) -> StaleLease | None:
+    """The :class:`StaleLease` a ``curbe_fence`` refusal stands for (None for other errors)."""
+    if getattr(exc, "sqlstate", None) != FENCE_SQLSTATE:
+        return None
+    detail = getattr(exc, "detail", None) or ""
+    return StaleLease(int(s) for s in detail.split(",") if s)
 
 
 async def select_leases(connection: asyncpg.Connection) -> list[dict[str, object]]:

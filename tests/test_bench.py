@@ -78,6 +78,7 @@ def test_quick_bench_runs_every_scenario_on_every_target(postgres_url: str, tmp_
         assert beat["lat"]["n"] == beat["ok"], name
         [delivery] = target["delivery"]
         assert delivery["sent"] > 0, name
+        assert delivery["client_cpu_ms"] >= 0, name  # the bench's own share of the machine
         assert (delivery["lost"], delivery["duplicates"], delivery["order"]) == (0, 0, 0), name
         assert delivery["unacked"] == 0, name
         # every message reaches every agent's inbox socket, each with its latency
@@ -151,3 +152,24 @@ async def test_the_socket_heartbeat_probe_asks_the_server_under_test(server: Ser
         port = listener.socket.getsockname()[1]
         assert await takes_socket_heartbeats(f"http://127.0.0.1:{port}") is False
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.slow
+def test_the_bus_alone_delivers_every_event_once_and_prints_its_figures(tmp_path: Path) -> None:
+    """``python -m bench.hop --quick``: two processes and a NATS server of their own, every event
+    published reaches the follower, and the table shows each rate's hop and CPU."""
+    out = tmp_path / "hop.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.hop", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    [step] = json.loads(out.read_text())["steps"]
+    assert step["sent"] > 0 and step["lost"] == 0, step
+    assert step["hop_ms"]["n"] == step["sent"], step
+    assert set(step["cpu_ms"]) == {"publisher", "follower", "nats"}, step
+    assert "| offered /s | lost | hop p50 ms |" in done.stdout

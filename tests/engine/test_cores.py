@@ -64,8 +64,9 @@ VISITOR_TABLE = [
     ("NEW", visitor.JoinedChat("c1"), "NEW", False, [], False),
     ("NEW", visitor.LeftChat("c1"), "NEW", False, [], False),
     ("NEW", visitor.Tick(), "NEW", False, [], False),
-    # the last write was 10 s ago: written again; the same page is not announced again
-    ("LIVE", HB, "LIVE", True, [], False),
+    # the last write was 10 s ago: the same page is neither written (only last_seen_at moved;
+    # that waits a third of the expiry) nor announced again
+    ("LIVE", HB, "LIVE", False, [], False),
     (
         "LIVE",
         attrs.evolve(HB, current_url="https://shop.example.com/b"),
@@ -93,6 +94,17 @@ def test_visitor_state_by_command(
     assert [e.data["online"] for e in t.events] == online
     assert all(e.type == "visitor_presence_update" for e in t.events)
     assert t.stop is stop
+
+
+def test_an_unchanged_heartbeat_is_written_once_a_third_of_the_expiry_has_passed() -> None:
+    quiet = visitor.apply(vstate(visitor.Presence.LIVE), HB, NOW, VR)
+    assert not quiet.save and not quiet.state.unsaved  # nothing owed: not written by a Tick
+    assert quiet.state.session is not None and quiet.state.session.last_seen_at == NOW
+    assert visitor.next_due(quiet.state, VR) == later(60)  # the expiry, not a write
+    due = attrs.evolve(vstate(visitor.Presence.LIVE), saved_at=later(-20))
+    assert visitor.apply(due, HB, NOW, VR).save
+    owed = attrs.evolve(vstate(visitor.Presence.LIVE), unsaved=True)  # a change not yet written
+    assert visitor.apply(owed, HB, NOW, VR).save
 
 
 def test_a_heartbeat_after_an_absence_starts_a_new_session_and_keeps_the_chat() -> None:
@@ -128,21 +140,23 @@ def test_heartbeats_within_a_second_are_coalesced_then_flushed_by_a_tick() -> No
     assert visitor.next_due(due.state, VR) == later(60.4)  # only the expiry is left
 
 
-def test_an_unchanged_heartbeat_is_written_but_not_announced_and_a_change_still_is() -> None:
+def test_an_unchanged_heartbeat_is_neither_announced_nor_written_each_time_a_change_is() -> None:
     """The inbox keeps a visitor until it hears ``online: false``: a heartbeat that changes
     nothing it shows (same page, title, widget) sends it nothing; the next change does."""
     first = visitor.apply(vstate(visitor.Presence.NEW), HB, NOW, VR)
     assert [e.data["online"] for e in first.events] == [True]  # the arrival
     same = visitor.apply(first.state, HB, later(15), VR)
-    assert same.save and same.events == () and not same.state.unpublished
+    assert not same.save and same.events == () and not same.state.unpublished
     assert same.state.session is not None and same.state.session.last_seen_at == later(15)
-    moved = visitor.apply(same.state, attrs.evolve(HB, page_title="Pricing"), later(30), VR)
-    assert [e.data["pageTitle"] for e in moved.events] == ["Pricing"]
+    kept = visitor.apply(same.state, HB, later(30), VR)  # a third of the expiry since the write
+    assert kept.save and kept.events == ()
+    moved = visitor.apply(kept.state, attrs.evolve(HB, page_title="Pricing"), later(35), VR)
+    assert moved.save and [e.data["pageTitle"] for e in moved.events] == ["Pricing"]
 
 
 def test_the_expiry_writes_what_is_pending_says_offline_and_stops() -> None:
     live = visitor.apply(vstate(visitor.Presence.NEW), HB, NOW, VR).state
-    pending = visitor.apply(live, HB, later(0.5), VR).state
+    pending = attrs.evolve(live, unsaved=True)  # a write owed
     t = visitor.apply(pending, visitor.Tick(), later(60.5), VR)
     assert t.stop and t.save and t.state.presence is visitor.Presence.GONE
     assert [e.data["online"] for e in t.events] == [False]

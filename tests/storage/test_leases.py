@@ -12,7 +12,7 @@ import trio
 import trio_asyncio
 
 from engine.placement import SHARD_COUNT, LeaseRound, Placement, StaleLease, shard_of
-from storage.db import Database
+from storage.db import Database, single_statement
 from storage.leases import check_fence, select_leases
 from storage.stores import PostgresLeases
 
@@ -103,6 +103,60 @@ async def test_a_takeover_waits_for_the_owners_commit_in_flight(db: Database) ->
         nursery.start_soon(db.run, owner_commit)
         await fenced.wait()
         during = await tick(db, "b")  # the commit holds the lease row: not taken now
+        assert shard not in during.held
+        finish.set()
+    after = await tick(db, "b")
+    assert after.held[shard] == held[shard] + 1
+    assert "t_in_flight" in await db.run(tenants)
+
+
+@single_statement
+async def insert_tenant_alone(connection: asyncpg.Connection, tenant_id: str) -> None:
+    await insert_tenant(connection, tenant_id)
+
+
+async def test_a_lone_statement_is_fenced_in_its_own_round_trip_too(db: Database) -> None:
+    """The hot path (BEGIN and the fence in one trip, the statement, COMMIT) refuses a stale
+    owner and lets the new one write, as the transactional path does."""
+    held = (await tick(db, "it's-a")).held  # a quote in the node id: written as an SQL literal
+    actor = "con_alone"
+    shard = shard_of(actor)
+    db.fence = Placement("it's-a", held=dict(held))
+    await db.run_fenced([actor, "con_other"], insert_tenant_alone, "t_before")
+    await db.run(expire, shard)
+    b = await tick(db, "b")
+    with pytest.raises(StaleLease) as refused:
+        await db.run_fenced([actor], insert_tenant_alone, "t_after")
+    assert refused.value.shards == [shard]
+    with pytest.raises(asyncpg.UniqueViolationError):  # any other error: as raised, rolled back
+        await db.run_fenced(["con_other"], insert_tenant_alone, "t_before")
+    db.fence = Placement("b", held=dict(b.held))
+    await db.run_fenced([actor], insert_tenant_alone, "t_new_owner")
+    assert await db.run(tenants) == ["t_before", "t_new_owner"]
+
+
+async def test_a_takeover_waits_for_a_lone_statement_in_flight(db: Database) -> None:
+    held = (await tick(db, "a")).held
+    actor = "con_alone_in_flight"
+    shard = shard_of(actor)
+    db.fence = Placement("a", held=dict(held))
+    fenced = trio.Event()
+    finish = trio.Event()
+
+    @single_statement
+    async def slow_insert(connection: asyncpg.Connection) -> None:
+        await insert_tenant(connection, "t_in_flight")
+        await trio_asyncio.trio_as_aio(hold_open)()
+
+    async def hold_open() -> None:  # between the statement and its COMMIT
+        fenced.set()
+        await finish.wait()
+
+    await db.run(expire, shard)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: db.run_fenced([actor], slow_insert))
+        await fenced.wait()
+        during = await tick(db, "b")  # the write holds the lease row: not taken now
         assert shard not in during.held
         finish.set()
     after = await tick(db, "b")
