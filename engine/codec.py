@@ -12,6 +12,10 @@ that is not plain JSON is written as an object with one ``$`` key saying what it
     {"$": "tuple", "v": [...]}  {"$": "frozenset", "v": [...]}  {"$": "dict", "v": [[k, v], ...]}
     {"$": "error", "class": "errors.AlreadyAssigned", "message": "...", "state": {...}}
 
+A field already in wire form (``RAW`` metadata: an event's ``data``, JSON by construction) is
+carried as ``{"$": "raw", "v": ...}`` and neither walked nor decoded: the commonest crossing,
+an event, costs one walk of its few typed fields.
+
 Only the classes of :data:`TYPES` (and the engine's errors) are decoded: the bus is not trusted
 to name a class to build (no pickle), and anything else is a :class:`CodecError`. A dict whose
 keys are all strings and that has no ``$`` key stays a plain dict.
@@ -21,8 +25,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, cast
 
 import attrs
@@ -84,12 +89,13 @@ def encode(value: Any) -> Any:
         state = {k: encode(v) for k, v in vars(value).items()}
         return {"$": "error", "class": _name(type(value)), "message": str(value), "state": state}
     if attrs.has(type(value)):
-        name = _name(type(value))
-        if TYPES.get(name) is not type(value):
-            raise CodecError(f"{name} may not cross between processes: add it to codec.TYPES")
-        out = {"$": name}
-        for field in attrs.fields(cast(Any, type(value))):
-            out[field.alias] = encode(getattr(value, field.name))
+        name, fields = _plan(cast(Hashable, type(value)))
+        out: dict[str, Any] = {"$": name}
+        for alias, attribute, raw in fields:
+            field_value = getattr(value, attribute)
+            # a field already in wire form (an event's payload: JSON by construction) is
+            # carried as it is, unwalked both ways; a "$" key inside it stays a plain key
+            out[alias] = {"$": "raw", "v": field_value} if raw else encode(field_value)
         return out
     if isinstance(value, list):
         return [encode(v) for v in value]
@@ -102,6 +108,18 @@ def encode(value: Any) -> Any:
             return {k: encode(v) for k, v in value.items()}
         return {"$": "dict", "v": [[encode(k), encode(v)] for k, v in value.items()]}
     raise CodecError(f"a {type(value).__name__} cannot cross between processes")
+
+
+@functools.cache
+def _plan(cls: Any) -> tuple[str, tuple[tuple[str, str, bool], ...]]:
+    """An allowed attrs class's tag and its fields: (alias, attribute, carried raw)."""
+    name = _name(cls)
+    if TYPES.get(name) is not cls:
+        raise CodecError(f"{name} may not cross between processes: add it to codec.TYPES")
+    fields = tuple(
+        (f.alias, f.name, bool(f.metadata.get("raw"))) for f in attrs.fields(cast(Any, cls))
+    )
+    return name, fields
 
 
 def decode(data: Any) -> Any:
@@ -124,6 +142,8 @@ def decode(data: Any) -> Any:
 
 
 def _decode_tagged(tag: str, data: dict[str, Any]) -> Any:
+    if tag == "raw":
+        return data["v"]
     if tag == "datetime":
         return dt.datetime.fromisoformat(data["v"])
     if tag == "date":
@@ -168,7 +188,10 @@ def _decode_error(data: dict[str, Any]) -> errors.EngineError:
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(encode(value), separators=(",", ":")).encode()
+    try:
+        return json.dumps(encode(value), separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:  # a raw field that was not JSON after all
+        raise CodecError(f"cannot be written as JSON: {exc}") from None
 
 
 def loads(payload: bytes) -> Any:

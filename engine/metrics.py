@@ -10,7 +10,9 @@ workers ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode, as 
 every worker writes its values to memory-mapped files in that folder, and :func:`exposition`
 answers the sum over the workers (counters and histograms of workers that died included, so a
 counter never goes back; gauges of live workers only), whichever worker is asked. Gauges set at
-scrape time are then refreshed by each worker every second (:func:`refresh`).
+scrape time are then refreshed by each worker every second (:func:`refresh`), and increments
+are held in memory and written every second (:class:`_Buffered`): a scrape sees a sibling
+worker's counters as of its last second.
 
 Delivery latency is measured from an event's ``at`` (stamped when the state machine made it,
 just before its commit) to the moment its frame is written to a socket, so it is commit time plus
@@ -24,13 +26,79 @@ import gc
 import os
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
 M = TypeVar("M", bound=MetricWrapperBase)
+
+MULTIPROCESS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess() -> bool:
+    """Whether this process is a worker of ``serve --workers`` writing its metrics to a folder
+    shared with its siblings (read by prometheus_client when it is imported)."""
+    return bool(os.environ.get(MULTIPROCESS_FOLDER))
+
+
+class _Buffered:
+    """A metric value of multiprocess mode whose increments are added up in memory and written
+    to its memory-mapped file by :func:`flush` (every second, and before this worker answers a
+    scrape), rather than on every increment: a write there takes a lock and packs the value into
+    the file, and the delivery path increments a dozen values per message (5.8% of a worker's
+    samples at 750 msg/s, against 1.7% for the single process). A ``set`` (gauges) writes at
+    once. A worker that dies loses at most its last second of increments."""
+
+    _multiprocess = True
+    _inner_class: ClassVar[Any] = None
+    _dirty: ClassVar[list[_Buffered]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._inner = self._inner_class(*args, **kwargs)
+        self._pending = 0.0
+        self._queued = False
+
+    def inc(self, amount: float) -> None:
+        self._pending += amount
+        if not self._queued:
+            self._queued = True
+            _Buffered._dirty.append(self)
+
+    def set(self, value: float, timestamp: float | None = None) -> None:
+        self._write()
+        self._inner.set(value, timestamp)
+
+    def set_exemplar(self, exemplar: Any) -> None:
+        self._inner.set_exemplar(exemplar)
+
+    def get(self) -> float:
+        self._write()
+        return float(self._inner.get())
+
+    def get_exemplar(self) -> Any:
+        return self._inner.get_exemplar()
+
+    def _write(self) -> None:
+        if self._pending:
+            self._inner.inc(self._pending)
+            self._pending = 0.0
+
+
+def flush() -> None:
+    """Write the increments held in memory to this worker's metric files (multiprocess mode)."""
+    dirty, _Buffered._dirty = _Buffered._dirty, []
+    for value in dirty:
+        value._queued = False
+        value._write()
+
+
+if multiprocess():
+    from prometheus_client import values as _values
+
+    _Buffered._inner_class = _values.ValueClass
+    _values.ValueClass = _Buffered
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -217,21 +285,13 @@ def set_gc_gauges() -> None:
     GC_FROZEN.set(_frozen[0])
 
 
-MULTIPROCESS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def multiprocess() -> bool:
-    """Whether this process is a worker of ``serve --workers`` writing its metrics to a folder
-    shared with its siblings (read by prometheus_client when it is imported)."""
-    return bool(os.environ.get(MULTIPROCESS_FOLDER))
-
-
 def refresh(count: Callable[[str], int], kinds: tuple[str, ...], escalated: int) -> None:
     """Set the gauges of live things from the process's own state."""
     for kind in kinds:
         ACTORS.labels(kind).set(count(kind))
     ACTORS_ESCALATED.set(escalated)
     set_gc_gauges()
+    flush()
 
 
 def exposition() -> bytes:
@@ -239,6 +299,7 @@ def exposition() -> bytes:
     values added up."""
     if not multiprocess():
         return bytes(generate_latest(REGISTRY))
+    flush()  # this worker's own figures up to now; its siblings' up to their last second
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return bytes(generate_latest(registry))

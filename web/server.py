@@ -290,12 +290,16 @@ async def refresh_gauges_forever(
     supervisor: Supervisor, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Under ``--workers`` a scrape is answered by one worker for all (engine/metrics.py): each
-    worker sets its own gauges of live things every second instead of at scrape time."""
+    worker sets its own gauges of live things every second instead of at scrape time, and
+    writes the increments it held in memory since the last second."""
     task_status.started()
-    while True:
-        kinds = (CONVERSATION, VISITOR, WIDGET, ROUTER)
-        metrics.refresh(supervisor.count, kinds, len(supervisor.escalations()))
-        await trio.sleep(1)
+    try:
+        while True:
+            kinds = (CONVERSATION, VISITOR, WIDGET, ROUTER)
+            metrics.refresh(supervisor.count, kinds, len(supervisor.escalations()))
+            await trio.sleep(1)
+    finally:
+        metrics.flush()  # the increments of this worker's last second
 
 
 def tune_gc(young_threshold: int) -> None:

@@ -33,6 +33,12 @@ async def buses(nats_url: str) -> AsyncIterator[tuple[NatsBus, NatsBus]]:
             nursery.cancel_scope.cancel()
 
 
+async def registered(bus: NatsBus) -> None:
+    """The server has the bus's subscriptions (a PING answered after them): a request from
+    another connection now finds its responder."""
+    await trio_asyncio.aio_as_trio(bus.nc.flush)()
+
+
 async def test_a_request_is_answered_and_many_at_once_each_get_their_own(
     buses: tuple[NatsBus, NatsBus],
 ) -> None:
@@ -44,6 +50,7 @@ async def test_a_request_is_answered_and_many_at_once_each_get_their_own(
         return b"re:" + payload
 
     await b.serve(subject, echo)
+    await registered(b)
     answers: dict[int, bytes] = {}
 
     async def ask(i: int) -> None:
@@ -72,6 +79,7 @@ async def test_nobody_serving_and_nobody_answering_in_time_are_told_apart(
         return b"late"
 
     await b.serve(subject, stuck)
+    await registered(b)
     with pytest.raises(trio.TooSlowError), trio.fail_after(0.5):  # the caller's deadline
         await a.request(subject, b"slow")
     assert a._waiting == {}

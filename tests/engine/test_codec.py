@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import codec, errors
-from engine.values import EventType, Status
+from engine.values import Event, EventType, Status
 
 # plain JSON-ish data for the fields typed ``Any`` (event payloads, change sets)
 JSON = st.recursive(
@@ -81,6 +81,20 @@ def test_containers_keep_their_types() -> None:
 def test_a_dict_with_a_dollar_key_is_not_mistaken_for_a_tag() -> None:
     value = {"$": "values.Status", "v": "OPEN"}
     assert codec.loads(codec.dumps(value)) == value
+
+
+def test_an_events_payload_crosses_as_it_is_and_must_be_json() -> None:
+    """An event's ``data`` is wire form already (``RAW``): carried unwalked, so a key that looks
+    like a tag stays a key, and a value JSON cannot hold is refused on the way out."""
+    at = dt.datetime(2026, 12, 7, 9, 30, tzinfo=dt.UTC)
+    data = {"$": "values.Status", "v": "OPEN", "message": {"text": "hola", "n": [1, None]}}
+    event = Event(type=EventType.MESSAGE_CREATED, at=at, tenant_id="t1", data=data, seq=3)
+    payload = codec.dumps(event)
+    assert b'"data":{"$":"raw","v":{"$":"values.Status"' in payload
+    back = codec.loads(payload)
+    assert back == event and back.data == data and type(back.at) is dt.datetime
+    with pytest.raises(codec.CodecError):
+        codec.dumps(attrs.evolve(event, data={"when": at}))
 
 
 def test_engine_errors_keep_their_class_and_state() -> None:
