@@ -172,4 +172,6 @@ def test_the_bus_alone_delivers_every_event_once_and_prints_its_figures(tmp_path
     assert step["sent"] > 0 and step["lost"] == 0, step
     assert step["hop_ms"]["n"] == step["sent"], step
     assert set(step["cpu_ms"]) == {"publisher", "follower", "nats"}, step
+    assert step["bus_cpu_ms"] >= step["cpu_ms"]["follower"], step
     assert "| offered /s | lost | hop p50 ms |" in done.stdout
+    assert "the bus's CPU ms per event |" in done.stdout
