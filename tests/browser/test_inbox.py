@@ -865,6 +865,69 @@ async def test_a_dropped_connection_catches_up_without_missing_or_doubling(
     await in_browser(scenario)
 
 
+async def test_a_second_drop_before_the_replay_still_catches_up(server: Server) -> None:
+    """The socket comes back, the page refetches its view (whose row says how far the
+    conversation has gone) and asks for a replay, but that socket drops before the replay
+    arrives: the next socket must ask again from the last event the page got, not from the row's
+    lastSeq, or the message sent while it was offline never shows."""
+    [(a, ta)] = await signed_in(server)
+    v = await new_visitor(server, a.widget_id)
+    cid = (await start_chat(server, v, "hola"))["id"]
+    async with server.http(ta) as client:
+        assert (await client.post(f"/api/chat/conversations/{cid}/accept")).status_code == 200
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        sockets: list[Any] = []
+        offline = {"on": False}
+        swallowed: list[str] = []
+
+        def route(ws: Any) -> None:
+            if offline["on"]:
+                ws.close(code=4000, reason="test: network down")
+                return
+            upstream = ws.connect_to_server()
+            if len(sockets) == 1:  # the first socket after the outage: its replay is lost
+
+                def from_page(message: str) -> None:
+                    if '"resume"' in message:
+                        swallowed.append(message)
+                    else:
+                        upstream.send(message)
+
+                ws.on_message(from_page)
+            sockets.append(ws)
+
+        page.route_web_socket(re.compile(r"/api/chat/inbox/ws"), route)
+        open_inbox(page, f"open/{cid}")
+        visitor_msgs = page.locator('#messages .msg[data-sender="visitor"]')
+        expect(visitor_msgs).to_have_count(1)
+
+        offline["on"] = True
+        sockets[-1].close(code=4000, reason="test: network down")
+        expect(page.locator("#live-indicator")).to_have_text("Reconnecting…")
+        call(visitor_says, server, v, cid, "¿sigue ahí?")
+
+        offline["on"] = False
+        with page.expect_response(lambda r: "/api/chat/conversations?view=" in r.url):
+            page.evaluate("window.dispatchEvent(new Event('online'))")
+        expect(page.locator("#live-indicator")).to_have_text("Live")
+        expect(visitor_msgs).to_have_count(1)  # the replay was lost on the way
+        assert len(swallowed) == 1, swallowed
+        sockets[-1].close(code=4000, reason="test: dropped again")
+        expect(page.locator("#live-indicator")).to_have_text("Reconnecting…")
+        page.evaluate("window.dispatchEvent(new Event('online'))")
+        expect(page.locator("#live-indicator")).to_have_text("Live")
+        expect(visitor_msgs).to_have_count(2)  # asked again from where the page really was
+        expect(visitor_msgs.last.locator(".msg-text")).to_have_text("¿sigue ahí?")
+        assert len(sockets) == 3
+        assert problems == [], problems
+
+    await in_browser(scenario)
+
+
 async def test_a_failed_send_is_retried_with_the_same_id_and_stored_once(server: Server) -> None:
     [(a, ta)] = await signed_in(server)
     v = await new_visitor(server, a.widget_id)

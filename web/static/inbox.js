@@ -96,7 +96,7 @@
   var openId = null;
   var thread = new Map(); // message id -> message, for the open conversation
   var pending = new Map(); // clientMessageId -> {clientMessageId, text, state, error}
-  var seqSeen = {}; // conversation id -> highest seq seen (events or a fetch)
+  var seqSeen = {}; // conversation id -> highest seq of the events and messages this page got
   var accepting = {}; // conversation id -> true while an accept is in flight
   var inflight = 0; // list fetches running; events wait in `buffered` meanwhile
   var buffered = [];
@@ -245,7 +245,9 @@
   /** Apply a conversation snapshot (an event's, or an action's answer) unless it is older. */
   function applySnapshot(snap) {
     if (!snap || typeof snap.id !== "string") return null;
-    seen(snap.id, snap.lastSeq);
+    // no seen() here: a snapshot (an action's answer, a list row) tells where the conversation
+    // is, not which of its events this page got; resuming from its lastSeq would skip a
+    // message that arrived while the socket was down
     var cur = convs.get(snap.id);
     if (!cur) {
       cur = { id: snap.id, partial: true, unread: false, lastSeq: -1 };
@@ -264,7 +266,6 @@
   /** A full row from a list or detail fetch. */
   function applyRow(row) {
     var cur = convs.get(row.id);
-    seen(row.id, row.lastSeq);
     if (cur && !cur.partial && typeof cur.lastSeq === "number" && row.lastSeq < cur.lastSeq) {
       return cur; // an event already told us something newer
     }
