@@ -4,7 +4,7 @@ transaction, so two owners never both commit."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -82,32 +82,50 @@ async def test_a_stale_owner_cannot_commit(db: Database) -> None:
     assert await db.run(tenants) == ["t_before", "t_new_owner"]
 
 
+class InFlight:
+    """An owner's write held open in Trio after its fence and its insert, before its COMMIT."""
+
+    def __init__(self) -> None:
+        self.fenced = trio.Event()
+        self.finish = trio.Event()
+
+    async def insert_and_hold(self, connection: asyncpg.Connection) -> None:
+        await insert_tenant(connection, "t_in_flight")
+        await trio_asyncio.trio_as_aio(self._hold)()
+
+    async def _hold(self) -> None:
+        self.fenced.set()
+        await self.finish.wait()
+
+
+async def assert_takeover_waits(
+    db: Database, shard: int, epoch: int, flight: InFlight, write: Callable[[], Awaitable[object]]
+) -> None:
+    """While ``write`` holds the lease row, "b" cannot take the shard; once it commits, "b"
+    takes it with the next epoch, and the write is stored."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(write)
+        await flight.fenced.wait()
+        during = await tick(db, "b")  # the commit holds the lease row: not taken now
+        assert shard not in during.held
+        flight.finish.set()
+    after = await tick(db, "b")
+    assert after.held[shard] == epoch + 1
+    assert "t_in_flight" in await db.run(tenants)
+
+
 async def test_a_takeover_waits_for_the_owners_commit_in_flight(db: Database) -> None:
     held = (await tick(db, "a")).held
     shard = shard_of("con_in_flight")
     await db.run(expire, shard)
-    fenced = trio.Event()
-    finish = trio.Event()
+    flight = InFlight()
 
     async def owner_commit(connection: asyncpg.Connection) -> None:
         async with connection.transaction():
             await check_fence(connection, "a", {shard: held[shard]})
-            await insert_tenant(connection, "t_in_flight")
-            await trio_asyncio.trio_as_aio(hold_open)()
+            await flight.insert_and_hold(connection)
 
-    async def hold_open() -> None:  # in Trio, inside the owner's open transaction
-        fenced.set()
-        await finish.wait()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(db.run, owner_commit)
-        await fenced.wait()
-        during = await tick(db, "b")  # the commit holds the lease row: not taken now
-        assert shard not in during.held
-        finish.set()
-    after = await tick(db, "b")
-    assert after.held[shard] == held[shard] + 1
-    assert "t_in_flight" in await db.run(tenants)
+    await assert_takeover_waits(db, shard, held[shard], flight, lambda: db.run(owner_commit))
 
 
 @single_statement
@@ -140,28 +158,16 @@ async def test_a_takeover_waits_for_a_lone_statement_in_flight(db: Database) -> 
     actor = "con_alone_in_flight"
     shard = shard_of(actor)
     db.fence = Placement("a", held=dict(held))
-    fenced = trio.Event()
-    finish = trio.Event()
+    await db.run(expire, shard)
+    flight = InFlight()
 
     @single_statement
-    async def slow_insert(connection: asyncpg.Connection) -> None:
-        await insert_tenant(connection, "t_in_flight")
-        await trio_asyncio.trio_as_aio(hold_open)()
+    async def slow_insert(connection: asyncpg.Connection) -> None:  # held before its COMMIT
+        await flight.insert_and_hold(connection)
 
-    async def hold_open() -> None:  # between the statement and its COMMIT
-        fenced.set()
-        await finish.wait()
-
-    await db.run(expire, shard)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: db.run_fenced([actor], slow_insert))
-        await fenced.wait()
-        during = await tick(db, "b")  # the write holds the lease row: not taken now
-        assert shard not in during.held
-        finish.set()
-    after = await tick(db, "b")
-    assert after.held[shard] == held[shard] + 1
-    assert "t_in_flight" in await db.run(tenants)
+    await assert_takeover_waits(
+        db, shard, held[shard], flight, lambda: db.run_fenced([actor], slow_insert)
+    )
 
 
 async def test_a_stopping_node_gives_everything_back(db: Database) -> None:
