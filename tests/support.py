@@ -23,7 +23,7 @@ from storage import queries
 from web import workers
 from web.app import create_app
 from web.auth import hash_password, new_id
-from web.server import hypercorn_config, open_services
+from web.server import hypercorn_config, open_services, stop_trigger
 from web.services import Services, Settings
 
 OPS_TOKEN = "ops-test-token"
@@ -53,6 +53,7 @@ class Server:
     base_url: str
     services: Services
     ws_url: str
+    stop: trio.Event = attrs.field(factory=trio.Event)  # set: the server stops (as on SIGTERM)
 
     def http(self, token: str | None = None, **kwargs: Any) -> httpx.AsyncClient:
         headers = kwargs.pop("headers", {})
@@ -93,14 +94,16 @@ async def open_server(
                 lambda task_status: hypercorn.trio.serve(
                     create_app(services),  # type: ignore[arg-type]
                     hypercorn_config(s),
-                    shutdown_trigger=stop.wait,  # type: ignore[arg-type]
+                    shutdown_trigger=stop_trigger(services, stop.wait),
                     task_status=task_status,
                 )
             )
             base = binds[0]
             port = int(base.rsplit(":", 1)[1])
             s.port = port
-            yield Server(base_url=base, services=services, ws_url=base.replace("http://", "ws://"))
+            yield Server(
+                base_url=base, services=services, ws_url=base.replace("http://", "ws://"), stop=stop
+            )
             stop.set()
 
 

@@ -331,6 +331,22 @@ def hypercorn_config(settings: Settings) -> hypercorn.config.Config:
     return config
 
 
+def stop_trigger(
+    services: Services, trigger: Callable[[], Awaitable[None]] | None
+) -> Callable[[], Awaitable[None]]:
+    """Hypercorn's shutdown trigger: returns when ``trigger`` does (never when None), after it
+    sets ``services.stopping``, which closes every open socket with 1001 at once."""
+
+    async def wait() -> None:
+        if trigger is None:
+            await trio.sleep_forever()
+        else:
+            await trigger()
+        services.stopping.set()
+
+    return wait
+
+
 async def serve(
     settings: Settings,
     database_url: str,
@@ -366,7 +382,7 @@ async def _serve(
                     hypercorn.trio.serve,
                     app,
                     hypercorn_config(settings),
-                    shutdown_trigger=shutdown_trigger,
+                    shutdown_trigger=stop_trigger(services, shutdown_trigger),
                 )
             )
             if settings.port == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import attrs
+import trio
 
 from engine.broker import Broker
 from engine.clock import Clock
@@ -81,6 +82,8 @@ class Services:
     # several processes: what spares a heartbeat a crossing to the widget's process (web/nearby.py)
     pings: PingGate = attrs.field(factory=PingGate)
     widget_rows: RowCache = attrs.field(factory=RowCache)
+    # set when the server begins to stop (web/server.py ``stop_trigger``): open sockets close 1001
+    stopping: trio.Event = attrs.field(factory=trio.Event)
 
     def __attrs_post_init__(self) -> None:
         if self.login_limiter is None:

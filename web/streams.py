@@ -42,6 +42,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 1013
 CLOSE_TRY_AGAIN = 1013  # "try again later": the server could not serve this socket now
+CLOSE_GOING_AWAY = 1001  # the server is stopping: reconnect (to another node) and resume
 
 # Events a socket may have queued, unsent, before it is closed 1013 (the client then reconnects
 # and resumes from storage). A visitor's stream is its own conversation: the broker's default.
@@ -221,6 +222,14 @@ async def _pump(sub: Subscription, stream: EventStream, side: str, clock: Any) -
     raise _Stop
 
 
+async def _close_on_shutdown(stopping: trio.Event) -> None:
+    """Close 1001 once the server stops: Hypercorn would otherwise cancel the socket after the
+    grace period, without a close frame (1006 to the client)."""
+    await stopping.wait()
+    await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
+    raise _Stop
+
+
 class _Stop(Exception):
     pass
 
@@ -244,6 +253,7 @@ async def serve_socket(
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_pump, sub, stream, side, s.clock)
+                nursery.start_soon(_close_on_shutdown, s.stopping)
                 while True:
                     raw = await websocket.receive()
                     try:
