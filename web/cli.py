@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -30,6 +31,7 @@ from web.logs import configure as configure_logs
 from web.services import Settings
 
 DEFAULT_DATA_DIR = ".curbe-data"
+log = logging.getLogger("curbe.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -180,6 +182,19 @@ async def _create_widget(
     return {"id": widget_id, "tenantId": tenant_id, "name": name, "domains": list(domains)}
 
 
+# The ``Settings`` fields ``serve`` reads from the environment (field -> variable); each is in
+# docs/operations.md's table (tests/web/test_cli_environment.py checks both ways).
+ENVIRONMENT = {
+    "visitor_expiry_seconds": "CURBE_VISITOR_EXPIRY_SECONDS",
+    "actor_call_timeout_seconds": "CURBE_ACTOR_CALL_TIMEOUT_SECONDS",
+    "listen_backlog": "CURBE_LISTEN_BACKLOG",
+    "gc_young_threshold": "CURBE_GC_YOUNG_THRESHOLD",
+    "lease_ttl_seconds": "CURBE_LEASE_TTL_SECONDS",
+    "lease_tick_seconds": "CURBE_LEASE_TICK_SECONDS",
+    "shutdown_grace_seconds": "CURBE_SHUTDOWN_GRACE_SECONDS",
+}
+
+
 def _from_environment(**variables: str) -> dict[str, Any]:
     """``Settings`` fields read from environment variables (field name -> variable), each parsed
     as its field's type; a variable that is unset keeps the field's default, written once, in
@@ -206,7 +221,7 @@ def _serve_workers(args: argparse.Namespace, workers: int) -> None:
 
     ops_token = os.environ.get("CURBE_OPS_TOKEN")
     token = ops_token or secrets.token_urlsafe(24)
-    defaults = Settings(**_from_environment(listen_backlog="CURBE_LISTEN_BACKLOG"))
+    defaults = Settings(**_from_environment(**ENVIRONMENT))
     backlog, grace = defaults.listen_backlog, defaults.shutdown_grace_seconds
     sock = w.listening_socket(args.host, args.port, backlog, reuse_port=args.balance == "reuseport")
     watch, keep = os.pipe()  # ``keep`` stays open in the parent only
@@ -255,14 +270,7 @@ def _serve(args: argparse.Namespace) -> None:
         node_id=os.environ.get("CURBE_NODE_ID") or None,
         listen_fd=args.listen_fd,
         reuse_port=args.reuse_port,
-        **_from_environment(
-            visitor_expiry_seconds="CURBE_VISITOR_EXPIRY_SECONDS",
-            actor_call_timeout_seconds="CURBE_ACTOR_CALL_TIMEOUT_SECONDS",
-            listen_backlog="CURBE_LISTEN_BACKLOG",
-            gc_young_threshold="CURBE_GC_YOUNG_THRESHOLD",
-            lease_ttl_seconds="CURBE_LEASE_TTL_SECONDS",
-            lease_tick_seconds="CURBE_LEASE_TICK_SECONDS",
-        ),
+        **_from_environment(**ENVIRONMENT),
     )
     tune_gc(settings.gc_young_threshold)
     with database_url(args.data_dir) as url:
@@ -280,17 +288,31 @@ def _serve(args: argparse.Namespace) -> None:
                 await trio.lowlevel.wait_readable(fd)  # end-of-file: the parent is gone
                 stop.set()
 
+            async def watch(scope: trio.CancelScope) -> None:
+                with scope:
+                    async with trio.open_nursery() as watchers:
+                        watchers.start_soon(watch_signals)
+                        if args.parent_fd is not None:
+                            watchers.start_soon(watch_parent, args.parent_fd)
+
+            # the watchers end with the stop: a worker's parent stays alive until the worker
+            # has exited, and waiting for its end-of-file held every stop to the deadline
+            watching = trio.CancelScope()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(watch_signals)
-                if args.parent_fd is not None:
-                    nursery.start_soon(watch_parent, args.parent_fd)
+                nursery.start_soon(watch, watching)
                 info = await nursery.start(serve, settings, url, stop.wait)
                 if not ops_token:
                     info["opsToken"] = settings.ops_token
                 print(json.dumps(info, indent=2), flush=True)
                 await stop.wait()
+                watching.cancel()
                 nursery.cancel_scope.deadline = (
                     trio.current_time() + settings.shutdown_grace_seconds + 5
+                )
+            if nursery.cancel_scope.cancelled_caught:
+                log.warning(
+                    "stop cut short: still stopping after the grace period",
+                    extra={"status": "cut_short"},
                 )
 
         trio.run(main)

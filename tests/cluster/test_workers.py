@@ -3,6 +3,7 @@ both answering, a killed worker restarted as a new node, and SIGTERM stopping ev
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,8 +14,8 @@ import httpx
 import psutil
 import pytest
 import trio
-from prometheus_client.parser import text_string_to_metric_families
 
+from engine.metrics import parse_samples
 from storage.db import Database
 from tests.cluster.support import TICK_SECONDS, TTL_SECONDS, until
 from tests.support import CLI, OPS_TOKEN, read_banner
@@ -40,12 +41,7 @@ async def shards_on_every_scrape(base_url: str, scrapes: int = 6) -> bool:
         async with httpx.AsyncClient(base_url=base_url, timeout=15) as http:
             r = await http.get("/metrics")
         assert r.status_code == 200, r.text
-        held = [
-            sample.value
-            for family in text_string_to_metric_families(r.text)
-            for sample in family.samples
-            if sample.name == "curbe_shards_held"
-        ]
+        held = [v for (name, _), v in parse_samples(r.text).items() if name == "curbe_shards_held"]
         if held != [64.0]:
             return False
     return True
@@ -63,11 +59,12 @@ async def test_workers_share_one_port_and_the_parent_supervises_them(
         CURBE_LEASE_TICK_SECONDS=str(TICK_SECONDS),
     )
     command = [CLI, "serve", "--workers", "2", "--balance", balance, "--port", "0", "--demo"]
+    log_path = tmp_path / "serve.log"  # the parent's and every worker's log records
     parent = await trio.lowlevel.open_process(
         [*command, "--data-dir", str(tmp_path / "data")],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log_path.open("wb"),
     )
     try:
         with trio.fail_after(90):
@@ -142,6 +139,10 @@ async def test_workers_share_one_port_and_the_parent_supervises_them(
         for child in [workers[0], *replaced, *nats]:
             alive = child.is_running() and child.status() != psutil.STATUS_ZOMBIE
             assert not alive, (child.pid, child.cmdline())
+        # each worker stopped on its own, none held to the deadline (a worker once waited for
+        # its parent's end, which waits for the worker)
+        records = [json.loads(line) for line in log_path.read_text().splitlines()]
+        assert not [r for r in records if r.get("status") == "cut_short"], records[-5:]
     finally:
         if parent.returncode is None:
             parent.kill()
