@@ -46,11 +46,11 @@ import attrs
 import psutil
 import trio
 import trio_asyncio
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.profile import profiled as profile_step
 from bench.report import render, summarise
 from bench.wire import Endpoint, Http
+from engine import metrics
 from web.workers import read_banner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,7 +213,7 @@ def rss(pid: int) -> int:
     return total
 
 
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+Samples = metrics.Samples
 
 
 async def scrape(base: str) -> Samples:
@@ -226,11 +226,7 @@ async def scrape(base: str) -> Samples:
     if status != 200:
         raise RuntimeError(f"GET /metrics answered {status}")
     text = body.decode() if isinstance(body, bytes) else str(body)
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+    return metrics.parse_samples(text)
 
 
 def metric_delta(before: Samples, after: Samples, name: str, **labels: str) -> float:

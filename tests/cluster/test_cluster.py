@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import trio
-from prometheus_client.parser import text_string_to_metric_families
 
+from engine.metrics import parse_samples
 from engine.placement import shard_of
 from storage.db import Database
 from tests.cluster.support import Node, balanced, open_node, owner_of, until
@@ -129,11 +129,7 @@ async def test_three_nodes_serve_one_chat_wherever_each_party_lands(
                 continue
             async with node.http() as client:
                 text = (await client.get("/metrics")).text
-            samples = {
-                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-                for family in text_string_to_metric_families(text)
-                for sample in family.samples
-            }
+            samples = parse_samples(text)
             assert samples[("curbe_bus_events_total", (("direction", "in"),))] > 0, node.name
             assert samples[("curbe_bus_hop_seconds_count", ())] > 0, node.name
             assert samples[("curbe_bus_lag_seconds_count", ())] > 0, node.name
