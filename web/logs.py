@@ -27,6 +27,7 @@ FIELDS = (
     "restarts",
     "status",
     "domain",
+    "migration",
 )
 
 

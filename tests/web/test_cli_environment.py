@@ -3,9 +3,13 @@ type, an unset variable keeping the default written once in ``web.services.Setti
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import attrs
 import pytest
 
-from web.cli import _from_environment
+from web.cli import ENVIRONMENT, _from_environment
 from web.services import Settings
 
 
@@ -23,3 +27,17 @@ def test_set_variables_are_parsed_as_their_fields_and_unset_ones_keep_the_defaul
     assert got == {"listen_backlog": 512, "visitor_expiry_seconds": 2.5}
     settings = Settings(**got)
     assert settings.gc_young_threshold == 50_000 and settings.listen_backlog == 512
+
+
+def test_every_variable_serve_reads_is_in_the_operations_table(repo_root: Path) -> None:
+    table = (repo_root / "docs" / "operations.md").read_text()
+    documented = set(re.findall(r"^\| `(CURBE_[A-Z_]+)` \|", table, flags=re.M))
+    assert set(ENVIRONMENT.values()) <= documented, set(ENVIRONMENT.values()) - documented
+    for field in ENVIRONMENT:
+        assert field in attrs.fields_dict(Settings), field
+
+
+def test_the_shutdown_grace_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the image sets CURBE_SHUTDOWN_GRACE_SECONDS; docker stop's timeout is chosen from it
+    monkeypatch.setenv("CURBE_SHUTDOWN_GRACE_SECONDS", "12")
+    assert Settings(**_from_environment(**ENVIRONMENT)).shutdown_grace_seconds == 12.0
