@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint install clean qa bench
+.PHONY: serve test lint install clean qa bench docker-image docker-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ qa: $(STAMP)
 ## BENCH_ARGS=--quick runs every path with tiny numbers; the full run takes about 15 minutes.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## Build the server image curbe-chat:latest (docker/build: wheelhouse on the host, then docker build).
+docker-image: $(STAMP)
+	PYTHON=$(BIN)/python docker/build $(DOCKER_TAG)
+
+## Build the image and run it for real: two replicas, a chat across them, SIGTERM; the proxy; compose.
+## Starts a Docker daemon if none runs (root, Debian's docker.io); skips with the reason otherwise.
+docker-test: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres} \
+	  $(BIN)/python -m pytest -m docker tests/docker $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine web storage tests qa bench

@@ -388,6 +388,12 @@ async def _serve(
             if settings.port == 0:
                 settings.port = int(binds[0].rsplit(":", 1)[1])
             info: dict[str, Any] = {"listening": binds, "baseUrl": settings.base_url}
+            if unreachable := settings.unreachable_base_url():
+                log.warning(
+                    "no public URL (CURBE_PUBLIC_URL): the embed code and links say %s, "
+                    "which browsers cannot reach",
+                    unreachable,
+                )
             if settings.demo:
                 info["demo"] = await seed_demo(services.db, settings)
             task_status.started(info)

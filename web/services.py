@@ -66,6 +66,13 @@ class Settings:
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
 
+    def unreachable_base_url(self) -> str | None:
+        """The base URL when no browser can reach it (no public URL and a wildcard address, as
+        in the image): the embed code and links would carry it, so the server warns."""
+        if self.public_url is None and self.host in ("0.0.0.0", "::", ""):
+            return self.base_url
+        return None
+
 
 @attrs.define
 class Services:

@@ -41,3 +41,19 @@ def test_the_shutdown_grace_comes_from_the_environment(monkeypatch: pytest.Monke
     # the image sets CURBE_SHUTDOWN_GRACE_SECONDS; docker stop's timeout is chosen from it
     monkeypatch.setenv("CURBE_SHUTDOWN_GRACE_SECONDS", "12")
     assert Settings(**_from_environment(**ENVIRONMENT)).shutdown_grace_seconds == 12.0
+
+
+@pytest.mark.parametrize(
+    ("host", "public_url", "warned"),
+    [
+        ("0.0.0.0", None, "http://0.0.0.0:8000"),  # the image without CURBE_PUBLIC_URL
+        ("::", None, "http://:::8000"),
+        ("0.0.0.0", "https://chat.example.com", None),
+        ("127.0.0.1", None, None),  # a development server: its own address works
+    ],
+)
+def test_a_base_url_no_browser_can_reach_is_named(
+    host: str, public_url: str | None, warned: str | None
+) -> None:
+    settings = Settings(host=host, port=8000, public_url=public_url)
+    assert settings.unreachable_base_url() == warned
