@@ -8,6 +8,7 @@ the reason, which ``-ra`` prints in the summary.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.conftest import _admin, with_database
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 TAG = os.environ.get("CURBE_TEST_IMAGE", "curbe-chat:test")
@@ -54,3 +57,12 @@ def tcp_postgres_url(postgres_url: str) -> str:
             "docker: the containers need DATABASE_URL on TCP (the embedded one is a socket)"
         )
     return postgres_url
+
+
+@pytest.fixture
+def empty_database_url(tcp_postgres_url: str) -> Iterator[str]:
+    """A new database with nothing in it: the containers apply every migration themselves."""
+    name = f"curbe_docker_{secrets.token_hex(4)}"
+    _admin(tcp_postgres_url, f"CREATE DATABASE {name}")
+    yield with_database(tcp_postgres_url, name)
+    _admin(tcp_postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

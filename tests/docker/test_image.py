@@ -4,8 +4,6 @@ and one NATS, a chat across them over real sockets, then ``docker stop`` (SIGTER
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 
 import pytest
@@ -15,7 +13,6 @@ import trio_websocket
 
 from storage.db import Database, migration_files
 from tests.cluster.support import leases, open_nats, until
-from tests.conftest import _admin, with_database
 from tests.docker.support import (
     Chat,
     Container,
@@ -28,15 +25,6 @@ from tests.docker.support import (
 from tests.support import visitor_socket
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-@pytest.fixture
-def empty_database_url(tcp_postgres_url: str) -> Iterator[str]:
-    """A new database with nothing in it: the containers apply every migration themselves."""
-    name = f"curbe_docker_{secrets.token_hex(4)}"
-    _admin(tcp_postgres_url, f"CREATE DATABASE {name}")
-    yield with_database(tcp_postgres_url, name)
-    _admin(tcp_postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 async def stop(node: Container) -> float:

@@ -27,7 +27,6 @@ from tests.docker.support import (
     open_container,
     seed_with_cli,
 )
-from tests.docker.test_image import empty_database_url  # noqa: F401 (a fixture)
 from tests.support import inbox_socket, visitor_socket
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -76,7 +75,7 @@ async def open_caddy(upstreams: list[Address], home: Path) -> AsyncIterator[Addr
 @pytest.mark.deadline(420)
 async def test_the_proxy_upgrades_sockets_spreads_requests_and_rides_out_a_node_upgrade(
     image: str,
-    empty_database_url: str,  # noqa: F811
+    empty_database_url: str,
     tmp_path: Path,
 ) -> None:
     async with AsyncExitStack() as stack:
