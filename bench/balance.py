@@ -129,6 +129,7 @@ async def run_mode(args: argparse.Namespace, balance: str, server_url: str) -> d
     await admin(server_url, f"CREATE DATABASE {name}")
     database = server_url.rsplit("/", 1)[0] + "/" + name
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "CURBE_NODE_ID")}
+    env["CURBE_THROTTLE_SCALE"] = "1000"  # the load comes from one address (web/throttles.py)
     env.update(DATABASE_URL=database, CURBE_OPS_TOKEN=TOKEN, CURBE_LOG_LEVEL="WARNING")
     command = [CLI, "serve", "--workers", str(args.workers), "--balance", balance, "--port", "0"]
     try:

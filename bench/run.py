@@ -419,6 +419,9 @@ async def bench_target(
 ) -> dict[str, Any]:
     env = dict(os.environ)
     env.update(CURBE_LOG_LEVEL="WARNING", CURBE_OPS_TOKEN="bench-ops", PYTHONUNBUFFERED="1")
+    # every simulated visitor comes from this one address: the public throttles, sized for
+    # real sites, would refuse most of them (web/throttles.py)
+    env.update(CURBE_THROTTLE_SCALE="1000")
     seed: dict[str, str] = {"widget": "wgt_bench", "email": "agent@bench", "password": PASSWORD}
     if target.persist:
         env["DATABASE_URL"] = await fresh_database(database_url, db_name)

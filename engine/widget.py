@@ -21,6 +21,8 @@ is therefore exact to within that interval, and the in-memory copy is exact.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -57,10 +59,16 @@ Row = dict[str, Any]
 # --- pure rules -------------------------------------------------------------------------------
 
 
-def normalize_domain(value: str | None) -> str | None:
-    """The host of a domain or URL, lower-case, without port or trailing dot.
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
-    Raises ``ValueError`` for a malformed URL (the caller answers 422).
+
+def normalize_domain(value: str | None) -> str | None:
+    """The host of a domain or URL: lower-case, without port or trailing dot, an IP address or
+    a host name in ASCII (an international name as IDNA ``xn--``).
+
+    Raises ``ValueError`` for a malformed URL, or a host that is no host name (spaces, words
+    of someone's choosing: it would be stored and shown as a refused domain); the caller
+    answers 422.
     """
     if not value:
         return None
@@ -69,7 +77,28 @@ def normalize_domain(value: str | None) -> str | None:
         value = urlsplit(value).hostname or ""
     else:
         value = value.split("/")[0].split(":")[0]
-    return value.rstrip(".") or None
+    host = value.rstrip(".")
+    if not host:
+        return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"{value!r} is not a host name") from None
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in host.split(".")):
+        raise ValueError(f"{value!r} is not a host name")
+    return host
+
+
+def _pattern_host(pattern: str) -> str | None:
+    """A Targeting entry's host, as :func:`normalize_domain` makes it; None when it is none."""
+    try:
+        return normalize_domain(pattern)
+    except ValueError:
+        return None
 
 
 def domain_allowed(domain: str | None, targeting: list[str] | tuple[str, ...]) -> bool:
@@ -86,10 +115,10 @@ def domain_allowed(domain: str | None, targeting: list[str] | tuple[str, ...]) -
     for pattern in targeting:
         pattern = pattern.strip().lower()
         if pattern.startswith("*."):
-            base = pattern[2:]
-            if host == base or host.endswith("." + base):
+            base = _pattern_host(pattern[2:])
+            if base is not None and (host == base or host.endswith("." + base)):
                 return True
-        elif host == normalize_domain(pattern):
+        elif host == _pattern_host(pattern):
             return True
     return False
 
@@ -266,6 +295,16 @@ def apply(state: WidgetState, command: Command, now: dt.datetime, rules: Rules) 
         )
         return _announced(pinged, now, rules, reply=new, writes=(SavePing(new),) if write else ())
     if isinstance(command, Refuse):
+        refused_at = row.get("last_refused_at")
+        if (
+            widget_status(row, now)[0] == MISCONFIGURED
+            and row.get("last_refused_domain") == command.domain
+            and refused_at is not None
+            and now - refused_at < rules.persist
+        ):
+            # the same refusal again, stored and announced moments ago: a flood of refused
+            # pings costs no write (its status and reason would not change)
+            return Transition(state, reply=dict(row))
         new = {**row, "last_refused_at": now, "last_refused_domain": command.domain}
         return _announced(
             attrs.evolve(state, row=new), now, rules, reply=new, writes=(SaveRefusal(new),)

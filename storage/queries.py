@@ -997,3 +997,67 @@ async def select_visitor_thread(
         latest.id,
     )
     return latest, messages, assigned
+
+
+# --- sign-in attempts (migration 009) ----------------------------------------------------------
+
+LOGIN_LOCK_CLASS = 16  # pg_advisory_xact_lock(class, key): apart from the migration lock's space
+
+
+async def begin_login_attempt(
+    connection: asyncpg.Connection,
+    attempt: str,
+    limits: Sequence[tuple[str, int]],
+    now: dt.datetime,
+    window: dt.timedelta,
+) -> dt.datetime | None:
+    """Count sign-in ``attempt`` against each ``(key, limit)`` before its password is checked.
+
+    Answers None when every key had room (the attempt is recorded under each: it counts as a
+    failure until :func:`forget_login_attempt` or :func:`clear_login_failures`), or else the
+    moment the first full key has room again (nothing recorded). Attempts on the same keys are
+    taken one at a time (advisory locks in key order), so parallel ones cannot all see room.
+    """
+    keys = sorted(key for key, _ in limits)
+    for key in keys:
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", LOGIN_LOCK_CLASS, key
+        )
+    await connection.execute(
+        "DELETE FROM login_attempts WHERE key = ANY($1::text[]) AND at <= $2", keys, now - window
+    )
+    counted = {
+        r["key"]: r
+        for r in await connection.fetch(
+            """SELECT key, count(*) AS n, min(at) AS first FROM login_attempts
+                WHERE key = ANY($1::text[]) GROUP BY key""",
+            keys,
+        )
+    }
+    full: list[dt.datetime] = [
+        counted[key]["first"] + window
+        for key, limit in limits
+        if key in counted and counted[key]["n"] >= limit
+    ]
+    if full:
+        return max(full)
+    await connection.executemany(
+        "INSERT INTO login_attempts (attempt, key, at) VALUES ($1, $2, $3)",
+        [(attempt, key, now) for key in keys],
+    )
+    return None
+
+
+@single_statement
+async def forget_login_attempt(connection: asyncpg.Connection, attempt: str) -> None:
+    """An attempt that checked no password (the server was busy): it counts for nothing."""
+    await connection.execute("DELETE FROM login_attempts WHERE attempt = $1", attempt)
+
+
+@single_statement
+async def clear_login_failures(connection: asyncpg.Connection, attempt: str, key: str) -> None:
+    """A sign-in that succeeded: its own rows, and the earlier failures under ``key`` (its
+    account from its address), no longer count."""
+    await connection.execute(
+        "DELETE FROM login_attempts WHERE attempt = $1 OR key = $2", attempt, key
+    )

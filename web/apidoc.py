@@ -208,6 +208,16 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
         "too many failed sign-ins; try again in 840 seconds",
         {"retryAfterSeconds": 840},
     ),
+    "too_many_requests": (
+        429,
+        "too many requests; retry in 12 seconds",
+        {"retryAfterSeconds": 12},
+    ),
+    "busy": (
+        503,
+        "too many sign-ins at once; retry",
+        {"retryAfterSeconds": 2},
+    ),
     "actor_unavailable": (
         503,
         "the conversation actor stopped before answering; retry",

@@ -69,7 +69,11 @@ def create_app(s: Services | None) -> Quart:
             413: f"the body is larger than {settings.max_body_bytes} bytes",
             404: "no such endpoint",
         }.get(exc.code or 400, exc.description or "bad request")
-        return error(exc.code or 400, code, message)
+        response = error(exc.code or 400, code, message)
+        if exc.code == 413:
+            # the body was not read: the connection cannot carry another request after it
+            response.headers["Connection"] = "close"
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -47,7 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="run the server")
     serve.add_argument("--host", default=os.environ.get("CURBE_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("CURBE_PORT", "8000")))
-    serve.add_argument("--demo", action="store_true", help="seed a demo tenant, agent and widget")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed a demo tenant, agent and widget; the agent's password is new at each start "
+        "(CURBE_DEMO_PASSWORD to choose it); refused on a non-loopback --host",
+    )
+    serve.add_argument(
+        "--force-demo", action="store_true", help="allow --demo on a non-loopback --host"
+    )
     serve.add_argument(
         "--nats-url",
         default=os.environ.get("NATS_URL"),
@@ -192,6 +201,9 @@ ENVIRONMENT = {
     "lease_ttl_seconds": "CURBE_LEASE_TTL_SECONDS",
     "lease_tick_seconds": "CURBE_LEASE_TICK_SECONDS",
     "shutdown_grace_seconds": "CURBE_SHUTDOWN_GRACE_SECONDS",
+    "trusted_proxies": "CURBE_TRUSTED_PROXIES",
+    "password_checks": "CURBE_PASSWORD_CHECKS",
+    "throttle_scale": "CURBE_THROTTLE_SCALE",
 }
 
 
@@ -204,7 +216,9 @@ def _from_environment(**variables: str) -> dict[str, Any]:
     for name, variable in variables.items():
         raw = os.environ.get(variable)
         default: Any = fields[name].default
-        if raw is not None:
+        if raw is not None and isinstance(default, tuple):  # a comma-separated list
+            out[name] = tuple(item.strip() for item in raw.split(",") if item.strip())
+        elif raw is not None:
             out[name] = type(default)(raw)
     return out
 
@@ -250,10 +264,27 @@ def _serve_workers(args: argparse.Namespace, workers: int) -> None:
     os.close(keep)
 
 
+def loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _serve(args: argparse.Namespace) -> None:
     workers = args.workers or _default_workers()
     if workers < 1:
         raise SystemExit("--workers must be 1 or more")
+    if args.demo and not args.force_demo and not loopback(args.host):
+        raise SystemExit(
+            f"--demo seeds an agent and prints its password: refused on --host {args.host}, "
+            "which other machines can reach (use 127.0.0.1, or add --force-demo)"
+        )
+    if args.demo:  # the demo agent's password: new at each start, the same in every worker
+        os.environ.setdefault("CURBE_DEMO_PASSWORD", secrets.token_urlsafe(12))
     if workers > 1:
         _serve_workers(args, workers)
         return
@@ -266,6 +297,7 @@ def _serve(args: argparse.Namespace) -> None:
         public_url=args.public_url,
         ops_token=ops_token or secrets.token_urlsafe(24),
         demo=args.demo,
+        demo_password=os.environ.get("CURBE_DEMO_PASSWORD") if args.demo else None,
         nats_url=args.nats_url or None,
         node_id=os.environ.get("CURBE_NODE_ID") or None,
         listen_fd=args.listen_fd,

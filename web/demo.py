@@ -3,11 +3,13 @@ customer's page (``/demo``) that holds nothing but the widget's embed code."""
 
 from __future__ import annotations
 
+import logging
+import secrets
 from typing import Any
 
 from storage import queries
 from storage.db import Database
-from web.auth import hash_password, new_id
+from web.auth import hash_password, new_id, verify_password
 from web.services import Settings
 from web.widgets import embed_code
 
@@ -30,11 +32,17 @@ holds nothing but the embed code below, exactly as Settings &rsaquo; Chat widget
 
 
 DEMO_EMAIL = "demo@curbe.chat"
-DEMO_PASSWORD = "curbe-demo-1234"
+# the demo agent's password before issue #16: published in the README, so never left in place
+PUBLISHED_DEMO_PASSWORD = "curbe-demo-1234"
+
+log = logging.getLogger("curbe.demo")
 
 
 async def seed_demo(db: Database, settings: Settings) -> dict[str, Any]:
-    """Create (once) the demo tenant, agent and widget; returns what to print."""
+    """Create (once) the demo tenant, agent and widget, and give the agent this start's password
+    (``settings.demo_password``, else a random one); returns what to print."""
+    password = settings.demo_password or secrets.token_urlsafe(12)
+    password_hash = await hash_password(password)
     existing = await db.run(queries.select_agent_by_email, DEMO_EMAIL)
     if existing is None:
         tenant_id = new_id("ten")
@@ -46,20 +54,21 @@ async def seed_demo(db: Database, settings: Settings) -> dict[str, Any]:
             tenant_id,
             DEMO_EMAIL,
             "Javier Lazo",
-            await hash_password(DEMO_PASSWORD),
+            password_hash,
             None,
         )
         widget_id = new_id("wgt")
         await db.run(queries.insert_widget, widget_id, tenant_id, "InsureMax", [], 60)
     else:
         tenant_id, agent_id = existing["tenant_id"], existing["id"]
+        await db.run(queries.update_agent_password_hash, agent_id, password_hash)
         widget_id = (await db.run(queries.select_widgets, tenant_id))[0]["id"]
     base = settings.base_url
     return {
         "tenantId": tenant_id,
         "agentId": agent_id,
         "widgetId": widget_id,
-        "login": {"email": DEMO_EMAIL, "password": DEMO_PASSWORD},
+        "login": {"email": DEMO_EMAIL, "password": password},
         "urls": {
             "inbox": f"{base}/inbox",
             "login": f"{base}/login",
@@ -69,3 +78,26 @@ async def seed_demo(db: Database, settings: Settings) -> dict[str, Any]:
         },
         "embedCode": embed_code(base, widget_id, tenant_id),
     }
+
+
+async def check_demo_left(db: Database) -> bool:
+    """At a start without ``--demo``: warn when a demo agent is still in the database, and
+    replace the password it had before issue #16 (published) with a random one nobody knows.
+    Answers whether a demo agent exists."""
+    existing = await db.run(queries.select_agent_by_email, DEMO_EMAIL)
+    if existing is None:
+        return False
+    if await verify_password(existing["password_hash"], PUBLISHED_DEMO_PASSWORD):
+        locked = await hash_password(secrets.token_urlsafe(24))
+        await db.run(queries.update_agent_password_hash, existing["id"], locked)
+        log.warning(
+            "the demo agent had the published demo password: it now has a random one",
+            extra={"agent_id": existing["id"]},
+        )
+    log.warning(
+        "a demo agent (%s) is in this database, seeded by an earlier --demo start: its "
+        "password is the one that start printed",
+        DEMO_EMAIL,
+        extra={"agent_id": existing["id"], "tenant_id": existing["tenant_id"]},
+    )
+    return True

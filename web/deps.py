@@ -6,11 +6,13 @@ sockets); this module imports none of them.
 
 from __future__ import annotations
 
+import functools
 import hmac
+import ipaddress
 import re
 from typing import Any
 
-from quart import Response, current_app, g, jsonify, request
+from quart import Response, current_app, g, jsonify, request, websocket
 
 from engine.errors import NotFound as EngineNotFound
 from engine.values import Agent
@@ -57,7 +59,57 @@ async def body(cls: type[Any]) -> Any:
 
 
 def client_ip() -> str | None:
-    return request.remote_addr
+    """The address of the client of this request (see :func:`forwarded_client`)."""
+    return forwarded_client(
+        request.remote_addr,
+        request.headers.get("X-Forwarded-For"),
+        trusted_networks(services().settings.trusted_proxies),
+    )
+
+
+def socket_client_ip() -> str | None:
+    """The address of the client of this WebSocket (see :func:`forwarded_client`)."""
+    return forwarded_client(
+        websocket.remote_addr,
+        websocket.headers.get("X-Forwarded-For"),
+        trusted_networks(services().settings.trusted_proxies),
+    )
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=8)
+def trusted_networks(proxies: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in proxies if p.strip())
+
+
+def _trusted(address: str, trusted: tuple[Network, ...]) -> bool | None:
+    """Whether ``address`` is a trusted proxy; None when it is no address at all."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return any(ip in network for network in trusted)
+
+
+def forwarded_client(
+    peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]
+) -> str | None:
+    """The client's address: the socket's peer, unless that peer is a trusted proxy; then the
+    right-most ``X-Forwarded-For`` hop that is not a trusted proxy itself. Each proxy appends the
+    address it got the request from, so every hop left of the first untrusted one may be forged
+    by the client; a hop that is not an address ends the walk at the peer."""
+    if not trusted or peer is None or not _trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        trusted_hop = _trusted(hop, trusted)
+        if trusted_hop is None:
+            return peer
+        if not trusted_hop:
+            return str(ipaddress.ip_address(hop))
+    return str(ipaddress.ip_address(hops[0])) if hops else peer
 
 
 def bearer(headers: Any) -> str | None:

@@ -91,7 +91,9 @@ def _websockets() -> dict[str, Schema]:
     close_codes = {
         "1001": "the server is shutting down: reconnect",
         "1009": "a frame larger than 64 KiB",
-        "1013": "the socket fell behind (more than 256 unread events): reconnect and resume",
+        "1013": "try again later: the socket fell behind (more than 256 unread events), the "
+        "widget could not answer, or too many sockets came from one address; reconnect "
+        '(after the reason\'s "retry in N s") and resume',
         "4401": "missing or bad token",
     }
     server_frames = {

@@ -46,7 +46,7 @@ from storage.db import Database
 from storage.stores import PostgresLeases, PostgresStore
 from web.app import create_app
 from web.auth import VisitorSigner
-from web.demo import seed_demo
+from web.demo import check_demo_left, seed_demo
 from web.services import Services, Settings
 from web.widgets import widget_to_wire
 from web.workers import listening_socket
@@ -396,4 +396,6 @@ async def _serve(
                 )
             if settings.demo:
                 info["demo"] = await seed_demo(services.db, settings)
+            else:
+                await check_demo_left(services.db)
             task_status.started(info)

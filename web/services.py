@@ -15,7 +15,7 @@ from engine.supervisor import Supervisor
 from storage.db import Database
 from web.auth import VisitorSigner
 from web.nearby import PingGate, RowCache
-from web.people import LoginLimiter
+from web.throttles import PublicLimits, Throttles
 
 __all__ = ["AgentPresence", "Services", "Settings"]
 
@@ -41,11 +41,24 @@ class Settings:
     # every ~2 s at 1,000 msg/s, collecting nothing (docs/benchmarks.md). `curbe-chat serve` only.
     gc_young_threshold: int = 50_000
     demo: bool = False
+    demo_password: str | None = None  # the demo agent's; None: a new random one (web/demo.py)
     session_days: int = 30
     reoffer_after_seconds: float = 30.0
     presence_interval_seconds: float = 1.0
+    # sign-in (web/signin.py): failures per account from one address, per account, per address,
+    # in the window; argon2 checks at once, and how long one more waits for its turn
     login_max_failures: int = 5
+    login_max_per_account: int = 20
+    login_max_per_address: int = 30
     login_window_seconds: float = 900.0
+    password_checks: int = 2
+    password_check_wait_seconds: float = 5.0
+    # proxies whose X-Forwarded-For is believed (addresses or networks: "10.0.0.0/8"); a proxy on
+    # this host by default. Otherwise the client is the socket's peer (web/deps.py client_ip)
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    # the anonymous endpoints' throttles (web/throttles.py), all multiplied by this
+    throttle_scale: float = 1.0
+    public_limits: PublicLimits = attrs.field(factory=PublicLimits)
     # supervision (engine/supervisor.py): how long a caller waits for an actor's answer, and the
     # restart intensity past which an actor is given up
     actor_call_timeout_seconds: float = 10.0
@@ -66,6 +79,11 @@ class Settings:
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
 
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry ``Secure`` when browsers reach the server over https."""
+        return (self.public_url or "").lower().startswith("https://")
+
     def unreachable_base_url(self) -> str | None:
         """The base URL when no browser can reach it (no public URL and a wildcard address, as
         in the image): the embed code and links would carry it, so the server warns."""
@@ -84,18 +102,19 @@ class Services:
     signer: VisitorSigner
     presence: AgentPresence
     started_at: dt.datetime
-    login_limiter: LoginLimiter = attrs.field(default=None)
     cluster: Cluster | None = None  # several processes
     # several processes: what spares a heartbeat a crossing to the widget's process (web/nearby.py)
     pings: PingGate = attrs.field(factory=PingGate)
     widget_rows: RowCache = attrs.field(factory=RowCache)
     # set when the server begins to stop (web/server.py ``stop_trigger``): open sockets close 1001
     stopping: trio.Event = attrs.field(factory=trio.Event)
+    # argon2 checks running at once (web/signin.py); sized from settings in __attrs_post_init__
+    password_checks: trio.CapacityLimiter = attrs.field(default=None)
+    throttles: Throttles = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
-        if self.login_limiter is None:
-            self.login_limiter = LoginLimiter(
-                self.clock,
-                max_failures=self.settings.login_max_failures,
-                window=dt.timedelta(seconds=self.settings.login_window_seconds),
-            )
+        if self.password_checks is None:
+            self.password_checks = trio.CapacityLimiter(self.settings.password_checks)
+        if self.throttles is None:
+            limits = self.settings.public_limits.scaled(self.settings.throttle_scale)
+            self.throttles = Throttles(limits)

@@ -32,6 +32,7 @@ from engine.conversation_actor import Outcome
 from engine.errors import EngineError, ErrorBody
 from engine.values import Event, Message
 from engine.wire import OPTIONAL, Wire
+from storage.db import unavailable
 from web.deps import services
 from web.wire import ApiError, PingFrame, structure_frame
 
@@ -204,11 +205,22 @@ class EventStream:
         return last_stored
 
 
+def _client_message_id(raw: Any) -> Any:
+    if isinstance(raw, str) and '"clientMessageId"' in raw:
+        try:
+            return json.loads(raw).get("clientMessageId")
+        except (ValueError, AttributeError):
+            return None
+    return None
+
+
 def _error_frame(exc: Exception, client_message_id: Any = None) -> ErrorFrame:
     if isinstance(exc, ApiError | EngineError):
         error = ErrorBody.of(exc.code, exc.message, exc.extra)
+    elif unavailable(exc):
+        error = ErrorBody("database_unavailable", "the database does not answer; retry")
     else:
-        error = ErrorBody("internal_error", "something went wrong on our side")
+        error = ErrorBody("internal_error", "something went wrong on our side; it has been logged")
     return ErrorFrame(error=error, client_message_id=client_message_id)
 
 
@@ -262,14 +274,12 @@ async def serve_socket(
                             await stream.send_frame(PongFrame(server_time=s.clock.now()))
                         else:
                             await handle(stream, frame)
-                    except (ApiError, EngineError) as exc:
-                        client_message_id = None
-                        if isinstance(raw, str) and '"clientMessageId"' in raw:
-                            try:
-                                client_message_id = json.loads(raw).get("clientMessageId")
-                            except ValueError:
-                                pass
-                        await stream.send_frame(_error_frame(exc, client_message_id))
+                    except Exception as exc:
+                        # a refusal is answered; anything unexpected is logged and answered
+                        # too (the socket stays open), never a silent close
+                        if not isinstance(exc, ApiError | EngineError) and not unavailable(exc):
+                            log.exception("socket frame failed", extra={"status": side})
+                        await stream.send_frame(_error_frame(exc, _client_message_id(raw)))
         except* _Stop:
             pass
         finally:

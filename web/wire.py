@@ -130,7 +130,7 @@ class AtLeast:
             raise ValueError(f"{camel(attribute.name)} must be {self.minimum} or more")
 
     def schema(self) -> dict[str, Any]:
-        return {"minimum": self.minimum}
+        return {"minimum": self.minimum, "maximum": INT_MAX}
 
 
 EMAIL = Matches(EMAIL_PATTERN, "is not an email address", MAX_EMAIL)
@@ -277,9 +277,17 @@ def storable(value: str) -> bool:
     return True
 
 
+# Every integer the API takes is stored in a PostgreSQL ``integer`` or compared with one (seqs,
+# counts, seconds): one past this range reached the database and failed there (a socket's
+# ``afterSeq`` of 2**31 closed it with an unhandled error).
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
 def _strict_int(value: Any, _: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"expected an integer, got {type(value).__name__}")
+    if not INT_MIN <= value <= INT_MAX:
+        raise ValueError(f"expected an integer from {INT_MIN} to {INT_MAX}")
     return value
 
 

@@ -164,7 +164,7 @@ def worker_command(plan: Plan, index: int) -> tuple[list[str], tuple[int, ...]]:
     command = [sys.executable, "-m", "web.cli", "serve", *plan.argv, "--workers", "1"]
     command += ["--host", plan.host, "--port", str(plan.port), "--parent-fd", str(plan.parent_fd)]
     if plan.demo:  # worker 0 seeds (once: workers start one after another), every one serves /demo
-        command.append("--demo")
+        command += ["--demo", "--force-demo"]  # the parent checked the host
     if plan.balance == "shared":
         command += ["--listen-fd", str(plan.sock.fileno())]
         return command, (plan.parent_fd, plan.sock.fileno())

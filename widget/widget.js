@@ -1299,6 +1299,7 @@
     var view = null;
     var inflight = null;
     var again = false;
+    var holdUntil = 0; // the server said 429 "retry in N s": no heartbeat or config before this
     var configLoading = false;
     var timer = null;
     var serverTime = null; // of the latest heartbeat: "how long ago" is asked of the server's clock
@@ -1348,7 +1349,7 @@
 
     /** One heartbeat at a time; a call during one asks for another right after. */
     function beat() {
-      if (s.stopped) return Promise.resolve();
+      if (s.stopped || Date.now() < holdUntil) return Promise.resolve();
       if (inflight) {
         again = true;
         return inflight;
@@ -1426,8 +1427,18 @@
         var code = errorCode(res);
         stop("rejected", "the server refused the installation ping" + (code ? " (" + code + ")" : "") + "; the chat is not shown.");
       } else {
-        s.error = "http_" + res.status; // 5xx, 429: retried on the next tick
+        s.error = "http_" + res.status; // 5xx, 429: retried on a later tick
+        slowDown(res);
       }
+    }
+
+    /** 429: hold heartbeats and config until the server's retryAfterSeconds has passed (what
+     * is on the screen stays as it is: the visitor sees nothing broken). */
+    function slowDown(res) {
+      if (res.status !== 429) return;
+      var e = isObj(res.body) && isObj(res.body.error) ? res.body.error : {};
+      var seconds = typeof e.retryAfterSeconds === "number" ? e.retryAfterSeconds : 30;
+      holdUntil = Date.now() + Math.min(Math.max(seconds, 1), 3600) * 1000;
     }
 
     function setOnline(online) {
@@ -1439,7 +1450,7 @@
     }
 
     function loadConfig() {
-      if (s.config || configLoading || s.stopped) return;
+      if (s.config || configLoading || s.stopped || Date.now() < holdUntil) return;
       configLoading = true;
       request("GET", api + "/config")
         .then(function (res) {
@@ -1449,6 +1460,8 @@
             mount();
           } else if (res.status === 404) {
             stop("not_found", "widget " + widgetId + " does not exist; check data-widget-id in the embed code.");
+          } else {
+            slowDown(res);
           }
         }, function () {
           /* retried with the next heartbeat */

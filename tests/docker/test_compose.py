@@ -63,6 +63,7 @@ def test_the_compose_file_is_a_cluster_behind_a_proxy_started_in_order_of_health
         assert environment["DATABASE_URL"] == "postgresql://curbe:s3cretPw@postgres:5432/curbe"
         assert environment["NATS_URL"] == "nats://nats:4222"
         assert environment["CURBE_OPS_TOKEN"]  # from .env, the same on every node
+        assert "172.16.0.0/12" in environment["CURBE_TRUSTED_PROXIES"]  # the proxy's network
         assert node["hostname"] == name  # its node id in the cluster
         assert node["depends_on"] == {
             "postgres": {"condition": "service_healthy"},

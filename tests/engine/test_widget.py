@@ -22,9 +22,12 @@ from engine.widget import (
     Describe,
     Ping,
     Refuse,
+    Rules,
     Update,
     WidgetActor,
+    apply,
     domain_allowed,
+    loaded,
     normalize_domain,
     widget_status,
 )
@@ -284,3 +287,36 @@ async def test_a_restarted_actor_rearms_the_timer_from_storage(
             event = await sub.receive.receive()
             assert event.data["status"] == "INACTIVE"
             assert clock.now() == pytest.approx(seen + ACTIVE_WINDOW, abs=dt.timedelta(seconds=1))
+
+
+def _rules() -> Rules:
+    return Rules(to_wire=lambda r, now: dict(r))
+
+
+def test_the_same_refusal_again_within_seconds_writes_nothing() -> None:
+    # a flood of refused pings was a database write each (issue #16)
+    state = loaded(row(), NOW)
+    first = apply(state, Refuse("evil.example"), NOW, _rules())
+    assert len(first.writes) == 1
+    again = apply(first.state, Refuse("evil.example"), NOW + dt.timedelta(seconds=1), _rules())
+    assert again.writes == () and again.events == ()
+    other = apply(first.state, Refuse("other.example"), NOW + dt.timedelta(seconds=1), _rules())
+    assert len(other.writes) == 1  # another host: its own reason
+    later = apply(first.state, Refuse("evil.example"), NOW + dt.timedelta(seconds=6), _rules())
+    assert len(later.writes) == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["Call 555 for refunds!", "a..b", "-bad.com", "x" * 300, "evil.example<script>"]
+)
+def test_a_host_is_a_host_name_or_an_address_never_free_text(text: str) -> None:
+    # it is stored and shown to agents as the refused domain
+    with pytest.raises(ValueError):
+        normalize_domain(text)
+
+
+def test_international_names_become_idna_and_addresses_stay_addresses() -> None:
+    assert normalize_domain("https://München.de:8443/x") == "xn--mnchen-3ya.de"
+    assert domain_allowed("www.münchen.de", ["*.münchen.de"])
+    assert normalize_domain("http://[::1]:80/") == "::1"
+    assert domain_allowed("a.example", ["not a host!", "a.example"])  # a bad entry matches nothing

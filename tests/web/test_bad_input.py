@@ -713,6 +713,11 @@ COMMON_FRAMES = (
      "invalid_body", "afterSeq", SNAKE_BUG),
     ("resume-afterSeq-negative", {"type": "resume", "afterSeq": -1, "conversationId": "{c}"},
      "invalid_body", "afterSeq", ()),
+    # past PostgreSQL's integer: it reached the database and closed the socket with an error
+    ("resume-afterSeq-past-int", {"type": "resume", "afterSeq": 2**31, "conversationId": "{c}"},
+     "invalid_body", "afterSeq", ()),
+    ("resume-afterSeq-huge", {"type": "resume", "afterSeq": 10**40, "conversationId": "{c}"},
+     "invalid_body", "afterSeq", ()),
     ("resume-conversationId-number", {"type": "resume", "afterSeq": 0, "conversationId": 5},
      "invalid_body", "conversationId", SNAKE_BUG),
     ("resume-unknown-conversation", {"type": "resume", "afterSeq": 0, "conversationId": UNKNOWN},

@@ -65,6 +65,7 @@ from web.shapes import (
     ReadMark,
     SignedIn,
 )
+from web.signin import sign_in
 from web.streams import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHENTICATED,
@@ -114,35 +115,23 @@ bp = Blueprint("agent", __name__)
         ),
     },
     description=(
-        "429 `too_many_attempts` (with `retryAfterSeconds` and `Retry-After`) after 5 "
-        "failures for one email from one address, or 30 from one address, within 15 minutes."
+        "Every attempt is counted before its password is checked. 429 `too_many_attempts` "
+        "(with `retryAfterSeconds` and `Retry-After`), even for the right password, after 5 "
+        "attempts for one email from one address, 20 for one email from anywhere, or 30 from "
+        "one address, within 15 minutes; a success clears its email's failures from its "
+        "address. 503 `busy` (with `Retry-After`) when more sign-ins than the server checks at "
+        "once wait longer than 5 s. The cookie is `Secure` when the public URL is https."
     ),
     body=json_body(
         LoginBody,
         {"email": "javier@insuremax.com", "password": "correct horse battery"},
     ),
-    error_codes=(*BODY_ERRORS, "invalid_credentials", "too_many_attempts"),
+    error_codes=(*BODY_ERRORS, "invalid_credentials", "too_many_attempts", "busy"),
 )
 async def login() -> Response:
     s = services()
     creds = await body(LoginBody)
-    ip = client_ip()
-    wait = s.login_limiter.retry_after(creds.email, ip)
-    if wait is not None:
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            f"too many failed sign-ins; try again in {int(wait + 0.999)} seconds",
-            retryAfterSeconds=int(wait + 0.999),
-        )
-    row = await s.db.run(queries.select_agent_by_email, creds.email)
-    ok = await auth.verify_password(
-        row["password_hash"] if row else auth.DUMMY_HASH, creds.password
-    )
-    if row is None or not ok:
-        s.login_limiter.failed(creds.email, ip)
-        raise ApiError(401, "invalid_credentials", "wrong email or password")
-    s.login_limiter.succeeded(creds.email, ip)
+    row = await sign_in(s, creds.email, creds.password, client_ip())
     token = auth.new_agent_token()
     expires = s.clock.now() + dt.timedelta(days=s.settings.session_days)
     await s.db.run(
@@ -156,6 +145,7 @@ async def login() -> Response:
         samesite="Lax",
         max_age=s.settings.session_days * 86400,
         path="/",
+        secure=s.settings.secure_cookies,
     )
     return response
 

@@ -11,6 +11,7 @@ import functools
 import gzip
 import hashlib
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from web.deps import (
     load_widget,
     require_visitor,
     services,
+    socket_client_ip,
 )
 from web.presenters import answer, created, extend
 from web.shapes import ConversationWithMessages, HeartbeatAnswer
@@ -167,10 +169,11 @@ async def widget_js() -> Response:
             },
         ),
     },
-    error_codes=("not_found", *ACTOR),
+    error_codes=("not_found", "too_many_requests", *ACTOR),
 )
 async def visitor_widget_config(widget_id: str) -> Response:
     s = services()
+    s.throttles.check("config_address", client_ip())
     widget = await load_widget(widget_id)
     return jsonify(
         widget_config(widget, s.clock.now(), s.presence.agents_online(widget["tenant_id"]))
@@ -220,10 +223,20 @@ async def visitor_widget_config(widget_id: str) -> Response:
             "language": "es-MX",
         },
     ),
-    error_codes=(*BODY_ERRORS, "tenant_mismatch", "domain_not_allowed", "not_found", *ACTOR),
+    error_codes=(
+        *BODY_ERRORS,
+        "tenant_mismatch",
+        "domain_not_allowed",
+        "not_found",
+        "too_many_requests",
+        *ACTOR,
+    ),
 )
 async def heartbeat(widget_id: str) -> Response:
     s = services()
+    ip = client_ip()
+    s.throttles.check("heartbeat_address", ip)
+    s.throttles.check("heartbeat_widget", widget_id)
     widget = await load_widget(widget_id)
     hb = await body(HeartbeatBody)
     if hb.tenant_id is not None and hb.tenant_id != widget["tenant_id"]:
@@ -238,13 +251,14 @@ async def heartbeat(widget_id: str) -> Response:
     ):
         visitor_id = identity.visitor_id
     else:  # no proof of who this is: a new visitor (a bare visitorId proves nothing)
+        s.throttles.check("new_visitor_address", ip)  # each is an actor, a row, an event
         visitor_id = auth.new_id("vis")
     session = await record_heartbeat(
         widget,
         visitor_id,
         hb,
         origin_host=origin_host,
-        ip=client_ip(),
+        ip=ip,
         user_agent=request.headers.get("User-Agent"),
     )
     return answer(
@@ -369,6 +383,7 @@ async def record_heartbeat(
         "forbidden",
         "not_found",
         "conversation_active",
+        "too_many_requests",
         *ACTOR,
     ),
 )
@@ -376,6 +391,7 @@ async def visitor_start_chat(widget_id: str) -> Response:
     """The visitor starts a live chat: a command of its visitor-session actor, which keeps one
     live chat per visitor (409 ``conversation_active``; the same request again answers the same
     conversation)."""
+    services().throttles.check("start_chat_address", client_ip())
     widget = await load_widget(widget_id)
     visitor = require_visitor(widget)
     start = await body(StartChatBody)
@@ -499,11 +515,21 @@ async def visitor_message(widget_id: str, conversation_id: str) -> Response:
             "message": "Please call me back about a car quote",
         },
     ),
-    error_codes=(*BODY_ERRORS, "not_found", *ACTOR),
+    error_codes=(*BODY_ERRORS, "domain_not_allowed", "not_found", "too_many_requests", *ACTOR),
 )
 async def offline_message(widget_id: str) -> Response:
     s = services()
+    s.throttles.check("offline_address", client_ip())
     widget = await load_widget(widget_id)
+    # Targeting, as for a heartbeat: a page outside it gets no chat and leaves no message
+    origin_host = check_targeting_host(request.headers.get("Origin"))
+    if origin_host is not None and not domain_allowed(origin_host, list(widget["domains"] or [])):
+        raise ApiError(
+            403,
+            "domain_not_allowed",
+            f"{origin_host} is not in this widget's Targeting; the widget is not served there",
+            widgetStatus="MISCONFIGURED",
+        )
     identity = s.signer.check(bearer(request.headers))
     if identity is not None and identity.tenant_id != widget["tenant_id"]:
         identity = None
@@ -525,6 +551,12 @@ async def visitor_socket(widget_id: str) -> None:
     await websocket.accept()
     if unavailable:
         await websocket.close(CLOSE_TRY_AGAIN, "temporarily unavailable; reconnect")
+        return
+    wait = s.throttles.wait("socket_address", socket_client_ip())
+    if wait is not None:
+        await websocket.close(
+            CLOSE_TRY_AGAIN, f"too many connections; retry in {math.ceil(wait)} s"
+        )
         return
     if widget is None:
         await websocket.close(CLOSE_NOT_FOUND, "unknown widget")
@@ -569,7 +601,7 @@ async def visitor_socket(widget_id: str) -> None:
                 visitor_id,
                 frame,
                 origin_host=origin_host,
-                ip=websocket.remote_addr,
+                ip=socket_client_ip(),
                 user_agent=websocket.headers.get("User-Agent"),
             )
             await stream.send_frame(
