@@ -376,6 +376,20 @@ async def select_live_visitors(
     return [_visitor(r) for r in rows]
 
 
+@single_statement
+async def count_live_visitors(
+    connection: asyncpg.Connection, tenant_id: str, since: dt.datetime
+) -> int:
+    """How many visitors of ``tenant_id`` sent a heartbeat after ``since`` (counted in SQL: the
+    inbox's count must not load every row of a flood)."""
+    count: int = await connection.fetchval(
+        "SELECT count(*) FROM visitor_sessions WHERE tenant_id = $1 AND last_seen_at > $2",
+        tenant_id,
+        since,
+    )
+    return count
+
+
 # A contact as agents see it: what the visitor gave when a chat started (written by that
 # conversation's commit) and where the visitor is now (the visitor session's, written by the
 # visitor-session actor): each column has one writer.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 
 import attrs
@@ -111,6 +112,8 @@ class Services:
     # argon2 checks running at once (web/signin.py); sized from settings in __attrs_post_init__
     password_checks: trio.CapacityLimiter = attrs.field(default=None)
     throttles: Throttles = attrs.field(default=None)
+    # open sockets per owner here (``visitor:<id>``, ``agent:<id>``): capped (web/streams.py)
+    open_sockets: collections.Counter[str] = attrs.field(factory=collections.Counter)
 
     def __attrs_post_init__(self) -> None:
         if self.password_checks is None:

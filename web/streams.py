@@ -34,7 +34,9 @@ from engine.values import Event, Message
 from engine.wire import OPTIONAL, Wire
 from storage.db import unavailable
 from web.deps import services
-from web.wire import ApiError, PingFrame, structure_frame
+from web.services import Services
+from web.throttles import FrameLimits
+from web.wire import FRAMES, ApiError, PingFrame, structure_frame
 
 log = logging.getLogger("curbe.web.ws")
 
@@ -234,6 +236,9 @@ async def _pump(sub: Subscription, stream: EventStream, side: str, clock: Any) -
     raise _Stop
 
 
+FRAME_KINDS = {cls: kind for kind, cls in FRAMES.items()}
+
+
 async def _close_on_shutdown(stopping: trio.Event) -> None:
     """Close 1001 once the server stops: Hypercorn would otherwise cancel the socket after the
     grace period, without a close frame (1006 to the client)."""
@@ -253,11 +258,38 @@ async def serve_socket(
     hello: ReadyFrame,
     side: str,
     buffer: int | None = None,
+    *,
+    owner: str,
+    cap: int,
 ) -> None:
     """Serve one socket: subscribe to ``topics`` (queue of ``buffer`` events, the broker's default
-    when None), send ``hello``, then pump events out and hand client frames to ``handle``."""
+    when None), send ``hello``, then pump events out and hand client frames to ``handle``.
+    ``owner`` (``visitor:<id>``, ``agent:<id>``) may hold ``cap`` sockets at once in this
+    process; one more is closed 1013."""
     s = services()
     connections = metrics.CONNECTIONS.labels(side)
+    if s.open_sockets[owner] >= cap:  # this visitor's tabs or this agent's inboxes, here
+        await websocket.close(CLOSE_TRY_AGAIN, f"more than {cap} open sockets; close one")
+        return
+    s.open_sockets[owner] += 1
+    try:
+        await _serve_socket(s, topics, stream_factory, handle, hello, side, buffer, connections)
+    finally:
+        s.open_sockets[owner] -= 1
+        if not s.open_sockets[owner]:
+            del s.open_sockets[owner]
+
+
+async def _serve_socket(
+    s: Services,
+    topics: list[Topic],
+    stream_factory: Callable[[], EventStream],
+    handle: Callable[[EventStream, Any], Awaitable[None]],
+    hello: ReadyFrame,
+    side: str,
+    buffer: int | None,
+    connections: Any,
+) -> None:
     with s.broker.subscribe(*topics, buffer=buffer) as sub:
         stream = stream_factory()
         await stream.send_frame(attrs.evolve(hello, server_time=s.clock.now()))
@@ -266,10 +298,16 @@ async def serve_socket(
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_pump, sub, stream, side, s.clock)
                 nursery.start_soon(_close_on_shutdown, s.stopping)
+                limits = FrameLimits(s.settings.throttle_scale)
                 while True:
                     raw = await websocket.receive()
                     try:
-                        frame = structure_frame(raw)
+                        try:
+                            frame = structure_frame(raw)
+                        except ApiError:
+                            limits.check(None)
+                            raise
+                        limits.check(FRAME_KINDS.get(type(frame)))
                         if isinstance(frame, PingFrame):
                             await stream.send_frame(PongFrame(server_time=s.clock.now()))
                         else:

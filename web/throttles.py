@@ -56,6 +56,17 @@ class PublicLimits:
         )
 
 
+def too_many(what: str, wait: float) -> ApiError:
+    """429 ``too_many_requests``, with the whole seconds to wait (``Retry-After``)."""
+    seconds = max(1, math.ceil(wait))
+    return ApiError(
+        429,
+        "too_many_requests",
+        f"too many {what}; retry in {seconds} seconds",
+        retryAfterSeconds=seconds,
+    )
+
+
 @attrs.define
 class Throttles:
     """One :class:`Throttle` per kind of request (the fields of :class:`PublicLimits`)."""
@@ -76,14 +87,44 @@ class Throttles:
         """:meth:`wait`, as 429 ``too_many_requests`` (with ``Retry-After``) when it must."""
         wait = self.wait(kind, key)
         if wait is not None:
-            seconds = max(1, math.ceil(wait))
-            raise ApiError(
-                429,
-                "too_many_requests",
-                f"too many requests; retry in {seconds} seconds",
-                retryAfterSeconds=seconds,
-            )
+            raise too_many("requests", wait)
 
     def tracked(self) -> int:
         """Keys held across every throttle (each at most ``Throttle.max_keys``)."""
         return sum(len(t) for t in self._throttles.values())
+
+
+# --- sockets ----------------------------------------------------------------------------------
+
+# frames a socket may send, per type (each socket its own buckets); past one, the frame is
+# answered with a ``too_many_requests`` error frame and dropped, the socket stays open
+FRAME_RATES: dict[str, Rate] = {
+    "message": Rate(5.0, 20),
+    "resume": Rate(5.0, 30),
+    "ping": Rate(1.0, 10),
+    "presence": Rate(2.0, 10),
+    "heartbeat": Rate(1.0, 5),
+}
+# bad frames (refused as invalid) count too: a socket that sends garbage is slowed like any other
+BAD_FRAME_RATE = Rate(5.0, 20)
+# open sockets per visitor (its tabs) and per agent (its inbox tabs and devices), per process
+SOCKETS_PER_VISITOR = 10
+SOCKETS_PER_AGENT = 20
+
+
+class FrameLimits:
+    """One socket's frame buckets (``FRAME_RATES`` times ``scale``), on Trio's clock."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self._throttles = {
+            kind: Throttle(rate.scaled(scale), max_keys=1) for kind, rate in FRAME_RATES.items()
+        }
+        self._bad = Throttle(BAD_FRAME_RATE.scaled(scale), max_keys=1)
+
+    def check(self, kind: str | None) -> None:
+        """429 ``too_many_requests`` when this socket sent too many ``kind`` frames (None: a
+        frame that could not be read)."""
+        throttle = self._throttles.get(kind or "", self._bad)
+        wait = throttle.take("", trio.current_time())
+        if wait is not None:
+            raise too_many(f"{kind or 'bad'} frames", wait)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -60,7 +61,7 @@ async def open_caddy(upstreams: list[Address], home: Path) -> AsyncIterator[Addr
             try:
                 async with proxy.http() as client:
                     return (await client.get("/healthz")).status_code == 200
-            except OSError:
+            except httpx.TransportError:  # not listening yet (httpx's, not an OSError)
                 return False
 
         await until(answers, within=30, what="caddy proxying /healthz")

@@ -108,7 +108,7 @@ def test_a_request_class_says_its_limits_and_requires_what_has_no_default() -> N
     props = body["properties"]
     assert props["name"] == {"type": "string", "minLength": 1, "pattern": r"\S", "maxLength": 20}
     assert props["nick"] == {"type": ["string", "null"], "maxLength": 5}
-    assert props["seq"] == {"type": ["integer", "null"], "minimum": 0}
+    assert props["seq"] == {"type": ["integer", "null"], "minimum": 0, "maximum": 2**31 - 1}
     assert props["mood"] == {"type": "string", "enum": ["ok", "meh"]}
     # both patterns hold: not blank, and an email address
     assert props["email"]["allOf"] == [{"pattern": r"\S"}]

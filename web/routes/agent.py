@@ -74,6 +74,7 @@ from web.streams import (
     ReadyFrame,
     serve_socket,
 )
+from web.throttles import SOCKETS_PER_AGENT
 from web.usecases import conversation_command, send_agent_message, start_chat
 from web.wire import (
     ApiError,
@@ -520,8 +521,8 @@ async def conversation_counts() -> Response:
     s = services()
     counts = await s.db.run(queries.count_conversations, agent["tenant_id"], agent["id"])
     since = s.clock.now() - dt.timedelta(seconds=s.settings.visitor_expiry_seconds)
-    visitors = await s.db.run(queries.select_live_visitors, agent["tenant_id"], since)
-    return answer(Counts({**counts, "liveVisitors": len(visitors)}))
+    live = await s.db.run(queries.count_live_visitors, agent["tenant_id"], since)
+    return answer(Counts({**counts, "liveVisitors": live}))
 
 
 # --- visitors ---------------------------------------------------------------------------------
@@ -700,6 +701,8 @@ async def inbox_socket() -> None:
             ReadyFrame(server_time=s.clock.now(), agent_id=agent["id"], tenant_id=tenant_id),
             side="agent",
             buffer=INBOX_BUFFER,
+            owner=f"agent:{agent['id']}",
+            cap=SOCKETS_PER_AGENT,
         )
     finally:
         if counts_as_online:

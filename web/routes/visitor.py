@@ -64,6 +64,7 @@ from web.streams import (
     ReadyFrame,
     serve_socket,
 )
+from web.throttles import SOCKETS_PER_VISITOR
 from web.usecases import leave_offline_message, send_visitor_message, start_chat
 from web.widgets import domain_allowed, normalize_domain, widget_config
 from web.wire import (
@@ -631,4 +632,6 @@ async def visitor_socket(widget_id: str) -> None:
             agents_online=s.presence.agents_online(tenant_id),
         ),
         side="visitor",
+        owner=f"visitor:{visitor_id}",
+        cap=SOCKETS_PER_VISITOR,
     )
