@@ -13,17 +13,24 @@ published here is handed to the bus after the local fan-out, and the events the 
 publish come back in through :meth:`Broker.deliver`, to this process's subscribers only (the
 routing listener hears the events of its own process: the process that published an event routes
 on it). Actors and state machines do not change.
+
+Visitor presence is **coalesced per tenant** before the fan-out (:class:`PresenceBatcher`): a
+flood of visitors (anyone can mint one from a public widget id) costs each inbox socket at most
+one presence frame a second, however many visitors arrive.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import attrs
 import trio
 
 from engine import metrics
+from engine.clock import Clock
 from engine.values import Event, EventType
 
 Topic = tuple[str, str]
@@ -180,6 +187,7 @@ class Broker:
         self._delivered = 0
         self._dropped = 0
         self.out: Callable[[Event], None] | None = None  # several processes: to the bus
+        self.batcher: PresenceBatcher | None = None  # coalesces visitor presence (the server's)
 
     @contextmanager
     def subscribe(self, *topics: Topic, buffer: int | None = None) -> Iterator[Subscription]:
@@ -225,6 +233,16 @@ class Broker:
         self._fan_out(event, [t for t in topics_of(event) if t != ROUTING])
 
     def _fan_out(self, event: Event, topics: Iterable[Topic]) -> None:
+        if (
+            self.batcher is not None
+            and event.type is EventType.VISITOR_PRESENCE_UPDATE
+            and self.batcher.hold(event)
+        ):
+            return  # goes out in its tenant's next batch
+        self.fan_out(event, topics)
+
+    def fan_out(self, event: Event, topics: Iterable[Topic]) -> None:
+        """To every subscriber of ``topics``, at most once each (no batching)."""
         seen: set[int] = set()
         delivered = 0
         for topic in topics:
@@ -259,3 +277,101 @@ class Broker:
             delivered=self._delivered,
             dropped_subscribers=self._dropped,
         )
+
+
+# A tenant's presence frames go out at most this often (seconds): the first change in a quiet
+# second at once, the rest of that second together when it is up.
+PRESENCE_WINDOW = 1.0
+# Tenants whose last frame time is remembered before the stale ones are forgotten.
+_REMEMBERED = 1024
+
+
+class PresenceBatcher:
+    """Coalesces ``visitor_presence_update`` per tenant: at most one presence frame a second
+    reaches a tenant's inbox sockets.
+
+    The first change in a quiet window goes out at once, as itself (a visitor arriving shows at
+    once). Changes within the window are held, the latest per visitor, and go out together when
+    it is up: one ``visitor_presence_update`` when only one visitor changed, else one
+    ``visitor_presence_batch``. Per-visitor coalescing (one update a second per visitor) stays in
+    the visitor's actor; this bounds the tenant as a whole. :meth:`run` is a supervised service;
+    windows are measured on Trio's clock (a test's fake clock moves them).
+    """
+
+    def __init__(self, broker: Broker, clock: Clock, window: float = PRESENCE_WINDOW) -> None:
+        self.broker = broker
+        self.clock = clock
+        self.window = window
+        self._sent_at: dict[str, float] = {}  # tenant -> Trio time of its last presence frame
+        self._held: dict[str, dict[str, Event]] = {}  # tenant -> visitor -> latest update
+        self._wake = trio.Event()
+        self.batches = 0  # frames that carried more than one visitor
+        self.held = 0  # updates that waited for a window to end
+
+    def hold(self, event: Event) -> bool:
+        """True: ``event`` is held for its tenant's batch; False: send it now."""
+        tenant = event.tenant_id
+        now = trio.current_time()
+        held = self._held.get(tenant)
+        if held is None and now - self._sent_at.get(tenant, -math.inf) >= self.window:
+            if len(self._sent_at) >= _REMEMBERED:
+                self._forget(now)
+            self._sent_at[tenant] = now
+            return False
+        if held is None:
+            held = self._held[tenant] = {}
+        visitor = str(event.data.get("visitorId"))
+        held.pop(visitor, None)  # re-insert: the batch lists visitors in the order they changed
+        held[visitor] = event
+        self.held += 1
+        self._wake.set()
+        return True
+
+    def _forget(self, now: float) -> None:
+        for tenant, at in list(self._sent_at.items()):
+            if now - at >= self.window and tenant not in self._held:
+                del self._sent_at[tenant]
+
+    def flush_due(self) -> float | None:
+        """Send every batch whose window is up; return when the next one is due (Trio time)."""
+        now = trio.current_time()
+        due: float | None = None
+        for tenant in list(self._held):
+            at = self._sent_at.get(tenant, -math.inf) + self.window
+            if at > now:
+                due = at if due is None else min(due, at)
+                continue
+            held = self._held.pop(tenant)
+            self._sent_at[tenant] = now
+            self.broker.fan_out(self._frame(tenant, list(held.values())), [("tenant", tenant)])
+        return due
+
+    def _frame(self, tenant: str, updates: list[Event]) -> Event:
+        if len(updates) == 1:
+            return updates[0]
+        self.batches += 1
+        return Event(
+            type=EventType.VISITOR_PRESENCE_BATCH,
+            at=self.clock.now(),
+            tenant_id=tenant,
+            data={"visitors": [u.data for u in updates]},
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Send each held batch when its window is up (a service; Trio)."""
+        task_status.started()
+        while True:
+            due = self.flush_due()
+            if due is None:
+                await self._wake.wait()
+                self._wake = trio.Event()
+            else:
+                await trio.sleep_until(due)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "tenants_holding": len(self._held),
+            "held_updates": sum(len(h) for h in self._held.values()),
+            "batches_sent": self.batches,
+            "updates_held": self.held,
+        }

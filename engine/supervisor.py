@@ -383,6 +383,21 @@ class ActorReport(Wire):
     passes: int | None = _detail("router")
     offers: int | None = _detail("router")
     pending_tenants: int | None = _detail("service routing_listener")
+    tenants_holding: int | None = _detail("service presence_batches: tenants with updates held")
+    held_updates: int | None = _detail("service presence_batches: updates held now")
+    batches_sent: int | None = _detail("service presence_batches: frames of several visitors")
+    updates_held: int | None = _detail("service presence_batches: updates that waited, in all")
+    nodes_heard: list[str] | None = _detail("service presence_sharing (several processes)")
+    agents_here: int | None = _detail("service presence_sharing: inbox sockets here")
+    node_id: str | None = _detail("service lease_keeper (several processes)")
+    shards: list[int] | None = _detail("service lease_keeper: the shards this node holds")
+    draining: list[int] | None = _detail("service lease_keeper: shards being handed over")
+    trusted_for_seconds: float | None = _detail("service lease_keeper: until a lease renewal")
+    takeovers: int | None = _detail("service lease_keeper")
+    losses: int | None = _detail("service lease_keeper")
+    serving_shards: int | None = _detail("service lease_keeper")
+    forwarded: int | None = _detail("service lease_keeper: calls sent to another node")
+    served: int | None = _detail("service lease_keeper: calls served for another node")
 
 
 @attrs.frozen

@@ -31,6 +31,7 @@ class EventType(StrEnum):
     MESSAGE_CREATED = "message_created"
     CONVERSATION_WAIT_TIMEOUT = "conversation_wait_timeout"
     VISITOR_PRESENCE_UPDATE = "visitor_presence_update"
+    VISITOR_PRESENCE_BATCH = "visitor_presence_batch"
     AGENT_PRESENCE_UPDATE = "agent_presence_update"
     AGENTS_ONLINE_CHANGED = "agents_online_changed"
     QUEUE_POSITION = "queue_position"
@@ -339,6 +340,16 @@ class VisitorPresenceUpdate(LiveVisitor):
 
 
 @attrs.frozen
+class VisitorPresenceBatch(Wire):
+    """Several ``visitor_presence_update`` payloads of one tenant sent as one frame: the latest of
+    each visitor that changed within the last second (``engine.broker.PresenceBatcher``)."""
+
+    visitors: list[VisitorPresenceUpdate] = attrs.field(
+        metadata=doc("in the order they changed; one per visitor, its latest")
+    )
+
+
+@attrs.frozen
 class AgentPresenceUpdate(Wire):
     agent_id: str
     status: Literal["online", "away", "offline"]
@@ -378,6 +389,7 @@ PAYLOADS: dict[EventType, type[Any]] = {
     EventType.MESSAGE_CREATED: MessageCreated,
     EventType.CONVERSATION_WAIT_TIMEOUT: ConversationWaitTimeout,
     EventType.VISITOR_PRESENCE_UPDATE: VisitorPresenceUpdate,
+    EventType.VISITOR_PRESENCE_BATCH: VisitorPresenceBatch,
     EventType.AGENT_PRESENCE_UPDATE: AgentPresenceUpdate,
     EventType.AGENTS_ONLINE_CHANGED: AgentsOnlineChanged,
     EventType.QUEUE_POSITION: QueuePosition,

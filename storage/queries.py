@@ -365,13 +365,26 @@ def _columns(rows: Sequence[Any], values: Any, width: int) -> list[list[Any]]:
 
 
 async def select_live_visitors(
-    connection: asyncpg.Connection, tenant_id: str, since: dt.datetime
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    since: dt.datetime,
+    *,
+    limit: int | None = None,
+    after: tuple[dt.datetime, str] | None = None,
 ) -> list[VisitorSession]:
+    """The tenant's visitors with a heartbeat after ``since`` in arrival order (first seen, then
+    id); ``limit`` rows after the ``after`` key (a page) when given."""
+    first_seen, visitor = after if after is not None else (None, None)
     rows = await connection.fetch(
         f"""{_VISITORS} WHERE v.tenant_id = $1 AND v.last_seen_at > $2
-            ORDER BY v.first_seen_at""",
+              AND ($3::timestamptz IS NULL OR (v.first_seen_at, v.visitor_id) > ($3, $4::text))
+            ORDER BY v.first_seen_at, v.visitor_id
+            LIMIT $5""",
         tenant_id,
         since,
+        first_seen,
+        visitor,
+        limit,
     )
     return [_visitor(r) for r in rows]
 
@@ -388,6 +401,19 @@ async def count_live_visitors(
         since,
     )
     return count
+
+
+async def select_live_visitors_page(
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    since: dt.datetime,
+    *,
+    limit: int,
+    after: tuple[dt.datetime, str] | None,
+) -> tuple[list[VisitorSession], int]:
+    """One page of :func:`select_live_visitors` and how many there are in all (in SQL)."""
+    page = await select_live_visitors(connection, tenant_id, since, limit=limit, after=after)
+    return page, await count_live_visitors(connection, tenant_id, since)
 
 
 # A contact as agents see it: what the visitor gave when a chat started (written by that

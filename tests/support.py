@@ -190,13 +190,26 @@ class Socket:
     def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
         self.ws = ws
         self.seen: list[dict[str, Any]] = []
+        # a ``visitor_presence_batch`` is read as the updates it carries, as inbox.js does
+        # (``unfold = False``: as the frame it is, for a test of the batching itself)
+        self.unfold = True
+        self.batches: list[dict[str, Any]] = []
+        self._unfolded: list[dict[str, Any]] = []
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send_message(json.dumps(frame))
 
     async def next(self) -> dict[str, Any]:
-        with trio.fail_after(10):
-            frame = json.loads(await self.ws.get_message())
+        if self._unfolded:
+            frame = self._unfolded.pop(0)
+        else:
+            with trio.fail_after(10):
+                frame = json.loads(await self.ws.get_message())
+            if self.unfold and frame.get("type") == "visitor_presence_batch":
+                self.batches.append(frame)
+                head = {k: v for k, v in frame.items() if k != "data"}
+                head["type"] = "visitor_presence_update"
+                frame, *self._unfolded = [{**head, "data": v} for v in frame["data"]["visitors"]]
         self.seen.append(frame)
         return frame  # type: ignore[no-any-return]
 

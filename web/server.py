@@ -25,7 +25,7 @@ import trio
 import trio_asyncio
 
 from engine import metrics
-from engine.broker import Broker
+from engine.broker import Broker, PresenceBatcher
 from engine.clock import Clock, SystemClock
 from engine.cluster import Cluster, cluster_id, presence_subject
 from engine.conversation_actor import KIND as CONVERSATION
@@ -73,6 +73,7 @@ async def open_services(
         await db.migrate()
         key = await db.run(queries.select_or_create_secret, "visitor_token_key")
         broker = Broker()
+        broker.batcher = batcher = PresenceBatcher(broker, clock)
         store = PostgresStore(db)
         presence = AgentPresence(broker, clock)
         pending_nudges: set[str] = set()
@@ -206,6 +207,9 @@ async def open_services(
                         METRICS_GAUGES, partial(refresh_gauges_forever, supervisor)
                     )
 
+                await supervisor.start_service(
+                    PRESENCE_BATCHES, batcher.run, describe=batcher.describe
+                )
                 # the routing listener is a supervised service: if the broker drops it, it is
                 # restarted and makes a full routing pass (queues resume after a restart too)
                 await supervisor.start_service(
@@ -245,6 +249,7 @@ async def open_services(
 
 METRICS_GAUGES = "metrics_gauges"
 PRESENCE_SHARING = "presence_sharing"
+PRESENCE_BATCHES = "presence_batches"  # visitor presence coalesced per tenant (engine/broker.py)
 LEASE_KEEPER = "lease_keeper"
 BUS_REQUESTS = "bus_requests"
 

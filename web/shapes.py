@@ -174,6 +174,10 @@ class Counts(Wire):
 @attrs.frozen
 class LiveVisitors(Wire):
     visitors: list[LiveVisitor]
+    total: int = attrs.field(metadata=doc("live visitors in all, on every page"))
+    next_cursor: str | None = attrs.field(
+        metadata=doc("pass as `after` for the next page; null on the last page")
+    )
 
 
 @attrs.frozen

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import trio
 
+from storage import queries
 from tests.browser.support import artifact, in_browser
 from tests.support import (
     ManualClock,
@@ -502,6 +503,72 @@ async def test_live_visitors_count_up_and_leave_after_the_last_heartbeat(
             assert problems == [], problems
 
         await in_browser(scenario)
+
+
+async def mint_visitors(srv: Server, widget_id: str, n: int) -> list[str]:
+    """``n`` visitors at once (ten at a time): their presence reaches the inbox in batches."""
+    out: list[str] = []
+
+    async def mint(k: int) -> None:
+        for _ in range(k):
+            out.append((await new_visitor(srv, widget_id)).visitor_id)
+
+    async with trio.open_nursery() as nursery:
+        for k in [n // 10 + (1 if i < n % 10 else 0) for i in range(10)]:
+            nursery.start_soon(mint, k)
+    return out
+
+
+async def test_a_crowd_of_live_visitors_comes_a_page_at_a_time_and_batches_land(
+    server: Server,
+) -> None:
+    # before: the list loaded every live visitor at once, and a presence batch was ignored
+    [(a, ta)] = await signed_in(server)
+    crowd = await mint_visitors(server, a.widget_id, 105)
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        frames: list[str] = []
+
+        def frame(payload: Any) -> None:
+            frames.append(payload)
+
+        page.on("websocket", lambda ws: ws.on("framereceived", frame))
+        open_inbox(page, "visitors")
+        rows = page.locator("#visitor-list .visitor-row")
+        expect(rows).to_have_count(100)  # the first page
+        expect(count(page, "visitors")).to_have_text("105")  # counted by the server
+        expect(page.locator("#visitors-shown")).to_have_text("Showing 100 of 105")
+        shown = [rows.nth(i).get_attribute("data-visitor-id") for i in (0, 99)]
+        assert shown == [crowd_sorted[0], crowd_sorted[99]]
+
+        late = call(new_visitor, server, a.widget_id).visitor_id  # beyond the loaded page
+        expect(count(page, "visitors")).to_have_text("106")
+        expect(page.locator(f'[data-visitor-id="{late}"]')).to_have_count(0)
+
+        page.locator("#visitors-more-button").click()
+        expect(rows).to_have_count(106)
+        expect(page.locator("#visitors-more")).to_be_hidden()
+        expect(page.locator(f'#visitor-list [data-visitor-id="{late}"]')).to_have_count(1)
+        shot(page, "visitors_paged")
+
+        # the whole list is here now: a crowd arriving at once lands from its batch frames
+        more = call(mint_visitors, server, a.widget_id, 8)
+        expect(rows).to_have_count(114)
+        expect(count(page, "visitors")).to_have_text("114")
+        for vid in more:
+            expect(page.locator(f'#visitor-list [data-visitor-id="{vid}"]')).to_have_count(1)
+        assert any('"visitor_presence_batch"' in f for f in frames)
+        assert problems == [], problems
+
+    stored = await server.run(
+        queries.select_live_visitors, a.tenant_id, dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    )
+    crowd_sorted = [v.visitor_id for v in stored]
+    assert sorted(crowd_sorted) == sorted(crowd)
+    await in_browser(scenario)
 
 
 async def test_start_chat_from_live_visitors_reaches_the_visitor(server: Server) -> None:

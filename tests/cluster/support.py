@@ -122,6 +122,7 @@ async def open_node(
             "CURBE_OPS_TOKEN": OPS_TOKEN,
             "CURBE_LEASE_TTL_SECONDS": str(TTL_SECONDS),
             "CURBE_LEASE_TICK_SECONDS": str(TICK_SECONDS),
+            "CURBE_THROTTLE_SCALE": "1000",  # as open_server: tests mint visitors fast
             **env,
         },
         stdout=subprocess.PIPE,

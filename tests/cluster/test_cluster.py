@@ -202,3 +202,48 @@ async def test_a_sites_heartbeats_do_not_each_cross_to_the_widgets_process(
         async with a.http(token) as client:
             w = (await client.get(f"/api/chat/widgets/{javier.widget_id}")).json()
         assert w["status"] == "ACTIVE" and w["domain"] == "shop.example.com", w
+
+
+async def test_presence_from_another_node_is_batched_and_ops_lists_every_service(
+    database_url: str, nats_url: str, db: Database
+) -> None:
+    """Visitors arriving on one node reach an inbox on the other in per-tenant batches; the
+    operator's actor list names each service of a clustered node with its detail (it answered
+    500 while a service described fields the report did not know)."""
+    async with AsyncExitStack() as stack:
+        a, b = await open_cluster(stack, database_url, nats_url, db, "a", "b")
+        [javier] = await seed(a)  # type: ignore[arg-type]
+        token = await login(b, javier)  # type: ignore[arg-type]
+        async with inbox_socket(b, token) as inbox:  # type: ignore[arg-type]
+            inbox.unfold = False
+            minted = set()
+            async with trio.open_nursery() as nursery:
+
+                async def mint() -> None:
+                    for _ in range(10):
+                        minted.add((await new_visitor(a, javier.widget_id)).visitor_id)  # type: ignore[arg-type]
+
+                for _ in range(4):
+                    nursery.start_soon(mint)
+            online: set[str] = set()
+            kinds = collections.Counter()
+            while online != minted:
+                frame = await inbox.next()
+                if frame["type"] == "visitor_presence_batch":
+                    updates = frame["data"]["visitors"]
+                elif frame["type"] == "visitor_presence_update":
+                    updates = [frame["data"]]
+                else:
+                    continue
+                kinds[frame["type"]] += 1
+                online |= {u["visitorId"] for u in updates if u["online"]}
+        assert kinds["visitor_presence_batch"] >= 1, kinds
+        assert sum(kinds.values()) < len(minted), kinds
+
+        for node in (a, b):
+            report = await node.ops("/api/ops/actors?kind=service")
+            services = {r["id"]: r for r in report["actors"]}
+            assert {"presence_batches", "presence_sharing", "lease_keeper"} <= set(services)
+            assert services["presence_sharing"]["nodesHeard"]
+            assert services["lease_keeper"]["nodeId"] == node.name
+            assert "batchesSent" in services["presence_batches"]

@@ -23,7 +23,8 @@ def burst(server: Server, n: int, tenant_id: str, visitor_id: str | None = None)
     for i in range(n):
         server.services.broker.publish(
             Event(
-                EventType.QUEUE_POSITION if visitor_id else EventType.VISITOR_PRESENCE_UPDATE,
+                # (not visitor presence: the inbox gets that coalesced, tests/web/test_presence_flood.py)
+                EventType.QUEUE_POSITION if visitor_id else EventType.WIDGET_UPDATED,
                 now,
                 tenant_id,
                 {"n": i},

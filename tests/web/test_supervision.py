@@ -202,12 +202,17 @@ async def test_a_visitor_socket_whose_widget_actor_fails_is_closed_with_try_agai
         pass
 
 
-async def test_the_routing_listener_runs_as_a_supervised_service(server: Server) -> None:
+async def test_the_routing_listener_and_presence_batches_run_as_supervised_services(
+    server: Server,
+) -> None:
     [a] = await seed(server)
     token = await login(server, a)
     async with inbox_socket(server, token), server.http() as http:
         r = await http.get("/api/ops/actors", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
     services = [x for x in r.json()["actors"] if x["kind"] == SERVICE]
-    assert [(x["id"], x["state"], x["restarts"]) for x in services] == [
-        ("routing_listener", "RUNNING", 0)
+    assert sorted((x["id"], x["state"], x["restarts"]) for x in services) == [
+        ("presence_batches", "RUNNING", 0),
+        ("routing_listener", "RUNNING", 0),
     ]
+    [batches] = [x for x in services if x["id"] == "presence_batches"]
+    assert batches["tenantsHolding"] == 0 and batches["batchesSent"] == 0

@@ -50,6 +50,7 @@ from web.deps import (
     require_agent,
     services,
 )
+from web.paging import Paging
 from web.presenters import answer, contact_of, created, extend, profile_of, summary_of
 from web.services import Services
 from web.shapes import (
@@ -585,6 +586,10 @@ async def proactive_chat(visitor_id: str) -> Response:
     )
 
 
+# a visitor flood must not make one answer (or the inbox that renders it) unbounded
+LIVE_VISITORS = Paging("live_visitors", default=100, most=500)
+
+
 @bp.get("/api/chat/visitors/live")
 @api(
     "listLiveVisitors",
@@ -593,7 +598,8 @@ async def proactive_chat(visitor_id: str) -> Response:
     AGENT,
     {
         "200": json_response(
-            "Visitors with a heartbeat in the last 60 s (`CURBE_VISITOR_EXPIRY_SECONDS`).",
+            "Visitors with a heartbeat in the last 60 s (`CURBE_VISITOR_EXPIRY_SECONDS`), one "
+            "page in the order they arrived; `total` counts them all.",
             LiveVisitors,
             {
                 "visitors": [
@@ -612,18 +618,41 @@ async def proactive_chat(visitor_id: str) -> Response:
                         "conversationId": None,
                         "location": "America/Mexico_City, es-MX (from the browser)",
                     }
-                ]
+                ],
+                "total": 1,
+                "nextCursor": None,
             },
         )
     },
+    error_codes=("invalid_limit", "invalid_cursor"),
+    parameters=LIVE_VISITORS.parameters("arrival order: first seen, then id"),
 )
 async def live_visitors() -> Response:
     agent = await require_agent()
     s = services()
+    limit, key = LIVE_VISITORS.limit(), LIVE_VISITORS.after()
+    after: tuple[dt.datetime, str] | None = None
+    if key is not None:
+        try:
+            first_seen, visitor_id = key
+            after = (dt.datetime.fromisoformat(first_seen), str(visitor_id))
+        except (ValueError, TypeError) as exc:
+            raise ApiError(422, "invalid_cursor", "after must be a nextCursor") from exc
     now = s.clock.now()
     since = now - dt.timedelta(seconds=s.settings.visitor_expiry_seconds)
-    sessions = await s.db.run(queries.select_live_visitors, agent["tenant_id"], since)
-    return answer(LiveVisitors([fresh_presence(s, v).live(now) for v in sessions]))
+    sessions, total = await s.db.run(
+        queries.select_live_visitors_page, agent["tenant_id"], since, limit=limit + 1, after=after
+    )
+    page = sessions[:limit]
+    cursor = None
+    if len(sessions) > limit:
+        last = page[-1]
+        cursor = LIVE_VISITORS.cursor([last.first_seen_at.isoformat(), last.visitor_id])
+    return answer(
+        LiveVisitors(
+            [fresh_presence(s, v).live(now) for v in page], total=total, next_cursor=cursor
+        )
+    )
 
 
 def live_page(s: Services, card: Contact) -> Contact:

@@ -297,7 +297,7 @@
   function renderCounts() {
     VIEWS.forEach(function (v) {
       var n;
-      if (v === "visitors") n = visitorsLoaded ? visitors.size : serverCounts ? serverCounts.liveVisitors : 0;
+      if (v === "visitors") n = liveVisitorCount();
       else n = serverCounts ? serverCounts[v] : 0;
       var button = root.querySelector('[data-view="' + v + '"]');
       var count = button && button.querySelector(".count");
@@ -472,6 +472,7 @@
       return;
     }
     visitorList.hidden = true;
+    moreVisitors.hidden = true;
     convList.hidden = false;
     var rows = [];
     convs.forEach(function (c) {
@@ -637,32 +638,55 @@
     li.replaceChildren(main, actions);
   }
 
+  // Live visitors come a page at a time (a flood of visitors must not make one answer, or this
+  // list, unbounded): the first page, then "Load more" with the server's cursor. While more pages
+  // wait, a visitor not loaded yet is left for its page (they come in arrival order) and the
+  // count is the server's, counted in SQL.
+  var visitorsCursor = null; // nextCursor of the last page loaded; null: every visitor is here
+  var visitorsTotal = 0;
+  var moreVisitors = $("visitors-more");
+  var moreVisitorsButton = $("visitors-more-button");
+
+  function liveVisitorCount() {
+    if (visitorsLoaded && visitorsCursor === null) return visitors.size;
+    if (serverCounts) return serverCounts.liveVisitors;
+    return visitorsTotal;
+  }
+
+  function byArrival(a, b) {
+    var d = ts(a.firstSeenAt) - ts(b.firstSeenAt);
+    return d || (a.visitorId < b.visitorId ? -1 : 1);
+  }
+
   function renderVisitors() {
     visitorList.hidden = false;
-    var rows = Array.from(visitors.values()).sort(function (a, b) {
-      var d = ts(a.firstSeenAt) - ts(b.firstSeenAt);
-      return d || (a.visitorId < b.visitorId ? -1 : 1);
-    });
+    var rows = Array.from(visitors.values()).sort(byArrival);
     reconcile(visitorList, visitorEls, rows, visitorIdOf, visitorSig, buildVisitor);
     showEmpty(rows.length === 0 && visitorsLoaded);
     listLoading.hidden = visitorsLoaded || rows.length > 0;
+    moreVisitors.hidden = visitorsCursor === null;
+    if (visitorsCursor !== null) {
+      var text = "Showing " + rows.length + " of " + Math.max(liveVisitorCount(), rows.length);
+      if ($("visitors-shown").textContent !== text) $("visitors-shown").textContent = text;
+    }
   }
 
   var visitorFetchSerial = 0;
 
+  function visitorPage(after) {
+    var path = "/api/chat/visitors/live";
+    return P.api("GET", after ? path + "?after=" + encodeURIComponent(after) : path);
+  }
+
   function fetchVisitors() {
     var serial = ++visitorFetchSerial;
     inflight += 1;
-    return P.api("GET", "/api/chat/visitors/live").then(function (result) {
+    return visitorPage(null).then(function (result) {
       inflight -= 1;
       if (on401(result)) return;
       if (serial === visitorFetchSerial && result.ok && result.data && Array.isArray(result.data.visitors)) {
-        var now = Date.now();
         visitors = new Map();
-        result.data.visitors.forEach(function (v) {
-          v._receivedAt = now;
-          visitors.set(v.visitorId, v);
-        });
+        keepVisitorPage(result.data);
         visitorsLoaded = true;
       }
       if (inflight === 0) flush();
@@ -671,10 +695,51 @@
     });
   }
 
-  function applyVisitor(data) {
+  function keepVisitorPage(page) {
+    var now = Date.now();
+    page.visitors.forEach(function (v) {
+      v._receivedAt = now;
+      visitors.set(v.visitorId, v);
+    });
+    visitorsCursor = page.nextCursor || null;
+    visitorsTotal = page.total || 0;
+  }
+
+  function loadMoreVisitors() {
+    if (visitorsCursor === null) return;
+    var serial = visitorFetchSerial; // a fresh first page since makes this answer stale
+    moreVisitorsButton.disabled = true;
+    moreVisitorsButton.textContent = "Loading\u2026";
+    visitorPage(visitorsCursor).then(function (result) {
+      moreVisitorsButton.disabled = false;
+      moreVisitorsButton.textContent = "Load more visitors";
+      if (on401(result)) return;
+      if (serial !== visitorFetchSerial) return;
+      if (result.ok && result.data && Array.isArray(result.data.visitors)) {
+        keepVisitorPage(result.data);
+      } else {
+        fetchVisitors(); // a cursor the server no longer takes: start again from the top
+        return;
+      }
+      renderCounts();
+      if (view === "visitors") renderList();
+      var rows = visitorList.querySelectorAll(".visitor-row");
+      if (view === "visitors" && visitorsCursor === null && rows.length) {
+        var last = rows[rows.length - 1].querySelector("button");
+        if (last) last.focus(); // the button went away: keep the keyboard in the list
+      }
+    });
+  }
+
+  moreVisitorsButton.addEventListener("click", loadMoreVisitors);
+
+  function storeVisitor(data) {
     if (!data || typeof data.visitorId !== "string") return;
+    if (visitorsCursor !== null) scheduleCounts(); // more pages wait: the server counts
     if (data.online === false) {
       visitors.delete(data.visitorId);
+    } else if (visitorsCursor !== null && !visitors.has(data.visitorId)) {
+      return; // on a page not loaded yet (visitors come in arrival order)
     } else {
       var v = {};
       Object.keys(data).forEach(function (k) {
@@ -683,6 +748,11 @@
       v._receivedAt = Date.now();
       visitors.set(v.visitorId, v);
     }
+  }
+
+  // one visitor_presence_update, or the visitors of a visitor_presence_batch: rendered once
+  function applyVisitors(list) {
+    list.forEach(storeVisitor);
     renderCounts();
     if (view === "visitors") renderList();
   }
@@ -1411,7 +1481,10 @@
         }
         break;
       case "visitor_presence_update":
-        applyVisitor(data);
+        applyVisitors([data]);
+        return;
+      case "visitor_presence_batch":
+        applyVisitors(data && Array.isArray(data.visitors) ? data.visitors : []);
         return;
       case "agent_presence_update":
         if (data.agentId === me.id && (data.status === "online" || data.status === "away")) {

@@ -1,0 +1,117 @@
+"""Live visitors a page at a time (issue 16, finding 1): a flood of visitors cannot make one answer
+unbounded; the total is counted in SQL; cursors never skip or repeat a visitor."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from tests.support import Server, login, new_visitor, open_server, seed
+
+pytestmark = pytest.mark.regression
+
+PATH = "/api/chat/visitors/live"
+
+
+async def page(srv: Server, token: str, **params: Any) -> dict[str, Any]:
+    async with srv.http(token) as client:
+        r = await client.get(PATH, params=params)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def all_pages(srv: Server, token: str, limit: int) -> tuple[list[str], list[int]]:
+    """Every page in turn: the visitor ids in order, and each page's total."""
+    ids: list[str] = []
+    totals: list[int] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": limit}
+        if after is not None:
+            params["after"] = after
+        body = await page(srv, token, **params)
+        assert len(body["visitors"]) <= limit
+        ids += [v["visitorId"] for v in body["visitors"]]
+        totals.append(body["total"])
+        after = body["nextCursor"]
+        if after is None:
+            return ids, totals
+
+
+async def test_pages_cover_every_live_visitor_once_in_arrival_order(database_url: str) -> None:
+    async with open_server(database_url) as srv:
+        [a, b] = await seed(srv, agents=1) + await seed(srv, tenant_name="Other")
+        token = await login(srv, a)
+        arrived = [(await new_visitor(srv, a.widget_id)).visitor_id for _ in range(7)]
+        await new_visitor(srv, b.widget_id)  # another tenant's: never on these pages
+
+        first = await page(srv, token, limit=3)
+        assert [v["visitorId"] for v in first["visitors"]] == arrived[:3]
+        assert first["total"] == 7 and first["nextCursor"]
+
+        # a visitor arriving between two pages is on a later page, and nothing repeats
+        late = (await new_visitor(srv, a.widget_id)).visitor_id
+        second = await page(srv, token, limit=3, after=first["nextCursor"])
+        assert [v["visitorId"] for v in second["visitors"]] == arrived[3:6]
+        assert second["total"] == 8
+
+        ids, totals = await all_pages(srv, token, limit=3)
+        assert ids == [*arrived, late]
+        assert totals == [8, 8, 8]
+
+        everything = await page(srv, token)  # the default page holds up to 100
+        assert [v["visitorId"] for v in everything["visitors"]] == [*arrived, late]
+        assert everything["nextCursor"] is None
+
+
+async def test_a_cursor_is_only_a_position_not_a_key_to_another_tenant(database_url: str) -> None:
+    async with open_server(database_url) as srv:
+        [a] = await seed(srv)
+        [b] = await seed(srv, tenant_name="Other")
+        for _ in range(2):
+            await new_visitor(srv, a.widget_id)
+        mine = (await new_visitor(srv, b.widget_id)).visitor_id
+        cursor = (await page(srv, await login(srv, a), limit=1))["nextCursor"]
+        other = await page(srv, await login(srv, b), after=cursor)
+        assert [v["visitorId"] for v in other["visitors"]] in ([mine], [])
+        assert other["total"] == 1
+
+
+def forged(payload: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"limit": "0"}, "invalid_limit"),
+        ({"limit": "501"}, "invalid_limit"),
+        ({"limit": "-1"}, "invalid_limit"),
+        ({"limit": "ten"}, "invalid_limit"),
+        ({"limit": "１０"}, "invalid_limit"),  # full-width digits: isdigit() says yes
+        ({"after": "not a cursor"}, "invalid_cursor"),
+        ({"after": "x" * 600}, "invalid_cursor"),
+        (
+            {"after": forged({"list": "conversations", "after": ["2026-12-07", "v"]})},
+            "invalid_cursor",
+        ),
+        (
+            {"after": forged({"list": "live_visitors", "after": ["yesterday", "v"]})},
+            "invalid_cursor",
+        ),
+        ({"after": forged({"list": "live_visitors", "after": [1, 2, 3]})}, "invalid_cursor"),
+        ({"after": forged({"list": "live_visitors", "after": []})}, "invalid_cursor"),
+        ({"after": forged(["live_visitors"])}, "invalid_cursor"),
+    ],
+)
+async def test_bad_paging_is_a_422_that_names_the_parameter(
+    server: Server, params: dict[str, str], code: str
+) -> None:
+    [a] = await seed(server)
+    async with server.http(await login(server, a)) as client:
+        r = await client.get(PATH, params=params)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == code

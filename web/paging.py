@@ -1,0 +1,79 @@
+"""Cursor pagination for lists that can grow without bound (``docs/api.md``, "Paging").
+
+A list answers one page, in a stable order, with ``nextCursor``: an opaque string to pass back
+as ``?after=`` for the next page (``null`` on the last page). A cursor is the sort key of the
+last row sent, so rows arriving or leaving between two requests never make a page skip or repeat
+a row that stayed. It names its list: a cursor of one list given to another is refused.
+``?limit=`` chooses the page size, up to the list's maximum.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+import attrs
+from quart import request
+
+from web.apidoc import query_param
+from web.schema import Schema
+from web.wire import ApiError
+
+
+@attrs.frozen
+class Paging:
+    """One list's paging: its name (in its cursors), its default and largest page."""
+
+    name: str
+    default: int
+    most: int
+
+    def parameters(self, order: str) -> list[Schema]:
+        return [
+            query_param(
+                "limit",
+                f"rows per page, 1 to {self.most} (default {self.default}); anything else "
+                "answers 422 `invalid_limit`",
+                {"type": "integer", "minimum": 1, "maximum": self.most, "default": self.default},
+            ),
+            query_param(
+                "after",
+                f"the `nextCursor` of the previous page (rows in {order}); a cursor that is "
+                "not one of this list's answers 422 `invalid_cursor`",
+                {"type": "string", "maxLength": 512},
+            ),
+        ]
+
+    def limit(self) -> int:
+        raw = request.args.get("limit")
+        if raw is None or raw == "":
+            return self.default
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.most:
+            raise ApiError(422, "invalid_limit", f"limit must be a whole number, 1 to {self.most}")
+        return int(raw)
+
+    def after(self) -> list[Any] | None:
+        """The sort key the ``after`` cursor holds (None: the first page)."""
+        raw = request.args.get("after")
+        if raw is None or raw == "":
+            return None
+        try:
+            if len(raw) > 512:
+                raise ValueError("too long")
+            decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+            if not isinstance(decoded, dict) or decoded.get("list") != self.name:
+                raise ValueError("not this list's")
+            key = decoded.get("after")
+            if not isinstance(key, list) or not key:
+                raise ValueError("no key")
+            return key
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise ApiError(
+                422, "invalid_cursor", "after must be a nextCursor this list answered"
+            ) from exc
+
+    def cursor(self, key: list[Any]) -> str:
+        text = json.dumps({"list": self.name, "after": key}, separators=(",", ":"))
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
