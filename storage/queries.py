@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+import attrs
 
 from engine.errors import AtCapacity, ConversationActive
 from engine.values import (
@@ -55,6 +56,72 @@ async def select_or_create_secret(connection: asyncpg.Connection, name: str) -> 
         "SELECT value FROM server_secrets WHERE name = $1", name
     )
     return value
+
+
+# --- visitor token keys (web/auth.py VisitorTokens) ------------------------------------------
+
+TOKEN_KEYS_LOCK = 74_201_127  # pg_advisory_xact_lock key: one key change at a time
+
+
+@attrs.frozen
+class TokenKeyRow:
+    kid: str
+    secret: bytes
+    created_at: dt.datetime
+    retired_at: dt.datetime | None
+
+
+async def select_token_keys(
+    connection: asyncpg.Connection, *, retired: bool = False
+) -> list[TokenKeyRow]:
+    """The visitor-token keys, oldest first; the retired ones only when ``retired``."""
+    rows = await connection.fetch(
+        """SELECT kid, secret, created_at, retired_at FROM visitor_token_keys
+            WHERE $1 OR retired_at IS NULL ORDER BY created_at, kid""",
+        retired,
+    )
+    return [TokenKeyRow(**dict(r)) for r in rows]
+
+
+async def ensure_token_key(connection: asyncpg.Connection) -> list[TokenKeyRow]:
+    """The keys not retired; a first one made when there is none (a new database)."""
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", TOKEN_KEYS_LOCK)
+    keys = await select_token_keys(connection)
+    if not keys:
+        await insert_token_key(connection)
+        keys = await select_token_keys(connection)
+    return keys
+
+
+async def insert_token_key(connection: asyncpg.Connection) -> str:
+    """A new key, which signs from now on (the newest not retired); its key id."""
+    kid = "k" + secrets.token_hex(4)
+    await connection.execute(
+        "INSERT INTO visitor_token_keys (kid, secret, created_at) VALUES ($1, $2, now())",
+        kid,
+        secrets.token_bytes(32),
+    )
+    return kid
+
+
+async def retire_token_key(connection: asyncpg.Connection, kid: str) -> str:
+    """Retire ``kid``: ``retired``, or why not: ``unknown``, ``already``, ``last`` (the only key
+    not retired: nothing could sign)."""
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", TOKEN_KEYS_LOCK)
+    row = await connection.fetchrow(
+        "SELECT retired_at FROM visitor_token_keys WHERE kid = $1 FOR UPDATE", kid
+    )
+    if row is None:
+        return "unknown"
+    if row["retired_at"] is not None:
+        return "already"
+    active = await connection.fetchval(
+        "SELECT count(*) FROM visitor_token_keys WHERE retired_at IS NULL"
+    )
+    if active <= 1:
+        return "last"
+    await connection.execute("UPDATE visitor_token_keys SET retired_at = now() WHERE kid = $1", kid)
+    return "retired"
 
 
 # --- tenants, agents, sessions --------------------------------------------------------------

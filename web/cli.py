@@ -107,6 +107,18 @@ def _parser() -> argparse.ArgumentParser:
     w_create.add_argument("--name", required=True)
     w_create.add_argument("--domain", action="append", default=[], help="Targeting (repeatable)")
     w_create.add_argument("--wait-timeout", type=int, default=60, help="seconds (default 60)")
+
+    keys = sub.add_parser(
+        "visitor-keys", help="the keys that sign visitor tokens (docs/security.md)"
+    ).add_subparsers(dest="action", required=True)
+    keys.add_parser("list", parents=[common], help="every key, newest last")
+    keys.add_parser(
+        "rotate", parents=[common], help="a new key signs from now on; the others still verify"
+    )
+    k_retire = keys.add_parser(
+        "retire", parents=[common], help="a key stops verifying: its tokens are refused"
+    )
+    k_retire.add_argument("kid", help="the key id (from list)")
     return parser
 
 
@@ -137,7 +149,16 @@ def _run_with_db(url: str, fn: Callable[[Database], Awaitable[Any]]) -> Any:
             finally:
                 await db.close()
 
-    return trio.run(main)
+    try:
+        return trio.run(main)
+    except BaseExceptionGroup as group:  # trio_asyncio's loop wraps what ``fn`` raised
+        matched, _ = group.split(CliError)
+        refused: BaseException | None = matched
+        while isinstance(refused, BaseExceptionGroup):
+            refused = refused.exceptions[0]
+        if refused is not None:
+            raise refused from None
+        raise
 
 
 class CliError(Exception):
@@ -191,6 +212,38 @@ async def _create_widget(
     return {"id": widget_id, "tenantId": tenant_id, "name": name, "domains": list(domains)}
 
 
+async def _visitor_keys(db: Database, args: argparse.Namespace) -> dict[str, Any]:
+    if args.action == "rotate":
+        kid = await db.run(queries.insert_token_key)
+        return {"rotated": kid, "keys": await _key_list(db)}
+    if args.action == "retire":
+        outcome = await db.run(queries.retire_token_key, args.kid)
+        if outcome != "retired":
+            raise CliError(
+                {
+                    "unknown": f"no key {args.kid}",
+                    "already": f"key {args.kid} is retired already",
+                    "last": f"key {args.kid} is the only key left: rotate first",
+                }[outcome]
+            )
+        return {"retired": args.kid, "keys": await _key_list(db)}
+    return {"keys": await _key_list(db)}
+
+
+async def _key_list(db: Database) -> list[dict[str, Any]]:
+    rows = await db.run(queries.select_token_keys, retired=True)
+    active = [r.kid for r in rows if r.retired_at is None]
+    return [
+        {
+            "kid": r.kid,
+            "createdAt": r.created_at.isoformat(),
+            "retiredAt": r.retired_at.isoformat() if r.retired_at else None,
+            "signing": bool(active) and r.kid == active[-1],
+        }
+        for r in rows
+    ]
+
+
 # The ``Settings`` fields ``serve`` reads from the environment (field -> variable); each is in
 # docs/operations.md's table (tests/web/test_cli_environment.py checks both ways).
 ENVIRONMENT = {
@@ -204,6 +257,8 @@ ENVIRONMENT = {
     "trusted_proxies": "CURBE_TRUSTED_PROXIES",
     "password_checks": "CURBE_PASSWORD_CHECKS",
     "throttle_scale": "CURBE_THROTTLE_SCALE",
+    "visitor_token_days": "CURBE_VISITOR_TOKEN_DAYS",
+    "visitor_key_reload_seconds": "CURBE_VISITOR_KEY_RELOAD_SECONDS",
 }
 
 
@@ -364,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = _run_with_db(url, lambda db: _create_tenant(db, args.name))
             elif args.command == "agent":
                 result = _run_with_db(url, lambda db: _create_agent(db, args))
+            elif args.command == "visitor-keys":
+                result = _run_with_db(url, lambda db: _visitor_keys(db, args))
             else:
                 result = _run_with_db(
                     url,

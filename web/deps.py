@@ -155,8 +155,8 @@ async def require_agent() -> dict[str, Any]:
     return agent
 
 
-def require_visitor(widget: dict[str, Any]) -> auth.VisitorIdentity:
-    identity = services().signer.check(bearer(request.headers))
+async def require_visitor(widget: dict[str, Any]) -> auth.VisitorIdentity:
+    identity = await services().tokens.identify(bearer(request.headers))
     if identity is None:
         raise ApiError(
             401, "unauthenticated", "a visitor token is required: send a heartbeat first"

@@ -8,6 +8,7 @@ Hypercorn stops accepting and drains, the supervisor lets actors finish their qu
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import logging
 import os
@@ -45,7 +46,7 @@ from storage.bus import NatsBus, NoResponders
 from storage.db import Database
 from storage.stores import PostgresLeases, PostgresStore
 from web.app import create_app
-from web.auth import VisitorSigner
+from web.auth import TokenKey, VisitorTokens
 from web.demo import check_demo_left, seed_demo
 from web.services import Services, Settings
 from web.widgets import widget_to_wire
@@ -71,7 +72,16 @@ async def open_services(
     db = await Database.connect(database_url)
     try:
         await db.migrate()
-        key = await db.run(queries.select_or_create_secret, "visitor_token_key")
+
+        async def token_keys() -> list[TokenKey]:
+            return [TokenKey(k.kid, k.secret) for k in await db.run(queries.ensure_token_key)]
+
+        tokens = VisitorTokens(
+            await token_keys(),
+            clock=clock,
+            lifetime=dt.timedelta(days=settings.visitor_token_days),
+            load=token_keys,
+        )
         broker = Broker()
         broker.batcher = batcher = PresenceBatcher(broker, clock)
         store = PostgresStore(db)
@@ -208,6 +218,11 @@ async def open_services(
                     )
 
                 await supervisor.start_service(
+                    VISITOR_KEYS,
+                    partial(tokens.run, settings.visitor_key_reload_seconds),
+                    describe=tokens.describe,
+                )
+                await supervisor.start_service(
                     PRESENCE_BATCHES, batcher.run, describe=batcher.describe
                 )
                 # the routing listener is a supervised service: if the broker drops it, it is
@@ -233,7 +248,7 @@ async def open_services(
                     supervisor=supervisor,
                     broker=broker,
                     clock=clock,
-                    signer=VisitorSigner(key),
+                    tokens=tokens,
                     presence=presence,
                     started_at=clock.now(),
                     cluster=cluster,
@@ -249,6 +264,7 @@ async def open_services(
 
 METRICS_GAUGES = "metrics_gauges"
 PRESENCE_SHARING = "presence_sharing"
+VISITOR_KEYS = "visitor_keys"  # reloads the visitor-token keys (web/auth.py)
 PRESENCE_BATCHES = "presence_batches"  # visitor presence coalesced per tenant (engine/broker.py)
 LEASE_KEEPER = "lease_keeper"
 BUS_REQUESTS = "bus_requests"

@@ -14,7 +14,7 @@ from engine.cluster import Cluster
 from engine.presence import AgentPresence
 from engine.supervisor import Supervisor
 from storage.db import Database
-from web.auth import VisitorSigner
+from web.auth import VisitorTokens
 from web.nearby import PingGate, RowCache
 from web.throttles import PublicLimits, Throttles
 
@@ -44,6 +44,10 @@ class Settings:
     demo: bool = False
     demo_password: str | None = None  # the demo agent's; None: a new random one (web/demo.py)
     session_days: int = 30
+    # visitor tokens (web/auth.py): how long one lasts without a heartbeat to renew it, and how
+    # often each process reloads the signing keys (a key retired elsewhere stops verifying here)
+    visitor_token_days: float = 30.0
+    visitor_key_reload_seconds: float = 60.0
     reoffer_after_seconds: float = 30.0
     presence_interval_seconds: float = 1.0
     # sign-in (web/signin.py): failures per account from one address, per account, per address,
@@ -100,7 +104,7 @@ class Services:
     supervisor: Supervisor
     broker: Broker
     clock: Clock
-    signer: VisitorSigner
+    tokens: VisitorTokens
     presence: AgentPresence
     started_at: dt.datetime
     cluster: Cluster | None = None  # several processes

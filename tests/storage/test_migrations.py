@@ -120,3 +120,37 @@ async def test_006_solves_older_duplicates_with_an_event_and_relinks_sessions(
         "done": 6,
     }
     assert len(again["events"]) == 1 and again["links"] == after["links"]
+
+
+SQL_010 = next(sql for number, _, sql in migration_files() if number == 10)
+
+
+async def keys_after_010(connection: asyncpg.Connection, legacy: bytes | None) -> list[Any]:
+    """(asyncio) 010 on a database from before it: with or without the old signing key."""
+    await connection.execute("DROP TABLE visitor_token_keys")
+    await connection.execute("DELETE FROM server_secrets")
+    if legacy is not None:
+        await connection.execute(
+            "INSERT INTO server_secrets (name, value) VALUES ('visitor_token_key', $1)", legacy
+        )
+    async with connection.transaction():
+        await connection.execute(SQL_010)
+    return [
+        (r["kid"], r["secret"], r["retired_at"])
+        for r in await connection.fetch("SELECT * FROM visitor_token_keys")
+    ]
+
+
+async def test_010_keeps_the_old_signing_key_as_v1_so_no_visitor_is_logged_out(
+    database_url: str,
+) -> None:
+    legacy = bytes(range(32))
+    async with trio_asyncio.open_loop():
+        connection = await trio_asyncio.aio_as_trio(asyncpg.connect)(database_url)
+        try:
+            upgraded = await trio_asyncio.aio_as_trio(keys_after_010)(connection, legacy)
+            fresh = await trio_asyncio.aio_as_trio(keys_after_010)(connection, None)
+        finally:
+            await trio_asyncio.aio_as_trio(connection.close)()
+    assert upgraded == [("v1", legacy, None)]
+    assert fresh == []  # a new database: the server makes its first key at start

@@ -293,21 +293,25 @@ async def test_heartbeat_naming_a_visitor_id_without_its_token_gets_a_new_id(
 
 
 def _tamper(token: str, other: str, how: str) -> str:
-    prefix, visitor_id, tenant_id, signature = token.split(".")
-    _, other_visitor, _other_tenant, other_signature = other.split(".")
+    prefix, kid, visitor_id, tenant_id, expires, signature = token.split(".")
+    _, _, other_visitor, _other_tenant, _, other_signature = other.split(".")
     middle = len(signature) // 2
     flipped = (
         signature[:middle] + ("A" if signature[middle] != "A" else "B") + signature[middle + 1 :]
     )
+    head = f"{prefix}.{kid}"
     return {
-        "signature-one-char": f"{prefix}.{visitor_id}.{tenant_id}.{flipped}",
-        "swap-visitor-id": f"{prefix}.{other_visitor}.{tenant_id}.{signature}",
-        "other-signature": f"{prefix}.{visitor_id}.{tenant_id}.{other_signature}",
-        "swap-tenant": f"{prefix}.{visitor_id}.ten_0000000000000000.{signature}",
-        "truncated-signature": f"{prefix}.{visitor_id}.{tenant_id}.{signature[:-1]}",
-        "empty-signature": f"{prefix}.{visitor_id}.{tenant_id}.",
-        "no-signature": f"{prefix}.{visitor_id}.{tenant_id}",
-        "other-version": f"vt2.{visitor_id}.{tenant_id}.{signature}",
+        "signature-one-char": f"{head}.{visitor_id}.{tenant_id}.{expires}.{flipped}",
+        "swap-visitor-id": f"{head}.{other_visitor}.{tenant_id}.{expires}.{signature}",
+        "other-signature": f"{head}.{visitor_id}.{tenant_id}.{expires}.{other_signature}",
+        "swap-tenant": f"{head}.{visitor_id}.ten_0000000000000000.{expires}.{signature}",
+        "later-expiry": f"{head}.{visitor_id}.{tenant_id}.{int(expires) + 86400}.{signature}",
+        "other-key-id": f"{prefix}.kbadc0ffe.{visitor_id}.{tenant_id}.{expires}.{signature}",
+        "truncated-signature": f"{head}.{visitor_id}.{tenant_id}.{expires}.{signature[:-1]}",
+        "empty-signature": f"{head}.{visitor_id}.{tenant_id}.{expires}.",
+        "no-signature": f"{head}.{visitor_id}.{tenant_id}.{expires}",
+        "other-version": f"vt3.{kid}.{visitor_id}.{tenant_id}.{expires}.{signature}",
+        "as-vt1": f"vt1.{visitor_id}.{tenant_id}.{signature}",
         "extra-segment": f"{token}.x",
         "uppercased": token.upper(),
     }[how]
@@ -318,10 +322,13 @@ TAMPERINGS = (
     "swap-visitor-id",
     "other-signature",
     "swap-tenant",
+    "later-expiry",
+    "other-key-id",
     "truncated-signature",
     "empty-signature",
     "no-signature",
     "other-version",
+    "as-vt1",
     "extra-segment",
     "uppercased",
 )

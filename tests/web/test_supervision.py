@@ -190,7 +190,7 @@ async def test_a_visitor_socket_whose_widget_actor_fails_is_closed_with_try_agai
     # a widget whose actor is not running yet (a warm one's row is read without its mailbox):
     # a visitor token as a heartbeat would have issued it, without the heartbeat
     visitor_id = "vis_0123456789abcdef"
-    v = Visitor(a.widget_id, visitor_id, fragile.services.signer.issue(visitor_id, a.tenant_id))
+    v = Visitor(a.widget_id, visitor_id, fragile.services.tokens.issue(visitor_id, a.tenant_id))
     assert not fragile.services.supervisor.is_running(WIDGET, a.widget_id)
     faults.arm(WIDGET, "handle", a.widget_id)  # its first command, the socket's read, crashes
     url = f"{fragile.ws_url}/api/chat/widgets/{a.widget_id}/ws?token={v.token}"
@@ -213,6 +213,7 @@ async def test_the_routing_listener_and_presence_batches_run_as_supervised_servi
     assert sorted((x["id"], x["state"], x["restarts"]) for x in services) == [
         ("presence_batches", "RUNNING", 0),
         ("routing_listener", "RUNNING", 0),
+        ("visitor_keys", "RUNNING", 0),
     ]
     [batches] = [x for x in services if x["id"] == "presence_batches"]
     assert batches["tenantsHolding"] == 0 and batches["batchesSent"] == 0

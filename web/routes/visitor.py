@@ -244,16 +244,19 @@ async def heartbeat(widget_id: str) -> Response:
         raise ApiError(422, "tenant_mismatch", "tenantId does not match this widget's tenant")
     origin = request.headers.get("Origin")
     origin_host = check_targeting_host(origin)  # before any visitor is minted
-    identity = s.signer.check(bearer(request.headers) or hb.visitor_token)
+    presented = bearer(request.headers) or hb.visitor_token
+    identity = await s.tokens.identify(presented)
     if (
         identity is not None
         and identity.tenant_id == widget["tenant_id"]
         and (hb.visitor_id is None or hb.visitor_id == identity.visitor_id)
     ):
         visitor_id = identity.visitor_id
+        token = s.tokens.renew(presented, identity)  # the same until it is a day old
     else:  # no proof of who this is: a new visitor (a bare visitorId proves nothing)
         s.throttles.check("new_visitor_address", ip)  # each is an actor, a row, an event
         visitor_id = auth.new_id("vis")
+        token = s.tokens.issue(visitor_id, widget["tenant_id"])
     session = await record_heartbeat(
         widget,
         visitor_id,
@@ -266,7 +269,7 @@ async def heartbeat(widget_id: str) -> Response:
         HeartbeatAnswer(
             widget_status="ACTIVE",
             visitor_id=visitor_id,
-            visitor_token=s.signer.issue(visitor_id, widget["tenant_id"]),
+            visitor_token=token,
             server_time=s.clock.now(),
             conversation_id=session.conversation_id,
             agents_online=s.presence.agents_online(widget["tenant_id"]),
@@ -394,7 +397,7 @@ async def visitor_start_chat(widget_id: str) -> Response:
     conversation)."""
     services().throttles.check("start_chat_address", client_ip())
     widget = await load_widget(widget_id)
-    visitor = require_visitor(widget)
+    visitor = await require_visitor(widget)
     start = await body(StartChatBody)
     return await start_chat(
         services(),
@@ -430,7 +433,7 @@ async def visitor_start_chat(widget_id: str) -> Response:
 )
 async def visitor_conversation(widget_id: str) -> Response:
     widget = await load_widget(widget_id)
-    visitor = require_visitor(widget)
+    visitor = await require_visitor(widget)
     thread = await services().db.run(
         queries.select_visitor_thread, widget["tenant_id"], visitor.visitor_id
     )
@@ -471,7 +474,7 @@ async def visitor_conversation(widget_id: str) -> Response:
 )
 async def visitor_message(widget_id: str, conversation_id: str) -> Response:
     widget = await load_widget(widget_id)
-    visitor = require_visitor(widget)
+    visitor = await require_visitor(widget)
     msg = await body(MessageBody)
     outcome = await send_visitor_message(
         services(),
@@ -531,7 +534,7 @@ async def offline_message(widget_id: str) -> Response:
             f"{origin_host} is not in this widget's Targeting; the widget is not served there",
             widgetStatus="MISCONFIGURED",
         )
-    identity = s.signer.check(bearer(request.headers))
+    identity = await s.tokens.identify(bearer(request.headers))
     if identity is not None and identity.tenant_id != widget["tenant_id"]:
         identity = None
     offline = await body(OfflineMessageBody)
@@ -562,7 +565,7 @@ async def visitor_socket(widget_id: str) -> None:
     if widget is None:
         await websocket.close(CLOSE_NOT_FOUND, "unknown widget")
         return
-    identity = s.signer.check(websocket.args.get("token") or bearer(websocket.headers))
+    identity = await s.tokens.identify(websocket.args.get("token") or bearer(websocket.headers))
     if identity is None or identity.tenant_id != widget["tenant_id"]:
         await websocket.close(CLOSE_UNAUTHENTICATED, "a valid visitor token is required")
         return
