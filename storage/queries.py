@@ -813,10 +813,12 @@ async def select_events_after(
     after_seq: int,
     tenant_id: str,
     visitor_id: str | None = None,
+    *,
+    limit: int | None = None,
 ) -> tuple[int, list[Event]] | None:
-    """Events of a conversation after ``after_seq``, in order; ``None`` when the conversation is
-    unknown or not this tenant's (or, with ``visitor_id``, not this visitor's). The first item is
-    the conversation's last seq."""
+    """Events of a conversation after ``after_seq``, in order, at most ``limit``; ``None`` when
+    the conversation is unknown or not this tenant's (or, with ``visitor_id``, not this
+    visitor's). The first item is the conversation's last seq."""
     owner = await connection.fetchrow(
         "SELECT visitor_id, last_seq FROM conversations WHERE id = $1 AND tenant_id = $2",
         conversation_id,
@@ -826,9 +828,10 @@ async def select_events_after(
         return None
     rows = await connection.fetch(
         """SELECT * FROM conversation_events WHERE conversation_id = $1 AND seq > $2
-            ORDER BY seq""",
+            ORDER BY seq LIMIT $3""",
         conversation_id,
         after_seq,
+        limit,
     )
     return owner["last_seq"], [
         Event(
@@ -987,10 +990,17 @@ async def update_agent_profile(
 
 
 async def select_conversations(
-    connection: asyncpg.Connection, tenant_id: str, view: str, agent_id: str, limit: int = 200
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    view: str,
+    agent_id: str,
+    limit: int = 200,
+    after: tuple[dt.datetime, str] | None = None,
 ) -> list[tuple[Conversation, Row | None, Row | None, Row | None, bool, list[str]]]:
-    """Conversations of one inbox view, newest first, each with its contact, last message,
+    """Conversations of one inbox view, the most recently updated first (then by id, down),
+    ``limit`` of them after the ``after`` key (a page); each with its contact, last message,
     first message, whether it is unread for this agent and the views that hold it."""
+    updated, cid = after if after is not None else (None, None)
     where = VIEW_RULES[view]
     rows = await connection.fetch(
         f"""SELECT c.*, {_CONTACT} AS contact,
@@ -1003,10 +1013,13 @@ async def select_conversations(
               LEFT JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.visitor_id = c.visitor_id
               {_CONTACT_JOIN}
              WHERE c.tenant_id = $1 AND ($2::text IS NOT NULL) AND {where}
-             ORDER BY c.updated_at DESC, c.id LIMIT $3""",
+               AND ($4::timestamptz IS NULL OR (c.updated_at, c.id) < ($4, $5::text))
+             ORDER BY c.updated_at DESC, c.id DESC LIMIT $3""",
         tenant_id,
         agent_id,
         limit,
+        updated,
+        cid,
     )
     return [
         (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 from typing import Any
 
@@ -70,6 +71,24 @@ class Paging:
                 raise ValueError("no key")
             return key
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise ApiError(
+                422, "invalid_cursor", "after must be a nextCursor this list answered"
+            ) from exc
+
+    def after_key(self) -> tuple[dt.datetime, str] | None:
+        """The ``after`` cursor of a list ordered by a time, then an id (None: the first page)."""
+        key = self.after()
+        if key is None:
+            return None
+        try:
+            at, row_id = key
+            if not isinstance(at, str) or not isinstance(row_id, str):
+                raise TypeError("not a time and an id")
+            when = dt.datetime.fromisoformat(at)
+            if when.tzinfo is None:
+                raise ValueError("no time zone")
+            return when, row_id
+        except (ValueError, TypeError) as exc:
             raise ApiError(
                 422, "invalid_cursor", "after must be a nextCursor this list answered"
             ) from exc

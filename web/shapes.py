@@ -155,6 +155,9 @@ class ReadMark(Wire):
 class ConversationList(Wire):
     conversations: list[ConversationListItem]
     view: str = attrs.field(metadata={"schema": {"enum": list(VIEWS)}})
+    next_cursor: str | None = attrs.field(
+        default=None, metadata=doc("pass as `after` for the next page; null on the last page")
+    )
 
 
 @attrs.frozen

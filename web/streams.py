@@ -54,6 +54,9 @@ CLOSE_GOING_AWAY = 1001  # the server is stopping: reconnect (to another node) a
 # inboxes that were keeping up (docs/benchmarks.md, run 4). The queue holds references to
 # events shared with every other socket: 4,096 of them cost ~32 KiB per open inbox.
 INBOX_BUFFER = 4096
+# A replay (a resume, a gap filled) reads a conversation's events this many at a time: a client
+# resuming a long conversation from seq 0 costs one page of memory at once, not the whole log.
+REPLAY_PAGE = 500
 
 
 # --- server frames (besides events) ------------------------------------------------------------
@@ -196,15 +199,20 @@ class EventStream:
             return min(max(self.sent.get(conversation_id, 0), after_seq), last_stored)
 
     async def _replay(self, conversation_id: str, after_seq: int) -> int:
-        loaded = await self._load(conversation_id, after_seq)
-        if loaded is None:
-            raise EngineError(f"no conversation {conversation_id}", code="not_found")
-        last_stored, events = loaded
+        """Send the stored events after ``after_seq`` not sent yet, a page (``load`` answers
+        at most :data:`REPLAY_PAGE`) at a time; the conversation's last seq."""
         seen = self.seen.setdefault(conversation_id, set())
-        for event in events:
-            if event.seq is not None and event.seq not in seen:
-                await self._emit(event)
-        return last_stored
+        while True:
+            loaded = await self._load(conversation_id, after_seq)
+            if loaded is None:
+                raise EngineError(f"no conversation {conversation_id}", code="not_found")
+            last_stored, events = loaded
+            for event in events:
+                if event.seq is not None and event.seq not in seen:
+                    await self._emit(event)
+            if len(events) < REPLAY_PAGE or events[-1].seq is None:
+                return last_stored
+            after_seq = events[-1].seq
 
 
 def _client_message_id(raw: Any) -> Any:

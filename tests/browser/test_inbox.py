@@ -505,17 +505,26 @@ async def test_live_visitors_count_up_and_leave_after_the_last_heartbeat(
         await in_browser(scenario)
 
 
-async def mint_visitors(srv: Server, widget_id: str, n: int) -> list[str]:
-    """``n`` visitors at once (ten at a time): their presence reaches the inbox in batches."""
-    out: list[str] = []
+async def ten_at_a_time(n: int, one: Callable[[], Awaitable[None]]) -> None:
+    """``one()`` ``n`` times, ten running at once."""
 
-    async def mint(k: int) -> None:
+    async def run(k: int) -> None:
         for _ in range(k):
-            out.append((await new_visitor(srv, widget_id)).visitor_id)
+            await one()
 
     async with trio.open_nursery() as nursery:
         for k in [n // 10 + (1 if i < n % 10 else 0) for i in range(10)]:
-            nursery.start_soon(mint, k)
+            nursery.start_soon(run, k)
+
+
+async def mint_visitors(srv: Server, widget_id: str, n: int) -> list[str]:
+    """``n`` visitors at once: their presence reaches the inbox in batches."""
+    out: list[str] = []
+
+    async def mint() -> None:
+        out.append((await new_visitor(srv, widget_id)).visitor_id)
+
+    await ten_at_a_time(n, mint)
     return out
 
 
@@ -568,6 +577,59 @@ async def test_a_crowd_of_live_visitors_comes_a_page_at_a_time_and_batches_land(
     )
     crowd_sorted = [v.visitor_id for v in stored]
     assert sorted(crowd_sorted) == sorted(crowd)
+    await in_browser(scenario)
+
+
+async def many_chats(srv: Server, widget_id: str, n: int) -> list[str]:
+    """``n`` waiting chats; their ids in the order they were created."""
+    made: list[tuple[str, str]] = []
+
+    async def make() -> None:
+        chat = await start_chat(srv, await new_visitor(srv, widget_id), "hola")
+        made.append((chat["createdAt"], chat["id"]))
+
+    await ten_at_a_time(n, make)
+    return [cid for _, cid in sorted(made)]
+
+
+async def test_a_long_view_comes_a_page_at_a_time_and_live_chats_still_land_on_top(
+    server: Server,
+) -> None:
+    # before: a view showed its 200 newest conversations and nothing told of the others
+    [(a, ta)] = await signed_in(server)
+    chats = await many_chats(server, a.widget_id, 205)
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        open_inbox(page, "waiting")
+        rows = page.locator("#conversation-list .conv-row")
+        expect(rows).to_have_count(200)
+        expect(count(page, "waiting")).to_have_text("205")
+        more = page.locator("#conversations-more-button")
+        expect(more).to_be_visible()
+        expect(conv_row(page, chats[-1])).to_have_count(1)  # the newest
+        expect(conv_row(page, chats[0])).to_have_count(0)  # the oldest: on the next page
+
+        late = call(start_chat, server, call(new_visitor, server, a.widget_id), "late")["id"]
+        expect(conv_row(page, late)).to_have_count(1)  # live, on top
+        expect(rows.first).to_have_attribute("data-conversation-id", late)
+        expect(conv_row(page, chats[5])).to_have_count(0)  # pushed to the second page
+        expect(rows).to_have_count(200)
+
+        more.click()
+        expect(rows).to_have_count(206)
+        expect(conv_row(page, chats[0])).to_have_count(1)
+        expect(conv_row(page, chats[5])).to_have_count(1)
+        expect(page.locator("#conversations-more")).to_be_hidden()
+        shot(page, "waiting_paged")
+
+        page.locator('[data-view="open"]').click()  # another view starts from its first page
+        expect(page.locator("#list-empty")).to_be_visible()
+        expect(page.locator("#conversations-more")).to_be_hidden()
+        assert problems == [], problems
+
     await in_browser(scenario)
 
 

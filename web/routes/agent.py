@@ -71,6 +71,7 @@ from web.streams import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHENTICATED,
     INBOX_BUFFER,
+    REPLAY_PAGE,
     EventStream,
     ReadyFrame,
     serve_socket,
@@ -233,6 +234,12 @@ async def edit_profile() -> Response:
 # --- conversations ----------------------------------------------------------------------------
 
 
+# lists that grow without bound come a page at a time (web/paging.py)
+CONVERSATIONS = Paging("conversations", default=200, most=200)
+# a visitor flood must not make one answer (or the inbox that renders it) unbounded
+LIVE_VISITORS = Paging("live_visitors", default=100, most=500)
+
+
 @bp.get("/api/chat/conversations")
 @api(
     "listConversations",
@@ -241,8 +248,8 @@ async def edit_profile() -> Response:
     AGENT,
     {
         "200": json_response(
-            "Newest first. The Open view holds OPEN live chats and unsolved offline "
-            "messages; `unread` is per agent.",
+            "The most recently updated first, a page at a time (`nextCursor`). The Open view "
+            "holds OPEN live chats and unsolved offline messages; `unread` is per agent.",
             ConversationList,
             {
                 "view": "waiting",
@@ -257,16 +264,18 @@ async def edit_profile() -> Response:
                         "views": ["unread", "unassigned", "waiting", "all"],
                     }
                 ],
+                "nextCursor": None,
             },
         )
     },
-    error_codes=("unknown_view",),
+    error_codes=("unknown_view", "invalid_limit", "invalid_cursor"),
     parameters=[
         query_param(
             "view",
             "which view (default `all`); anything else answers 422 `unknown_view`",
             {**enum(*queries.VIEWS), "default": "all"},
-        )
+        ),
+        *CONVERSATIONS.parameters("the most recently updated first"),
     ],
 )
 async def list_conversations() -> Response:
@@ -275,7 +284,20 @@ async def list_conversations() -> Response:
     view = request.args.get("view", "all")
     if view not in queries.VIEWS:
         raise ApiError(422, "unknown_view", f"view must be one of {', '.join(queries.VIEWS)}")
-    rows = await s.db.run(queries.select_conversations, agent["tenant_id"], view, agent["id"])
+    limit, after = CONVERSATIONS.limit(), CONVERSATIONS.after_key()
+    rows = await s.db.run(
+        queries.select_conversations,
+        agent["tenant_id"],
+        view,
+        agent["id"],
+        limit=limit + 1,
+        after=after,
+    )
+    cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1][0]
+        cursor = CONVERSATIONS.cursor([last.updated_at.isoformat(), last.id])
 
     def online(conversation: Conversation) -> bool | None:
         # an OPEN chat whose agent has no inbox open is flagged in the inbox
@@ -296,7 +318,7 @@ async def list_conversations() -> Response:
         )
         for conversation, contact, last, first, unread, views in rows
     ]
-    return answer(ConversationList(out, view))
+    return answer(ConversationList(out, view, next_cursor=cursor))
 
 
 @bp.get("/api/chat/conversations/<conversation_id>")
@@ -586,10 +608,6 @@ async def proactive_chat(visitor_id: str) -> Response:
     )
 
 
-# a visitor flood must not make one answer (or the inbox that renders it) unbounded
-LIVE_VISITORS = Paging("live_visitors", default=100, most=500)
-
-
 @bp.get("/api/chat/visitors/live")
 @api(
     "listLiveVisitors",
@@ -630,14 +648,7 @@ LIVE_VISITORS = Paging("live_visitors", default=100, most=500)
 async def live_visitors() -> Response:
     agent = await require_agent()
     s = services()
-    limit, key = LIVE_VISITORS.limit(), LIVE_VISITORS.after()
-    after: tuple[dt.datetime, str] | None = None
-    if key is not None:
-        try:
-            first_seen, visitor_id = key
-            after = (dt.datetime.fromisoformat(first_seen), str(visitor_id))
-        except (ValueError, TypeError) as exc:
-            raise ApiError(422, "invalid_cursor", "after must be a nextCursor") from exc
+    limit, after = LIVE_VISITORS.limit(), LIVE_VISITORS.after_key()
     now = s.clock.now()
     since = now - dt.timedelta(seconds=s.settings.visitor_expiry_seconds)
     sessions, total = await s.db.run(
@@ -700,7 +711,7 @@ async def inbox_socket() -> None:
     counts_as_online = websocket.args.get("presence", "1") != "0"
 
     async def load(cid: str, after: int) -> tuple[int, list[Event]] | None:
-        return await s.db.run(queries.select_events_after, cid, after, tenant_id)
+        return await s.db.run(queries.select_events_after, cid, after, tenant_id, limit=REPLAY_PAGE)
 
     async def handle(stream: EventStream, frame: Any) -> None:
         if isinstance(frame, PresenceFrame):

@@ -59,6 +59,7 @@ from web.streams import (
     CLOSE_NOT_FOUND,
     CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHENTICATED,
+    REPLAY_PAGE,
     BeatFrame,
     EventStream,
     ReadyFrame,
@@ -576,7 +577,9 @@ async def visitor_socket(widget_id: str) -> None:
         origin_host = None  # the frame's own currentUrl and currentDomain are still checked
 
     async def load(cid: str, after: int) -> tuple[int, list[Event]] | None:
-        return await s.db.run(queries.select_events_after, cid, after, tenant_id, visitor_id)
+        return await s.db.run(
+            queries.select_events_after, cid, after, tenant_id, visitor_id, limit=REPLAY_PAGE
+        )
 
     async def latest_id() -> str:
         latest = await s.db.run(queries.select_latest_conversation, tenant_id, visitor_id)

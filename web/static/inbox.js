@@ -104,6 +104,13 @@
   var countsTimer = null;
   var live = false;
   var viewLoaded = false; // the current view's list arrived at least once
+  // A view comes a page at a time (200 rows); "Load more" asks for the next. viewCursor is the
+  // server's nextCursor after the deepest page loaded (null: every row is here); viewEdge is that
+  // page's last row: rows past it are not shown until their page is loaded (a refetch of the
+  // first page judges only the rows up to its own last row).
+  var viewCursor = null;
+  var viewEdge = null;
+  var viewDeep = false; // "Load more" went past the first page
   var desiredPresence = "online";
   var newChats = new Set(); // waiting chats that arrived since the agent last looked
 
@@ -218,7 +225,7 @@
   function byRecent(a, b) {
     var d = ts(b.updatedAt) - ts(a.updatedAt);
     if (d) return d;
-    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    return a.id > b.id ? -1 : a.id < b.id ? 1 : 0; // as the server pages them: id, down
   }
 
   // --- the conversation cache -------------------------------------------------------------
@@ -468,6 +475,7 @@
   function renderList() {
     if (view === "visitors") {
       convList.hidden = true;
+      moreConversations.hidden = true;
       renderVisitors();
       return;
     }
@@ -479,7 +487,11 @@
       if (!c.partial && inView(c, view)) rows.push(c);
     });
     rows.sort(byRecent);
-    rows = rows.slice(0, 200);
+    if (viewEdge) {
+      rows = rows.filter(function (c) {
+        return byRecent(c, viewEdge) <= 0;
+      });
+    }
     var focusedAction = null;
     var focusedId = null;
     var active = document.activeElement;
@@ -495,6 +507,7 @@
     }
     showEmpty(rows.length === 0 && viewLoaded);
     listLoading.hidden = !(rows.length === 0 && !viewLoaded);
+    moreConversations.hidden = !(viewLoaded && viewCursor !== null);
   }
 
   function showEmpty(empty) {
@@ -521,15 +534,30 @@
       if (on401(result)) return;
       if (result.ok && result.data && Array.isArray(result.data.conversations)) {
         var got = new Set();
-        result.data.conversations.forEach(function (row) {
+        var listed = result.data.conversations;
+        listed.forEach(function (row) {
           got.add(row.id);
           applyRow(row);
         });
+        // the rows this page speaks for: all of them on the last page, else those up to its last
+        var edge = result.data.nextCursor && listed.length ? listed[listed.length - 1] : null;
         if (serial === viewFetchSerial && asked === view) {
           viewLoaded = true;
+          if (!edge) {
+            viewCursor = null;
+            viewEdge = null;
+            viewDeep = false;
+          } else if (!viewDeep) {
+            viewCursor = result.data.nextCursor;
+            viewEdge = { updatedAt: edge.updatedAt, id: edge.id };
+          }
           // what we hold for this view but the server does not list has moved on (or was a
           // wrong guess of a partial entry): forget it; events that follow tell us anew
           Array.from(convs.values()).forEach(function (c) {
+            if (edge && !c.partial && byRecent(c, edge) > 0) {
+              c.stale = false;
+              return; // past this page: another page's to judge
+            }
             if (!got.has(c.id) && (inView(c, asked) || c.stale || c.partial)) {
               if (c.views) c.views = c.views.filter(function (v) { return v !== asked; });
               if (c.id === openId) {
@@ -547,6 +575,37 @@
       renderList();
     });
   }
+
+  var moreConversations = $("conversations-more");
+  var moreConversationsButton = $("conversations-more-button");
+
+  function loadMoreConversations() {
+    if (viewCursor === null || view === "visitors") return;
+    var asked = view;
+    var serial = viewFetchSerial; // a view switch or a fresh first page makes this stale
+    moreConversationsButton.disabled = true;
+    moreConversationsButton.textContent = "Loading\u2026";
+    var path = "/api/chat/conversations?view=" + encodeURIComponent(asked) + "&after=" + encodeURIComponent(viewCursor);
+    P.api("GET", path).then(function (result) {
+      moreConversationsButton.disabled = false;
+      moreConversationsButton.textContent = "Load more conversations";
+      if (on401(result)) return;
+      if (serial !== viewFetchSerial || asked !== view) return;
+      if (!(result.ok && result.data && Array.isArray(result.data.conversations))) {
+        scheduleViewFetch(); // a cursor the server no longer takes: from the top again
+        return;
+      }
+      var listed = result.data.conversations;
+      listed.forEach(applyRow);
+      viewDeep = true;
+      viewCursor = result.data.nextCursor || null;
+      var last = listed[listed.length - 1];
+      viewEdge = viewCursor && last ? { updatedAt: last.updatedAt, id: last.id } : null;
+      renderList();
+    });
+  }
+
+  moreConversationsButton.addEventListener("click", loadMoreConversations);
 
   function scheduleViewFetch(delay) {
     if (viewFetchTimer !== null) return;
@@ -1585,7 +1644,12 @@
     });
     listTitle.textContent = VIEW_TITLES[view];
     root.setAttribute("data-current-view", view);
-    if (changed) viewLoaded = false;
+    if (changed) {
+      viewLoaded = false;
+      viewCursor = null;
+      viewEdge = null;
+      viewDeep = false;
+    }
     if (changed || options.force) {
       say(listNotice, "");
       rowEls.forEach(function (entry) {

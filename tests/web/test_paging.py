@@ -1,5 +1,6 @@
-"""Live visitors a page at a time (issue 16, finding 1): a flood of visitors cannot make one answer
-unbounded; the total is counted in SQL; cursors never skip or repeat a visitor."""
+"""Lists a page at a time (issue 16, findings 1 and 9): a flood of visitors or years of
+conversations cannot make one answer unbounded; totals are counted in SQL; cursors never skip or
+repeat a row that stayed in place."""
 
 from __future__ import annotations
 
@@ -113,5 +114,88 @@ async def test_bad_paging_is_a_422_that_names_the_parameter(
     [a] = await seed(server)
     async with server.http(await login(server, a)) as client:
         r = await client.get(PATH, params=params)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == code
+
+
+async def conversations_page(srv: Server, token: str, **params: Any) -> dict[str, Any]:
+    async with srv.http(token) as client:
+        r = await client.get("/api/chat/conversations", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def start(srv: Server, widget_id: str) -> str:
+    v = await new_visitor(srv, widget_id)
+    async with srv.http(v.token) as client:
+        r = await client.post(
+            f"/api/chat/widgets/{widget_id}/conversations",
+            json={"name": "Carlos", "email": "carlos@example.com", "message": "hola"},
+        )
+    assert r.status_code == 201, r.text
+    return r.json()["id"]  # type: ignore[no-any-return]
+
+
+async def test_conversations_come_newest_first_a_page_at_a_time(database_url: str) -> None:
+    async with open_server(database_url) as srv:
+        [a] = await seed(srv)
+        [other] = await seed(srv, tenant_name="Other")
+        token = await login(srv, a)
+        chats = [await start(srv, a.widget_id) for _ in range(5)]
+        await start(srv, other.widget_id)  # another tenant's: on no page here
+
+        ids: list[str] = []
+        after = None
+        pages = 0
+        while True:
+            params: dict[str, Any] = {"view": "waiting", "limit": 2}
+            if after:
+                params["after"] = after
+            body = await conversations_page(srv, token, **params)
+            assert body["view"] == "waiting" and len(body["conversations"]) <= 2
+            ids += [c["id"] for c in body["conversations"]]
+            pages += 1
+            after = body["nextCursor"]
+            if after is None:
+                break
+        assert ids == chats[::-1] and pages == 3
+
+        # a chat updated between two pages moves to the top; the pages after it stay in place
+        first = await conversations_page(srv, token, view="all", limit=2)
+        async with srv.http(token) as client:
+            r = await client.post(f"/api/chat/conversations/{chats[0]}/accept")
+            assert r.status_code == 200, r.text
+        rest = await conversations_page(srv, token, view="all", limit=10, after=first["nextCursor"])
+        assert [c["id"] for c in rest["conversations"]] == [chats[2], chats[1]]  # 0 moved up
+        assert (await conversations_page(srv, token, view="all"))["conversations"][0][
+            "id"
+        ] == chats[0]
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"limit": "201"}, "invalid_limit"),
+        (
+            {
+                "after": forged(
+                    {"list": "live_visitors", "after": ["2026-12-07T00:00:00+00:00", "v"]}
+                )
+            },
+            "invalid_cursor",
+        ),
+        (
+            {"after": forged({"list": "conversations", "after": ["2026-12-07T00:00:00", "c"]})},
+            "invalid_cursor",
+        ),
+        ({"after": forged({"list": "conversations", "after": [17, "c"]})}, "invalid_cursor"),
+    ],
+)
+async def test_bad_conversation_paging_is_a_422(
+    server: Server, params: dict[str, str], code: str
+) -> None:
+    [a] = await seed(server)
+    async with server.http(await login(server, a)) as client:
+        r = await client.get("/api/chat/conversations", params=params)
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == code
