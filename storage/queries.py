@@ -847,11 +847,28 @@ async def select_events_after(
     ]
 
 
-async def select_messages(connection: asyncpg.Connection, conversation_id: str) -> list[Message]:
+async def select_messages(
+    connection: asyncpg.Connection,
+    conversation_id: str,
+    *,
+    last: int | None = None,
+    before: int | None = None,
+) -> list[Message]:
+    """A conversation's messages in seq order: every one, or the ``last`` of those before seq
+    ``before`` (a page, reading back)."""
+    if last is None and before is None:
+        rows = await connection.fetch(
+            "SELECT * FROM messages WHERE conversation_id = $1 ORDER BY seq", conversation_id
+        )
+        return [_message(r) for r in rows]
     rows = await connection.fetch(
-        "SELECT * FROM messages WHERE conversation_id = $1 ORDER BY seq", conversation_id
+        """SELECT * FROM messages WHERE conversation_id = $1 AND ($2::int IS NULL OR seq < $2)
+            ORDER BY seq DESC LIMIT $3""",
+        conversation_id,
+        before,
+        last,
     )
-    return [_message(r) for r in rows]
+    return [_message(r) for r in reversed(rows)]
 
 
 async def select_latest_conversation(
@@ -868,9 +885,15 @@ async def select_latest_conversation(
 
 
 async def select_conversation_detail(
-    connection: asyncpg.Connection, tenant_id: str, conversation_id: str, agent_id: str
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    conversation_id: str,
+    agent_id: str,
+    *,
+    last_messages: int | None = None,
 ) -> tuple[Conversation, Row | None, list[Message], list[str]] | None:
-    """The conversation, its contact, its messages and the views that hold it for the agent."""
+    """The conversation, its contact, its messages (the ``last_messages`` latest, when given)
+    and the views that hold it for the agent."""
     row = await connection.fetchrow(
         f"SELECT c.*, {MEMBERSHIP} FROM conversations c WHERE c.tenant_id = $1 AND c.id = $3"
         " AND ($2::text IS NOT NULL)",
@@ -882,7 +905,7 @@ async def select_conversation_detail(
         return None
     conversation = _conversation(row)
     contact = await select_contact(connection, tenant_id, conversation.visitor_id)
-    messages = await select_messages(connection, conversation_id)
+    messages = await select_messages(connection, conversation_id, last=last_messages)
     return conversation, contact, messages, list(row["views"])
 
 
@@ -1103,14 +1126,19 @@ async def select_tenants_with_waiting_chats(connection: asyncpg.Connection) -> l
 
 
 async def select_visitor_thread(
-    connection: asyncpg.Connection, tenant_id: str, visitor_id: str
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    visitor_id: str,
+    *,
+    last_messages: int | None = None,
 ) -> tuple[Conversation, list[Message], int | None] | None:
-    """The visitor's latest live chat, its messages, and the seq of its latest assignment (where
-    the widget draws "{agent} joined the chat"); one crossing for the widget's rehydration."""
+    """The visitor's latest live chat, its messages (the ``last_messages`` latest, when given),
+    and the seq of its latest assignment (where the widget draws "{agent} joined the chat"); one
+    crossing for the widget's rehydration."""
     latest = await select_latest_conversation(connection, tenant_id, visitor_id)
     if latest is None:
         return None
-    messages = await select_messages(connection, latest.id)
+    messages = await select_messages(connection, latest.id, last=last_messages)
     assigned: int | None = await connection.fetchval(
         """SELECT max(seq) FROM conversation_events
             WHERE conversation_id = $1 AND type = 'conversation_assigned'""",
@@ -1181,3 +1209,24 @@ async def clear_login_failures(connection: asyncpg.Connection, attempt: str, key
     await connection.execute(
         "DELETE FROM login_attempts WHERE attempt = $1 OR key = $2", attempt, key
     )
+
+
+async def select_message_page(
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    conversation_id: str,
+    *,
+    last: int,
+    before: int | None,
+    visitor_id: str | None = None,
+) -> list[Message] | None:
+    """:func:`select_messages` of a conversation of ``tenant_id`` (and, with ``visitor_id``, of
+    that visitor); None when it is not one."""
+    owner = await connection.fetchval(
+        "SELECT visitor_id FROM conversations WHERE id = $1 AND tenant_id = $2",
+        conversation_id,
+        tenant_id,
+    )
+    if owner is None or (visitor_id is not None and owner != visitor_id):
+        return None
+    return await select_messages(connection, conversation_id, last=last, before=before)

@@ -194,7 +194,7 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "invalid_body": (422, "body.email: email is not an email address", {}),
     "tenant_mismatch": (422, "tenantId does not match this widget's tenant", {}),
     "invalid_limit": (422, "limit must be a whole number, 1 to 500", {}),
-    "invalid_cursor": (422, "after must be a nextCursor this list answered", {}),
+    "invalid_cursor": (422, "after must be a cursor this list answered", {}),
     "unknown_view": (
         422,
         "view must be one of open, unread, assigned, unassigned, waiting, solved, all",

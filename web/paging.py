@@ -30,6 +30,7 @@ class Paging:
     name: str
     default: int
     most: int
+    param: str = "after"  # the query parameter that carries the cursor
 
     def parameters(self, order: str) -> list[Schema]:
         return [
@@ -40,8 +41,8 @@ class Paging:
                 {"type": "integer", "minimum": 1, "maximum": self.most, "default": self.default},
             ),
             query_param(
-                "after",
-                f"the `nextCursor` of the previous page (rows in {order}); a cursor that is "
+                self.param,
+                f"the cursor the previous page gave (rows in {order}); a cursor that is "
                 "not one of this list's answers 422 `invalid_cursor`",
                 {"type": "string", "maxLength": 512},
             ),
@@ -57,7 +58,7 @@ class Paging:
 
     def after(self) -> list[Any] | None:
         """The sort key the ``after`` cursor holds (None: the first page)."""
-        raw = request.args.get("after")
+        raw = request.args.get(self.param)
         if raw is None or raw == "":
             return None
         try:
@@ -72,7 +73,7 @@ class Paging:
             return key
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
             raise ApiError(
-                422, "invalid_cursor", "after must be a nextCursor this list answered"
+                422, "invalid_cursor", f"{self.param} must be a cursor this list answered"
             ) from exc
 
     def after_key(self) -> tuple[dt.datetime, str] | None:
@@ -90,8 +91,27 @@ class Paging:
             return when, row_id
         except (ValueError, TypeError) as exc:
             raise ApiError(
-                422, "invalid_cursor", "after must be a nextCursor this list answered"
+                422, "invalid_cursor", f"{self.param} must be a cursor this list answered"
             ) from exc
+
+    def seq_key(self) -> int | None:
+        """The cursor of a list read back by seq: the seq it stops before (None: the latest)."""
+        key = self.after()
+        if key is None:
+            return None
+        if len(key) != 1 or type(key[0]) is not int or not 1 <= key[0] <= 2**31 - 1:
+            raise ApiError(
+                422, "invalid_cursor", f"{self.param} must be a cursor this list answered"
+            )
+        return key[0]
+
+    def earlier(self, messages: list[Any], last: int) -> tuple[list[Any], str | None]:
+        """``messages`` (up to ``last + 1``, in seq order) trimmed to ``last``, and the cursor of
+        the page before them (None: none is earlier)."""
+        if len(messages) <= last:
+            return messages, None
+        kept = messages[len(messages) - last :]
+        return kept, self.cursor([kept[0].seq])
 
     def cursor(self, key: list[Any]) -> str:
         text = json.dumps({"list": self.name, "after": key}, separators=(",", ":"))

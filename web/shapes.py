@@ -51,6 +51,12 @@ class Contact(Wire):
     device: str | None
 
 
+# the cursor of the messages before the first one listed (a conversation's latest come first)
+EARLIER = doc(
+    "null: these are all; else pass as `before` to GET …/messages for the page before them"
+)
+
+
 def _views() -> Any:
     return attrs.field(
         kw_only=True,
@@ -61,9 +67,10 @@ def _views() -> Any:
 
 @attrs.frozen
 class ConversationWithMessages(Conversation):
-    """The visitor's view: the conversation and every message, in seq order."""
+    """The visitor's view: the conversation and its latest messages, in seq order."""
 
     messages: list[Message] = attrs.field(kw_only=True)
+    earlier_messages: str | None = attrs.field(kw_only=True, default=None, metadata=EARLIER)
     assigned_seq: int | None = attrs.field(
         kw_only=True,
         metadata=doc(
@@ -83,11 +90,20 @@ class NewConversation(Conversation):
 
 @attrs.frozen
 class ConversationDetail(Conversation):
-    """The conversation, the contact and every message in seq order."""
+    """The conversation, the contact and its latest messages in seq order."""
 
     messages: list[Message] = attrs.field(kw_only=True)
+    earlier_messages: str | None = attrs.field(kw_only=True, default=None, metadata=EARLIER)
     contact: Contact = attrs.field(kw_only=True)
     views: list[str] = _views()
+
+
+@attrs.frozen
+class MessagePage(Wire):
+    """Messages read back from a cursor, in seq order."""
+
+    messages: list[Message]
+    earlier_messages: str | None = attrs.field(metadata=EARLIER)
 
 
 @attrs.frozen

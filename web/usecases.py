@@ -19,10 +19,12 @@ from engine.visitor import KIND as VISITOR
 from engine.visitor import JoinedChat, LeftChat, StartChat, Started
 from storage import queries
 from web import auth
-from web.deps import agent_of, client_ip
+from web.deps import agent_of, client_ip, services
+from web.paging import Paging
 from web.presenters import answer, extend
 from web.services import Services
-from web.shapes import NewConversation
+from web.shapes import MessagePage, NewConversation
+from web.wire import ApiError
 
 
 async def start_chat(
@@ -173,3 +175,26 @@ async def send_agent_message(
             s.clock.now(),
         )
     return outcome
+
+
+# a conversation's messages: its latest come with it, the earlier ones read back a page at a time
+MESSAGES = Paging("messages", default=200, most=500, param="before")
+
+
+async def message_page(
+    tenant_id: str, conversation_id: str, visitor_id: str | None = None
+) -> Response:
+    """A page of a conversation's messages read back from ``before`` (agent and visitor)."""
+    last, before = MESSAGES.limit(), MESSAGES.seq_key()
+    found = await services().db.run(
+        queries.select_message_page,
+        tenant_id,
+        conversation_id,
+        last=last + 1,
+        before=before,
+        visitor_id=visitor_id,
+    )
+    if found is None:
+        raise ApiError(404, "not_found", f"no conversation {conversation_id}")
+    messages, earlier = MESSAGES.earlier(found, last)
+    return answer(MessagePage(messages, earlier))

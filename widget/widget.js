@@ -98,6 +98,7 @@
       sent: "Sent",
       notSent: "Not sent",
       retry: "Retry",
+      earlier: "Load earlier messages",
       endedTitle: "Chat ended",
       ended: "This chat has ended. Thanks for reaching out!",
       newChat: "Start new chat",
@@ -160,6 +161,7 @@
       sent: "Enviado",
       notSent: "No enviado",
       retry: "Reintentar",
+      earlier: "Cargar mensajes anteriores",
       endedTitle: "Chat finalizado",
       ended: "Este chat ha terminado. \u00a1Gracias por escribirnos!",
       newChat: "Iniciar un chat nuevo",
@@ -536,6 +538,7 @@
     ".cc-meta{display:flex;gap:6px;align-items:center;font-size:11px;color:#6b7280}",
     ".cc-msg-sending .cc-bub{opacity:.7}.cc-msg-failed .cc-bub{opacity:.6}.cc-msg-failed .cc-meta{color:#b91c1c}",
     ".cc-retry{font-weight:700;text-decoration:underline;color:#b91c1c}",
+    ".cc-earlier{display:block;margin:0 auto 10px;padding:6px 12px;border-radius:14px;border:1px solid rgba(0,0,0,.15);background:transparent;color:inherit;font:inherit;font-size:13px;cursor:pointer}",
     ".cc-sys{align-self:center;font-size:12px;color:#6b7280;text-align:center;padding:2px 8px}",
     ".cc-ended{margin:0 16px 10px;padding:12px;border-radius:10px;background:#f3f4f6;display:flex;flex-direction:column;gap:10px;text-align:center}",
     ".cc-compose{display:flex;gap:8px;align-items:flex-end;padding:10px 12px;border-top:1px solid #e5e7eb}",
@@ -985,6 +988,15 @@
   }
 
   function thread(state, t, dispatch) {
+    var earlier = state.earlier
+      ? [h("button", { type: "button", class: "cc-earlier", "data-k": "earlier", disabled: !!state.loadingEarlier, onclick: function () {
+        dispatch("earlier");
+      } }, [t.earlier])]
+      : [];
+    return earlier.concat(threadItems(state, t, dispatch));
+  }
+
+  function threadItems(state, t, dispatch) {
     var out = Object.keys(state.items).map(Number).sort(function (a, b) {
       return a - b;
     }).map(function (seq) {
@@ -1130,6 +1142,8 @@
       s.conv = newConversation(body.id);
       s.items = {};
       s.outbox = [];
+      // its latest messages come first; this cursor reads back to the earlier ones
+      s.earlier = typeof body.earlierMessages === "string" ? body.earlierMessages : null;
     }
     var c = s.conv;
     applySnapshot(c, body, null);
@@ -1602,6 +1616,29 @@
         st.outbox.forEach(function (o) {
           if (o.cmid === cmid) sendOut(o);
         });
+        return false;
+      },
+      earlier: function (st) {
+        var c = st.conv;
+        var cursor = st.earlier;
+        if (!c || !cursor || st.loadingEarlier) return false;
+        st.loadingEarlier = true;
+        call("GET", "/conversations/" + encodeURIComponent(c.id) + "/messages?before=" + encodeURIComponent(cursor))
+          .then(function (res) {
+            if (st.conv !== c || st.earlier !== cursor) return;
+            if (res.status === 200 && isObj(res.body) && Array.isArray(res.body.messages)) {
+              res.body.messages.forEach(function (m) {
+                addMessage(st, m);
+              });
+              st.earlier = typeof res.body.earlierMessages === "string" ? res.body.earlierMessages : null;
+            }
+          })
+          .catch(quiet)
+          .then(function () {
+            st.loadingEarlier = false;
+            if (view) view.update();
+          })
+          .catch(quiet);
         return false;
       },
       keepWaiting: function (st) {

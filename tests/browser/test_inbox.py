@@ -633,6 +633,47 @@ async def test_a_long_view_comes_a_page_at_a_time_and_live_chats_still_land_on_t
     await in_browser(scenario)
 
 
+async def long_chat(srv: Server, who: Seed, token: str, replies: int) -> tuple[Visitor, str]:
+    """A chat the agent accepted and answered ``replies`` times (m1…): 1 + replies messages."""
+    v = await new_visitor(srv, who.widget_id)
+    cid = (await start_chat(srv, v, "m0"))["id"]
+    async with srv.http(token) as client:
+        assert (await client.post(f"/api/chat/conversations/{cid}/accept")).status_code == 200
+        for n in range(1, replies + 1):
+            r = await client.post(f"/api/chat/conversations/{cid}/messages", json={"text": f"m{n}"})
+            assert r.status_code == 201, r.text
+    return v, cid
+
+
+async def test_a_long_thread_opens_at_its_latest_and_reads_back_on_demand(
+    server: Server,
+) -> None:
+    # before: opening a conversation loaded every message it ever had
+    [(a, ta)] = await signed_in(server)
+    _, cid = await long_chat(server, a, ta, 204)
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        page.goto(f"/inbox#open/{cid}")
+        messages = page.locator("#messages [data-message-id]")
+        expect(messages).to_have_count(200)  # the latest 200: m5 … m204
+        expect(messages.first.locator(".msg-text")).to_have_text("m5")
+        expect(messages.last.locator(".msg-text")).to_have_text("m204")
+        earlier = page.locator("#thread-earlier")
+        expect(earlier).to_be_visible()
+        earlier.click()
+        expect(messages).to_have_count(205)
+        expect(messages.first.locator(".msg-text")).to_have_text("m0")
+        expect(earlier).to_have_count(0)  # nothing earlier now
+        expect(messages.first).to_be_focused()
+        shot(page, "thread_earlier")
+        assert problems == [], problems
+
+    await in_browser(scenario)
+
+
 async def test_start_chat_from_live_visitors_reaches_the_visitor(server: Server) -> None:
     [(a, ta)] = await signed_in(server)
     v = await new_visitor(server, a.widget_id)

@@ -484,6 +484,38 @@ async def test_reload_mid_chat_keeps_the_conversation_and_reopens_the_panel(
     assert out["badges"] == 0
 
 
+async def test_a_long_chat_rehydrates_at_its_latest_and_reads_back_on_demand(
+    server: Server, host_site: HostSite
+) -> None:
+    # before: a reload loaded every message the chat ever had
+    w = await world(server, host_site)
+
+    def scenario(v: Visit) -> dict[str, Any]:
+        agent = w.agent()
+        cid = open_chat(v, agent, message="m0")
+        for n in range(1, 205):
+            agent.say(cid, f"m{n}")
+        expect(v.w(".cc-msg")).to_have_count(205)  # live, as they came
+        v.page.reload()
+        v.wait("s.socket === 'ready'")
+        expect(v.w(".cc-msg")).to_have_count(200)  # the latest 200 after a reload
+        expect(v.w(".cc-msg .cc-bub").first).to_have_text("m5")
+        earlier = v.w(".cc-earlier")
+        expect(earlier).to_have_text("Load earlier messages")
+        earlier.click()
+        expect(v.w(".cc-msg")).to_have_count(205)
+        expect(v.w(".cc-msg .cc-bub").first).to_have_text("m0")
+        expect(v.w(".cc-earlier")).to_have_count(0)
+        agent.say(cid, "still live")
+        expect(v.w(".cc-msg .cc-bub").last).to_have_text("still live")
+        v.shot("earlier")
+        return {"texts": [t for _, t, _ in thread(v)]}
+
+    async with agent_online(server, w.token):
+        out = await in_browser(visiting(w.url, scenario))
+    assert out["texts"] == [f"m{n}" for n in range(205)] + ["still live"]
+
+
 # --- network cut ---------------------------------------------------------------------------------------
 
 

@@ -422,6 +422,18 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
         json={"text": "not mine"},
         expect=404,
     )
+    await c.call("get", vmsg, widgetId=w, conversationId=cid, token=visitor.token, expect=200)
+    await c.call("get", vmsg, widgetId=w, conversationId=cid, token=stranger.token, expect=404)
+    await c.call(
+        "get",
+        vmsg,
+        widgetId=w,
+        conversationId=cid,
+        token=visitor.token,
+        params={"before": "nope"},
+        expect=422,
+    )
+    await c.call("get", latest, widgetId=w, token=visitor.token, params={"limit": 0}, expect=422)
     offline = "/api/chat/widgets/{widgetId}/offline-messages"
     await c.call(
         "post",
@@ -513,6 +525,9 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
     await c.call("get", conv, conversationId=cid, token=token, expect=200)
     await c.call("get", conv, conversationId="conv_nope", token=token, expect=404)
     amsg = conv + "/messages"
+    await c.call("get", amsg, conversationId=cid, token=token, params={"limit": 1}, expect=200)
+    await c.call("get", amsg, conversationId="conv_nope", token=token, expect=404)
+    await c.call("get", amsg, conversationId=cid, token=token, params={"limit": 501}, expect=422)
     reply = {"text": "Hola María", "clientMessageId": "a-1"}
     await c.call("post", amsg, conversationId=cid, token=token, json=reply, expect=409)
     await c.call("post", conv + "/accept", conversationId=cid, token=token, expect=200)

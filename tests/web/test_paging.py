@@ -199,3 +199,78 @@ async def test_bad_conversation_paging_is_a_422(
         r = await client.get("/api/chat/conversations", params=params)
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == code
+
+
+async def test_messages_come_latest_first_and_page_back_for_agent_and_visitor(
+    database_url: str,
+) -> None:
+    async with open_server(database_url) as srv:
+        [a] = await seed(srv)
+        [b] = await seed(srv, tenant_name="Other")
+        token = await login(srv, a)
+        v = await new_visitor(srv, a.widget_id)
+        async with srv.http(v.token) as client:
+            r = await client.post(
+                f"/api/chat/widgets/{a.widget_id}/conversations",
+                json={"name": "Carlos", "email": "carlos@example.com", "message": "m0"},
+            )
+            cid = r.json()["id"]
+        async with srv.http(token) as client:
+            assert (await client.post(f"/api/chat/conversations/{cid}/accept")).status_code == 200
+            for n in range(1, 7):
+                r = await client.post(
+                    f"/api/chat/conversations/{cid}/messages", json={"text": f"m{n}"}
+                )
+                assert r.status_code == 201, r.text
+            whole = (await client.get(f"/api/chat/conversations/{cid}")).json()
+            assert [m["text"] for m in whole["messages"]] == [f"m{n}" for n in range(7)]
+            assert whole["earlierMessages"] is None
+
+            texts: list[str] = []
+            detail = (
+                await client.get(f"/api/chat/conversations/{cid}", params={"limit": 3})
+            ).json()
+            texts = [m["text"] for m in detail["messages"]]
+            before = detail["earlierMessages"]
+            while before is not None:
+                r = await client.get(
+                    f"/api/chat/conversations/{cid}/messages", params={"before": before, "limit": 3}
+                )
+                assert r.status_code == 200, r.text
+                texts = [m["text"] for m in r.json()["messages"]] + texts
+                before = r.json()["earlierMessages"]
+            assert texts == [f"m{n}" for n in range(7)]
+
+            bad = await client.get(
+                f"/api/chat/conversations/{cid}/messages", params={"before": "x"}
+            )
+            assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_cursor"
+            other_list = forged(
+                {"list": "conversations", "after": ["2026-12-07T00:00:00+00:00", cid]}
+            )
+            wrong_list = await client.get(
+                f"/api/chat/conversations/{cid}/messages", params={"before": other_list}
+            )
+            assert wrong_list.status_code == 422
+
+        async with srv.http(v.token) as client:
+            mine = (
+                await client.get(
+                    f"/api/chat/widgets/{a.widget_id}/conversation", params={"limit": 2}
+                )
+            ).json()
+            assert [m["text"] for m in mine["messages"]] == ["m5", "m6"]
+            r = await client.get(
+                f"/api/chat/widgets/{a.widget_id}/conversations/{cid}/messages",
+                params={"before": mine["earlierMessages"], "limit": 4},
+            )
+            assert [m["text"] for m in r.json()["messages"]] == ["m1", "m2", "m3", "m4"]
+            assert r.json()["earlierMessages"] is not None
+
+        stranger = await new_visitor(srv, a.widget_id)
+        async with srv.http(stranger.token) as client:
+            r = await client.get(f"/api/chat/widgets/{a.widget_id}/conversations/{cid}/messages")
+            assert r.status_code == 404  # not this visitor's
+        async with srv.http(await login(srv, b)) as client:
+            r = await client.get(f"/api/chat/conversations/{cid}/messages")
+            assert r.status_code == 404  # not this tenant's

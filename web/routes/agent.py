@@ -62,6 +62,7 @@ from web.shapes import (
     Done,
     LiveVisitors,
     Me,
+    MessagePage,
     ProfileAnswer,
     ReadMark,
     SignedIn,
@@ -77,7 +78,13 @@ from web.streams import (
     serve_socket,
 )
 from web.throttles import SOCKETS_PER_AGENT
-from web.usecases import conversation_command, send_agent_message, start_chat
+from web.usecases import (
+    MESSAGES,
+    conversation_command,
+    message_page,
+    send_agent_message,
+    start_chat,
+)
 from web.wire import (
     ApiError,
     LoginBody,
@@ -329,32 +336,68 @@ async def list_conversations() -> Response:
     AGENT,
     {
         "200": json_response(
-            "The conversation, the contact and every message in seq order.",
+            "The conversation, the contact and its latest messages (`limit`, 200 by default) "
+            "in seq order; `earlierMessages` pages back to the rest.",
             ref("ConversationDetail"),
             {
                 **ex.EX_CONVERSATION,
                 "contact": ex.EX_CONTACT,
                 "messages": [ex.EX_MESSAGE],
+                "earlierMessages": None,
                 "views": ["unread", "unassigned", "waiting", "all"],
             },
         )
     },
-    error_codes=("not_found",),
+    error_codes=("not_found", "invalid_limit"),
+    parameters=MESSAGES.parameters("seq order")[:1],
 )
 async def conversation_detail(conversation_id: str) -> Response:
     agent = await require_agent()
+    last = MESSAGES.limit()
     found = await services().db.run(
-        queries.select_conversation_detail, agent["tenant_id"], conversation_id, agent["id"]
+        queries.select_conversation_detail,
+        agent["tenant_id"],
+        conversation_id,
+        agent["id"],
+        last_messages=last + 1,
     )
     if found is None:
         raise ApiError(404, "not_found", f"no conversation {conversation_id}")
     conversation, contact, messages, views = found
+    messages, earlier = MESSAGES.earlier(messages, last)
     contact_card = live_page(services(), contact_of(contact, conversation.visitor_id))
     return answer(
         extend(
-            conversation, ConversationDetail, messages=messages, contact=contact_card, views=views
+            conversation,
+            ConversationDetail,
+            messages=messages,
+            earlier_messages=earlier,
+            contact=contact_card,
+            views=views,
         )
     )
+
+
+@bp.get("/api/chat/conversations/<conversation_id>/messages")
+@api(
+    "listConversationMessages",
+    "Earlier messages of a conversation",
+    "conversations",
+    AGENT,
+    {
+        "200": json_response(
+            "The messages before the cursor, in seq order (up to `limit`), and the cursor of "
+            "the page before them.",
+            MessagePage,
+            {"messages": [ex.EX_MESSAGE], "earlierMessages": None},
+        )
+    },
+    error_codes=("not_found", "invalid_limit", "invalid_cursor"),
+    parameters=MESSAGES.parameters("seq order, read back"),
+)
+async def conversation_messages(conversation_id: str) -> Response:
+    agent = await require_agent()
+    return await message_page(agent["tenant_id"], conversation_id)
 
 
 def command_api(

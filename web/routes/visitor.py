@@ -54,7 +54,7 @@ from web.deps import (
     socket_client_ip,
 )
 from web.presenters import answer, created, extend
-from web.shapes import ConversationWithMessages, HeartbeatAnswer
+from web.shapes import ConversationWithMessages, HeartbeatAnswer, MessagePage
 from web.streams import (
     CLOSE_NOT_FOUND,
     CLOSE_TRY_AGAIN,
@@ -66,7 +66,13 @@ from web.streams import (
     serve_socket,
 )
 from web.throttles import SOCKETS_PER_VISITOR
-from web.usecases import leave_offline_message, send_visitor_message, start_chat
+from web.usecases import (
+    MESSAGES,
+    leave_offline_message,
+    message_page,
+    send_visitor_message,
+    start_chat,
+)
 from web.widgets import domain_allowed, normalize_domain, widget_config
 from web.wire import (
     ApiError,
@@ -424,26 +430,74 @@ async def visitor_start_chat(widget_id: str) -> Response:
     VISITOR_AUTH,
     {
         "200": json_response(
-            "The latest conversation with every message and `lastSeq`; resume the "
-            "WebSocket from `lastSeq`.",
+            "The latest conversation with its latest messages (`limit`, 200 by default; "
+            "`earlierMessages` pages back to the rest) and `lastSeq`; resume the WebSocket "
+            "from `lastSeq`.",
             ref("ConversationWithMessages"),
-            {**ex.EX_CONVERSATION, "messages": [ex.EX_MESSAGE], "assignedSeq": None},
+            {
+                **ex.EX_CONVERSATION,
+                "messages": [ex.EX_MESSAGE],
+                "earlierMessages": None,
+                "assignedSeq": None,
+            },
         ),
     },
-    error_codes=("unauthenticated", "forbidden", "not_found", *ACTOR),
+    error_codes=("unauthenticated", "forbidden", "not_found", "invalid_limit", *ACTOR),
+    parameters=MESSAGES.parameters("seq order")[:1],
 )
 async def visitor_conversation(widget_id: str) -> Response:
     widget = await load_widget(widget_id)
     visitor = await require_visitor(widget)
+    last = MESSAGES.limit()
     thread = await services().db.run(
-        queries.select_visitor_thread, widget["tenant_id"], visitor.visitor_id
+        queries.select_visitor_thread,
+        widget["tenant_id"],
+        visitor.visitor_id,
+        last_messages=last + 1,
     )
     if thread is None:
         raise ApiError(404, "not_found", "this visitor has no conversation yet")
     latest, messages, assigned_seq = thread
+    messages, earlier = MESSAGES.earlier(messages, last)
     return answer(
-        extend(latest, ConversationWithMessages, messages=messages, assigned_seq=assigned_seq)
+        extend(
+            latest,
+            ConversationWithMessages,
+            messages=messages,
+            earlier_messages=earlier,
+            assigned_seq=assigned_seq,
+        )
     )
+
+
+@bp.get(VISITOR_PREFIX + "<widget_id>/conversations/<conversation_id>/messages")
+@api(
+    "listVisitorMessages",
+    "Earlier messages of the visitor's conversation",
+    "visitor",
+    VISITOR_AUTH,
+    {
+        "200": json_response(
+            "The messages before the cursor, in seq order (up to `limit`), and the cursor of "
+            "the page before them; 404 for a conversation that is not this visitor's.",
+            MessagePage,
+            {"messages": [ex.EX_MESSAGE], "earlierMessages": None},
+        ),
+    },
+    error_codes=(
+        "unauthenticated",
+        "forbidden",
+        "not_found",
+        "invalid_limit",
+        "invalid_cursor",
+        *ACTOR,
+    ),
+    parameters=MESSAGES.parameters("seq order, read back"),
+)
+async def visitor_messages(widget_id: str, conversation_id: str) -> Response:
+    widget = await load_widget(widget_id)
+    visitor = await require_visitor(widget)
+    return await message_page(widget["tenant_id"], conversation_id, visitor.visitor_id)
 
 
 @bp.post(VISITOR_PREFIX + "<widget_id>/conversations/<conversation_id>/messages")

@@ -95,6 +95,10 @@
   var serverCounts = null;
   var openId = null;
   var thread = new Map(); // message id -> message, for the open conversation
+  // the cursor of the open conversation's messages before the first one here (null: all here):
+  // a conversation opens with its latest 200 messages, "Load earlier messages" reads back
+  var threadEarlier = null;
+  var threadDeep = false; // earlier pages were loaded: a refreshed detail keeps their cursor
   var pending = new Map(); // clientMessageId -> {clientMessageId, text, state, error}
   var seqSeen = {}; // conversation id -> highest seq of the events and messages this page got
   var accepting = {}; // conversation id -> true while an accept is in flight
@@ -848,6 +852,8 @@
     if (openId !== id) {
       openId = id;
       thread = new Map();
+      threadEarlier = null;
+      threadDeep = false;
       pending = new Map();
       say(threadNotice, "");
       composerText.value = "";
@@ -865,6 +871,8 @@
   function closeConversation() {
     openId = null;
     thread = new Map();
+    threadEarlier = null;
+    threadDeep = false;
     pending = new Map();
     writeHash();
     renderPane();
@@ -896,9 +904,11 @@
       var cur = convs.get(id);
       var row = {};
       Object.keys(detail).forEach(function (k) {
-        if (k !== "messages") row[k] = detail[k];
+        if (k !== "messages" && k !== "earlierMessages") row[k] = detail[k];
       });
-      row.firstMessage = msgs[0] || (cur && cur.firstMessage) || null;
+      // the first message listed is the conversation's first only when none is earlier
+      row.firstMessage = (detail.earlierMessages ? null : msgs[0]) || (cur && cur.firstMessage) || null;
+      if (!threadDeep) threadEarlier = detail.earlierMessages || null;
       row.lastMessage = msgs[msgs.length - 1] || (cur && cur.lastMessage) || null;
       row.unread = cur ? !!cur.unread : false;
       applyRow(row);
@@ -995,8 +1005,55 @@
       var empty = el("li", "msg-empty muted", "No messages yet.");
       nodes.push(empty);
     }
+    if (threadEarlier !== null) {
+      var earlierItem = el("li", "msg-earlier");
+      var earlierButton = el("button", "btn btn-small", "Load earlier messages");
+      earlierButton.type = "button";
+      earlierButton.id = "thread-earlier";
+      earlierButton.addEventListener("click", loadEarlier);
+      earlierItem.appendChild(earlierButton);
+      nodes.unshift(earlierItem);
+    }
     messagesBox.replaceChildren.apply(messagesBox, nodes);
     if (nearBottom || items.length + pending.size <= 1) messagesBox.scrollTop = messagesBox.scrollHeight;
+  }
+
+  function loadEarlier() {
+    var id = openId;
+    var cursor = threadEarlier;
+    if (!id || cursor === null) return;
+    var button = $("thread-earlier");
+    if (button) {
+      button.disabled = true;
+      button.textContent = "Loading\u2026";
+    }
+    var path = "/api/chat/conversations/" + encodeURIComponent(id) + "/messages?before=" + encodeURIComponent(cursor);
+    P.api("GET", path).then(function (result) {
+      if (on401(result)) return;
+      if (id !== openId || cursor !== threadEarlier) return; // another conversation, or done
+      if (!(result.ok && result.data && Array.isArray(result.data.messages))) {
+        if (button) {
+          button.disabled = false;
+          button.textContent = "Load earlier messages";
+        }
+        say(threadNotice, P.errorMessage(result, "Could not load earlier messages."), "error");
+        return;
+      }
+      // keep the reader where they were: the new messages go above what they see
+      var fromBottom = messagesBox.scrollHeight - messagesBox.scrollTop;
+      threadEarlier = result.data.earlierMessages || null;
+      threadDeep = true;
+      result.data.messages.forEach(function (m) {
+        if (m && typeof m.id === "string") thread.set(m.id, m);
+      });
+      renderThread();
+      messagesBox.scrollTop = messagesBox.scrollHeight - fromBottom;
+      var first = messagesBox.querySelector("[data-message-id]");
+      if (first) {
+        first.setAttribute("tabindex", "-1");
+        first.focus({ preventScroll: true }); // the keyboard lands on the earliest message loaded
+      }
+    });
   }
 
   function renderPane() {
@@ -1613,8 +1670,12 @@
     fetchVisitors();
     if (view !== "visitors") fetchView();
     if (openId) {
-      stream.send({ type: "resume", conversationId: openId, afterSeq: seqSeen[openId] || 0 });
-      if (!convs.get(openId) || convs.get(openId).partial) loadDetail(openId, true);
+      // resume from what the thread shows; with nothing shown yet, a resume from 0 would replay
+      // the whole log past the thread's latest page: the detail, fetched after `ready`, holds
+      // everything up to now, and what follows comes live
+      var after = seqSeen[openId] || 0;
+      if (after > 0) stream.send({ type: "resume", conversationId: openId, afterSeq: after });
+      if (after === 0 || !convs.get(openId) || convs.get(openId).partial) loadDetail(openId, true);
     }
   }
 
