@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint install clean qa bench docker-image docker-test
+.PHONY: serve test lint install clean qa bench chaos docker-image docker-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ qa: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+## The fault suite: kill -9 under load, the database cut off, sockets dropped, generated requests;
+## prints its figures (artifacts/chaos/chaos.json). CHAOS_ARGS=--quick is CI's short mode.
+chaos: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres} \
+	  $(BIN)/python -m chaos $(CHAOS_ARGS)
+
 ## Build the server image curbe-chat:latest (docker/build: wheelhouse on the host, then docker build).
 docker-image: $(STAMP)
 	PYTHON=$(BIN)/python docker/build $(DOCKER_TAG)
@@ -43,9 +49,9 @@ docker-test: $(STAMP)
 	  $(BIN)/python -m pytest -m docker tests/docker $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine web storage tests qa bench
-	$(BIN)/ruff format --check engine web storage tests qa bench
-	$(BIN)/mypy --strict engine web storage qa bench
+	$(BIN)/ruff check engine web storage tests qa bench chaos
+	$(BIN)/ruff format --check engine web storage tests qa bench chaos
+	$(BIN)/mypy --strict engine web storage qa bench chaos
 
 clean:
 	rm -rf $(VENV) .curbe-data

@@ -304,10 +304,13 @@ class WorkerProcess:
 class Server:
     """One target's server process: started, restarted and stopped by the bench."""
 
-    def __init__(self, target: Target, env: dict[str, str], port: int) -> None:
+    def __init__(
+        self, target: Target, env: dict[str, str], port: int, *, stderr: Any = None
+    ) -> None:
         self.target = target
         self.env = env
         self.port = port
+        self.stderr = stderr  # where its log goes (a file; None: this process's stderr)
         self.process: trio.Process | None = None
         self.http = ""
         self.ws = ""
@@ -325,7 +328,7 @@ class Server:
                 trio.run_process,
                 self.command(),
                 stdout=subprocess.PIPE,
-                stderr=None,
+                stderr=self.stderr,
                 env=self.env,
                 check=False,
                 cwd=ROOT,

@@ -329,11 +329,13 @@ SECURITY_SCHEMES: dict[str, Schema] = {
     "visitorBearer": {
         "type": "http",
         "scheme": "bearer",
-        "bearerFormat": "vt1.<visitorId>.<tenantId>.<hmac>",
+        "bearerFormat": "vt2.<keyId>.<visitorId>.<tenantId>.<expiresAt>.<hmac>",
         "description": (
             "A visitor token from `POST /api/chat/widgets/{widgetId}/heartbeat` "
             "(`visitorToken`). Signed, not stored; valid for every widget of its tenant; "
-            "survives restarts. The WebSocket takes it as `?token=`."
+            "survives restarts; expires after `CURBE_VISITOR_TOKEN_DAYS` (30), renewed by the "
+            "heartbeat while the visitor is active (keep the last one received). The WebSocket "
+            "takes it as `?token=`."
         ),
     },
     "opsBearer": {

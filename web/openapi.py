@@ -111,6 +111,17 @@ def _websockets() -> dict[str, Schema]:
         ]
     }
     client_frames = "Client frames: JSON objects of at most 64 KiB, tagged by `type`. A bad frame gets an `error` frame; the socket stays open."
+    resume_in_address = [
+        query_param(
+            "afterSeq",
+            "resume in the address: the `resume` frame `{afterSeq, conversationId}` answered "
+            "right after `ready` and before any live event, so the missed events come first, "
+            "in order, none twice (a `resume` frame sent after `ready` may follow a live event "
+            "committed in between). Invalid: an `error` frame, the socket stays open",
+            {"type": "string", "maxLength": 16},
+        ),
+        query_param("conversationId", "the conversation `afterSeq` resumes", string(128)),
+    ]
     return {
         "/api/chat/widgets/{widgetId}/ws": {
             "summary": "The visitor's event stream",
@@ -119,7 +130,8 @@ def _websockets() -> dict[str, Schema]:
                 "`queue_position`. On connect the server subscribes, then sends `ready`; every "
                 "event committed after `ready` reaches the socket. A client that saw seq N sends "
                 "`resume` with `afterSeq: N` (no `conversationId`: the latest conversation) and "
-                "gets every later event once, then `resumed`. " + client_frames
+                "gets every later event once, then `resumed`; a reconnecting widget puts that "
+                "resume in the address (`afterSeq`, `conversationId`). " + client_frames
             ),
             "tags": ["visitor"],
             "parameters": [
@@ -129,10 +141,16 @@ def _websockets() -> dict[str, Schema]:
                     "the visitor token (or `Authorization: Bearer`)",
                     string(512),
                 ),
+                *resume_in_address,
             ],
             "security": VISITOR_AUTH,
             "clientFrames": {
-                "oneOf": [ref("ClientMessageFrame"), ref("ResumeFrame"), ref("PingFrame")]
+                "oneOf": [
+                    ref("ClientMessageFrame"),
+                    ref("ResumeFrame"),
+                    ref("PingFrame"),
+                    ref("HeartbeatFrame"),
+                ]
             },
             "serverFrames": server_frames,
             "closeCodes": {**close_codes, "4404": "unknown or deleted widget"},
@@ -142,8 +160,8 @@ def _websockets() -> dict[str, Schema]:
             "description": (
                 "Every event of the agent's tenant. An open inbox socket makes the agent online "
                 "unless `presence=0` (pages that only watch) or they chose away (`presence` "
-                "frame). `resume` must name its `conversationId`; a `message` frame must too. "
-                + client_frames
+                "frame). `resume` must name its `conversationId` (in the address too); a "
+                "`message` frame must too. " + client_frames
             ),
             "tags": ["conversations"],
             "parameters": [
@@ -155,6 +173,7 @@ def _websockets() -> dict[str, Schema]:
                     "`0`: this socket does not count for the agent's presence",
                     enum("0", "1"),
                 ),
+                *resume_in_address,
             ],
             "security": AGENT_AUTH,
             "clientFrames": {

@@ -215,12 +215,34 @@ class EventStream:
             after_seq = events[-1].seq
 
 
-def _client_message_id(raw: Any) -> Any:
+def resume_in_address(args: Any) -> str | None:
+    """The ``resume`` frame a socket's address asks for (``?afterSeq=N[&conversationId=…]``), as
+    the client would have sent it; None when the address asks for none. Answered like the frame
+    (an ``error`` frame when it is not valid), but before any live event: a client resuming this
+    way gets its missed events first and in order, with nothing sent twice, where a ``resume``
+    frame sent after ``ready`` may follow a live event committed in between."""
+    after = args.get("afterSeq")
+    if after is None:
+        return None
+    frame: dict[str, Any] = {
+        "type": "resume",
+        "afterSeq": int(after) if after.isascii() and after.isdigit() else after,
+    }
+    if args.get("conversationId"):
+        frame["conversationId"] = args.get("conversationId")
+    return json.dumps(frame)
+
+
+def _client_message_id(raw: Any) -> str | None:
+    """The ``clientMessageId`` of a refused frame, to echo in its error: only one that is what
+    the document says it is (a string of at most 128 characters), never whatever was sent."""
     if isinstance(raw, str) and '"clientMessageId"' in raw:
         try:
-            return json.loads(raw).get("clientMessageId")
-        except (ValueError, AttributeError):
+            echoed = json.loads(raw).get("clientMessageId")
+        except (ValueError, AttributeError, RecursionError):
             return None
+        if isinstance(echoed, str) and len(echoed) <= 128:
+            return echoed
     return None
 
 
@@ -271,7 +293,8 @@ async def serve_socket(
     cap: int,
 ) -> None:
     """Serve one socket: subscribe to ``topics`` (queue of ``buffer`` events, the broker's default
-    when None), send ``hello``, then pump events out and hand client frames to ``handle``.
+    when None), send ``hello``, answer the ``resume`` the address carries (``?afterSeq=N`` and,
+    optionally, ``conversationId``), then pump events out and hand client frames to ``handle``.
     ``owner`` (``visitor:<id>``, ``agent:<id>``) may hold ``cap`` sockets at once in this
     process; one more is closed 1013."""
     s = services()
@@ -281,7 +304,10 @@ async def serve_socket(
         return
     s.open_sockets[owner] += 1
     try:
-        await _serve_socket(s, topics, stream_factory, handle, hello, side, buffer, connections)
+        first = resume_in_address(websocket.args)
+        await _serve_socket(
+            s, topics, stream_factory, handle, hello, side, buffer, connections, first
+        )
     finally:
         s.open_sockets[owner] -= 1
         if not s.open_sockets[owner]:
@@ -297,35 +323,43 @@ async def _serve_socket(
     side: str,
     buffer: int | None,
     connections: Any,
+    first: str | None = None,
 ) -> None:
     with s.broker.subscribe(*topics, buffer=buffer) as sub:
         stream = stream_factory()
         await stream.send_frame(attrs.evolve(hello, server_time=s.clock.now()))
         connections.inc()
+        limits = FrameLimits(s.settings.throttle_scale)
+
+        async def take(raw: str | bytes) -> None:
+            try:
+                try:
+                    frame = structure_frame(raw)
+                except ApiError:
+                    limits.check(None)
+                    raise
+                limits.check(FRAME_KINDS.get(type(frame)))
+                if isinstance(frame, PingFrame):
+                    await stream.send_frame(PongFrame(server_time=s.clock.now()))
+                else:
+                    await handle(stream, frame)
+            except Exception as exc:
+                # a refusal is answered; anything unexpected is logged and answered too (the
+                # socket stays open), never a silent close
+                if not isinstance(exc, ApiError | EngineError) and not unavailable(exc):
+                    log.exception("socket frame failed", extra={"status": side})
+                await stream.send_frame(_error_frame(exc, _client_message_id(raw)))
+
         try:
+            if first is not None:
+                # before the pump starts: its replay precedes every live event, which waits in
+                # the subscription and is then sent once, in seq order
+                await take(first)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_pump, sub, stream, side, s.clock)
                 nursery.start_soon(_close_on_shutdown, s.stopping)
-                limits = FrameLimits(s.settings.throttle_scale)
                 while True:
-                    raw = await websocket.receive()
-                    try:
-                        try:
-                            frame = structure_frame(raw)
-                        except ApiError:
-                            limits.check(None)
-                            raise
-                        limits.check(FRAME_KINDS.get(type(frame)))
-                        if isinstance(frame, PingFrame):
-                            await stream.send_frame(PongFrame(server_time=s.clock.now()))
-                        else:
-                            await handle(stream, frame)
-                    except Exception as exc:
-                        # a refusal is answered; anything unexpected is logged and answered
-                        # too (the socket stays open), never a silent close
-                        if not isinstance(exc, ApiError | EngineError) and not unavailable(exc):
-                            log.exception("socket frame failed", extra={"status": side})
-                        await stream.send_frame(_error_frame(exc, _client_message_id(raw)))
+                    await take(await websocket.receive())
         except* _Stop:
             pass
         finally:

@@ -361,14 +361,15 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def decode_json(raw: bytes | str) -> Any:
+def decode_json(raw: bytes | str | None) -> Any:
+    """``raw`` as JSON; None (what an empty WebSocket frame reads as) is no JSON either."""
     try:
-        return json.loads(raw, parse_constant=_no_constant)
+        return json.loads(raw if raw is not None else b"", parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
 
 
-def structure_frame(raw: str | bytes) -> Any:
+def structure_frame(raw: str | bytes | None) -> Any:
     data = decode_json(raw)
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ApiError(422, "invalid_frame", 'a frame is a JSON object with a string "type"')

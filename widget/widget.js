@@ -1811,13 +1811,20 @@
       clearTimeout(retryTimer);
       retryTimer = null;
       var sock;
+      var c = view.state.conv;
+      var url = wsUrl + "?token=" + encodeURIComponent(store.get("visitorToken") || "");
+      // the resume rides in the address: the server replays what was missed before any live
+      // event, so nothing arrives out of order or twice (a resume frame after `ready` could
+      // follow a live event committed in between)
+      if (c) url += "&conversationId=" + encodeURIComponent(c.id) + "&afterSeq=" + c.lastSeq;
       try {
-        sock = new WebSocket(wsUrl + "?token=" + encodeURIComponent(store.get("visitorToken") || ""));
+        sock = new WebSocket(url);
       } catch (e) {
         quiet(e);
         return reconnectLater();
       }
       ws = sock;
+      resumedInAddress = c ? c.id : null;
       lastFrame = Date.now();
       setSocket("connecting");
       sock.onmessage = guard(function (e) {
@@ -1887,6 +1894,8 @@
       if (wsSend({ type: "ping" })) lastSent = Date.now();
     }
 
+    var resumedInAddress = null; // the conversation the open socket's address resumed
+
     function resume() {
       var c = view && view.state.conv;
       if (c) wsSend({ type: "resume", conversationId: c.id, afterSeq: c.lastSeq });
@@ -1907,7 +1916,7 @@
         attempt = 0;
         if (typeof f.agentsOnline === "boolean") setOnline(f.agentsOnline);
         setSocket("ready");
-        resume();
+        if (!st.conv || st.conv.id !== resumedInAddress) resume();
       } else if (f.type === "resumed") {
         if (st.conv && f.conversationId === st.conv.id && typeof f.lastSeq === "number") advance(st.conv, f.lastSeq);
         st.outbox.forEach(function (o) {

@@ -1037,9 +1037,9 @@ async def test_a_dropped_connection_catches_up_without_missing_or_doubling(
 
 async def test_a_second_drop_before_the_replay_still_catches_up(server: Server) -> None:
     """The socket comes back, the page refetches its view (whose row says how far the
-    conversation has gone) and asks for a replay, but that socket drops before the replay
-    arrives: the next socket must ask again from the last event the page got, not from the row's
-    lastSeq, or the message sent while it was offline never shows."""
+    conversation has gone) and asks for a replay (in the socket's address), but that socket
+    drops before the replay arrives: the next socket must ask again from the last event the page
+    got, not from the row's lastSeq, or the message sent while it was offline never shows."""
     [(a, ta)] = await signed_in(server)
     v = await new_visitor(server, a.widget_id)
     cid = (await start_chat(server, v, "hola"))["id"]
@@ -1061,13 +1061,13 @@ async def test_a_second_drop_before_the_replay_still_catches_up(server: Server) 
             upstream = ws.connect_to_server()
             if len(sockets) == 1:  # the first socket after the outage: its replay is lost
 
-                def from_page(message: str) -> None:
-                    if '"resume"' in message:
+                def from_server(message: str) -> None:
+                    if '"message_created"' in message or '"resumed"' in message:
                         swallowed.append(message)
                     else:
-                        upstream.send(message)
+                        ws.send(message)
 
-                ws.on_message(from_page)
+                upstream.on_message(from_server)
             sockets.append(ws)
 
         page.route_web_socket(re.compile(r"/api/chat/inbox/ws"), route)
@@ -1085,7 +1085,9 @@ async def test_a_second_drop_before_the_replay_still_catches_up(server: Server) 
             page.evaluate("window.dispatchEvent(new Event('online'))")
         expect(page.locator("#live-indicator")).to_have_text("Live")
         expect(visitor_msgs).to_have_count(1)  # the replay was lost on the way
-        assert len(swallowed) == 1, swallowed
+        assert any('"message_created"' in m for m in swallowed), swallowed
+        resumed_from = re.search(r"afterSeq=(\d+)", sockets[1].url)
+        assert resumed_from is not None and f"conversationId={cid}" in sockets[1].url
         sockets[-1].close(code=4000, reason="test: dropped again")
         expect(page.locator("#live-indicator")).to_have_text("Reconnecting…")
         page.evaluate("window.dispatchEvent(new Event('online'))")
@@ -1093,6 +1095,8 @@ async def test_a_second_drop_before_the_replay_still_catches_up(server: Server) 
         expect(visitor_msgs).to_have_count(2)  # asked again from where the page really was
         expect(visitor_msgs.last.locator(".msg-text")).to_have_text("¿sigue ahí?")
         assert len(sockets) == 3
+        # asked again from the same seq: what the page holds, not what the row said
+        assert f"afterSeq={resumed_from.group(1)}" in sockets[2].url, sockets[2].url
         assert problems == [], problems
 
     await in_browser(scenario)

@@ -197,6 +197,17 @@ def test_websockets_are_documented(doc: Doc) -> None:
             for item in ws[part]["oneOf"]:
                 assert doc.resolve(item)
         assert "4401" in ws["closeCodes"]
+    # every frame type each socket takes (docs/events.md); the visitor's heartbeat frame was missing
+    accepted = {
+        "/api/chat/widgets/{widgetId}/ws": {"message", "resume", "ping", "heartbeat"},
+        "/api/chat/inbox/ws": {"message", "resume", "ping", "presence"},
+    }
+    for path, types in accepted.items():
+        listed = {
+            doc.resolve(item)["properties"]["type"]["const"]
+            for item in sockets[path]["clientFrames"]["oneOf"]
+        }
+        assert listed == types, path
     event_types = doc.d["components"]["schemas"]["Event"]["properties"]["type"]["enum"]
     assert set(event_types) == {e.value for e in EventType}
 

@@ -35,3 +35,33 @@ async def test_an_unexpected_error_is_an_error_frame_and_a_log_record(
             await sock.wait_for("pong")  # still open
         failed = [r for r in caplog.records if r.getMessage() == "socket frame failed"]
         assert len(failed) == 2 and all(r.exc_info for r in failed)
+
+
+async def test_frames_the_fault_suite_found_are_refusals_not_internal_errors(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    # chaos/frames.py found both: an empty frame read as None (TypeError in the JSON decoder)
+    # and a visitor's heartbeat frame sent to the inbox (AttributeError in its handler)
+    [who] = await seed(server)
+    token = await login(server, who)
+    visitor = await new_visitor(server, who.widget_id)
+    heartbeat = {"type": "heartbeat", "currentDomain": "shop.example.com",
+                 "currentUrl": "https://shop.example.com/"}  # fmt: skip
+    async with inbox_socket(server, token) as inbox, visitor_socket(server, visitor) as widget:
+        with caplog.at_level(logging.ERROR, logger="curbe.web.ws"):
+            for sock in (inbox, widget):
+                for empty in ("", b""):
+                    await sock.ws.send_message(empty)
+                    answer = await sock.wait_for("error")
+                    assert answer["error"]["code"] == "malformed_json", (empty, answer)
+            await inbox.send(heartbeat)
+            answer = await inbox.wait_for("error")
+            assert answer["error"]["code"] == "unsupported_frame", answer
+            # and an error echoes a clientMessageId only as the document types it (a string)
+            for cmid, echoed in ((-24804, None), ("x" * 129, None), ("cm-1", "cm-1")):
+                await widget.send({"type": "message", "clientMessageId": cmid})
+                answer = await widget.wait_for("error")
+                assert answer.get("clientMessageId") == echoed, (cmid, answer)
+            await inbox.send({"type": "ping"})
+            await inbox.wait_for("pong")  # still open
+        assert [r for r in caplog.records if r.getMessage() == "socket frame failed"] == []

@@ -760,7 +760,11 @@ async def inbox_socket() -> None:
         if isinstance(frame, PresenceFrame):
             s.presence.set_away(tenant_id, agent["id"], frame.status == "away")
             return
-        if frame.conversation_id is None:  # a resume or a message
+        if not isinstance(frame, ResumeFrame | MessageFrame):  # a visitor's heartbeat, say
+            raise ApiError(
+                422, "unsupported_frame", "the inbox can send message, resume, presence and ping"
+            )
+        if frame.conversation_id is None:
             raise ApiError(
                 422,
                 "conversation_required",

@@ -150,7 +150,8 @@
 
   /** The tenant's event stream (WS /api/chat/inbox/ws + query), kept open.
    *
-   * options.query: e.g. "?presence=0"; options.onFrame(frame) gets every JSON frame (`ready`
+   * options.query: e.g. "?presence=0", or a function answering it at each connect (a resume in
+   * the address: "?conversationId=…&afterSeq=N"); options.onFrame(frame) gets every JSON frame (`ready`
    * included, after the server-time offset was taken from it); options.onState(state) gets
    * "connecting" | "live" | "reconnecting". Reconnects with jittered exponential backoff (at most
    * 30 s), at once when the browser comes back online or the tab becomes visible; pings every
@@ -177,7 +178,8 @@
       var scheme = location.protocol === "https:" ? "wss://" : "ws://";
       var ws;
       try {
-        ws = new WebSocket(scheme + location.host + "/api/chat/inbox/ws" + (options.query || ""));
+        var query = typeof options.query === "function" ? options.query() : options.query || "";
+        ws = new WebSocket(scheme + location.host + "/api/chat/inbox/ws" + query);
       } catch (e) {
         scheduleReconnect();
         return;

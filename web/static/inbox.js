@@ -1674,7 +1674,9 @@
       // the whole log past the thread's latest page: the detail, fetched after `ready`, holds
       // everything up to now, and what follows comes live
       var after = seqSeen[openId] || 0;
-      if (after > 0) stream.send({ type: "resume", conversationId: openId, afterSeq: after });
+      if (after > 0 && resumedInAddress !== openId) {
+        stream.send({ type: "resume", conversationId: openId, afterSeq: after });
+      }
       if (after === 0 || !convs.get(openId) || convs.get(openId).partial) loadDetail(openId, true);
     }
   }
@@ -1765,5 +1767,14 @@
   else renderPane();
   writeHash();
   setInterval(tick, 1000);
-  var stream = P.openStream({ query: "", onFrame: onFrame, onState: onState });
+  var resumedInAddress = null; // the thread the open socket's address resumed
+
+  function streamQuery() {
+    // the open thread resumes in the address: its missed events come before any live one
+    var after = openId ? seqSeen[openId] || 0 : 0;
+    resumedInAddress = after > 0 ? openId : null;
+    return after > 0 ? "?conversationId=" + encodeURIComponent(openId) + "&afterSeq=" + after : "";
+  }
+
+  var stream = P.openStream({ query: streamQuery, onFrame: onFrame, onState: onState });
 })();

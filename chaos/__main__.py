@@ -1,0 +1,5 @@
+import sys
+
+from chaos.run import cli
+
+sys.exit(cli())
