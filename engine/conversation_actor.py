@@ -145,7 +145,7 @@ class ConversationActor:
                 self.by_client_id = {
                     client_key(m.sender_type.value, m.sender_id, m.client_message_id): m
                     for m in with_ids
-                    if m.client_message_id
+                    if m.client_message_id is not None
                 }
         async with trio.open_nursery() as nursery:
             self._sync_timer(nursery, mailbox)
@@ -206,7 +206,7 @@ class ConversationActor:
                     known = (self.by_client_id.get(key) or new_ids.get(key)) if key else None
                     answered.append((envelope, Outcome(state, known)))
                     continue
-                if isinstance(command, PostMessage) and command.client_message_id:
+                if isinstance(command, PostMessage) and command.client_message_id is not None:
                     cid = client_key(
                         command.sender_type.value, command.sender_id, command.client_message_id
                     )
@@ -225,7 +225,7 @@ class ConversationActor:
             events.extend(transition.events)
             messages.extend(transition.messages)
             for m in transition.messages:
-                if m.client_message_id:
+                if m.client_message_id is not None:
                     new_ids[client_key(m.sender_type.value, m.sender_id, m.client_message_id)] = m
             message = transition.messages[-1] if transition.messages else None
             answered.append((envelope, Outcome(state, message)))

@@ -492,7 +492,7 @@ class VisitorSessionActor:
         elif session is not None and session.tenant_id != cmd.tenant_id:
             raise Forbidden("this visitor belongs to another tenant")
         sender = None  # who sent the first message, to recognise the same start again
-        if cmd.client_message_id:
+        if cmd.client_message_id is not None:
             kind, who = ("agent", cmd.opened_by.id) if cmd.opened_by else ("visitor", self.id)
             sender = client_key(kind, who, cmd.client_message_id)
         if session is not None and session.conversation_id is not None:

@@ -535,6 +535,39 @@ async def test_client_message_id_stores_one_message_over_rest_and_websocket(
     assert len(stored) == 8, keys
 
 
+@pytest.mark.regression
+async def test_an_empty_client_message_id_is_an_id_like_any_other(server: Server) -> None:
+    # the fault suite (chaos/fuzz.py) found it: "" was no id to the conversation's actor but a
+    # value to the unique index, so the second "" broke the commit, crashed the actor until it
+    # was given up and answered 503 to everyone in that conversation
+    [a] = await seed(server)
+    token = await login(server, a)
+    v = await new_visitor(server, a.widget_id)
+    async with inbox_socket(server, token) as inbox:
+        cid = (await start_chat(server, v))["id"]
+        await accept(server, token, cid)
+        _same_message(
+            await agent_says(server, token, cid, "uno", ""),
+            await agent_says(server, token, cid, "uno", ""),
+        )
+        _same_message(
+            await visitor_says(server, v, cid, "dos", clientMessageId=""),
+            await visitor_says(server, v, cid, "dos", clientMessageId=""),
+        )
+        await inbox.send({"type": "message", "conversationId": cid, "text": "uno",
+                          "clientMessageId": ""})  # fmt: skip
+        ack = await inbox.wait_for("ack")
+        assert ack["message"]["text"] == "uno" and ack["clientMessageId"] == ""
+        after = await agent_says(server, token, cid, "tres", "a-3")  # the actor still answers
+        assert after["text"] == "tres"
+    texts = [m["text"] for m in (await detail(server, token, cid))["messages"]]
+    assert texts.count("uno") == 1 and texts.count("dos") == 1, texts
+    # a new start with "" as its id is the same start again too
+    w = await new_visitor(server, a.widget_id)
+    first = await start_chat(server, w, "hola", clientMessageId="")
+    assert (await start_chat(server, w, "hola", clientMessageId=""))["id"] == first["id"]
+
+
 async def test_start_chat_with_a_client_message_id_is_idempotent(server: Server) -> None:
     [a] = await seed(server)
     token = await login(server, a)
