@@ -205,7 +205,11 @@ def drive(
             response = case.call(base_url=base, session=session, timeout=15)
         except (requests.ConnectionError, requests.Timeout) as exc:
             findings.no_answer += 1  # the server reset, closed or did not answer in 15 s
-            findings.found("no answer", f"{case.method} {case.formatted_path}: {exc!r}")
+            try:
+                sent = case.as_curl_command()  # all of it: headers, query and body
+            except Exception:  # a case curl cannot render: the path at least
+                sent = f"{case.method} {case.formatted_path}"
+            findings.found("no answer", f"{sent}: {exc!r}")
             return
         except requests.RequestException as exc:
             findings.unsendable += 1  # a header or URL the client library refuses to send
