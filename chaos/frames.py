@@ -35,7 +35,7 @@ from referencing.jsonschema import DRAFT202012
 
 from bench.wire import ClosedError, Endpoint, WebSocket, WireError
 from chaos.fuzz import Fixtures, Signature, seeded_server
-from chaos.harness import call, deferred, nonzero
+from chaos.harness import Refusals, call, nonzero
 
 VISITOR_WS = "/api/chat/widgets/{widgetId}/ws"
 UNHEALTHY = {"internal_error", "actor_unavailable", "actor_timeout", "database_unavailable"}
@@ -134,9 +134,7 @@ class Tally:
     internal_errors: int = 0
     bad_closes: int = 0
     documented_closes: collections.Counter[int] = attrs.field(factory=collections.Counter)
-    refused_changes: int = 0
-    deferred_saves: int = 0
-    last_beat: float = -1e9  # when a heartbeat frame was last accepted (monotonic)
+    refusals: Refusals = attrs.field(factory=Refusals)
     examples: list[str] = attrs.field(factory=list)
 
     def found(self, text: str) -> None:
@@ -180,7 +178,7 @@ class Socket:
         else:
             self.tally.answers[kind] += 1
             if kind == "heartbeat":
-                self.tally.last_beat = time.monotonic()
+                self.tally.refusals.beat()
         return frame
 
     def exchange(self, frame: Any) -> list[dict[str, Any]]:
@@ -260,18 +258,11 @@ def drive(
             if not refused(answers):
                 return
             after = signature.take()
-            changed = {t for t in after if after[t] != before[t]}
             codes = {a.get("error", {}).get("code") for a in answers if a.get("type") == "error"}
-            if "domain_not_allowed" in codes:
-                changed -= {"widgets"}  # recorded on purpose, as over HTTP (docs/widgets.md)
-            if deferred(changed, time.monotonic() - tally.last_beat):
-                tally.deferred_saves += 1  # an earlier accepted heartbeat, saved later
-                return
-            if changed:
-                tally.refused_changes += 1
-                tally.found(
-                    f"{socket.path}: refused but stored {sorted(changed)}: {str(frame)[:200]}"
-                )
+            # a heartbeat from outside Targeting is recorded on purpose, as over HTTP
+            recorded = {"widgets"} if "domain_not_allowed" in codes else set()
+            if stored := tally.refusals.judge(before, after, recorded):
+                tally.found(f"{socket.path}: refused but stored {stored}: {str(frame)[:200]}")
 
         @rule(frame=frames(fixtures.conversation))
         def to_visitor(self, frame: Any) -> None:
@@ -309,8 +300,9 @@ def drive(
         "outsideDocument": tally.outside_document,
         "internalErrors": tally.internal_errors,
         "undocumentedCloses": tally.bad_closes,
-        "refusedButStored": tally.refused_changes,
-        "deferredSaves": tally.deferred_saves,
+        "refusedButStored": tally.refusals.stored,
+        "recordedRefusals": tally.refusals.recorded,
+        "deferredSaves": tally.refusals.deferred,
         "examples": tally.examples,
     }
 

@@ -49,10 +49,10 @@ from bench.run import run_cli
 from chaos.harness import (
     OPS_TOKEN,
     Ledger,
+    Refusals,
     ServerProcess,
     Visitor,
     agent_token,
-    deferred,
     drop_database,
     log_file,
     nonzero,
@@ -129,9 +129,7 @@ class Findings:
     by_status: collections.Counter[int] = attrs.field(factory=collections.Counter)
     server_errors: int = 0
     outside_document: int = 0
-    refused_changes: int = 0
-    recorded_refusals: int = 0  # refusals the contract records (RECORDED_REFUSALS)
-    deferred_saves: int = 0  # coalesced saves of an earlier accepted heartbeat (harness.DEFERRED)
+    refusals: Refusals = attrs.field(factory=Refusals)
     examples: list[str] = attrs.field(factory=list)  # the first few of each kind of finding
     kinds: collections.Counter[str] = attrs.field(factory=collections.Counter)
 
@@ -186,10 +184,17 @@ def drive(
     budget: int,
     seed: int = 16,
     progress: Any = None,
+    only: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Send about ``budget`` generated requests, one at a time (blocking: run it in a thread)."""
+    """Send about ``budget`` generated requests, one at a time (blocking: run it in a thread),
+    over every operation of the document or the operationIds in ``only``."""
     schema = schemathesis.openapi.from_url(f"{base}/api/openapi.json")
     operations = [r.ok() for r in schema.get_all_operations() if isinstance(r, Ok)]
+    if only:
+        operations = [o for o in operations if o.definition.raw.get("operationId") in only]
+        missing = set(only) - {o.definition.raw.get("operationId") for o in operations}
+        if missing:
+            raise ValueError(f"no such operation in the document: {sorted(missing)}")
     rng = random.Random(seed)
     findings = Findings()
     signature = Signature(url)
@@ -197,10 +202,8 @@ def drive(
     began = time.monotonic()
     before = signature.take()
 
-    last_beat = -1e9  # when a heartbeat was last accepted (monotonic)
-
     def send(case: Any) -> None:
-        nonlocal before, last_beat
+        nonlocal before
         try:
             response = case.call(base_url=base, session=session, timeout=15)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -230,21 +233,13 @@ def drive(
                 findings.found("outside the document", f"{titles} — {describe(case, response)}")
         after = signature.take()
         if case.operation.path.endswith("/heartbeat") and response.status_code == 200:
-            last_beat = time.monotonic()
+            findings.refusals.beat()
         if 400 <= response.status_code < 500:
-            changed = {t for t in TABLES if after[t] != before[t]}
-            allowed = RECORDED_REFUSALS.get(
+            recorded = RECORDED_REFUSALS.get(
                 (case.method.upper(), case.operation.path, response.status_code), set()
             )
-            if deferred(changed, time.monotonic() - last_beat):
-                findings.deferred_saves += 1  # an earlier accepted heartbeat, saved later
-            elif changed - allowed:
-                findings.refused_changes += 1
-                findings.found(
-                    "refused but stored", f"{sorted(changed)} — {describe(case, response)}"
-                )
-            elif changed:
-                findings.recorded_refusals += 1
+            if stored := findings.refusals.judge(before, after, recorded):
+                findings.found("refused but stored", f"{stored} — {describe(case, response)}")
         before = after
         if progress is not None and findings.requests % 1000 == 0:
             progress(findings.requests, time.monotonic() - began)
@@ -306,9 +301,9 @@ def drive(
         "noAnswer": findings.no_answer,
         "unsendable": findings.unsendable,
         "outsideDocument": findings.outside_document,
-        "refusedButStored": findings.refused_changes,
-        "recordedRefusals": findings.recorded_refusals,
-        "deferredSaves": findings.deferred_saves,
+        "refusedButStored": findings.refusals.stored,
+        "recordedRefusals": findings.refusals.recorded,
+        "deferredSaves": findings.refusals.deferred,
         "examples": findings.examples[:30],
     }
 
@@ -352,10 +347,14 @@ def progress(n: int, seconds: float) -> None:
     print(f"  requests: {n} in {seconds:.0f} s", file=sys.stderr, flush=True)
 
 
-async def run(database_url: str, logs: Path, *, budget: int) -> dict[str, Any]:
+async def run(
+    database_url: str, logs: Path, *, budget: int, operations: tuple[str, ...] = ()
+) -> dict[str, Any]:
     async with seeded_server(database_url, logs, "curbe_chaos_requests") as (server, url, f):
         figures: dict[str, Any] = await trio.to_thread.run_sync(
-            functools.partial(drive, server.base, url, f, budget=budget, progress=progress)
+            functools.partial(
+                drive, server.base, url, f, budget=budget, progress=progress, only=operations
+            )
         )
     return figures
 

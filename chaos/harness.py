@@ -37,6 +37,37 @@ def deferred(changed: set[str], since_heartbeat: float) -> bool:
     return bool(changed) and all(since_heartbeat < DEFERRED.get(t, -1.0) for t in changed)
 
 
+Signed = dict[str, tuple[int, int]]  # per table: row count and highest xmin (fuzz.Signature)
+
+
+@attrs.define
+class Refusals:
+    """What refused requests and frames changed in the database, judged from the signatures
+    taken before and after each (the requests and the frame machine share it)."""
+
+    stored: int = 0  # refusals that changed what they should not have: findings
+    recorded: int = 0  # refusals the contract records (a heartbeat from outside Targeting)
+    deferred: int = 0  # coalesced saves of an earlier accepted heartbeat (DEFERRED), apart
+    last_beat: float = -1e9  # when a heartbeat was last accepted (monotonic)
+
+    def beat(self) -> None:
+        """A heartbeat was accepted: its coalesced saves may follow (DEFERRED)."""
+        self.last_beat = time.monotonic()
+
+    def judge(self, before: Signed, after: Signed, recorded: set[str]) -> list[str]:
+        """Count one refusal; the tables it changed that it should not have (none: [])."""
+        changed = {t for t in after if after[t] != before.get(t)}
+        if deferred(changed, time.monotonic() - self.last_beat):
+            self.deferred += 1
+            return []
+        if changed - recorded:
+            self.stored += 1
+            return sorted(changed)
+        if changed:
+            self.recorded += 1
+        return []
+
+
 PAGE = {"currentDomain": "shop.example.com", "currentUrl": "https://shop.example.com/chaos"}
 
 

@@ -40,6 +40,7 @@ class Plan:
     frame_runs: int  # runs of the socket state machine
     frame_steps: int  # frames per run
     resume_frame: bool = False  # drops: resume with a frame after ready (the older way)
+    operations: tuple[str, ...] = ()  # requests: only these operationIds (none: all)
 
 
 FULL = Plan(
@@ -95,7 +96,7 @@ async def _drops(plan: Plan, url: str, logs: Path) -> dict[str, Any]:
 
 
 async def _requests(plan: Plan, url: str, logs: Path) -> dict[str, Any]:
-    return await fuzz.run(url, logs, budget=plan.requests)
+    return await fuzz.run(url, logs, budget=plan.requests, operations=plan.operations)
 
 
 async def _frames(plan: Plan, url: str, logs: Path) -> dict[str, Any]:
@@ -130,6 +131,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         plan = attrs.evolve(plan, frame_runs=args.frame_runs)
     if args.requests is not None:
         plan = attrs.evolve(plan, requests=args.requests)
+    if args.operation:
+        plan = attrs.evolve(plan, operations=tuple(args.operation))
     names = args.only or list(SCENARIOS)
     out: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
@@ -171,6 +174,12 @@ def cli(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--frame-runs", type=int, help="override the runs of the frame machine")
     parser.add_argument("--requests", type=int, help="override the number of generated requests")
+    parser.add_argument(
+        "--operation",
+        action="append",
+        metavar="OPERATION_ID",
+        help="requests: generate for this operation only (repeatable; a finding's neighbourhood)",
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),

@@ -21,9 +21,8 @@ import trio_websocket
 from engine.faults import NO_FAULTS, Faults
 from storage import queries
 from web import workers
-from web.app import create_app
 from web.auth import hash_password, new_id
-from web.server import hypercorn_config, open_services, stop_trigger
+from web.server import http_app, hypercorn_config, open_services, stop_trigger
 from web.services import Services, Settings
 
 OPS_TOKEN = "ops-test-token"
@@ -95,7 +94,7 @@ async def open_server(
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(
                 lambda task_status: hypercorn.trio.serve(
-                    create_app(services),  # type: ignore[arg-type]
+                    http_app(services),
                     hypercorn_config(s),
                     shutdown_trigger=stop_trigger(services, stop.wait),
                     task_status=task_status,
@@ -182,6 +181,38 @@ async def new_visitor(
         assert r.status_code == 200, r.text
         body = r.json()
         return Visitor(widget_id, body["visitorId"], body["visitorToken"])
+
+
+async def start_chat(
+    srv: Server, v: Visitor, message: str = "hola", **extra: Any
+) -> dict[str, Any]:
+    """``v`` starts a chat as Carlos Lopez (``extra``: more fields of the body); the answer."""
+    body = {"name": "Carlos Lopez", "email": "carlos@example.com", "message": message, **extra}
+    async with srv.http(v.token) as client:
+        r = await client.post(f"/api/chat/widgets/{v.widget_id}/conversations", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def new_chat(srv: Server, v: Visitor, message: str = "hola", **extra: Any) -> str:
+    """:func:`start_chat`'s conversation id."""
+    return str((await start_chat(srv, v, message, **extra))["id"])
+
+
+async def accept(srv: Server, token: str, cid: str) -> dict[str, Any]:
+    """The agent signed in with ``token`` accepts ``cid``; the answer."""
+    async with srv.http(token) as client:
+        r = await client.post(f"/api/chat/conversations/{cid}/accept")
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def accepted_chat(srv: Server, who: Seed, token: str) -> tuple[Visitor, str]:
+    """A new visitor of ``who``'s widget starts a chat that ``who``'s agent accepts."""
+    v = await new_visitor(srv, who.widget_id)
+    cid = await new_chat(srv, v)
+    await accept(srv, token, cid)
+    return v, cid
 
 
 class Socket:

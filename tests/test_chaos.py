@@ -18,7 +18,7 @@ import pytest
 
 from chaos.database import windows_report
 from chaos.drops import Reader
-from chaos.harness import Ledger, tally
+from chaos.harness import Ledger, Refusals, tally
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +44,24 @@ def test_the_tally_finds_lost_doubled_and_stray_messages() -> None:
         "duplicates": 1,  # a twice
         "strays": 1,  # x, sent by nobody
     }
+
+
+def test_a_refusal_is_judged_by_what_it_changed() -> None:
+    before = {"messages": (3, 100), "widgets": (1, 90), "visitor_sessions": (1, 95)}
+    refusals = Refusals()
+    assert refusals.judge(before, dict(before), set()) == []  # changed nothing
+    wrote = dict(before, messages=(4, 101))
+    assert refusals.judge(before, wrote, set()) == ["messages"]  # a finding
+    marked = dict(before, widgets=(1, 102))
+    assert refusals.judge(before, marked, {"widgets"}) == []  # recorded on purpose
+    refusals.beat()  # an accepted heartbeat: its coalesced saves follow
+    saved = dict(before, visitor_sessions=(1, 103))
+    assert refusals.judge(before, saved, set()) == []
+    assert refusals.judge(before, dict(saved, messages=(4, 104)), set()) == [
+        "messages",
+        "visitor_sessions",
+    ]
+    assert (refusals.stored, refusals.recorded, refusals.deferred) == (2, 1, 1)
 
 
 def test_errors_count_only_outside_a_fault_window() -> None:

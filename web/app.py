@@ -100,6 +100,15 @@ def create_app(s: Services | None) -> Quart:
         return response
 
     @app.before_request
+    async def read_whole_body() -> None:
+        # answer only once the whole request is in (up to MAX_CONTENT_LENGTH: past it, 413
+        # and Connection: close). An answer sent before the body arrived (a 401 needs no
+        # body) left Hypercorn unable to recycle the keep-alive connection: the next request
+        # on it was never answered (docs/reliability.md, "What the fault suite found")
+        if request.content_length or "Transfer-Encoding" in request.headers:
+            await request.get_data(cache=True)
+
+    @app.before_request
     async def preflight() -> Response | None:
         if request.method == "OPTIONS" and is_visitor_route(request.path):
             return Response("", status=204)  # CORS headers come from the after_request hook

@@ -254,6 +254,7 @@ ENVIRONMENT = {
     "lease_ttl_seconds": "CURBE_LEASE_TTL_SECONDS",
     "lease_tick_seconds": "CURBE_LEASE_TICK_SECONDS",
     "shutdown_grace_seconds": "CURBE_SHUTDOWN_GRACE_SECONDS",
+    "keep_alive_seconds": "CURBE_KEEP_ALIVE_SECONDS",
     "trusted_proxies": "CURBE_TRUSTED_PROXIES",
     "password_checks": "CURBE_PASSWORD_CHECKS",
     "throttle_scale": "CURBE_THROTTLE_SCALE",

@@ -346,10 +346,42 @@ def hypercorn_config(settings: Settings) -> hypercorn.config.Config:
         config.bind = [f"{settings.host}:{settings.port}"]
     config.websocket_max_message_size = settings.max_body_bytes
     config.graceful_timeout = settings.shutdown_grace_seconds
+    config.keep_alive_timeout = settings.keep_alive_seconds
     config.backlog = settings.listen_backlog
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
+
+
+def shield_response_end(app: Any) -> Any:
+    """``app`` with the last send of every HTTP answer shielded from cancellation.
+
+    Hypercorn ends the exchange inside that send: it closes the stream, starts the keep-alive
+    connection's next cycle (or closes it) and restarts its idle timer. Quart-Trio cancels the
+    request's task as soon as Hypercorn reports the stream closed, which cut that work short:
+    the idle timer was never restarted (an idle keep-alive connection was never closed), and a
+    connection that had to close was left open with its next request never answered."""
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_shielded(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                with trio.CancelScope(shield=True):
+                    await send(message)
+            else:
+                await send(message)
+
+        await app(scope, receive, send_shielded)
+
+    return asgi
+
+
+def http_app(services: Services) -> Any:
+    """What Hypercorn serves: the app over ``services``, its answers' ends shielded."""
+    return shield_response_end(create_app(services))
 
 
 def stop_trigger(
@@ -396,12 +428,11 @@ async def _serve(
     task_status: trio.TaskStatus[dict[str, Any]],
 ) -> None:
     async with trio_asyncio.open_loop(), open_services(settings, database_url) as services:
-        app = create_app(services)
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(
                 partial(
                     hypercorn.trio.serve,
-                    app,
+                    http_app(services),
                     hypercorn_config(settings),
                     shutdown_trigger=stop_trigger(services, shutdown_trigger),
                 )

@@ -31,6 +31,11 @@ class Settings:
     actor_idle_seconds: float = 300.0
     max_body_bytes: int = 64 * 1024
     shutdown_grace_seconds: float = 5.0
+    # how long an idle keep-alive HTTP connection stays open (Hypercorn's keep_alive_timeout).
+    # Longer than a reverse proxy keeps its idle upstream connections (docker/Caddyfile: 30 s),
+    # so that the proxy, not this server, closes them: a request the proxy sends on a
+    # connection this server is closing would fail
+    keep_alive_seconds: float = 75.0
     # connections the kernel queues for accept: after a restart every open widget reconnects at
     # once, and past a full queue the kernel resets them (each reset costs a widget up to 15 s of
     # backoff). Linux caps it at net.core.somaxconn (4,096 by default); Hypercorn's default is 100.
