@@ -94,6 +94,19 @@ def client_key(sender_type: str, sender_id: str, client_message_id: str) -> str:
     return f"{sender_type}:{sender_id}:{client_message_id}"
 
 
+def sent_key(sender_type: str, sender_id: str, client_message_id: str | None) -> str | None:
+    """:func:`client_key` of a message sent with a ``clientMessageId``; None for one sent
+    without (``""`` is an id like any other: only None is no id)."""
+    if client_message_id is None:
+        return None
+    return client_key(sender_type, sender_id, client_message_id)
+
+
+def message_key(message: Message) -> str | None:
+    """:func:`sent_key` of a stored message."""
+    return sent_key(message.sender_type.value, message.sender_id, message.client_message_id)
+
+
 class ConversationActor:
     kind = KIND
 
@@ -143,9 +156,7 @@ class ConversationActor:
             if loaded is not None:
                 self.state, with_ids = loaded
                 self.by_client_id = {
-                    client_key(m.sender_type.value, m.sender_id, m.client_message_id): m
-                    for m in with_ids
-                    if m.client_message_id is not None
+                    key: m for m in with_ids if (key := message_key(m)) is not None
                 }
         async with trio.open_nursery() as nursery:
             self._sync_timer(nursery, mailbox)
@@ -206,10 +217,14 @@ class ConversationActor:
                     known = (self.by_client_id.get(key) or new_ids.get(key)) if key else None
                     answered.append((envelope, Outcome(state, known)))
                     continue
-                if isinstance(command, PostMessage) and command.client_message_id is not None:
-                    cid = client_key(
+                cid = (
+                    sent_key(
                         command.sender_type.value, command.sender_id, command.client_message_id
                     )
+                    if isinstance(command, PostMessage)
+                    else None
+                )
+                if cid is not None:
                     known = self.by_client_id.get(cid) or new_ids.get(cid)
                     if known is not None and state is not None:
                         answered.append((envelope, Outcome(state, known, duplicate=True)))
@@ -225,8 +240,8 @@ class ConversationActor:
             events.extend(transition.events)
             messages.extend(transition.messages)
             for m in transition.messages:
-                if m.client_message_id is not None:
-                    new_ids[client_key(m.sender_type.value, m.sender_id, m.client_message_id)] = m
+                if (key := message_key(m)) is not None:
+                    new_ids[key] = m
             message = transition.messages[-1] if transition.messages else None
             answered.append((envelope, Outcome(state, message)))
         if state is not None and events:

@@ -37,7 +37,7 @@ from engine.broker import Broker
 from engine.clock import Clock, trio_deadline
 from engine.conversation import Create
 from engine.conversation_actor import KIND as CONVERSATION
-from engine.conversation_actor import Guard, Outcome, Peek, client_key
+from engine.conversation_actor import Guard, Outcome, Peek, sent_key
 from engine.errors import ConversationActive, EngineError, Forbidden, NotFound, VisitorGone
 from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Mailbox
@@ -491,10 +491,9 @@ class VisitorSessionActor:
             await self._dispatch(WIDGET, session.widget_id, Describe(cmd.tenant_id))
         elif session is not None and session.tenant_id != cmd.tenant_id:
             raise Forbidden("this visitor belongs to another tenant")
-        sender = None  # who sent the first message, to recognise the same start again
-        if cmd.client_message_id is not None:
-            kind, who = ("agent", cmd.opened_by.id) if cmd.opened_by else ("visitor", self.id)
-            sender = client_key(kind, who, cmd.client_message_id)
+        # who sent the first message, to recognise the same start again
+        kind, who = ("agent", cmd.opened_by.id) if cmd.opened_by else ("visitor", self.id)
+        sender = sent_key(kind, who, cmd.client_message_id)
         if session is not None and session.conversation_id is not None:
             replay = await self._still_active(cmd, session.conversation_id, sender)
             if replay is not None:

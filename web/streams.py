@@ -233,19 +233,6 @@ def resume_in_address(args: Any) -> str | None:
     return json.dumps(frame)
 
 
-def _client_message_id(raw: Any) -> str | None:
-    """The ``clientMessageId`` of a refused frame, to echo in its error: only one that is what
-    the document says it is (a string of at most 128 characters), never whatever was sent."""
-    if isinstance(raw, str) and '"clientMessageId"' in raw:
-        try:
-            echoed = json.loads(raw).get("clientMessageId")
-        except (ValueError, AttributeError, RecursionError):
-            return None
-        if isinstance(echoed, str) and len(echoed) <= 128:
-            return echoed
-    return None
-
-
 def _error_frame(exc: Exception, client_message_id: Any = None) -> ErrorFrame:
     if isinstance(exc, ApiError | EngineError):
         error = ErrorBody.of(exc.code, exc.message, exc.extra)
@@ -332,6 +319,7 @@ async def _serve_socket(
         limits = FrameLimits(s.settings.throttle_scale)
 
         async def take(raw: str | bytes) -> None:
+            frame: Any = None
             try:
                 try:
                     frame = structure_frame(raw)
@@ -348,7 +336,9 @@ async def _serve_socket(
                 # socket stays open), never a silent close
                 if not isinstance(exc, ApiError | EngineError) and not unavailable(exc):
                     log.exception("socket frame failed", extra={"status": side})
-                await stream.send_frame(_error_frame(exc, _client_message_id(raw)))
+                # the id of the frame refused, when it is one the document allows
+                echo = getattr(frame if frame is not None else exc, "client_message_id", None)
+                await stream.send_frame(_error_frame(exc, echo))
 
         try:
             if first is not None:

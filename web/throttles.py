@@ -116,15 +116,18 @@ class FrameLimits:
     """One socket's frame buckets (``FRAME_RATES`` times ``scale``), on Trio's clock."""
 
     def __init__(self, scale: float = 1.0) -> None:
-        self._throttles = {
-            kind: Throttle(rate.scaled(scale), max_keys=1) for kind, rate in FRAME_RATES.items()
-        }
-        self._bad = Throttle(BAD_FRAME_RATE.scaled(scale), max_keys=1)
+        self._scale = scale
+        # a bucket is made on the kind's first frame: most sockets only ever ping
+        self._throttles: dict[str, Throttle] = {}
 
     def check(self, kind: str | None) -> None:
-        """429 ``too_many_requests`` when this socket sent too many ``kind`` frames (None: a
-        frame that could not be read)."""
-        throttle = self._throttles.get(kind or "", self._bad)
+        """429 ``too_many_requests`` when this socket sent too many ``kind`` frames (None, or a
+        kind with no rate of its own: a frame that could not be read)."""
+        key = kind if kind in FRAME_RATES else ""
+        throttle = self._throttles.get(key)
+        if throttle is None:
+            rate = FRAME_RATES[key] if key else BAD_FRAME_RATE
+            throttle = self._throttles[key] = Throttle(rate.scaled(self._scale), max_keys=1)
         wait = throttle.take("", trio.current_time())
         if wait is not None:
             raise too_many(f"{kind or 'bad'} frames", wait)

@@ -37,6 +37,8 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.extra = extra
+        # a refused socket frame's clientMessageId, echoed in its error frame (structure_frame)
+        self.client_message_id: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """``{"error": {"code", "message", …}}`` (:class:`~engine.errors.ErrorAnswer`)."""
@@ -370,15 +372,23 @@ def decode_json(raw: bytes | str | None) -> Any:
 
 
 def structure_frame(raw: str | bytes | None) -> Any:
+    """A client frame, or a 422 :class:`ApiError` carrying the frame's ``clientMessageId`` when
+    it is one the document allows (a string of at most 128 characters), never whatever was sent."""
     data = decode_json(raw)
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ApiError(422, "invalid_frame", 'a frame is a JSON object with a string "type"')
-    frame_type = data.pop("type")
-    cls = FRAMES.get(frame_type)
-    if cls is None:
-        raise ApiError(
-            422,
-            "unknown_frame_type",
-            f"unknown frame type {frame_type!r}; expected one of {sorted(FRAMES)}",
-        )
-    return structure(data, cls)
+    echo = data.get("clientMessageId")
+    try:
+        frame_type = data.pop("type")
+        cls = FRAMES.get(frame_type)
+        if cls is None:
+            raise ApiError(
+                422,
+                "unknown_frame_type",
+                f"unknown frame type {frame_type!r}; expected one of {sorted(FRAMES)}",
+            )
+        return structure(data, cls)
+    except ApiError as exc:
+        if isinstance(echo, str) and len(echo) <= MAX_ID:
+            exc.client_message_id = echo
+        raise

@@ -23,12 +23,14 @@ from tests.support import (
     Server,
     Socket,
     Visitor,
+    accept,
     inbox_socket,
     login,
     new_visitor,
     open_server,
     parse_utc,
     seed,
+    start_chat,
     visitor_socket,
 )
 
@@ -46,16 +48,6 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def start_chat(
-    server: Server, v: Visitor, message: str = "hola, necesito ayuda", **extra: Any
-) -> dict[str, Any]:
-    body = {"name": "Carlos Lopez", "email": "carlos@example.com", "message": message, **extra}
-    async with server.http(v.token) as c:
-        r = await c.post(f"/api/chat/widgets/{v.widget_id}/conversations", json=body)
-    assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
 async def heartbeat(server: Server, v: Visitor, url: str, **extra: Any) -> dict[str, Any]:
     """A heartbeat of an existing visitor (its token proves who it is)."""
     body = {"currentDomain": "shop.example.com", "currentUrl": url, **extra}
@@ -65,13 +57,6 @@ async def heartbeat(server: Server, v: Visitor, url: str, **extra: Any) -> dict[
     out: dict[str, Any] = r.json()
     assert out["visitorId"] == v.visitor_id, "a heartbeat with a token keeps the visitor"
     return out
-
-
-async def accept(server: Server, token: str, cid: str) -> dict[str, Any]:
-    async with server.http(token) as c:
-        r = await c.post(f"/api/chat/conversations/{cid}/accept")
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
 
 
 async def solve(server: Server, token: str, cid: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import trio
 
 from engine.values import Event, EventType
 from storage import queries
-from tests.support import login, new_visitor, open_server, seed, visitor_socket
+from tests.support import accepted_chat, login, open_server, seed, visitor_socket
 from web.streams import REPLAY_PAGE, EventStream
 
 AT = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
@@ -67,16 +67,8 @@ async def test_a_visitor_resuming_a_long_conversation_over_a_socket_gets_it_all_
     async with open_server(database_url) as srv:
         [a] = await seed(srv)
         token = await login(srv, a)
-        v = await new_visitor(srv, a.widget_id)
-        async with srv.http(v.token) as client:
-            r = await client.post(
-                f"/api/chat/widgets/{a.widget_id}/conversations",
-                json={"name": "Carlos", "email": "carlos@example.com", "message": "hola"},
-            )
-            cid = r.json()["id"]
+        v, cid = await accepted_chat(srv, a, token)
         async with srv.http(token) as client:
-            r = await client.post(f"/api/chat/conversations/{cid}/accept")
-            assert r.status_code == 200, r.text
             for n in range(REPLAY_PAGE + 20):
                 r = await client.post(
                     f"/api/chat/conversations/{cid}/messages", json={"text": f"m{n}"}

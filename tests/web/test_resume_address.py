@@ -8,22 +8,7 @@ from __future__ import annotations
 
 import trio
 
-from tests.support import login, new_visitor, open_server, open_socket, seed
-
-
-async def open_chat(srv: object, a: object, token: str) -> tuple[object, str]:
-    v = await new_visitor(srv, a.widget_id)  # type: ignore[arg-type, attr-defined]
-    async with srv.http(v.token) as client:  # type: ignore[attr-defined]
-        r = await client.post(
-            f"/api/chat/widgets/{a.widget_id}/conversations",  # type: ignore[attr-defined]
-            json={"name": "Carlos", "email": "carlos@example.com", "message": "hola"},
-        )
-        assert r.status_code == 201, r.text
-        cid = r.json()["id"]
-    async with srv.http(token) as client:  # type: ignore[attr-defined]
-        r = await client.post(f"/api/chat/conversations/{cid}/accept")
-        assert r.status_code == 200, r.text
-    return v, cid
+from tests.support import accepted_chat, login, open_server, open_socket, seed
 
 
 async def keep_writing(
@@ -60,7 +45,7 @@ async def test_a_resume_in_the_address_replays_first_then_live_in_order_and_once
     async with open_server(database_url) as srv:
         [a] = await seed(srv)
         token = await login(srv, a)
-        v, cid = await open_chat(srv, a, token)
+        v, cid = await accepted_chat(srv, a, token)
         wrote: list[int] = []
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
@@ -89,7 +74,7 @@ async def test_the_inbox_resumes_in_its_address_too(database_url: str) -> None:
     async with open_server(database_url) as srv:
         [a] = await seed(srv)
         token = await login(srv, a)
-        _, cid = await open_chat(srv, a, token)
+        _, cid = await accepted_chat(srv, a, token)
         path = f"/api/chat/inbox/ws?token={token}&presence=0&conversationId={cid}&afterSeq=1"
         async with open_socket(srv, path) as sock:
             # seq 1 created; 2… the first message, the assignment and status change
@@ -106,7 +91,7 @@ async def test_a_bad_resume_in_the_address_is_an_error_frame_and_the_socket_stay
     async with open_server(database_url) as srv:
         [a] = await seed(srv)
         token = await login(srv, a)
-        v, cid = await open_chat(srv, a, token)
+        v, cid = await accepted_chat(srv, a, token)
         base = f"/api/chat/widgets/{a.widget_id}/ws?token={v.token}"  # type: ignore[attr-defined]
         for query, code in (
             (f"&conversationId={cid}&afterSeq=x", "invalid_body"),

@@ -11,24 +11,14 @@ import trio
 from tests.support import (
     Seed,
     Server,
-    Visitor,
     inbox_socket,
     login,
+    new_chat,
     new_visitor,
     open_server,
     seed,
     visitor_socket,
 )
-
-
-async def start_chat(server: Server, v: Visitor, text: str = "hola") -> str:
-    async with server.http(v.token) as client:
-        r = await client.post(
-            f"/api/chat/widgets/{v.widget_id}/conversations",
-            json={"name": "Carlos", "email": "carlos@example.com", "message": text},
-        )
-    assert r.status_code == 201, r.text
-    return r.json()["id"]  # type: ignore[no-any-return]
 
 
 async def routing(server: Server, token: str, widget_id: str, mode: str) -> None:
@@ -61,11 +51,11 @@ async def test_round_robin_spreads_chats_and_connects_the_visitor(server: Server
     async with inbox_socket(server, ta) as inbox, inbox_socket(server, tb):
         visitors = [await new_visitor(server, a.widget_id) for _ in range(6)]
         async with visitor_socket(server, visitors[0]) as widget:
-            first = await start_chat(server, visitors[0])
+            first = await new_chat(server, visitors[0])
             event = await widget.wait_for("conversation_assigned", conversationId=first)
             assert event["data"]["agent"]["id"] in {a.agent_id, b.agent_id}
         for v in visitors[1:]:
-            await start_chat(server, v)
+            await new_chat(server, v)
         assigned = set()
         while len(assigned) < 6:  # the inbox hears every offer
             event = await inbox.wait_for("conversation_assigned")
@@ -81,7 +71,7 @@ async def test_manual_accept_past_capacity_is_refused(server: Server) -> None:
     await set_capacity(server, a, 1)
     token = await login(server, a)
     v1, v2 = await new_visitor(server, a.widget_id), await new_visitor(server, a.widget_id)
-    c1, c2 = await start_chat(server, v1), await start_chat(server, v2)
+    c1, c2 = await new_chat(server, v1), await new_chat(server, v2)
     async with server.http(token) as client:
         assert (await client.post(f"/api/chat/conversations/{c1}/accept")).status_code == 200
         r = await client.post(f"/api/chat/conversations/{c2}/accept")
@@ -99,10 +89,10 @@ async def test_round_robin_respects_capacity_and_the_rest_wait_in_line(server: S
     await routing(server, token, a.widget_id, "round_robin")
     async with inbox_socket(server, token):
         v1, v2, v3 = [await new_visitor(server, a.widget_id) for _ in range(3)]
-        c1 = await start_chat(server, v1)
+        c1 = await new_chat(server, v1)
         async with visitor_socket(server, v3) as third:
-            await start_chat(server, v2)
-            c3 = await start_chat(server, v3)
+            await new_chat(server, v2)
+            c3 = await new_chat(server, v3)
             event = await third.wait_for("queue_position")
             while event["data"]["position"] != 2:
                 event = await third.wait_for("queue_position")
@@ -125,7 +115,7 @@ async def test_the_queue_counts_down_as_chats_are_accepted(server: Server) -> No
     ids = []
     async with visitor_socket(server, visitors[2]) as last:
         for v in visitors:
-            ids.append(await start_chat(server, v))
+            ids.append(await new_chat(server, v))
         event = await last.wait_for("queue_position")
         while event["data"]["position"] != 3:
             event = await last.wait_for("queue_position")
@@ -146,7 +136,7 @@ async def test_an_agent_who_leaves_with_open_chats_is_flagged(server: Server) ->
     a, b = await seed(server, agents=2)
     ta, tb = await login(server, a), await login(server, b)
     v = await new_visitor(server, a.widget_id)
-    cid = await start_chat(server, v)
+    cid = await new_chat(server, v)
     async with inbox_socket(server, tb) as watcher:
         async with inbox_socket(server, ta):
             async with server.http(ta) as client:
@@ -170,7 +160,7 @@ async def test_round_robin_hands_an_absent_agents_chats_to_a_colleague(database_
         v = await new_visitor(server, a.widget_id)
         async with visitor_socket(server, v) as widget:
             async with inbox_socket(server, ta):
-                cid = await start_chat(server, v)
+                cid = await new_chat(server, v)
                 event = await widget.wait_for("conversation_assigned")
                 assert event["data"]["agent"]["id"] == a.agent_id
             async with inbox_socket(server, tb):  # A left; B is here
@@ -196,13 +186,13 @@ async def test_live_list_and_waiting_list_agree_at_every_step(server: Server) ->
     assert before["inChat"] is False
     assert before["name"] is None and before["displayName"]  # an alias until they say who
     async with inbox_socket(server, token) as inbox:
-        cid = await start_chat(server, v)
+        cid = await new_chat(server, v)
         update = await inbox.wait_for("visitor_presence_update")
         while not update["data"]["inChat"]:
             update = await inbox.wait_for("visitor_presence_update")
-        assert update["data"]["displayName"] == "Carlos"  # the name given, live
+        assert update["data"]["displayName"] == "Carlos Lopez"  # the name given, live
     row = await live()
-    assert row["displayName"] == "Carlos" and row["name"] == "Carlos"
+    assert row["displayName"] == "Carlos Lopez" and row["name"] == "Carlos Lopez"
     assert (row["inChat"], row["conversationId"], row["currentUrl"]) == (
         True,
         cid,
@@ -251,9 +241,9 @@ async def test_a_burst_of_heartbeats_is_coalesced_for_the_inbox(server: Server) 
 async def test_a_reconnecting_widget_hears_its_place_in_line_at_once(server: Server) -> None:
     [a] = await seed(server)
     v1, v2 = await new_visitor(server, a.widget_id), await new_visitor(server, a.widget_id)
-    await start_chat(server, v1)
+    await new_chat(server, v1)
     async with visitor_socket(server, v2) as first:
-        cid = await start_chat(server, v2)
+        cid = await new_chat(server, v2)
         event = await first.wait_for("queue_position")
         assert event["data"] == {
             "conversationId": cid,

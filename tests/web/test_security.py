@@ -26,9 +26,10 @@ from tests.support import (
     Seed,
     Server,
     Socket,
-    Visitor,
+    accept,
     inbox_socket,
     login,
+    new_chat,
     new_visitor,
     row_counts,
     seed,
@@ -53,31 +54,11 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     return err  # type: ignore[no-any-return]
 
 
-async def start_chat(server: Server, v: Visitor, message: str = "hola", **extra: Any) -> str:
-    async with server.http(v.token) as client:
-        r = await client.post(
-            f"/api/chat/widgets/{v.widget_id}/conversations",
-            json={
-                "name": "Carlos Lopez",
-                "email": "carlos@example.com",
-                "message": message,
-                **extra,
-            },
-        )
-        assert r.status_code == 201, r.text
-        return r.json()["id"]  # type: ignore[no-any-return]
-
-
 async def agent_call(
     server: Server, token: str, method: str, path: str, **kwargs: Any
 ) -> httpx.Response:
     async with server.http(token) as client:
         return await client.request(method, path, **kwargs)
-
-
-async def accept(server: Server, token: str, cid: str) -> None:
-    r = await agent_call(server, token, "POST", f"/api/chat/conversations/{cid}/accept")
-    assert r.status_code == 200, r.text
 
 
 async def agent_says(server: Server, token: str, cid: str, text: str) -> None:
@@ -134,8 +115,8 @@ def mentions(frames: list[dict[str, Any]], *needles: str) -> list[dict[str, Any]
 async def test_visitor_reads_only_its_own_conversation(server: Server) -> None:
     [a] = await seed(server)
     alice, bob, carol = [await new_visitor(server, a.widget_id) for _ in range(3)]
-    cid_alice = await start_chat(server, alice, "alice's secret")
-    cid_bob = await start_chat(server, bob, "bob's secret")
+    cid_alice = await new_chat(server, alice, "alice's secret")
+    cid_bob = await new_chat(server, bob, "bob's secret")
     path = f"/api/chat/widgets/{a.widget_id}/conversation"
     for v, cid, text in ((alice, cid_alice, "alice's secret"), (bob, cid_bob, "bob's secret")):
         async with server.http(v.token) as client:
@@ -158,8 +139,8 @@ async def test_visitor_cannot_post_into_another_visitors_conversation(
     [a] = await seed(server)
     token = await login(server, a)
     victim, intruder = [await new_visitor(server, a.widget_id) for _ in range(2)]
-    cid = await start_chat(server, victim, "private", clientMessageId="victim-1")
-    await start_chat(server, intruder, "mine")
+    cid = await new_chat(server, victim, "private", clientMessageId="victim-1")
+    await new_chat(server, intruder, "mine")
     before_rows = await server.run(row_counts)
     before = await detail(server, token, cid)
     body = {"text": "injected", "clientMessageId": "victim-1" if reuse_client_id else "x-1"}
@@ -178,8 +159,8 @@ async def test_visitor_socket_cannot_write_into_another_visitors_conversation(
 ) -> None:
     [a] = await seed(server)
     victim, intruder = [await new_visitor(server, a.widget_id) for _ in range(2)]
-    cid = await start_chat(server, victim, "private")
-    await start_chat(server, intruder, "mine")
+    cid = await new_chat(server, victim, "private")
+    await new_chat(server, intruder, "mine")
     before = await server.run(row_counts)
     async with visitor_socket(server, intruder) as sock:
         await sock.send({"type": "message", "text": "injected", "conversationId": cid})
@@ -194,10 +175,10 @@ async def test_resume_of_another_visitors_conversation_is_not_found(server: Serv
     [a] = await seed(server)
     token = await login(server, a)
     victim, intruder = [await new_visitor(server, a.widget_id) for _ in range(2)]
-    cid = await start_chat(server, victim, "private")
+    cid = await new_chat(server, victim, "private")
     await accept(server, token, cid)
     await agent_says(server, token, cid, "private reply")
-    own = await start_chat(server, intruder, "mine")
+    own = await new_chat(server, intruder, "mine")
     async with visitor_socket(server, intruder) as sock:
         await sock.send({"type": "resume", "conversationId": cid, "afterSeq": 0})
         frames = await sock.drain()
@@ -220,8 +201,8 @@ async def test_visitor_sockets_carry_only_their_own_conversations(server: Server
     token = await login(server, a)
     alice, bob = [await new_visitor(server, a.widget_id) for _ in range(2)]
     async with visitor_socket(server, alice) as sa, visitor_socket(server, bob) as sb:
-        cid_a = await start_chat(server, alice, "alice hello")
-        cid_b = await start_chat(server, bob, "bob hello")
+        cid_a = await new_chat(server, alice, "alice hello")
+        cid_b = await new_chat(server, bob, "bob hello")
         await accept(server, token, cid_a)
         await accept(server, token, cid_b)
         for n in range(3):
@@ -270,7 +251,7 @@ async def test_heartbeat_naming_a_visitor_id_without_its_token_gets_a_new_id(
 ) -> None:
     [a] = await seed(server)
     victim, other = [await new_visitor(server, a.widget_id) for _ in range(2)]
-    cid = await start_chat(server, victim, "private")
+    cid = await new_chat(server, victim, "private")
     token = {
         "no-token": None,
         "other-visitors-token": other.token,
@@ -338,7 +319,7 @@ TAMPERINGS = (
 async def test_tampered_visitor_token_is_401(server: Server, how: str) -> None:
     [a] = await seed(server)
     victim, other = [await new_visitor(server, a.widget_id) for _ in range(2)]
-    cid = await start_chat(server, victim, "private")
+    cid = await new_chat(server, victim, "private")
     forged = _tamper(victim.token, other.token, how)
     assert forged != victim.token
     before = await server.run(row_counts)
@@ -370,7 +351,7 @@ async def two_tenants(server: Server) -> tuple[Seed, str, Seed, str]:
 async def test_agent_of_another_tenant_gets_404_for_everything(server: Server) -> None:
     a, token_a, _b, token_b = await two_tenants(server)
     visitor = await new_visitor(server, a.widget_id)
-    cid = await start_chat(server, visitor, "tenant A only")
+    cid = await new_chat(server, visitor, "tenant A only")
     calls = (
         ("GET", f"/api/chat/conversations/{cid}", None),
         ("POST", f"/api/chat/conversations/{cid}/accept", None),
@@ -404,8 +385,8 @@ async def test_other_tenant_sees_nothing_in_views_widgets_or_live_visitors(
     a, token_a, b, token_b = await two_tenants(server)
     visitor_a = await new_visitor(server, a.widget_id)
     visitor_b = await new_visitor(server, b.widget_id)
-    cid_a = await start_chat(server, visitor_a, "for A")
-    cid_b = await start_chat(server, visitor_b, "for B")
+    cid_a = await new_chat(server, visitor_a, "for A")
+    cid_b = await new_chat(server, visitor_b, "for B")
     await accept(server, token_a, cid_a)
     views = queries.VIEWS
     for view in views:
@@ -435,7 +416,7 @@ async def test_other_tenants_inbox_receives_none_of_its_events(server: Server) -
         # tenant A's whole flow while B's inbox is open
         visitor_a = await new_visitor(server, a.widget_id)
         async with visitor_socket(server, visitor_a) as vs:
-            cid_a = await start_chat(server, visitor_a, "secret of A")
+            cid_a = await new_chat(server, visitor_a, "secret of A")
             await accept(server, token_a, cid_a)
             await agent_says(server, token_a, cid_a, "reply of A")
             await vs.send({"type": "message", "text": "more of A", "clientMessageId": "a-2"})
@@ -448,7 +429,7 @@ async def test_other_tenants_inbox_receives_none_of_its_events(server: Server) -
             closed = await inbox_a.wait_for("conversation_status_changed", conversationId=cid_a)
         # a marker in tenant B, published after all of A's events
         visitor_b = await new_visitor(server, b.widget_id)
-        cid_b = await start_chat(server, visitor_b, "B's marker")
+        cid_b = await new_chat(server, visitor_b, "B's marker")
         await inbox_b.wait_for("conversation_created", conversationId=cid_b)
         await inbox_b.drain()
         frames_b = list(inbox_b.seen)
@@ -474,7 +455,7 @@ async def test_other_tenants_inbox_receives_none_of_its_events(server: Server) -
 async def test_visitor_token_of_one_tenant_on_another_tenants_widget(server: Server) -> None:
     a, _token_a, b, token_b = await two_tenants(server)
     visitor_a = await new_visitor(server, a.widget_id)
-    cid_a = await start_chat(server, visitor_a, "private")
+    cid_a = await new_chat(server, visitor_a, "private")
     before = await server.run(row_counts)
     w = f"/api/chat/widgets/{b.widget_id}"
     calls = (
@@ -525,7 +506,7 @@ async def test_agent_endpoints_need_a_valid_agent_token(server: Server, credenti
     [a] = await seed(server)
     good = await login(server, a)
     visitor = await new_visitor(server, a.widget_id)
-    cid = await start_chat(server, visitor)
+    cid = await new_chat(server, visitor)
     expired = new_agent_token()
     past = server.services.clock.now() - dt.timedelta(seconds=1)
     await server.run(
@@ -635,7 +616,7 @@ async def test_ops_endpoints_need_the_ops_token(server: Server, credential: str)
     [a] = await seed(server)
     agent = await login(server, a)
     visitor = await new_visitor(server, a.widget_id)
-    cid = await start_chat(server, visitor)
+    cid = await new_chat(server, visitor)
     token, headers = {
         "none": (None, {}),
         "agent": (agent, {}),

@@ -1673,7 +1673,7 @@
       // resume from what the thread shows; with nothing shown yet, a resume from 0 would replay
       // the whole log past the thread's latest page: the detail, fetched after `ready`, holds
       // everything up to now, and what follows comes live
-      var after = seqSeen[openId] || 0;
+      var after = resumeSeq();
       if (after > 0 && resumedInAddress !== openId) {
         stream.send({ type: "resume", conversationId: openId, afterSeq: after });
       }
@@ -1769,9 +1769,14 @@
   setInterval(tick, 1000);
   var resumedInAddress = null; // the thread the open socket's address resumed
 
+  function resumeSeq() {
+    // where the open thread's events resume: what it shows (0: nothing shown yet, no resume)
+    return openId ? seqSeen[openId] || 0 : 0;
+  }
+
   function streamQuery() {
     // the open thread resumes in the address: its missed events come before any live one
-    var after = openId ? seqSeen[openId] || 0 : 0;
+    var after = resumeSeq();
     resumedInAddress = after > 0 ? openId : null;
     return after > 0 ? "?conversationId=" + encodeURIComponent(openId) + "&afterSeq=" + after : "";
   }
