@@ -1211,6 +1211,22 @@ async def clear_login_failures(connection: asyncpg.Connection, attempt: str, key
     )
 
 
+async def begin_sign_in(
+    connection: asyncpg.Connection,
+    attempt: str,
+    limits: Sequence[tuple[str, int]],
+    now: dt.datetime,
+    window: dt.timedelta,
+    email: str,
+) -> tuple[dt.datetime | None, Row | None]:
+    """:func:`begin_login_attempt`, and when it has room the agent row of ``email`` (or None)
+    read in the same crossing: ``(None, row)``, or ``(free_at, None)`` when a limit is full."""
+    free_at = await begin_login_attempt(connection, attempt, limits, now, window)
+    if free_at is not None:
+        return free_at, None
+    return None, await select_agent_by_email(connection, email)
+
+
 async def select_message_page(
     connection: asyncpg.Connection,
     tenant_id: str,

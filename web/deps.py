@@ -60,18 +60,18 @@ async def body(cls: type[Any]) -> Any:
 
 def client_ip() -> str | None:
     """The address of the client of this request (see :func:`forwarded_client`)."""
-    return forwarded_client(
-        request.remote_addr,
-        request.headers.get("X-Forwarded-For"),
-        trusted_networks(services().settings.trusted_proxies),
-    )
+    return _client_of(request)
 
 
 def socket_client_ip() -> str | None:
     """The address of the client of this WebSocket (see :func:`forwarded_client`)."""
+    return _client_of(websocket)
+
+
+def _client_of(connection: Any) -> str | None:
     return forwarded_client(
-        websocket.remote_addr,
-        websocket.headers.get("X-Forwarded-For"),
+        connection.remote_addr,
+        connection.headers.get("X-Forwarded-For"),
         trusted_networks(services().settings.trusted_proxies),
     )
 

@@ -48,7 +48,7 @@ from storage.stores import PostgresLeases, PostgresStore
 from web.app import create_app
 from web.auth import TokenKey, VisitorTokens
 from web.demo import check_demo_left, seed_demo
-from web.services import Services, Settings
+from web.services import ACTOR_KINDS, Services, Settings
 from web.widgets import widget_to_wire
 from web.workers import listening_socket
 
@@ -316,8 +316,7 @@ async def refresh_gauges_forever(
     task_status.started()
     try:
         while True:
-            kinds = (CONVERSATION, VISITOR, WIDGET, ROUTER)
-            metrics.refresh(supervisor.count, kinds, len(supervisor.escalations()))
+            metrics.refresh(supervisor.count, ACTOR_KINDS, len(supervisor.escalations()))
             await trio.sleep(1)
     finally:
         metrics.flush()  # the increments of this worker's last second

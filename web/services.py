@@ -11,14 +11,21 @@ import trio
 from engine.broker import Broker
 from engine.clock import Clock
 from engine.cluster import Cluster
+from engine.conversation_actor import KIND as CONVERSATION
 from engine.presence import AgentPresence
+from engine.routing import KIND as ROUTER
 from engine.supervisor import Supervisor
+from engine.visitor import KIND as VISITOR
+from engine.widget import KIND as WIDGET
 from storage.db import Database
 from web.auth import VisitorTokens
 from web.nearby import PingGate, RowCache
 from web.throttles import PublicLimits, Throttles
 
-__all__ = ["AgentPresence", "Services", "Settings"]
+__all__ = ["ACTOR_KINDS", "AgentPresence", "Services", "Settings"]
+
+# every kind of actor the supervisor runs (the gauges and /ops count each)
+ACTOR_KINDS = (CONVERSATION, VISITOR, WIDGET, ROUTER)
 
 
 @attrs.define

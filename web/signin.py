@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 
 import attrs
@@ -26,6 +25,7 @@ import trio
 from storage import queries
 from web import auth
 from web.services import Services, Settings
+from web.throttles import too_many
 from web.wire import ApiError
 
 
@@ -64,18 +64,11 @@ async def sign_in(s: Services, email: str, password: str, address: str | None) -
     limits = LoginLimits.of(s.settings)
     attempt = auth.new_id("try")
     now = s.clock.now()
-    free_at = await s.db.run(
-        queries.begin_login_attempt, attempt, limits.keys(email, address), now, limits.window
+    free_at, row = await s.db.run(
+        queries.begin_sign_in, attempt, limits.keys(email, address), now, limits.window, email
     )
     if free_at is not None:
-        wait = max(1, math.ceil((free_at - now).total_seconds()))
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            f"too many failed sign-ins; try again in {wait} seconds",
-            retryAfterSeconds=wait,
-        )
-    row = await s.db.run(queries.select_agent_by_email, email)
+        raise too_many("failed sign-ins", (free_at - now).total_seconds(), "too_many_attempts")
     stored = row["password_hash"] if row else auth.DUMMY_HASH
     acquired = False
     with trio.move_on_after(s.settings.password_check_wait_seconds):

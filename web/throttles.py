@@ -56,12 +56,12 @@ class PublicLimits:
         )
 
 
-def too_many(what: str, wait: float) -> ApiError:
-    """429 ``too_many_requests``, with the whole seconds to wait (``Retry-After``)."""
+def too_many(what: str, wait: float, code: str = "too_many_requests") -> ApiError:
+    """429 ``code``, with the whole seconds to wait (``Retry-After``)."""
     seconds = max(1, math.ceil(wait))
     return ApiError(
         429,
-        "too_many_requests",
+        code,
         f"too many {what}; retry in {seconds} seconds",
         retryAfterSeconds=seconds,
     )

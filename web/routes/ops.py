@@ -19,10 +19,8 @@ from quart import Blueprint, Response, current_app, jsonify, render_template, re
 from engine import metrics
 from engine.clock import iso
 from engine.conversation_actor import KIND as CONVERSATION
-from engine.routing import KIND as ROUTER
 from engine.supervisor import ActorReport
 from engine.visitor import KIND as VISITOR
-from engine.widget import KIND as WIDGET
 from engine.wire import UNSET
 from storage import leases, queries
 from storage.db import unavailable
@@ -39,11 +37,9 @@ from web.apidoc import (
 from web.deps import error, has_ops_token, require_ops, services
 from web.openapi import document
 from web.presenters import answer, html_page
-from web.services import Services
+from web.services import ACTOR_KINDS, Services
 from web.shapes import ActorList, BrokerReport, ClusterNode, ClusterReport, Health
 from web.wire import ApiError
-
-ACTOR_KINDS = (CONVERSATION, VISITOR, WIDGET, ROUTER)
 
 bp = Blueprint("ops", __name__)
 
