@@ -13,7 +13,17 @@ import attrs
 import httpx
 import trio
 
-from tests.support import OPS_TOKEN, Seed, Visitor, inbox_socket, login, new_visitor, visitor_socket
+from tests.support import (
+    OPS_TOKEN,
+    Seed,
+    Visitor,
+    accept,
+    inbox_socket,
+    login,
+    new_chat,
+    new_visitor,
+    visitor_socket,
+)
 
 
 async def docker(*args: str, within: float = 120) -> str:
@@ -150,16 +160,9 @@ async def open_chat(visitor_node: Any, agent_node: Any, who: Seed) -> AsyncItera
             async with visitor_node.http(visitor.token) as client:
                 r = await client.get(f"/api/chat/widgets/{who.widget_id}/config")
                 assert r.status_code == 200 and r.json()["agentsOnline"] is True, r.text
-                r = await client.post(
-                    f"/api/chat/widgets/{who.widget_id}/conversations",
-                    json={"name": "Carlos", "email": "carlos@example.com", "message": "hola"},
-                )
-                assert r.status_code == 201, r.text
-                cid = r.json()["id"]
+            cid = await new_chat(visitor_node, visitor)
             await inbox.wait_for("conversation_created", conversationId=cid)
-            async with agent_node.http(token) as client:
-                r = await client.post(f"/api/chat/conversations/{cid}/accept")
-                assert r.status_code == 200, r.text
+            await accept(agent_node, token, cid)
             assigned = await widget.wait_for("conversation_assigned", conversationId=cid)
             assert assigned["data"]["agent"]["id"] == who.agent_id
             yield Chat(cid, visitor, token, widget, inbox)

@@ -292,6 +292,16 @@ def check_targeting_host(origin: str | None) -> str | None:
         raise ApiError(422, "invalid_body", "Origin is not a valid URL or host") from None
 
 
+def outside_targeting(host: str) -> ApiError:
+    """403 ``domain_not_allowed``: ``host`` (normalised) is not in the widget's Targeting."""
+    return ApiError(
+        403,
+        "domain_not_allowed",
+        f"{host} is not in this widget's Targeting; the widget is not served there",
+        widgetStatus="MISCONFIGURED",
+    )
+
+
 async def record_heartbeat(
     widget: dict[str, Any],
     visitor_id: str,
@@ -323,12 +333,7 @@ async def record_heartbeat(
                 "heartbeat refused: outside Targeting",
                 extra={"tenant_id": widget["tenant_id"], "widget_id": widget_id, "domain": host},
             )
-            raise ApiError(
-                403,
-                "domain_not_allowed",
-                f"{host} is not in this widget's Targeting; the widget is not served there",
-                widgetStatus="MISCONFIGURED",
-            )
+            raise outside_targeting(host)
     location = None
     if hb.time_zone:
         language = f", {hb.language}" if hb.language else ""
@@ -583,12 +588,7 @@ async def offline_message(widget_id: str) -> Response:
     # Targeting, as for a heartbeat: a page outside it gets no chat and leaves no message
     origin_host = check_targeting_host(request.headers.get("Origin"))
     if origin_host is not None and not domain_allowed(origin_host, list(widget["domains"] or [])):
-        raise ApiError(
-            403,
-            "domain_not_allowed",
-            f"{origin_host} is not in this widget's Targeting; the widget is not served there",
-            widgetStatus="MISCONFIGURED",
-        )
+        raise outside_targeting(origin_host)
     identity = await s.tokens.identify(bearer(request.headers))
     if identity is not None and identity.tenant_id != widget["tenant_id"]:
         identity = None
