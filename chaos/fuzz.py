@@ -130,6 +130,7 @@ class Findings:
     server_errors: int = 0
     outside_document: int = 0
     refusals: Refusals = attrs.field(factory=Refusals)
+    http_refusals: int = 0  # refused by the HTTP layer before any route (HTTP_LAYER_STATUSES)
     examples: list[str] = attrs.field(factory=list)  # the first few of each kind of finding
     kinds: collections.Counter[str] = attrs.field(factory=collections.Counter)
 
@@ -171,9 +172,34 @@ def real_ids(operation: Any, fixtures: Fixtures) -> dict[str, str]:
     return {k: v for k, v in ids.items() if k in names}
 
 
+# what Hypercorn (h11) answers a request it cannot take as HTTP, before the app sees it: a
+# header value with a control character or a malformed request line (400), headers too large
+# (431), a Transfer-Encoding other than chunked (501); no body, and the connection closed
+HTTP_LAYER_STATUSES = {400, 431, 501}
+
+
+def http_layer_refusal(response: requests.Response) -> bool:
+    """Whether ``response`` is the HTTP layer's refusal, not the app's: the app always answers
+    a JSON body (web/app.py), the HTTP layer an empty one with ``Connection: close``."""
+    return (
+        response.status_code in HTTP_LAYER_STATUSES
+        and response.content == b""
+        and "content-type" not in response.headers
+        and response.headers.get("connection", "").lower() == "close"
+    )
+
+
+def as_sent(case: Any) -> str:
+    """The request as a ``curl`` command: all of it (headers, query and body), to replay."""
+    try:
+        return str(case.as_curl_command())
+    except Exception:  # a case curl cannot render: the path at least
+        return f"{case.method} {case.formatted_path}"
+
+
 def describe(case: Any, response: requests.Response) -> str:
     body = response.text[:300].replace("\n", " ")
-    return f"{case.method} {case.formatted_path} -> {response.status_code} {body}"
+    return f"{as_sent(case)} -> {response.status_code} {body}"
 
 
 def drive(
@@ -208,11 +234,7 @@ def drive(
             response = case.call(base_url=base, session=session, timeout=15)
         except (requests.ConnectionError, requests.Timeout) as exc:
             findings.no_answer += 1  # the server reset, closed or did not answer in 15 s
-            try:
-                sent = case.as_curl_command()  # all of it: headers, query and body
-            except Exception:  # a case curl cannot render: the path at least
-                sent = f"{case.method} {case.formatted_path}"
-            findings.found("no answer", f"{sent}: {exc!r}")
+            findings.found("no answer", f"{as_sent(case)}: {exc!r}")
             return
         except requests.RequestException as exc:
             findings.unsendable += 1  # a header or URL the client library refuses to send
@@ -220,11 +242,18 @@ def drive(
             return
         findings.requests += 1
         findings.by_status[response.status_code] += 1
-        if response.status_code >= 500:
+        layer = http_layer_refusal(response)
+        if layer:
+            # refused by the HTTP layer before any route (docs/api.md, "Malformed HTTP"):
+            # counted apart, each kept as a curl command to look at
+            findings.http_refusals += 1
+            findings.found("refused by the HTTP layer", describe(case, response))
+        elif response.status_code >= 500:
             findings.server_errors += 1
             findings.found("5xx", describe(case, response))
         try:
-            case.validate_response(response, checks=CHECKS)
+            if not layer:
+                case.validate_response(response, checks=CHECKS)
         except (FailureGroup, AssertionError) as failed:
             if response.status_code < 500:
                 findings.outside_document += 1
@@ -300,6 +329,7 @@ def drive(
         "serverErrors": findings.server_errors,
         "noAnswer": findings.no_answer,
         "unsendable": findings.unsendable,
+        "httpLayerRefusals": findings.http_refusals,
         "outsideDocument": findings.outside_document,
         "refusedButStored": findings.refusals.stored,
         "recordedRefusals": findings.refusals.recorded,

@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from chaos.database import windows_report
 from chaos.drops import Reader
+from chaos.fuzz import http_layer_refusal
 from chaos.harness import Ledger, Refusals, tally
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +64,22 @@ def test_a_refusal_is_judged_by_what_it_changed() -> None:
         "visitor_sessions",
     ]
     assert (refusals.stored, refusals.recorded, refusals.deferred) == (2, 1, 1)
+
+
+def test_only_the_http_layers_own_refusals_are_counted_apart() -> None:
+    def answer(status: int, body: bytes, **headers: str) -> requests.Response:
+        response = requests.Response()
+        response.status_code, response._content = status, body
+        response.headers.update(headers)
+        return response
+
+    layer = {"Connection": "close", "Content-Length": "0"}
+    assert http_layer_refusal(answer(501, b"", **layer))
+    assert http_layer_refusal(answer(400, b"", **layer))
+    json_400 = answer(400, b'{"error": {}}', **layer, **{"Content-Type": "application/json"})
+    assert not http_layer_refusal(json_400)  # the app's: in the document, checked
+    assert not http_layer_refusal(answer(500, b"", **layer))  # a 500 is never excused
+    assert not http_layer_refusal(answer(501, b"", **{"Content-Length": "0"}))  # kept open
 
 
 def test_errors_count_only_outside_a_fault_window() -> None:

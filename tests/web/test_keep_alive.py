@@ -82,3 +82,35 @@ async def test_an_idle_keep_alive_connection_is_closed_after_its_timeout(
                 rest = await stream.receive_some()
                 while rest:
                     rest = await stream.receive_some()
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        (b"X-Curbe-CSRF: a\x0bb", 400),  # a control character in a header value
+        (b"Transfer-Encoding: gzip", 501),  # a transfer coding other than chunked
+    ],
+)
+async def test_malformed_http_is_refused_by_the_http_layer_which_closes_the_connection(
+    server: Server, header: bytes, status: int
+) -> None:
+    """docs/api.md, "Malformed HTTP": what cannot be read as HTTP never reaches a route; the
+    fault suite counts these answers apart by this shape (chaos/fuzz.py, http_layer_refusal)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port_of(server))
+    async with stream:
+        await stream.send_all(
+            b"POST /api/auth/logout HTTP/1.1\r\nHost: localhost\r\n"
+            + header
+            + b"\r\nContent-Length: 0\r\n\r\n"
+        )
+        received = b""
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some():
+                received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    assert lines[0].startswith(f"http/1.1 {status}".encode()), received[:200]
+    assert b"connection: close" in lines and rest == b""
+    assert not any(line.startswith(b"content-type") for line in lines)
+    async with server.http() as client:  # and the server goes on serving
+        assert (await client.get("/healthz")).status_code == 200
