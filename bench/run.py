@@ -474,7 +474,8 @@ async def run_scenarios(
         "http": server.http,
         "ws": server.ws,
         "widget": seed["widget"],
-        "socket_heartbeat": target.ours and await takes_socket_heartbeats(server.http),
+        # what the server under test takes, asked of its own OpenAPI document
+        **(await takes_frames(server.http) if target.ours else {}),
     }
     for i, w in enumerate([*visitors, agents]):
         await w.call("setup", sources=LOOPBACK_SOURCES[i::3], **setup)
@@ -612,6 +613,11 @@ async def run_scenarios(
                 "client_cpu_ms": 1000 * (client1 - client0) / max(delivered, 1),
                 "lat": report["lat"],
                 "ack_lat": merge(sent, "lat"),
+                # typing hints beside the messages (sent before a message, at most one a
+                # second per widget, as a typing visitor's widget.js would): the typing events
+                # that reached each inbox, per message delivered
+                "typing_sent": sum(a.get("typing", 0) for a in sent),
+                "typing_in": report.get("typing", 0) / max(delivered * plan.agents, 1),
             }
         )
 
@@ -673,12 +679,13 @@ async def settled(base: str, workers: int, ops_token: str) -> None:
             await trio.sleep(0.2)
 
 
-async def takes_socket_heartbeats(base: str) -> bool:
-    """Whether the server under test takes heartbeat frames on the visitor socket (widget.js
-    then sends its heartbeats there), asked of the server itself: its OpenAPI document lists the
-    socket's ``BeatFrame`` answer from the commit that added it. A bench of an older server
-    (``PYTHONPATH`` pointing at an older checkout) then drives its widgets as that commit's
-    widget.js did, with HTTP heartbeats, whatever this harness's own code knows."""
+async def takes_frames(base: str) -> dict[str, bool]:
+    """Which client frames the server under test takes, asked of the server itself (its OpenAPI
+    document lists each frame from the commit that added it): heartbeat frames on the visitor
+    socket (widget.js then sends its heartbeats there) and typing frames (sent beside the
+    delivery scenario's messages). A bench of an older server (``PYTHONPATH`` pointing at an
+    older checkout) then drives its widgets as that commit's widget.js did, whatever this
+    harness's own code knows."""
     http = await Http.open(Endpoint.parse(base))
     try:
         status, body, _ = await http.request("GET", "/api/openapi.json")
@@ -686,7 +693,8 @@ async def takes_socket_heartbeats(base: str) -> bool:
         await http.aclose()
     if status != 200 or not isinstance(body, dict):
         raise RuntimeError(f"GET /api/openapi.json answered {status}")
-    return "BeatFrame" in body.get("components", {}).get("schemas", {})
+    schemas = body.get("components", {}).get("schemas", {})
+    return {"socket_heartbeat": "BeatFrame" in schemas, "typing": "TypingFrame" in schemas}
 
 
 async def widget_js_size(base: str) -> dict[str, int]:

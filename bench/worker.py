@@ -31,6 +31,9 @@ HEARTBEAT_EVERY = 15.0
 PING_EVERY = 25.0
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 15.0
 MARK = "bench|"
+# a typing visitor's widget says "on" at most every 4 s; the bench at most once a second per
+# widget (the typing frame rate), so every message of a slow conversation follows a typing event
+TYPING_EVERY_MS = 1000.0
 
 
 def now_ms() -> float:
@@ -64,6 +67,7 @@ class Widget:
     ack_event: trio.Event = attrs.Factory(trio.Event)  # set (and replaced) on every ack
     mark_seq: int = 0  # last_seq when the orchestrator marked (before a restart)
     resumed_seq: int = 0  # lastSeq of the latest resumed frame
+    typed_at: float = 0.0  # when its last typing frame went out (ms)
 
 
 class Worker:
@@ -78,6 +82,8 @@ class Worker:
         self.reconnect = True
         self.background = False
         self.socket_heartbeat = False  # set by ``setup``: the server takes heartbeat frames
+        self.typing = False  # set by ``setup``: the server takes typing frames
+        self.typing_sent = 0  # typing frames sent in the current ``deliver``
         self.errors: dict[str, int] = defaultdict(int)
         # agents
         self.agent_token: str | None = None
@@ -229,6 +235,7 @@ class Worker:
         self.widget_id = c.get("widget", "")
         self.sources = c.get("sources") or self.sources
         self.socket_heartbeat = bool(c.get("socket_heartbeat", False))
+        self.typing = bool(c.get("typing", False))
         return {}
 
     async def cmd_retarget(self, c: dict[str, Any]) -> dict[str, Any]:
@@ -416,6 +423,13 @@ class Worker:
         cmid = f"{self.name}-{w.index}-{w.sent}"
         w.pending[cmid] = due
         try:
+            if self.typing and now_ms() - w.typed_at >= TYPING_EVERY_MS:
+                # the visitor typed it: "on" first (the message ends it), within the frame rate
+                w.typed_at = now_ms()
+                self.typing_sent += 1
+                await w.ws.send(
+                    {"type": "typing", "conversationId": w.conversation_id, "state": "on"}
+                )
             await w.ws.send(
                 {
                     "type": "message",
@@ -435,6 +449,7 @@ class Worker:
         for w in talkers:
             w.ack_latencies.clear()
         before = {w.conversation_id: (w.sent, w.acked) for w in talkers}
+        self.typing_sent = 0
         t0 = now_ms()
         for i in range(int(rate * seconds)):
             due = t0 + i * 1000 / rate
@@ -453,6 +468,7 @@ class Worker:
             "acked": {w.conversation_id: w.acked for w in talkers},
             "unacked": sum(len(w.pending) for w in talkers),
             "lat": lat,
+            "typing": self.typing_sent,
         }
 
     async def cmd_fill(self, c: dict[str, Any]) -> dict[str, Any]:
@@ -577,7 +593,7 @@ class Worker:
         since: dict[str, int] = c.get("since", {})
         with trio.move_on_after(c.get("drain", 10)):
             await self.until(lambda: all(i.has(expect) for i in self.inboxes))
-        out: dict[str, Any] = {"lost": 0, "duplicates": 0, "order": 0, "lat": []}
+        out: dict[str, Any] = {"lost": 0, "duplicates": 0, "order": 0, "lat": [], "typing": 0}
         for inbox in self.inboxes:
             for cid, top in expect.items():
                 seen = inbox.seen.get(cid, set())
@@ -587,6 +603,7 @@ class Worker:
             out["duplicates"] += inbox.duplicates
             out["order"] += inbox.order
             out["lat"] += inbox.latencies
+            out["typing"] += inbox.typing
             inbox.reset()
         return out
 
@@ -599,8 +616,12 @@ class Inbox:
     duplicates: int = 0
     order: int = 0
     latencies: list[float] = attrs.Factory(list)
+    typing: int = 0  # typing events heard
 
     def take(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "typing":
+            self.typing += 1
+            return
         if frame.get("type") != "message_created":
             return
         text = ((frame.get("data") or {}).get("message") or {}).get("text") or ""
@@ -620,7 +641,7 @@ class Inbox:
         return all(self.last.get(cid, 0) >= top for cid, top in expect.items())
 
     def reset(self) -> None:
-        self.duplicates = self.order = 0
+        self.duplicates = self.order = self.typing = 0
         self.latencies = []
 
 

@@ -84,6 +84,10 @@ def frames(conversation: str) -> st.SearchStrategy[Any]:
             },
         ),
         st.fixed_dictionaries(
+            {"type": st.just("typing"), "state": st.one_of(st.sampled_from(["on", "off"]), short)},
+            optional={"conversationId": conv},
+        ),
+        st.fixed_dictionaries(
             {
                 "type": st.just("presence"),
                 "status": st.one_of(st.sampled_from(["online", "away"]), short),

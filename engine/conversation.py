@@ -106,6 +106,79 @@ class WaitTimeout:
 Command = Create | Accept | PostMessage | Solve | Reopen | Transfer | WaitTimeout
 
 
+# --- typing: a hint, not a transition ----------------------------------------------------------
+
+# A receiver shows an indicator this long after the last ``on`` (senders repeat ``on`` every 4 s
+# while keys come: three repeats may be lost before it goes out by itself).
+TYPING_EXPIRES_SECONDS = 12
+# An unchanged ``on`` of one sender goes out at most this often; a change at once.
+TYPING_REPEAT_SECONDS = 3.0
+
+
+@attrs.frozen
+class Typing:
+    """A sender started (``on``) or stopped typing. Changes nothing stored: the actor answers
+    it from memory and publishes at most a ``typing`` event (:class:`TypingGate`)."""
+
+    sender_type: SenderType
+    sender_id: str
+    sender_name: str | None
+    on: bool
+
+
+class TypingGate:
+    """Which typing hints of one conversation go out: a change of a sender's state at once, an
+    unchanged ``on`` at most every :data:`TYPING_REPEAT_SECONDS`, an ``off`` only after an
+    ``on``. Remembers the senders typing now (a handful), on the actor's clock (seconds)."""
+
+    def __init__(self) -> None:
+        self._on: dict[tuple[SenderType, str], float] = {}  # sender -> when its last on went out
+
+    def passes(self, cmd: Typing, now: float) -> bool:
+        key = (cmd.sender_type, cmd.sender_id)
+        last = self._on.get(key)
+        if not cmd.on:
+            return self._on.pop(key, None) is not None
+        if last is not None and now - last < TYPING_REPEAT_SECONDS:
+            return False
+        self._on[key] = now
+        return True
+
+    def sent(self, sender_type: SenderType, sender_id: str) -> None:
+        """The sender's message went out: receivers clear the indicator on it by themselves,
+        and the sender's next ``on`` goes out at once."""
+        self._on.pop((sender_type, sender_id), None)
+
+    def __len__(self) -> int:
+        return len(self._on)
+
+
+def typing_event(state: Conversation, cmd: Typing, now: dt.datetime) -> Event | None:
+    """The ``typing`` event of ``cmd``, or None when nobody should hear it: an agent's typing
+    reaches the visitor and the inbox of an OPEN live chat only, a visitor's the inbox of a live
+    chat not SOLVED (a visitor's own sockets never hear it back)."""
+    if state.kind is not Kind.LIVE_CHAT or state.status is Status.SOLVED:
+        return None
+    agent = cmd.sender_type is SenderType.AGENT
+    if agent and state.status is not Status.OPEN:
+        return None
+    data = PAYLOADS[EventType.TYPING](
+        sender_type=cmd.sender_type,
+        sender_id=cmd.sender_id,
+        sender_name=cmd.sender_name if agent else None,
+        state="on" if cmd.on else "off",
+        expires_in_seconds=TYPING_EXPIRES_SECONDS,
+    ).to_wire()
+    return Event(
+        type=EventType.TYPING.value,
+        at=now,
+        tenant_id=state.tenant_id,
+        conversation_id=state.id,
+        visitor_id=state.visitor_id if agent else None,
+        data=data,
+    )
+
+
 @attrs.frozen
 class Transition:
     state: Conversation

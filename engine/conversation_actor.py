@@ -29,7 +29,15 @@ from engine import metrics
 from engine.broker import Broker
 from engine.clock import Clock, trio_deadline
 from engine.commit import claim_of, link_change
-from engine.conversation import Create, PostMessage, WaitTimeout, apply
+from engine.conversation import (
+    Create,
+    PostMessage,
+    Typing,
+    TypingGate,
+    WaitTimeout,
+    apply,
+    typing_event,
+)
 from engine.errors import Conflict, EngineError, NotFound
 from engine.faults import NO_FAULTS, Faults
 from engine.supervisor import Envelope, Mailbox, RecentEvent
@@ -133,6 +141,7 @@ class ConversationActor:
         self.recent: list[RecentEvent] = []  # last events, for operators
         self._timer: trio.CancelScope | None = None
         self._timer_deadline: dt.datetime | None = None
+        self.typing = TypingGate()
 
     def describe(self) -> dict[str, Any]:
         s = self.state
@@ -195,6 +204,7 @@ class ConversationActor:
         answered: list[tuple[Envelope, Outcome]] = []
         new_ids: dict[str, Message] = {}
         contact: Contact | None = None
+        hints: list[tuple[Typing, Event]] = []  # published after the batch, never stored
         for envelope in batch:
             command = envelope.command
             self.faults.check(KIND, "handle", self.id)
@@ -216,6 +226,14 @@ class ConversationActor:
                     key = command.client_key
                     known = (self.by_client_id.get(key) or new_ids.get(key)) if key else None
                     answered.append((envelope, Outcome(state, known)))
+                    continue
+                if isinstance(command, Typing):
+                    if state is None:
+                        raise NotFound(f"no conversation {self.id}")
+                    hint = typing_event(state, command, now)
+                    if hint is not None:
+                        hints.append((command, hint))
+                    answered.append((envelope, Outcome(state)))
                     continue
                 cid = (
                     sent_key(
@@ -269,6 +287,8 @@ class ConversationActor:
                 metrics.child(metrics.MESSAGES_STORED, m.sender_type.value).inc()
         self.state = state
         self.by_client_id.update(new_ids)
+        for m in messages:
+            self.typing.sent(m.sender_type, m.sender_id)
         for event in events:
             self.broker.publish(event)
             if event.type in _LOGGED:  # state changes only: never message text, never per frame
@@ -284,6 +304,10 @@ class ConversationActor:
                 )
             self.recent.append(RecentEvent(event.type.value, event.seq, event.at))
         del self.recent[:-20]
+        seconds = trio.current_time()
+        for command, hint in hints:  # not in ``recent``: a hint changes nothing stored
+            if self.typing.passes(command, seconds):
+                self.broker.publish(hint)
         for envelope, outcome in answered:
             if envelope.reply is not None:
                 envelope.reply.set(outcome)

@@ -36,6 +36,7 @@ class EventType(StrEnum):
     AGENTS_ONLINE_CHANGED = "agents_online_changed"
     QUEUE_POSITION = "queue_position"
     CONVERSATION_READ = "conversation_read"
+    TYPING = "typing"
     WIDGET_STATUS_CHANGED = "widget_status_changed"
     WIDGET_UPDATED = "widget_updated"
     WIDGET_DELETED = "widget_deleted"
@@ -377,6 +378,22 @@ class ConversationRead(Wire):
 
 
 @attrs.frozen
+class TypingChanged(Wire):
+    """Someone is typing in a conversation (``on``) or stopped (``off``). Never stored, no
+    ``seq``, never replayed; the text typed is never sent (docs/events.md)."""
+
+    sender_type: SenderType
+    sender_id: str
+    sender_name: str | None = attrs.field(
+        metadata=doc("an agent's name; null for a visitor (the inbox knows its contact)")
+    )
+    state: Literal["on", "off"]
+    expires_in_seconds: int = attrs.field(
+        metadata=doc("show it no longer than this without a new `on` (the sender may be gone)")
+    )
+
+
+@attrs.frozen
 class WidgetDeleted(Wire):
     id: str
 
@@ -394,5 +411,6 @@ PAYLOADS: dict[EventType, type[Any]] = {
     EventType.AGENTS_ONLINE_CHANGED: AgentsOnlineChanged,
     EventType.QUEUE_POSITION: QueuePosition,
     EventType.CONVERSATION_READ: ConversationRead,
+    EventType.TYPING: TypingChanged,
     EventType.WIDGET_DELETED: WidgetDeleted,
 }

@@ -20,7 +20,7 @@ import trio
 
 from bench.profile import top
 from bench.report import percentiles, render, summarise
-from bench.run import QUICK, TARGETS, takes_socket_heartbeats
+from bench.run import QUICK, TARGETS, takes_frames
 from tests.support import Server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +98,10 @@ def test_quick_bench_runs_every_scenario_on_every_target(postgres_url: str, tmp_
     assert isinstance(two["bus_cpu_ms"], float), two  # NATS's CPU (a second may show none)
     [one] = results["targets"]["curbe"]["delivery"]
     assert "bus_in" not in one  # one worker: no bus
+    # typing beside the messages: sent, coalesced, heard by every inbox (issue 17)
+    for name in ("curbe", "curbe-w2"):
+        [typed] = results["targets"][name]["delivery"]
+        assert typed["typing_sent"] > 0 and 0 < typed["typing_in"] <= 1, (name, typed)
     # the table names every target and the run's command, with the 2 workers / 1 ratio
     assert "| figure | Curbe Chat | Curbe Chat, 2 workers |" in done.stdout
     assert "| 2 workers / 1 |" in done.stdout
@@ -134,10 +138,11 @@ def test_profile_top_counts_inclusive_and_self_samples() -> None:
     assert " 60.0%  commit (c.py)" in out.split("self:")[1]
 
 
-async def test_the_socket_heartbeat_probe_asks_the_server_under_test(server: Server) -> None:
+async def test_the_frame_probe_asks_the_server_under_test(server: Server) -> None:
     """The harness learns from the server's own OpenAPI document whether widgets send their
-    heartbeats on the socket, so a bench of an older checkout drives it as its widget.js did."""
-    assert await takes_socket_heartbeats(server.base_url) is True
+    heartbeats on the socket, and typing frames, so a bench of an older checkout drives it as
+    its widget.js did."""
+    assert await takes_frames(server.base_url) == {"socket_heartbeat": True, "typing": True}
 
     async def older(stream: trio.SocketStream) -> None:  # a server from before heartbeat frames
         await stream.receive_some(65536)
@@ -150,7 +155,10 @@ async def test_the_socket_heartbeat_probe_asks_the_server_under_test(server: Ser
             functools.partial(trio.serve_tcp, older, 0, host="127.0.0.1")
         )
         port = listener.socket.getsockname()[1]
-        assert await takes_socket_heartbeats(f"http://127.0.0.1:{port}") is False
+        assert await takes_frames(f"http://127.0.0.1:{port}") == {
+            "socket_heartbeat": False,
+            "typing": False,
+        }
         nursery.cancel_scope.cancel()
 
 

@@ -81,6 +81,7 @@ FRAME_NAMES = {
     "ping": "PingFrame",
     "presence": "PresenceFrame",
     "heartbeat": "HeartbeatFrame",
+    "typing": "TypingFrame",
 }
 
 
@@ -150,6 +151,7 @@ def _websockets() -> dict[str, Schema]:
                     ref("ResumeFrame"),
                     ref("PingFrame"),
                     ref("HeartbeatFrame"),
+                    ref("TypingFrame"),
                 ]
             },
             "serverFrames": server_frames,
@@ -182,6 +184,7 @@ def _websockets() -> dict[str, Schema]:
                     ref("ResumeFrame"),
                     ref("PingFrame"),
                     ref("PresenceFrame"),
+                    ref("TypingFrame"),
                 ]
             },
             "serverFrames": server_frames,

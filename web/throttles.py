@@ -104,6 +104,8 @@ FRAME_RATES: dict[str, Rate] = {
     "ping": Rate(1.0, 10),
     "presence": Rate(2.0, 10),
     "heartbeat": Rate(1.0, 5),
+    # a sender repeats ``on`` every 4 s while typing; a change (on, off) at most every key
+    "typing": Rate(1.0, 5),
 }
 # bad frames (refused as invalid) count too: a socket that sends garbage is slowed like any other
 BAD_FRAME_RATE = Rate(5.0, 20)

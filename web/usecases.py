@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from quart import Response, request
 
-from engine.conversation import Create, PostMessage
+from engine.conversation import Create, PostMessage, Typing
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
 from engine.values import Agent, Contact, Conversation, Kind, SenderType
@@ -148,6 +149,40 @@ async def send_visitor_message(
     return await s.supervisor.call(  # type: ignore[no-any-return]
         CONVERSATION, conversation_id, Guard(tenant_id, command, visitor_id=visitor_id)
     )
+
+
+class TypingSockets:
+    """One socket's typing hints, guarded like its messages (an unknown conversation, or one not
+    the sender's, is refused ``not_found``). Remembers where it said ``on``: when it closes
+    without an ``off``, the receivers hear the ``off`` at once instead of waiting for the
+    indicator to expire."""
+
+    def __init__(self, s: Services, tenant_id: str, sender: Typing, visitor_id: str | None = None):
+        self._s = s
+        self._tenant_id = tenant_id
+        self._sender = sender
+        self._visitor_id = visitor_id
+        self._on: set[str] = set()
+
+    def command(self, on: bool) -> Guard:
+        hint = attrs.evolve(self._sender, on=on)
+        return Guard(self._tenant_id, hint, visitor_id=self._visitor_id)
+
+    async def send(self, conversation_id: str, on: bool) -> None:
+        await self._s.supervisor.call(CONVERSATION, conversation_id, self.command(on))
+        if on:
+            self._on.add(conversation_id)
+        else:
+            self._on.discard(conversation_id)
+
+    def sent_message(self, conversation_id: str) -> None:
+        self._on.discard(conversation_id)  # a message ends the typing (the actor knows it too)
+
+    def close(self) -> None:
+        """``off`` where this socket was typing (a hint: dropped when the mailbox is full)."""
+        for conversation_id in self._on:
+            self._s.supervisor.try_cast(CONVERSATION, conversation_id, self.command(False))
+        self._on.clear()
 
 
 async def send_agent_message(

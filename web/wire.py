@@ -251,12 +251,22 @@ class HeartbeatFrame:
     language: str | None = attrs.field(default=None, validator=MaxLength(35))
 
 
+@attrs.frozen
+class TypingFrame:
+    """The sender started (``on``) or stopped (``off``) typing; never the text. The widget may
+    leave out ``conversationId`` (its latest conversation); the inbox names it."""
+
+    state: str = attrs.field(validator=attrs.validators.in_(("on", "off")))
+    conversation_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
+
+
 FRAMES: dict[str, type[Any]] = {
     "message": MessageFrame,
     "resume": ResumeFrame,
     "ping": PingFrame,
     "presence": PresenceFrame,
     "heartbeat": HeartbeatFrame,
+    "typing": TypingFrame,
 }
 
 

@@ -48,6 +48,8 @@
   var HEARTBEAT_MS = 15000;
   var REQUEST_TIMEOUT_MS = 10000;
   var ACK_MS = 8000; // no ack over the socket by then: send the same message over REST
+  var TYPING_REPEAT_MS = 4000; // while keys come, "on" again this often (the server forwards it)
+  var TYPING_IDLE_MS = 5000; // no key for this long: "off"
   var PING_MS = 25000; // keep-alive; a socket silent for 2 pings is presumed dead
   var BACKOFF_MIN_MS = 500;
   var BACKOFF_MAX_MS = 15000;
@@ -89,6 +91,7 @@
       aboutMin: "About {n} min",
       reconnecting: "Reconnecting\u2026",
       connectedWith: "Connected with {name}",
+      isTyping: "{name} is typing\u2026",
       joined: "{name} joined the chat",
       anAgent: "An agent",
       agentOnline: "Agent online",
@@ -152,6 +155,7 @@
       aboutMin: "Unos {n} min",
       reconnecting: "Reconectando\u2026",
       connectedWith: "Conectado con {name}",
+      isTyping: "{name} est\u00e1 escribiendo\u2026",
       joined: "{name} se uni\u00f3 al chat",
       anAgent: "Un agente",
       agentOnline: "Agente en l\u00ednea",
@@ -526,6 +530,8 @@
     "background:#f3f4f6;color:#374151;font-size:13px;font-weight:600}",
     ".cc-queue,.cc-eta{font-weight:400;font-size:12px;margin-top:2px}",
     ".cc-recon{margin:8px 16px 0;font-size:12px;color:#92400e;text-align:center}",
+    ".cc-typing{min-height:18px;padding:0 16px 4px;font-size:12px;font-style:italic;color:#4b5563}",
+    ".cc-dark .cc-typing{color:#d1d5db}",
     ".cc-spin{width:18px;height:18px;flex:none;border-radius:50%;border:2px solid #d1d5db;border-top-color:var(--cc-theme);",
     "animation:cc-spin .8s linear infinite}@keyframes cc-spin{to{transform:rotate(360deg)}}",
     ".cc-log{flex:1;min-height:0;overflow-y:auto;padding:14px 16px;display:flex;flex-direction:column;gap:10px}",
@@ -627,6 +633,8 @@
       outbox: [], // the visitor's messages not stored yet: {cmid, text, status: sending|failed}
       socket: preview ? "ready" : "idle", // idle | connecting | ready | closed
       keepWaiting: null, // id of the conversation the visitor chose to keep waiting for
+      typing: null, // {conversationId, senderId, name, until}: an agent typing in the current chat
+      onTyping: opts.onTyping || null, // fn(text): the composer changed (widget.js sends hints)
       unread: 0
     };
     if (state.screen !== "launcher") state.back = state.screen;
@@ -958,6 +966,9 @@
       body.push(h("div", { class: "cc-recon", role: "status", text: t.reconnecting }));
     }
     body.push(h("div", { class: "cc-log", role: "log", "aria-live": "polite" }, thread(state, t, dispatch)));
+    var typing = !solved && state.typing && state.conv && state.typing.conversationId === state.conv.id ? state.typing : null;
+    // always there (empty when nobody types): a live region that screen readers already know
+    body.push(h("div", { class: "cc-typing", role: "status", "aria-live": "polite", text: typing ? fill(t.isTyping, typing.name || agentName(agent, t)) : "" }));
     if (solved) {
       body.push(h("div", { class: "cc-ended" }, [
         h("p", { class: "cc-ended-text", text: t.ended }),
@@ -973,6 +984,11 @@
     box.value = solved ? "" : state.draft.text;
     box.addEventListener("input", guard(function () {
       state.draft.text = box.value;
+      if (state.onTyping) state.onTyping(box.value);
+    }));
+    box.addEventListener("blur", guard(function () {
+      // a re-render replaces the composer (it may blur as it goes): only a visitor leaving it
+      if (state.onTyping && box.isConnected) state.onTyping("");
     }));
     box.addEventListener("keydown", guard(function (e) {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
@@ -1552,7 +1568,8 @@
         theme: theme,
         effects: effects,
         identity: { name: store.get("name"), email: store.get("email") },
-        persist: persist
+        persist: persist,
+        onTyping: onTyping
       });
       var st = view.state;
       st.agentsOnline = s.agentsOnline === null ? s.config.agentsOnline : s.agentsOnline;
@@ -1607,6 +1624,7 @@
         var body = st.draft.text.trim();
         if (body && st.conv && st.conv.status !== "SOLVED") {
           st.draft.text = "";
+          typingSent();
           queue(st, body, newId());
         }
         st.focus = ".cc-text";
@@ -1806,6 +1824,61 @@
       }
     }
 
+    // -- typing: hints to the agent (never the text), and the agent's hints shown here --
+
+    var typingOn = false; // the server was told "on" and not "off" since
+    var typingSentAt = 0;
+    var typingIdle = null;
+    var typingShown = null;
+
+    function typingTo(on) {
+      var st = view && view.state;
+      typingOn = false;
+      if (!st || !st.conv || st.conv.status === "SOLVED" || st.socket !== "ready") return;
+      if (wsSend({ type: "typing", conversationId: st.conv.id, state: on ? "on" : "off" })) {
+        typingOn = on;
+        if (on) typingSentAt = Date.now();
+      }
+    }
+
+    /** The composer holds `value` now: "on" at the first key and every 4 s while keys come,
+     * "off" once it is emptied, left (blur) or idle for 5 s. */
+    function onTyping(value) {
+      clearTimeout(typingIdle);
+      if (!value.trim()) {
+        if (typingOn) typingTo(false);
+        return;
+      }
+      if (!typingOn || Date.now() - typingSentAt >= TYPING_REPEAT_MS) typingTo(true);
+      typingIdle = setTimeout(guard(function () {
+        if (typingOn) typingTo(false);
+      }), TYPING_IDLE_MS);
+    }
+
+    /** Sending ends the typing (the server knows it from the message): the next key says "on". */
+    function typingSent() {
+      clearTimeout(typingIdle);
+      typingOn = false;
+    }
+
+    /** An agent's `typing` event: shown until "off", their message, or its expiry. */
+    function showTyping(st, f, data) {
+      clearTimeout(typingShown);
+      if (data.state === "on") {
+        var ms = Math.min(60, Math.max(1, typeof data.expiresInSeconds === "number" ? data.expiresInSeconds : 12)) * 1000;
+        st.typing = { conversationId: f.conversationId, senderId: data.senderId, name: text(data.senderName, 200) || null };
+        typingShown = setTimeout(guard(function () {
+          if (view) {
+            view.state.typing = null;
+            view.update();
+          }
+        }), ms);
+      } else if (st.typing && st.typing.senderId === data.senderId) {
+        st.typing = null;
+      }
+      view.update();
+    }
+
     function connect() {
       if (s.stopped || leaving || ws || !view) return;
       clearTimeout(retryTimer);
@@ -1936,6 +2009,8 @@
         onBeat(f);
         if (typeof f.agentsOnline === "boolean") setOnline(f.agentsOnline);
         followOtherTab();
+      } else if (f.type === "typing") {
+        if (st.conv && f.conversationId === st.conv.id && data.senderType === "agent") showTyping(st, f, data);
       } else if (f.type === "ack") {
         if (addMessage(st, f.message)) view.update();
       } else if (f.type === "error") {
@@ -1944,6 +2019,10 @@
           if (o.cmid === f.clientMessageId) failed(o, (isObj(f.error) && f.error.code) || "error");
         });
       } else if (typeof f.conversationId === "string" && typeof f.type === "string") {
+        if (f.type === "message_created" && st.typing && isObj(data.message) && data.message.senderId === st.typing.senderId) {
+          clearTimeout(typingShown);
+          st.typing = null; // their message is here: they stopped typing it
+        }
         var result = applyEvent(st, f);
         if (result === "adopted") {
           s.conversationId = st.conv.id;

@@ -140,31 +140,71 @@ def page_with(snippet: str, *, where: str = "body", title: str = "Acme Insurance
     )
 
 
-@asynccontextmanager
-async def agent_online(server: Any, token: str) -> AsyncIterator[list[dict[str, Any]]]:
-    """Keep an agent online (an open inbox socket, read continuously) for the block.
+class Heard(list[dict[str, Any]]):
+    """The frames a socket received so far (a list, appended as they come), and that socket:
+    ``say`` and ``wait_for`` are for the browser's thread (they cross into the Trio loop)."""
 
-    Yields the list of frames the inbox received, for tests that want to look at them.
-    """
+    def __init__(self, ws: Any) -> None:
+        super().__init__()
+        self.ws = ws
+        self._changed = trio.Event()
+
+    def append(self, frame: dict[str, Any]) -> None:
+        super().append(frame)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _wait_for(
+        self, match: Callable[[dict[str, Any]], bool], start: int
+    ) -> dict[str, Any]:
+        with trio.fail_after(10):
+            while True:
+                for frame in self[start:]:
+                    if match(frame):
+                        return frame
+                await self._changed.wait()
+
+    def wait_for(self, match: Callable[[dict[str, Any]], bool], start: int = 0) -> dict[str, Any]:
+        """The first frame from index ``start`` on that ``match``es, waiting for it (10 s)."""
+        found: dict[str, Any] = trio.from_thread.run(self._wait_for, match, start)
+        return found
+
+    def say(self, frame: dict[str, Any]) -> None:
+        import json
+
+        trio.from_thread.run(self.ws.send_message, json.dumps(frame))
+
+
+@asynccontextmanager
+async def listening(server: Any, path: str) -> AsyncIterator[Heard]:
+    """A socket open on ``path`` (after its ``ready``), read continuously for the block."""
     import json
 
     import trio_websocket
 
-    frames: list[dict[str, Any]] = []
-    async with trio_websocket.open_websocket_url(
-        f"{server.ws_url}/api/chat/inbox/ws?token={token}"
-    ) as ws:
+    async with trio_websocket.open_websocket_url(f"{server.ws_url}{path}") as ws:
         first = json.loads(await ws.get_message())
         assert first["type"] == "ready", first
+        heard = Heard(ws)
 
         async def read() -> None:
             try:
                 while True:
-                    frames.append(json.loads(await ws.get_message()))
+                    heard.append(json.loads(await ws.get_message()))
             except trio_websocket.ConnectionClosed:
                 return
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read)
-            yield frames
+            yield heard
             nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def agent_online(server: Any, token: str) -> AsyncIterator[Heard]:
+    """Keep an agent online (an open inbox socket, read continuously) for the block.
+
+    Yields the frames the inbox received (and its socket, to send frames as the agent).
+    """
+    async with listening(server, f"/api/chat/inbox/ws?token={token}") as heard:
+        yield heard

@@ -22,7 +22,7 @@ import pytest
 import trio
 
 from storage import queries
-from tests.browser.support import artifact, in_browser
+from tests.browser.support import artifact, in_browser, listening
 from tests.support import (
     ManualClock,
     Seed,
@@ -322,6 +322,84 @@ async def test_two_agents_accept_at_once_and_exactly_one_gets_it(server: Server)
 
 
 # --- a conversation ---------------------------------------------------------------------------
+
+
+async def test_typing_shows_in_the_list_and_the_thread_and_goes_to_the_visitor(
+    server: Server,
+) -> None:
+    # before: an agent could not tell a visitor was writing, nor the visitor that they were
+    [(a, ta), (b, tb)] = await signed_in(server, agents=2)
+    v = await new_visitor(server, a.widget_id)
+    cid = (await start_chat(server, v, "hola"))["id"]
+    await accept_as(server, ta, cid)
+
+    async with (
+        listening(server, f"/api/chat/widgets/{v.widget_id}/ws?token={v.token}") as widget,
+        listening(server, f"/api/chat/inbox/ws?token={tb}") as colleague,
+    ):
+
+        def scenario(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            page, problems = new_page(browser, server, ta)
+            page.clock.install()
+            open_inbox(page, "open")
+            row = conv_row(page, cid)
+            typing = "Carlos Lopez is typing\u2026"
+            widget.say({"type": "typing", "conversationId": cid, "state": "on"})
+            expect(row.locator(".conv-preview")).to_have_text(typing)  # in the list, closed
+            widget.say({"type": "typing", "conversationId": cid, "state": "off"})
+            expect(row.locator(".conv-preview")).to_have_text("hola")
+
+            row.locator(".conv-open").click()
+            indicator = page.locator("#typing-indicator")
+            expect(indicator).to_have_attribute("role", "status")
+            widget.say({"type": "typing", "conversationId": cid, "state": "on"})
+            expect(indicator).to_have_text(typing)
+            shot(page, "visitor_typing")
+            call(visitor_says, server, v, cid, "¿sigues ahí?")  # the message ends it
+            expect(page.locator('#messages .msg[data-sender="visitor"]')).to_have_count(2)
+            expect(indicator).to_have_text("")
+            expect(row.locator(".conv-preview")).to_have_text("¿sigues ahí?")
+            widget.say({"type": "typing", "conversationId": cid, "state": "on"})
+            expect(indicator).to_have_text(typing)
+            page.clock.fast_forward(13_000)  # the visitor's tab vanished without an "off"
+            expect(indicator).to_have_text("")
+            expect(row.locator(".conv-preview")).to_have_text("¿sigues ahí?")
+
+            # the agent types: the visitor (and a colleague) hear it; this inbox does not
+            # show its own agent
+            start = len(widget)
+            composer = page.locator("#composer-text")
+            composer.press_sequentially("Un momento")
+            heard = widget.wait_for(lambda f: f.get("type") == "typing", start)
+            assert heard["data"]["senderName"] == a.agent_name
+            assert heard["data"]["state"] == "on"
+            colleague.wait_for(lambda f: f.get("type") == "typing")
+            expect(indicator).to_have_text("")
+            composer.fill("")  # emptied: "off"
+            composer.dispatch_event("input")
+            widget.wait_for(
+                lambda f: f.get("type") == "typing" and f["data"]["state"] == "off", start
+            )
+            composer.press_sequentially("Listo")
+            widget.wait_for(
+                lambda f: f.get("type") == "typing" and f["data"]["state"] == "on", start + 2
+            )
+            page.clock.fast_forward(6_000)  # idle: "off"
+            widget.wait_for(
+                lambda f: f.get("type") == "typing" and f["data"]["state"] == "off", start + 3
+            )
+            assert not [f for f in widget if "Un momento" in str(f) or "Listo" in str(f)]
+            assert problems == [], problems
+
+        await in_browser(scenario)
+
+
+async def accept_as(srv: Server, token: str, cid: str) -> None:
+    async with srv.http(token) as client:
+        r = await client.post(f"/api/chat/conversations/{cid}/accept")
+        assert r.status_code == 200, r.text
 
 
 async def test_messages_flow_both_ways_live(server: Server) -> None:

@@ -951,3 +951,83 @@ async def test_preview_shows_chat_screens_with_sample_data(
         "solved": "This chat has ended. Thanks for reaching out!",
         "api": [],
     }
+
+
+# --- typing, both ways ------------------------------------------------------------------------------
+
+
+def typing_frames(heard: list[dict[str, Any]], sender: str) -> list[str]:
+    return [
+        f["data"]["state"]
+        for f in heard
+        if f.get("type") == "typing" and f["data"]["senderType"] == sender
+    ]
+
+
+async def test_typing_shows_both_ways_and_never_carries_the_text(
+    server: Server, host_site: HostSite
+) -> None:
+    # before: nothing told the visitor an answer was being written, nor the agent a question
+    w = await world(server, host_site)
+
+    def scenario(v: Visit, inbox: Any) -> None:
+        agent = w.agent()
+        cid = open_chat(v, agent)
+        indicator = v.w(".cc-typing")
+        expect(indicator).to_have_attribute("role", "status")  # read out when it changes
+        expect(indicator).to_have_text("")
+
+        inbox.say({"type": "typing", "conversationId": cid, "state": "on"})
+        expect(indicator).to_have_text(f"{AGENT} is typing\u2026")
+        v.shot("agent_typing")
+        inbox.say({"type": "typing", "conversationId": cid, "state": "off"})
+        expect(indicator).to_have_text("")
+        inbox.say({"type": "typing", "conversationId": cid, "state": "on"})
+        expect(indicator).to_have_text(f"{AGENT} is typing\u2026")
+        agent.say(cid, "Here is your quote")  # the message ends it
+        expect(v.w(".cc-msg-agent .cc-bub")).to_have_text(["Here is your quote"])
+        expect(indicator).to_have_text("")
+        inbox.say({"type": "typing", "conversationId": cid, "state": "on"})
+        expect(indicator).to_have_text(f"{AGENT} is typing\u2026")
+        v.page.clock.fast_forward(13_000)  # no "off" ever came (a closed laptop): it expires
+        expect(indicator).to_have_text("")
+
+        # the visitor types: the inbox hears "on", never a letter of the draft
+        start = len(inbox)
+        v.w("textarea.cc-text").press_sequentially("secret draft")
+        inbox.wait_for(lambda f: f.get("type") == "typing", start)
+        v.page.clock.fast_forward(6_000)  # 5 s without a key: "off"
+        inbox.wait_for(lambda f: f.get("type") == "typing" and f["data"]["state"] == "off", start)
+        assert typing_frames(inbox[start:], "visitor") == ["on", "off"]
+        assert not [f for f in inbox if "secret draft" in str(f)]
+        v.w("textarea.cc-text").press_sequentially(" more")
+        inbox.wait_for(
+            lambda f: f.get("type") == "typing" and f["data"]["state"] == "on", start + 2
+        )
+        v.w("textarea.cc-text").blur()  # leaving the composer: "off"
+        inbox.wait_for(
+            lambda f: f.get("type") == "typing" and f["data"]["state"] == "off", start + 3
+        )
+        v.w("textarea.cc-text").press_sequentially("!")
+        v.w("textarea.cc-text").press("Enter")  # sent: the message ends it, no "off" needed
+        inbox.wait_for(lambda f: f.get("type") == "message_created", start)
+        assert typing_frames(inbox[start:], "visitor") == ["on", "off", "on", "off", "on"]
+
+    async with agent_online(server, w.token) as inbox:
+        await in_browser(
+            visiting(w.url, lambda v: scenario(v, inbox), before=lambda p: p.clock.install())
+        )
+
+
+async def test_typing_in_spanish(server: Server, host_site: HostSite) -> None:
+    w = await world(server, host_site, locale="es")
+
+    def scenario(v: Visit, inbox: Any) -> None:
+        cid = start_chat(v, searching="Buscando agentes disponibles\u2026")
+        w.agent().accept(cid)
+        expect(v.page.get_by_text(f"Conectado con {AGENT}")).to_be_visible()
+        inbox.say({"type": "typing", "conversationId": cid, "state": "on"})
+        expect(v.w(".cc-typing")).to_have_text(f"{AGENT} est\u00e1 escribiendo\u2026")
+
+    async with agent_online(server, w.token) as inbox:
+        await in_browser(visiting(w.url, lambda v: scenario(v, inbox)))

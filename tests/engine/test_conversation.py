@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from engine.clock import UTC, iso
 from engine.conversation import (
     MAX_MESSAGE_LENGTH,
+    TYPING_EXPIRES_SECONDS,
+    TYPING_REPEAT_SECONDS,
     Accept,
     Command,
     Create,
@@ -30,8 +32,11 @@ from engine.conversation import (
     Solve,
     Transfer,
     Transition,
+    Typing,
+    TypingGate,
     WaitTimeout,
     apply,
+    typing_event,
 )
 from engine.errors import AlreadyAssigned, Conflict, EngineError, IllegalTransition
 from engine.values import Agent, Conversation, Event, EventType, Kind, SenderType, Status
@@ -1057,3 +1062,64 @@ def test_only_a_live_chat_can_be_agent_started() -> None:
     cmd = attrs.evolve(create_cmd(Kind.OFFLINE_MESSAGE), opened_by=ALICE)
     with pytest.raises(IllegalTransition):
         apply(None, cmd, T0)
+
+
+# --- typing: who hears it, and how often ------------------------------------------------------
+
+
+def typing_cmd(sender: str = "visitor", on: bool = True) -> Typing:
+    if sender == "visitor":
+        return Typing(SenderType.VISITOR, VISITOR_ID, None, on=on)
+    return Typing(SenderType.AGENT, ALICE.id, ALICE.name, on=on)
+
+
+@pytest.mark.parametrize(
+    ("name", "visitor_heard", "agent_heard"),
+    [
+        ("waiting", True, False),  # nobody can answer yet: an agent typing is nobody's news
+        ("open_alice", True, True),
+        ("solved_alice", False, False),
+        ("offline", False, False),  # a ticket is answered by email, not live
+    ],
+)
+def test_typing_is_heard_in_live_chats_that_can_still_be_answered(
+    name: str, visitor_heard: bool, agent_heard: bool
+) -> None:
+    state = build(name) if name != "offline" else run([create_cmd(Kind.OFFLINE_MESSAGE)])[0]
+    assert state is not None
+    heard = typing_event(state, typing_cmd("visitor"), at(5))
+    assert (heard is not None) is visitor_heard
+    if heard is not None:  # to the inbox only: not to the visitor's own streams
+        assert heard.visitor_id is None and heard.seq is None
+        assert heard.conversation_id == state.id
+        assert heard.data["senderName"] is None and heard.data["state"] == "on"
+    heard = typing_event(state, typing_cmd("agent", on=False), at(5))
+    assert (heard is not None) is agent_heard
+    if heard is not None:  # to the visitor of the chat (and the inbox)
+        assert heard.visitor_id == VISITOR_ID and heard.seq is None
+        assert heard.data == {
+            "senderType": "agent",
+            "senderId": ALICE.id,
+            "senderName": ALICE.name,
+            "state": "off",
+            "expiresInSeconds": TYPING_EXPIRES_SECONDS,
+        }
+    assert typing_event(state, typing_cmd(), at(5)) == typing_event(state, typing_cmd(), at(5))
+
+
+def test_the_typing_gate_passes_changes_at_once_and_repeats_sparingly() -> None:
+    gate = TypingGate()
+    on, off = typing_cmd(on=True), typing_cmd(on=False)
+    assert not gate.passes(off, 0.0)  # an off with no on before: nothing to clear
+    assert gate.passes(on, 0.0)
+    assert not gate.passes(on, 1.0) and not gate.passes(on, TYPING_REPEAT_SECONDS - 0.01)
+    assert gate.passes(on, TYPING_REPEAT_SECONDS)  # still typing: said again
+    assert gate.passes(off, TYPING_REPEAT_SECONDS + 0.1)  # a change: at once
+    assert not gate.passes(off, TYPING_REPEAT_SECONDS + 0.2)
+    assert len(gate) == 0  # nobody typing: nothing remembered
+    # senders are apart: the agent's on does not hold back the visitor's
+    assert gate.passes(on, 10.0) and gate.passes(typing_cmd("agent"), 10.1)
+    assert len(gate) == 2
+    gate.sent(SenderType.VISITOR, VISITOR_ID)  # its message ended the typing
+    assert gate.passes(on, 10.2)  # the next on goes out at once
+    assert not gate.passes(typing_cmd("agent"), 10.2)

@@ -199,8 +199,8 @@ def test_websockets_are_documented(doc: Doc) -> None:
         assert "4401" in ws["closeCodes"]
     # every frame type each socket takes (docs/events.md); the visitor's heartbeat frame was missing
     accepted = {
-        "/api/chat/widgets/{widgetId}/ws": {"message", "resume", "ping", "heartbeat"},
-        "/api/chat/inbox/ws": {"message", "resume", "ping", "presence"},
+        "/api/chat/widgets/{widgetId}/ws": {"message", "resume", "ping", "heartbeat", "typing"},
+        "/api/chat/inbox/ws": {"message", "resume", "ping", "presence", "typing"},
     }
     for path, types in accepted.items():
         listed = {
@@ -232,6 +232,7 @@ FRAME_CLASSES = {
     "PingFrame": wire.PingFrame,
     "PresenceFrame": wire.PresenceFrame,
     "HeartbeatFrame": wire.HeartbeatFrame,
+    "TypingFrame": wire.TypingFrame,
 }
 
 

@@ -15,13 +15,14 @@ from urllib.parse import urlsplit
 import attrs
 from quart import Blueprint, Response, jsonify, request, websocket
 
-from engine.conversation import Accept, Reopen, Solve
+from engine.conversation import Accept, Reopen, Solve, Typing
 from engine.values import (
     Agent,
     Conversation,
     ConversationRead,
     Event,
     EventType,
+    SenderType,
     VisitorSession,
 )
 from engine.visitor import KIND as VISITOR
@@ -71,6 +72,7 @@ from web.signin import sign_in
 from web.streams import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHENTICATED,
+    FRAME_KINDS,
     INBOX_BUFFER,
     REPLAY_PAGE,
     EventStream,
@@ -80,6 +82,7 @@ from web.streams import (
 from web.throttles import SOCKETS_PER_AGENT
 from web.usecases import (
     MESSAGES,
+    TypingSockets,
     conversation_command,
     message_page,
     send_agent_message,
@@ -95,6 +98,7 @@ from web.wire import (
     ProfileBody,
     ReadBody,
     ResumeFrame,
+    TypingFrame,
     decode_json,
     structure,
 )
@@ -756,13 +760,19 @@ async def inbox_socket() -> None:
     async def load(cid: str, after: int) -> tuple[int, list[Event]] | None:
         return await s.db.run(queries.select_events_after, cid, after, tenant_id, limit=REPLAY_PAGE)
 
+    typing = TypingSockets(
+        s, tenant_id, Typing(SenderType.AGENT, agent["id"], agent["name"], on=False)
+    )
+
     async def handle(stream: EventStream, frame: Any) -> None:
         if isinstance(frame, PresenceFrame):
             s.presence.set_away(tenant_id, agent["id"], frame.status == "away")
             return
-        if not isinstance(frame, ResumeFrame | MessageFrame):  # a visitor's heartbeat, say
+        if not isinstance(frame, ResumeFrame | MessageFrame | TypingFrame):  # a heartbeat, say
             raise ApiError(
-                422, "unsupported_frame", "the inbox can send message, resume, presence and ping"
+                422,
+                "unsupported_frame",
+                "the inbox can send message, resume, typing, presence and ping",
             )
         if frame.conversation_id is None:
             raise ApiError(
@@ -770,13 +780,16 @@ async def inbox_socket() -> None:
                 "conversation_required",
                 "the inbox resumes one conversation at a time"
                 if isinstance(frame, ResumeFrame)
-                else "say which conversation the message is for",
+                else f"say which conversation the {FRAME_KINDS[type(frame)]} is for",
             )
         if isinstance(frame, ResumeFrame):
             await stream.resume_frame(frame.conversation_id, frame.after_seq)
         elif isinstance(frame, MessageFrame):
             outcome = await send_agent_message(s, agent, frame.conversation_id, frame)
+            typing.sent_message(frame.conversation_id)
             await stream.ack(frame.client_message_id, outcome)
+        elif isinstance(frame, TypingFrame):
+            await typing.send(frame.conversation_id, frame.state == "on")
 
     if counts_as_online:
         s.presence.connect(tenant_id, agent["id"])
@@ -792,5 +805,6 @@ async def inbox_socket() -> None:
             cap=SOCKETS_PER_AGENT,
         )
     finally:
+        typing.close()
         if counts_as_online:
             s.presence.disconnect(tenant_id, agent["id"])

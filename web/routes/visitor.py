@@ -20,10 +20,11 @@ import rjsmin
 from quart import Blueprint, Response, jsonify, request, websocket
 
 from engine import metrics
+from engine.conversation import Typing
 from engine.errors import ActorUnavailable
 from engine.routing import KIND as ROUTER
 from engine.routing import Nudge
-from engine.values import Event, VisitorSession
+from engine.values import Event, SenderType, VisitorSession
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat
 from engine.widget import KIND as WIDGET
@@ -68,6 +69,7 @@ from web.streams import (
 from web.throttles import SOCKETS_PER_VISITOR
 from web.usecases import (
     MESSAGES,
+    TypingSockets,
     leave_offline_message,
     message_page,
     send_visitor_message,
@@ -83,6 +85,7 @@ from web.wire import (
     OfflineMessageBody,
     ResumeFrame,
     StartChatBody,
+    TypingFrame,
 )
 
 bp = Blueprint("visitor", __name__)
@@ -641,21 +644,29 @@ async def visitor_socket(widget_id: str) -> None:
             raise ApiError(404, "not_found", "this visitor has no conversation yet")
         return latest.id
 
+    typing = TypingSockets(
+        s, tenant_id, Typing(SenderType.VISITOR, visitor_id, None, on=False), visitor_id
+    )
+
     async def handle(stream: EventStream, frame: Any) -> None:
         if isinstance(frame, ResumeFrame):
             await stream.resume_frame(frame.conversation_id or await latest_id(), frame.after_seq)
         elif isinstance(frame, MessageFrame):
+            cid = frame.conversation_id or await latest_id()
             outcome = await send_visitor_message(
                 s,
                 tenant_id,
                 visitor_id,
-                frame.conversation_id or await latest_id(),
+                cid,
                 frame.text,
                 frame.client_message_id,
                 frame.client_timestamp,
                 name=None,
             )
+            typing.sent_message(cid)
             await stream.ack(frame.client_message_id, outcome)
+        elif isinstance(frame, TypingFrame):
+            await typing.send(frame.conversation_id or await latest_id(), frame.state == "on")
         elif isinstance(frame, HeartbeatFrame):
             session = await record_heartbeat(
                 await load_widget(widget_id),  # Targeting as it is now, not as at connect
@@ -674,7 +685,9 @@ async def visitor_socket(widget_id: str) -> None:
             )
         else:
             raise ApiError(
-                422, "unsupported_frame", "visitors can send message, resume, heartbeat and ping"
+                422,
+                "unsupported_frame",
+                "visitors can send message, resume, heartbeat, typing and ping",
             )
 
     session = getattr(s.supervisor.actor(VISITOR, visitor_id), "session", None)
@@ -682,16 +695,19 @@ async def visitor_socket(widget_id: str) -> None:
         # a (re)connected widget in a queue hears its position again (positions are not stored);
         # a hint: dropped if the router's mailbox is full (a pass is coming anyway)
         s.supervisor.try_cast(ROUTER, tenant_id, Nudge(resend_to=visitor_id))
-    await serve_socket(
-        [("visitor", visitor_id), ("visitors", tenant_id)],
-        lambda: EventStream(websocket.send, load),
-        handle,
-        ReadyFrame(
-            server_time=s.clock.now(),
-            visitor_id=visitor_id,
-            agents_online=s.presence.agents_online(tenant_id),
-        ),
-        side="visitor",
-        owner=f"visitor:{visitor_id}",
-        cap=SOCKETS_PER_VISITOR,
-    )
+    try:
+        await serve_socket(
+            [("visitor", visitor_id), ("visitors", tenant_id)],
+            lambda: EventStream(websocket.send, load),
+            handle,
+            ReadyFrame(
+                server_time=s.clock.now(),
+                visitor_id=visitor_id,
+                agents_online=s.presence.agents_online(tenant_id),
+            ),
+            side="visitor",
+            owner=f"visitor:{visitor_id}",
+            cap=SOCKETS_PER_VISITOR,
+        )
+    finally:
+        typing.close()

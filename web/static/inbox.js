@@ -100,6 +100,10 @@
   var threadEarlier = null;
   var threadDeep = false; // earlier pages were loaded: a refreshed detail keeps their cursor
   var pending = new Map(); // clientMessageId -> {clientMessageId, text, state, error}
+  // who is typing where (never the text): conversationId -> Map(senderId -> {senderType, name,
+  // timer}); an entry goes on "off", on that sender's message, or when its expiry passes
+  var typingNow = new Map();
+  var typingIndicator = $("typing-indicator");
   var seqSeen = {}; // conversation id -> highest seq of the events and messages this page got
   var accepting = {}; // conversation id -> true while an accept is in flight
   var inflight = 0; // list fetches running; events wait in `buffered` meanwhile
@@ -349,8 +353,19 @@
     return m.text;
   }
 
+  /** "Carlos is typing…" for a conversation with someone typing in it (not this agent), or null. */
+  function typingText(c) {
+    var senders = typingNow.get(c.id);
+    if (!senders || !senders.size) return null;
+    var names = Array.from(senders.values()).map(function (t) {
+      return t.senderType === "visitor" ? displayName(c) : t.name || "An agent";
+    });
+    return names.join(", ") + (names.length > 1 ? " are typing…" : " is typing…");
+  }
+
   function rowSig(c) {
     return JSON.stringify([
+      typingText(c),
       c.status,
       c.kind,
       c.assignee && c.assignee.id,
@@ -402,8 +417,10 @@
     top.appendChild(when);
     open.appendChild(top);
 
+    var typing = typingText(c);
     var text = preview(c);
-    open.appendChild(el("span", "conv-preview" + (text ? "" : " muted"), text || "No messages yet"));
+    if (typing) open.appendChild(el("span", "conv-preview is-typing", typing));
+    else open.appendChild(el("span", "conv-preview" + (text ? "" : " muted"), text || "No messages yet"));
 
     var badges = el("span", "conv-badges");
     badges.appendChild(statusBadge(c.status, c.kind));
@@ -850,6 +867,7 @@
   function openConversation(id, options) {
     options = options || {};
     if (openId !== id) {
+      typingStopped();
       openId = id;
       thread = new Map();
       threadEarlier = null;
@@ -869,6 +887,7 @@
   }
 
   function closeConversation() {
+    typingStopped();
     openId = null;
     thread = new Map();
     threadEarlier = null;
@@ -1057,6 +1076,7 @@
   }
 
   function renderPane() {
+    renderTyping();
     var c = openId ? convs.get(openId) : null;
     var ready = !!(c && !c.partial && c.contact);
     threadEmpty.hidden = !!openId;
@@ -1254,6 +1274,8 @@
     var p = { clientMessageId: newId(), text: text, state: "sending", error: null };
     pending.set(p.clientMessageId, p);
     composerText.value = "";
+    clearTimeout(typingIdle);
+    typingTo = null; // the message ends the typing
     postPending(openId, p);
     messagesBox.scrollTop = messagesBox.scrollHeight;
   }
@@ -1581,10 +1603,21 @@
         } else if (view !== "visitors") {
           scheduleViewFetch(); // a conversation we know nothing about: it may belong here
         }
-        if (m.conversationId === openId) addMessage(m);
+        typingEnded(m.conversationId, m.senderId); // their message is here: they stopped
+        if (m.conversationId === openId) {
+          addMessage(m);
+          renderTyping();
+        }
         scheduleCounts();
         break;
       }
+      case "typing":
+        if (cid && !(data.senderType === "agent" && data.senderId === me.id)) {
+          typingHeard(cid, data);
+          renderList();
+          if (cid === openId) renderTyping();
+        }
+        return;
       case "conversation_read":
         if (data.agentId === me.id) {
           var r = convs.get(data.conversationId);
@@ -1617,6 +1650,80 @@
     if (cid && cid === openId) renderPane();
     needsFetch();
   }
+
+  // --- typing: shown here, and this agent's own hints ------------------------------------------
+
+  function typingEnded(cid, senderId) {
+    var senders = typingNow.get(cid);
+    var entry = senders && senders.get(senderId);
+    if (!entry) return false;
+    clearTimeout(entry.timer);
+    senders.delete(senderId);
+    if (!senders.size) typingNow.delete(cid);
+    return true;
+  }
+
+  function typingHeard(cid, data) {
+    typingEnded(cid, data.senderId);
+    if (data.state !== "on") return;
+    var seconds = Math.min(60, Math.max(1, typeof data.expiresInSeconds === "number" ? data.expiresInSeconds : 12));
+    var entry = {
+      senderType: data.senderType,
+      name: typeof data.senderName === "string" ? data.senderName : null,
+      timer: setTimeout(function () {
+        if (typingEnded(cid, data.senderId)) {
+          renderList();
+          if (cid === openId) renderTyping();
+        }
+      }, seconds * 1000),
+    };
+    if (!typingNow.has(cid)) typingNow.set(cid, new Map());
+    typingNow.get(cid).set(data.senderId, entry);
+  }
+
+  function renderTyping() {
+    var c = openId && convs.get(openId);
+    var text = (c && typingText(c)) || "";
+    if (typingIndicator.textContent !== text) typingIndicator.textContent = text;
+  }
+
+  var TYPING_REPEAT_MS = 4000; // while keys come, "on" again this often
+  var TYPING_IDLE_MS = 5000; // no key for this long: "off"
+  var typingTo = null; // the conversation this agent told "on" (and not "off" since)
+  var typingSentAt = 0;
+  var typingIdle = null;
+
+  function sayTyping(cid, on) {
+    if (stream.send({ type: "typing", conversationId: cid, state: on ? "on" : "off" })) {
+      typingTo = on ? cid : null;
+      if (on) typingSentAt = Date.now();
+    } else {
+      typingTo = null;
+    }
+  }
+
+  /** The composer changed: "on" at the first key and every 4 s while keys come, "off" once it
+   * is emptied, left, idle for 5 s, or another conversation opens. Sending ends it (the server
+   * knows from the message). */
+  function composerTyped() {
+    clearTimeout(typingIdle);
+    var c = openId && convs.get(openId);
+    var typing = !composerText.disabled && c && c.status === "OPEN" && composerText.value.trim() !== "";
+    if (typingTo && (!typing || typingTo !== openId)) sayTyping(typingTo, false);
+    if (!typing) return;
+    if (typingTo !== openId || Date.now() - typingSentAt >= TYPING_REPEAT_MS) sayTyping(openId, true);
+    typingIdle = setTimeout(function () {
+      if (typingTo) sayTyping(typingTo, false);
+    }, TYPING_IDLE_MS);
+  }
+
+  function typingStopped() {
+    clearTimeout(typingIdle);
+    if (typingTo) sayTyping(typingTo, false);
+  }
+
+  composerText.addEventListener("input", composerTyped);
+  composerText.addEventListener("blur", typingStopped);
 
   function flush() {
     var later = buffered;
