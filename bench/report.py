@@ -132,6 +132,7 @@ def rows_for(plan: dict[str, Any]) -> list[Row]:
             Row(f"delivery at {rate}/s: lost / duplicates / order", _faults(rate), "{:,.0f}", False),
             Row(f"delivery at {rate}/s: server CPU ms per message", _get("delivery", rate, "cpu_ms"), "{:.3f}"),
             Row(f"delivery at {rate}/s: typing events per message per inbox (beside it)", _get("delivery", rate, "typing_in"), "{:.2f}", False),
+            Row(f"delivery at {rate}/s: seen events per message per inbox (beside it)", _get("delivery", rate, "reads_in"), "{:.2f}", False),
             Row(f"delivery at {rate}/s: PostgreSQL CPU ms per message", _get("delivery", rate, "pg_cpu_ms"), "{:.3f}", False),
             Row(f"delivery at {rate}/s: client workers' CPU ms per message", _get("delivery", rate, "client_cpu_ms"), "{:.3f}", False),
             Row(f"delivery at {rate}/s: NATS CPU ms per message (in the server's)", _get("delivery", rate, "bus_cpu_ms"), "{:.3f}", False),

@@ -618,6 +618,8 @@ async def run_scenarios(
                 # that reached each inbox, per message delivered
                 "typing_sent": sum(a.get("typing", 0) for a in sent),
                 "typing_in": report.get("typing", 0) / max(delivered * plan.agents, 1),
+                # and the visitor's read mark with each typing hint: seen events to the inboxes
+                "reads_in": report.get("reads", 0) / max(delivered * plan.agents, 1),
             }
         )
 
@@ -682,7 +684,7 @@ async def settled(base: str, workers: int, ops_token: str) -> None:
 async def takes_frames(base: str) -> dict[str, bool]:
     """Which client frames the server under test takes, asked of the server itself (its OpenAPI
     document lists each frame from the commit that added it): heartbeat frames on the visitor
-    socket (widget.js then sends its heartbeats there) and typing frames (sent beside the
+    socket (widget.js then sends its heartbeats there), typing and read frames (sent beside the
     delivery scenario's messages). A bench of an older server (``PYTHONPATH`` pointing at an
     older checkout) then drives its widgets as that commit's widget.js did, whatever this
     harness's own code knows."""
@@ -694,7 +696,11 @@ async def takes_frames(base: str) -> dict[str, bool]:
     if status != 200 or not isinstance(body, dict):
         raise RuntimeError(f"GET /api/openapi.json answered {status}")
     schemas = body.get("components", {}).get("schemas", {})
-    return {"socket_heartbeat": "BeatFrame" in schemas, "typing": "TypingFrame" in schemas}
+    return {
+        "socket_heartbeat": "BeatFrame" in schemas,
+        "typing": "TypingFrame" in schemas,
+        "read": "ReadFrame" in schemas,
+    }
 
 
 async def widget_js_size(base: str) -> dict[str, int]:

@@ -83,6 +83,7 @@ class Worker:
         self.background = False
         self.socket_heartbeat = False  # set by ``setup``: the server takes heartbeat frames
         self.typing = False  # set by ``setup``: the server takes typing frames
+        self.reading = False  # set by ``setup``: the server takes the visitor's read frames
         self.typing_sent = 0  # typing frames sent in the current ``deliver``
         self.errors: dict[str, int] = defaultdict(int)
         # agents
@@ -236,6 +237,7 @@ class Worker:
         self.sources = c.get("sources") or self.sources
         self.socket_heartbeat = bool(c.get("socket_heartbeat", False))
         self.typing = bool(c.get("typing", False))
+        self.reading = bool(c.get("read", False))
         return {}
 
     async def cmd_retarget(self, c: dict[str, Any]) -> dict[str, Any]:
@@ -430,6 +432,8 @@ class Worker:
                 await w.ws.send(
                     {"type": "typing", "conversationId": w.conversation_id, "state": "on"}
                 )
+                if self.reading:  # and it read the chat so far (a stored mark, an event to inboxes)
+                    await w.ws.send({"type": "read", "conversationId": w.conversation_id})
             await w.ws.send(
                 {
                     "type": "message",
@@ -593,7 +597,14 @@ class Worker:
         since: dict[str, int] = c.get("since", {})
         with trio.move_on_after(c.get("drain", 10)):
             await self.until(lambda: all(i.has(expect) for i in self.inboxes))
-        out: dict[str, Any] = {"lost": 0, "duplicates": 0, "order": 0, "lat": [], "typing": 0}
+        out: dict[str, Any] = {
+            "lost": 0,
+            "duplicates": 0,
+            "order": 0,
+            "lat": [],
+            "typing": 0,
+            "reads": 0,
+        }
         for inbox in self.inboxes:
             for cid, top in expect.items():
                 seen = inbox.seen.get(cid, set())
@@ -604,6 +615,7 @@ class Worker:
             out["order"] += inbox.order
             out["lat"] += inbox.latencies
             out["typing"] += inbox.typing
+            out["reads"] += inbox.reads
             inbox.reset()
         return out
 
@@ -617,10 +629,14 @@ class Inbox:
     order: int = 0
     latencies: list[float] = attrs.Factory(list)
     typing: int = 0  # typing events heard
+    reads: int = 0  # conversation_read events heard
 
     def take(self, frame: dict[str, Any]) -> None:
         if frame.get("type") == "typing":
             self.typing += 1
+            return
+        if frame.get("type") == "conversation_read":
+            self.reads += 1
             return
         if frame.get("type") != "message_created":
             return
@@ -641,7 +657,7 @@ class Inbox:
         return all(self.last.get(cid, 0) >= top for cid, top in expect.items())
 
     def reset(self) -> None:
-        self.duplicates = self.order = self.typing = 0
+        self.duplicates = self.order = self.typing = self.reads = 0
         self.latencies = []
 
 

@@ -84,6 +84,9 @@ def frames(conversation: str) -> st.SearchStrategy[Any]:
             },
         ),
         st.fixed_dictionaries(
+            {"type": st.just("read")}, optional={"seq": seqs, "conversationId": conv}
+        ),
+        st.fixed_dictionaries(
             {"type": st.just("typing"), "state": st.one_of(st.sampled_from(["on", "off"]), short)},
             optional={"conversationId": conv},
         ),

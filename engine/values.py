@@ -372,9 +372,17 @@ class QueuePosition(Wire):
 
 @attrs.frozen
 class ConversationRead(Wire):
-    agent_id: str
+    agent_id: str | None = attrs.field(
+        metadata=doc("the agent whose mark moved; null when it is the visitor's")
+    )
     conversation_id: str
-    last_read_seq: int
+    last_read_seq: int = attrs.field(metadata=doc("it never moves back"))
+    reader: Literal["agent", "visitor"] = attrs.field(
+        default="agent",
+        metadata=doc(
+            "whose mark: an agent's (to the inbox and the visitor: Seen) or the visitor's"
+        ),
+    )
 
 
 @attrs.frozen

@@ -891,9 +891,9 @@ async def select_conversation_detail(
     agent_id: str,
     *,
     last_messages: int | None = None,
-) -> tuple[Conversation, Row | None, list[Message], list[str]] | None:
-    """The conversation, its contact, its messages (the ``last_messages`` latest, when given)
-    and the views that hold it for the agent."""
+) -> tuple[Conversation, Row | None, list[Message], list[str], int] | None:
+    """The conversation, its contact, its messages (the ``last_messages`` latest, when given),
+    the views that hold it for the agent and the visitor's read mark (what it has seen)."""
     row = await connection.fetchrow(
         f"SELECT c.*, {MEMBERSHIP} FROM conversations c WHERE c.tenant_id = $1 AND c.id = $3"
         " AND ($2::text IS NOT NULL)",
@@ -906,7 +906,8 @@ async def select_conversation_detail(
     conversation = _conversation(row)
     contact = await select_contact(connection, tenant_id, conversation.visitor_id)
     messages = await select_messages(connection, conversation_id, last=last_messages)
-    return conversation, contact, messages, list(row["views"])
+    visitor_mark, _ = await select_read_marks(connection, conversation_id)
+    return conversation, contact, messages, list(row["views"]), visitor_mark
 
 
 OPEN = "(c.status = 'OPEN' OR (c.kind = 'offline_message' AND c.status <> 'SOLVED'))"
@@ -963,18 +964,20 @@ async def mark_read(
     conversation_id: str,
     seq: int | None,
     now: dt.datetime,
-) -> int | None:
-    """Move the agent's read mark forward (never back); the new mark, None for an unknown id.
+) -> tuple[int, str] | None:
+    """Move the agent's read mark forward (never back); the new mark and the conversation's
+    visitor (who hears of it: "Seen"), None for an unknown id.
 
     ``seq`` None = everything so far; a ``seq`` past the end is clamped to the last one.
     """
-    last = await connection.fetchval(
-        "SELECT last_seq FROM conversations WHERE id = $1 AND tenant_id = $2",
+    row = await connection.fetchrow(
+        "SELECT last_seq, visitor_id FROM conversations WHERE id = $1 AND tenant_id = $2",
         conversation_id,
         tenant_id,
     )
-    if last is None:
+    if row is None:
         return None
+    last = row["last_seq"]
     target = last if seq is None else min(seq, last)
     mark: int = await connection.fetchval(
         """INSERT INTO conversation_reads (agent_id, conversation_id, last_read_seq, read_at)
@@ -988,7 +991,55 @@ async def mark_read(
         target,
         now,
     )
+    return mark, row["visitor_id"]
+
+
+async def mark_visitor_read(
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    visitor_id: str,
+    conversation_id: str,
+    seq: int | None,
+    now: dt.datetime,
+) -> int | None:
+    """Move the visitor's read mark forward (never back); the new mark, None for a conversation
+    that is not this visitor's. ``seq`` None = everything so far; past the end: the last one."""
+    last = await connection.fetchval(
+        "SELECT last_seq FROM conversations WHERE id = $1 AND tenant_id = $2 AND visitor_id = $3",
+        conversation_id,
+        tenant_id,
+        visitor_id,
+    )
+    if last is None:
+        return None
+    target = last if seq is None else min(seq, last)
+    mark: int = await connection.fetchval(
+        """INSERT INTO visitor_reads (conversation_id, last_read_seq, read_at)
+           VALUES ($1, $2, $3)
+           ON CONFLICT (conversation_id) DO UPDATE SET
+               last_read_seq = GREATEST(visitor_reads.last_read_seq, EXCLUDED.last_read_seq),
+               read_at = CASE WHEN EXCLUDED.last_read_seq > visitor_reads.last_read_seq
+                              THEN EXCLUDED.read_at ELSE visitor_reads.read_at END
+           RETURNING last_read_seq""",
+        conversation_id,
+        target,
+        now,
+    )
     return mark
+
+
+async def select_read_marks(
+    connection: asyncpg.Connection, conversation_id: str
+) -> tuple[int, int]:
+    """``(visitor's mark, the highest agent's mark)`` of a conversation (0: nothing read)."""
+    row = await connection.fetchrow(
+        """SELECT COALESCE((SELECT last_read_seq FROM visitor_reads WHERE conversation_id = $1), 0)
+                      AS visitor,
+                  COALESCE((SELECT max(last_read_seq) FROM conversation_reads
+                             WHERE conversation_id = $1), 0) AS agents""",
+        conversation_id,
+    )
+    return int(row["visitor"]), int(row["agents"])
 
 
 async def update_agent_profile(
@@ -1131,10 +1182,10 @@ async def select_visitor_thread(
     visitor_id: str,
     *,
     last_messages: int | None = None,
-) -> tuple[Conversation, list[Message], int | None] | None:
+) -> tuple[Conversation, list[Message], int | None, tuple[int, int]] | None:
     """The visitor's latest live chat, its messages (the ``last_messages`` latest, when given),
-    and the seq of its latest assignment (where the widget draws "{agent} joined the chat"); one
-    crossing for the widget's rehydration."""
+    the seq of its latest assignment (where the widget draws "{agent} joined the chat") and the
+    read marks (:func:`select_read_marks`); one crossing for the widget's rehydration."""
     latest = await select_latest_conversation(connection, tenant_id, visitor_id)
     if latest is None:
         return None
@@ -1144,7 +1195,7 @@ async def select_visitor_thread(
             WHERE conversation_id = $1 AND type = 'conversation_assigned'""",
         latest.id,
     )
-    return latest, messages, assigned
+    return latest, messages, assigned, await select_read_marks(connection, latest.id)
 
 
 # --- sign-in attempts (migration 009) ----------------------------------------------------------

@@ -102,6 +102,7 @@ def test_quick_bench_runs_every_scenario_on_every_target(postgres_url: str, tmp_
     for name in ("curbe", "curbe-w2"):
         [typed] = results["targets"][name]["delivery"]
         assert typed["typing_sent"] > 0 and 0 < typed["typing_in"] <= 1, (name, typed)
+        assert 0 < typed["reads_in"] <= 1, (name, typed)
     # the table names every target and the run's command, with the 2 workers / 1 ratio
     assert "| figure | Curbe Chat | Curbe Chat, 2 workers |" in done.stdout
     assert "| 2 workers / 1 |" in done.stdout
@@ -142,7 +143,11 @@ async def test_the_frame_probe_asks_the_server_under_test(server: Server) -> Non
     """The harness learns from the server's own OpenAPI document whether widgets send their
     heartbeats on the socket, and typing frames, so a bench of an older checkout drives it as
     its widget.js did."""
-    assert await takes_frames(server.base_url) == {"socket_heartbeat": True, "typing": True}
+    assert await takes_frames(server.base_url) == {
+        "socket_heartbeat": True,
+        "typing": True,
+        "read": True,
+    }
 
     async def older(stream: trio.SocketStream) -> None:  # a server from before heartbeat frames
         await stream.receive_some(65536)
@@ -158,6 +163,7 @@ async def test_the_frame_probe_asks_the_server_under_test(server: Server) -> Non
         assert await takes_frames(f"http://127.0.0.1:{port}") == {
             "socket_heartbeat": False,
             "typing": False,
+            "read": False,
         }
         nursery.cancel_scope.cancel()
 

@@ -82,6 +82,7 @@ FRAME_NAMES = {
     "presence": "PresenceFrame",
     "heartbeat": "HeartbeatFrame",
     "typing": "TypingFrame",
+    "read": "ReadFrame",
 }
 
 
@@ -152,6 +153,7 @@ def _websockets() -> dict[str, Schema]:
                     ref("PingFrame"),
                     ref("HeartbeatFrame"),
                     ref("TypingFrame"),
+                    ref("ReadFrame"),
                 ]
             },
             "serverFrames": server_frames,

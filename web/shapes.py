@@ -78,6 +78,14 @@ class ConversationWithMessages(Conversation):
             'joined the chat"); null while never assigned'
         ),
     )
+    visitor_last_read_seq: int = attrs.field(
+        kw_only=True,
+        metadata=doc("the visitor's read mark: agent messages past it are unread (the badge)"),
+    )
+    agents_last_read_seq: int = attrs.field(
+        kw_only=True,
+        metadata=doc("the highest agent's read mark: the visitor's messages up to it are \"Seen\""),
+    )
 
 
 @attrs.frozen
@@ -96,6 +104,10 @@ class ConversationDetail(Conversation):
     earlier_messages: str | None = attrs.field(kw_only=True, default=None, metadata=EARLIER)
     contact: Contact = attrs.field(kw_only=True)
     views: list[str] = _views()
+    visitor_last_read_seq: int = attrs.field(
+        kw_only=True,
+        metadata=doc('the visitor\'s read mark: agent messages up to it are "Seen"'),
+    )
 
 
 @attrs.frozen

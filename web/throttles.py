@@ -106,6 +106,8 @@ FRAME_RATES: dict[str, Rate] = {
     "heartbeat": Rate(1.0, 5),
     # a sender repeats ``on`` every 4 s while typing; a change (on, off) at most every key
     "typing": Rate(1.0, 5),
+    # the widget sends its read mark at most once a second while the visitor looks at the chat
+    "read": Rate(2.0, 10),
 }
 # bad frames (refused as invalid) count too: a socket that sends garbage is slowed like any other
 BAD_FRAME_RATE = Rate(5.0, 20)

@@ -15,7 +15,16 @@ from quart import Response, request
 from engine.conversation import Create, PostMessage, Typing
 from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
-from engine.values import Agent, Contact, Conversation, Kind, SenderType
+from engine.values import (
+    Agent,
+    Contact,
+    Conversation,
+    ConversationRead,
+    Event,
+    EventType,
+    Kind,
+    SenderType,
+)
 from engine.visitor import KIND as VISITOR
 from engine.visitor import JoinedChat, LeftChat, StartChat, Started
 from storage import queries
@@ -210,6 +219,58 @@ async def send_agent_message(
             s.clock.now(),
         )
     return outcome
+
+
+async def agent_read(
+    s: Services, agent: dict[str, Any], conversation_id: str, seq: int | None
+) -> int:
+    """Move the agent's read mark (never back) and tell the inbox and the conversation's visitor
+    (``conversation_read``: the visitor's "Seen"); the new mark."""
+    now = s.clock.now()
+    marked = await s.db.run(
+        queries.mark_read, agent["tenant_id"], agent["id"], conversation_id, seq, now
+    )
+    if marked is None:
+        raise ApiError(404, "not_found", f"no conversation {conversation_id}")
+    mark, visitor_id = marked
+    read = ConversationRead(agent["id"], conversation_id, mark, reader="agent")
+    s.broker.publish(
+        Event(
+            EventType.CONVERSATION_READ.value,
+            now,
+            agent["tenant_id"],
+            data=read.to_wire(),
+            conversation_id=conversation_id,
+            visitor_id=visitor_id,
+        )
+    )
+    return mark
+
+
+async def visitor_read(
+    s: Services, tenant_id: str, visitor_id: str, conversation_id: str, seq: int | None
+) -> int:
+    """Move the visitor's read mark (never back) and tell the inbox (``conversation_read`` with
+    ``reader: "visitor"``: which agent messages the visitor has seen) and the visitor's other
+    sockets; the new mark."""
+    now = s.clock.now()
+    mark = await s.db.run(
+        queries.mark_visitor_read, tenant_id, visitor_id, conversation_id, seq, now
+    )
+    if mark is None:
+        raise ApiError(404, "not_found", f"no conversation {conversation_id}")
+    read = ConversationRead(None, conversation_id, mark, reader="visitor")
+    s.broker.publish(
+        Event(
+            EventType.CONVERSATION_READ.value,
+            now,
+            tenant_id,
+            data=read.to_wire(),
+            conversation_id=conversation_id,
+            visitor_id=visitor_id,  # its other tabs: their unread badge agrees
+        )
+    )
+    return mark
 
 
 # a conversation's messages: its latest come with it, the earlier ones read back a page at a time

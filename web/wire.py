@@ -260,6 +260,15 @@ class TypingFrame:
     conversation_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
 
 
+@attrs.frozen
+class ReadFrame:
+    """The visitor read its conversation up to ``seq`` (None: everything so far); what
+    ``POST …/conversations/{id}/read`` does. The widget may leave out ``conversationId``."""
+
+    seq: int | None = attrs.field(default=None, validator=AtLeast(0))
+    conversation_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
+
+
 FRAMES: dict[str, type[Any]] = {
     "message": MessageFrame,
     "resume": ResumeFrame,
@@ -267,6 +276,7 @@ FRAMES: dict[str, type[Any]] = {
     "presence": PresenceFrame,
     "heartbeat": HeartbeatFrame,
     "typing": TypingFrame,
+    "read": ReadFrame,
 }
 
 

@@ -50,6 +50,7 @@
   var ACK_MS = 8000; // no ack over the socket by then: send the same message over REST
   var TYPING_REPEAT_MS = 4000; // while keys come, "on" again this often (the server forwards it)
   var TYPING_IDLE_MS = 5000; // no key for this long: "off"
+  var READ_EVERY_MS = 1000; // the visitor's read mark goes out at most this often
   var PING_MS = 25000; // keep-alive; a socket silent for 2 pings is presumed dead
   var BACKOFF_MIN_MS = 500;
   var BACKOFF_MAX_MS = 15000;
@@ -92,6 +93,7 @@
       reconnecting: "Reconnecting\u2026",
       connectedWith: "Connected with {name}",
       isTyping: "{name} is typing\u2026",
+      seen: "Seen",
       joined: "{name} joined the chat",
       anAgent: "An agent",
       agentOnline: "Agent online",
@@ -156,6 +158,7 @@
       reconnecting: "Reconectando\u2026",
       connectedWith: "Conectado con {name}",
       isTyping: "{name} est\u00e1 escribiendo\u2026",
+      seen: "Visto",
       joined: "{name} se uni\u00f3 al chat",
       anAgent: "Un agente",
       agentOnline: "Agente en l\u00ednea",
@@ -530,6 +533,7 @@
     "background:#f3f4f6;color:#374151;font-size:13px;font-weight:600}",
     ".cc-queue,.cc-eta{font-weight:400;font-size:12px;margin-top:2px}",
     ".cc-recon{margin:8px 16px 0;font-size:12px;color:#92400e;text-align:center}",
+    ".cc-seen{margin-left:4px}",
     ".cc-typing{min-height:18px;padding:0 16px 4px;font-size:12px;font-style:italic;color:#4b5563}",
     ".cc-dark .cc-typing{color:#d1d5db}",
     ".cc-spin{width:18px;height:18px;flex:none;border-radius:50%;border:2px solid #d1d5db;border-top-color:var(--cc-theme);",
@@ -1013,13 +1017,14 @@
   }
 
   function threadItems(state, t, dispatch) {
+    var seen = seenSeq(state);
     var out = Object.keys(state.items).map(Number).sort(function (a, b) {
       return a - b;
     }).map(function (seq) {
       var it = state.items[seq];
       return it.kind === "joined"
         ? h("div", { class: "cc-sys", "data-seq": seq, text: fill(t.joined, agentName(it.agent, t)) })
-        : bubble(state, t, dispatch, it, seq, "sent");
+        : bubble(state, t, dispatch, it, seq, "sent", seq === seen);
     });
     state.outbox.forEach(function (o) {
       out.push(bubble(state, t, dispatch, o, null, o.status));
@@ -1027,11 +1032,12 @@
     return out;
   }
 
-  function bubble(state, t, dispatch, m, seq, status) {
+  function bubble(state, t, dispatch, m, seq, status, seen) {
     var mine = m.senderType === "visitor";
     var meta = [];
     if (status === "sent") {
       meta.push(h("time", { class: "cc-time", datetime: m.createdAt, text: formatTime(m.createdAt, state.locale) }));
+      if (seen) meta.push(h("span", { class: "cc-seen", text: "\u00b7 " + t.seen }));
     } else if (status === "sending") {
       meta.push(h("span", { text: t.sending }));
     } else {
@@ -1099,7 +1105,9 @@
   var STATUSES = { WAITING: 1, OPEN: 1, SOLVED: 1 };
 
   function newConversation(id) {
-    return { id: id, status: "WAITING", assignee: null, waitTimedOut: false, noAgents: false, solvedAt: null, statusSeq: -1, lastSeq: 0, seen: {} };
+    // readMark: the visitor's read mark (agent messages past it are unread: the badge);
+    // agentsRead: the highest agent's mark (the visitor's messages up to it are "Seen")
+    return { id: id, status: "WAITING", assignee: null, waitTimedOut: false, noAgents: false, solvedAt: null, statusSeq: -1, lastSeq: 0, seen: {}, readMark: 0, agentsRead: 0 };
   }
 
   /** Take a server snapshot's status fields unless the state already holds a later one. */
@@ -1128,6 +1136,33 @@
       if (+k <= c.lastSeq) delete c.seen[k];
     });
     while (c.seen[c.lastSeq + 1]) delete c.seen[++c.lastSeq];
+  }
+
+  /** Move the read marks forward (they never move back). */
+  function readMarks(c, visitor, agents) {
+    if (typeof visitor === "number" && visitor > c.readMark) c.readMark = visitor;
+    if (typeof agents === "number" && agents > c.agentsRead) c.agentsRead = agents;
+  }
+
+  /** What the visitor has not read: agent messages and "joined" lines past its read mark. */
+  function unreadOf(s) {
+    var c = s.conv;
+    if (!c) return 0;
+    return Object.keys(s.items).filter(function (k) {
+      var it = s.items[k];
+      return +k > c.readMark && (it.kind === "joined" || it.senderType === "agent");
+    }).length;
+  }
+
+  /** The seq of the visitor's message that shows "Seen": the thread's last item, a message of
+   * the visitor's that an agent's mark reaches (an answer after it says as much itself). */
+  function seenSeq(s) {
+    var c = s.conv;
+    var keys = Object.keys(s.items).map(Number);
+    if (!c || !keys.length || s.outbox.length) return null;
+    var last = Math.max.apply(null, keys);
+    var it = s.items[last];
+    return it.kind === "msg" && it.senderType === "visitor" && last <= c.agentsRead ? last : null;
   }
 
   /** A stored message (an answer, an ack or an event) into the thread; drops its optimistic copy. */
@@ -1163,6 +1198,7 @@
     }
     var c = s.conv;
     applySnapshot(c, body, null);
+    readMarks(c, body.visitorLastReadSeq, body.agentsLastReadSeq);
     (Array.isArray(body.messages) ? body.messages : []).forEach(function (m) {
       addMessage(s, m);
     });
@@ -1582,6 +1618,7 @@
       var saved = session.get("panel");
       st.back = st.conv ? chatScreen(st) : saved === "prechat" || saved === "offline" ? saved : "welcome";
       if (saved) st.screen = st.back; // the panel was open before the reload: open it again
+      else st.unread = unreadOf(st); // closed: the badge counts what the visitor has not read
       view.render();
       connect(); // with or without a chat: an agent may start one, agentsOnline may change
     }
@@ -1589,6 +1626,38 @@
     function persist(st) {
       var panelScreen = st.screen === "launcher" ? "" : st.screen;
       if (panelScreen !== persisted) session.set("panel", (persisted = panelScreen));
+      readSoon();
+    }
+
+    // -- the visitor's read mark: sent while the chat is in front of the visitor --
+
+    var readTimer = null;
+    var readSentAt = 0;
+    var readUpTo = null; // {id, seq}: what the open panel has shown, not sent yet
+
+    /** The chat panel is open on a visible page and shows agent messages past the visitor's
+     * mark: that much is read. Sent (the `read` frame, or REST without a socket) at most once
+     * a second, even if the panel closed in between: the visitor saw it. */
+    function readSoon() {
+      var st = view && view.state;
+      var c = st && st.conv;
+      if (st && st.screen === "launcher") return sendRead(); // closed: what it saw goes now
+      if (!c || document.visibilityState !== "visible" || !unreadOf(st)) return;
+      readUpTo = { id: c.id, seq: c.lastSeq };
+      readMarks(c, c.lastSeq, null);
+      if (!readTimer) readTimer = setTimeout(guard(sendRead), Math.max(0, readSentAt + READ_EVERY_MS - Date.now()));
+    }
+
+    function sendRead() {
+      clearTimeout(readTimer);
+      readTimer = null;
+      var up = readUpTo;
+      readUpTo = null;
+      if (!up || !view) return;
+      readSentAt = Date.now();
+      if (!(view.state.socket === "ready" && wsSend({ type: "read", conversationId: up.id, seq: up.seq }))) {
+        call("POST", "/conversations/" + encodeURIComponent(up.id) + "/read", { seq: up.seq }).catch(quiet);
+      }
     }
 
     // -- actions that talk to the server (the view's effects) --
@@ -2009,6 +2078,14 @@
         onBeat(f);
         if (typeof f.agentsOnline === "boolean") setOnline(f.agentsOnline);
         followOtherTab();
+      } else if (f.type === "conversation_read") {
+        // an agent read the chat ("Seen"), or this visitor did in another tab (the badge)
+        if (st.conv && data.conversationId === st.conv.id && typeof data.lastReadSeq === "number") {
+          if (data.reader === "visitor") readMarks(st.conv, data.lastReadSeq, null);
+          else readMarks(st.conv, null, data.lastReadSeq);
+          if (st.screen === "launcher") st.unread = unreadOf(st);
+          view.update();
+        }
       } else if (f.type === "typing") {
         if (st.conv && f.conversationId === st.conv.id && data.senderType === "agent") showTyping(st, f, data);
       } else if (f.type === "ack") {
@@ -2074,6 +2151,7 @@
       window.addEventListener("hashchange", guard(onNavigate));
       wrapHistory("pushState");
       wrapHistory("replaceState");
+      window.addEventListener("pagehide", guard(sendRead)); // what was read, before it goes
       window.addEventListener("pagehide", guard(lastBeat));
       window.addEventListener("pageshow", guard(function (e) {
         if (!e.persisted) return;
@@ -2086,6 +2164,7 @@
         if (document.visibilityState !== "visible") return;
         pulse();
         reconnectNow();
+        readSoon();
       }));
     }
 

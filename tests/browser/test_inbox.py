@@ -396,6 +396,51 @@ async def test_typing_shows_in_the_list_and_the_thread_and_goes_to_the_visitor(
         await in_browser(scenario)
 
 
+async def test_the_agent_sees_which_of_their_messages_the_visitor_has_seen(
+    server: Server,
+) -> None:
+    # before: an agent could not tell whether the visitor had read the answer
+    [(a, ta)] = await signed_in(server)
+    v = await new_visitor(server, a.widget_id)
+    cid = (await start_chat(server, v, "hola"))["id"]
+    await accept_as(server, ta, cid)
+
+    async with listening(server, f"/api/chat/widgets/{v.widget_id}/ws?token={v.token}") as widget:
+
+        def scenario(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            page, problems = new_page(browser, server, ta)
+            open_inbox(page, "open")
+            conv_row(page, cid).locator(".conv-open").click()
+            composer = page.locator("#composer-text")
+            for text in ("Hola Carlos", "¿Qué auto es?"):
+                composer.fill(text)
+                composer.press("Enter")
+            mine = page.locator('#messages .msg[data-sender="agent"]')
+            expect(mine).to_have_count(2)
+            expect(page.locator(".msg-seen")).to_have_count(0)  # not read yet
+            first = widget.wait_for(
+                lambda f: (
+                    f.get("type") == "message_created"
+                    and f["data"]["message"]["text"] == "Hola Carlos"
+                )
+            )
+            widget.say({"type": "read", "conversationId": cid, "seq": first["seq"]})
+            expect(mine.first.locator(".msg-seen")).to_have_text("Seen")
+            expect(page.locator(".msg-seen")).to_have_count(1)
+            widget.say({"type": "read", "conversationId": cid})  # everything
+            expect(mine.last.locator(".msg-seen")).to_have_text("Seen")
+            expect(page.locator(".msg-seen")).to_have_count(1)  # the latest seen only
+            shot(page, "seen")
+            page.reload()  # the mark comes with the conversation
+            expect(page.locator("#live-indicator")).to_have_text("Live")
+            expect(mine.last.locator(".msg-seen")).to_have_text("Seen")
+            assert problems == [], problems
+
+        await in_browser(scenario)
+
+
 async def accept_as(srv: Server, token: str, cid: str) -> None:
     async with srv.http(token) as client:
         r = await client.post(f"/api/chat/conversations/{cid}/accept")

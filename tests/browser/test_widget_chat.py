@@ -102,6 +102,9 @@ class Agent:
         body = {"text": text, "clientMessageId": f"agent-{uuid.uuid4()}"}
         return self._ok(self.http.post(f"/api/chat/conversations/{cid}/messages", json=body), 201)
 
+    def read(self, cid: str) -> dict[str, Any]:
+        return self._ok(self.http.post(f"/api/chat/conversations/{cid}/read"))
+
     def solve(self, cid: str) -> dict[str, Any]:
         return self._ok(self.http.post(f"/api/chat/conversations/{cid}/solve"))
 
@@ -1019,7 +1022,7 @@ async def test_typing_shows_both_ways_and_never_carries_the_text(
         )
 
 
-async def test_typing_in_spanish(server: Server, host_site: HostSite) -> None:
+async def test_typing_and_seen_in_spanish(server: Server, host_site: HostSite) -> None:
     w = await world(server, host_site, locale="es")
 
     def scenario(v: Visit, inbox: Any) -> None:
@@ -1028,6 +1031,63 @@ async def test_typing_in_spanish(server: Server, host_site: HostSite) -> None:
         expect(v.page.get_by_text(f"Conectado con {AGENT}")).to_be_visible()
         inbox.say({"type": "typing", "conversationId": cid, "state": "on"})
         expect(v.w(".cc-typing")).to_have_text(f"{AGENT} est\u00e1 escribiendo\u2026")
+        send(v, "¿Hola?")
+        expect(v.w(".cc-msg-visitor[data-status=sent]")).to_have_count(2)
+        w.agent().read(cid)
+        expect(v.w(".cc-seen")).to_have_text("\u00b7 Visto")
 
     async with agent_online(server, w.token) as inbox:
         await in_browser(visiting(w.url, lambda v: scenario(v, inbox)))
+
+
+# --- seen, and the unread badge ------------------------------------------------------------------
+
+
+async def test_seen_under_the_visitors_message_and_a_badge_that_survives_a_reload(
+    server: Server, host_site: HostSite
+) -> None:
+    # before: the visitor never knew an agent had read them, and a reload forgot the badge
+    w = await world(server, host_site)
+
+    def scenario(v: Visit, inbox: Any) -> dict[str, Any]:
+        agent = w.agent()
+        cid = open_chat(v, agent)
+        send(v, "¿Cubre robo total?")
+        last = v.w(".cc-msg-visitor[data-status=sent]").last
+        expect(v.w(".cc-msg-visitor[data-status=sent]")).to_have_count(2)
+        expect(v.w(".cc-seen")).to_have_count(0)  # nobody has read it yet
+        agent.read(cid)
+        expect(last.locator(".cc-seen")).to_have_text("\u00b7 Seen")
+        expect(v.w(".cc-seen")).to_have_count(1)  # under the last message only
+        v.shot("seen")
+        si = agent.say(cid, "Sí")  # the answer says it was read: no "Seen" left
+        expect(v.w(".cc-msg-agent .cc-bub")).to_have_text(["Sí"])
+        expect(v.w(".cc-seen")).to_have_count(0)
+
+        v.w(".cc-minimize").click()  # closed: what it showed is read, what arrives now is not
+        inbox.wait_for(
+            lambda f: (
+                f.get("type") == "conversation_read"
+                and f["data"]["reader"] == "visitor"
+                and f["data"]["lastReadSeq"] >= si["seq"]
+            )
+        )
+        agent.say(cid, "¿Algo más?")
+        agent.say(cid, "Estoy aquí")
+        expect(v.w(".cc-badge")).to_have_text("2")
+        start = len(inbox)
+        v.page.reload()  # the badge comes from the stored mark, not from this tab's memory
+        expect(v.w(".cc-badge")).to_have_text("2")
+        v.w(".cc-launch").click()  # in front of the visitor now: the mark goes to the server
+        expect(v.w(".cc-msg-agent .cc-bub")).to_have_text(["Sí", "¿Algo más?", "Estoy aquí"])
+        read = inbox.wait_for(
+            lambda f: f.get("type") == "conversation_read" and f["data"]["reader"] == "visitor",
+            start,
+        )
+        return {"cid": cid, "read": read["data"]}
+
+    async with agent_online(server, w.token) as inbox:
+        out = await in_browser(visiting(w.url, lambda v: scenario(v, inbox)))
+    async with server.http(w.token) as client:
+        detail = (await client.get(f"/api/chat/conversations/{out['cid']}")).json()
+    assert out["read"]["lastReadSeq"] == detail["lastSeq"] == detail["visitorLastReadSeq"]

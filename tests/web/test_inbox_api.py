@@ -78,7 +78,12 @@ async def test_unread_is_per_agent_and_opening_marks_it_read(server: Server) -> 
         assert r.status_code == 200, r.text
         assert r.json() == {"conversationId": cid, "lastReadSeq": chat["lastSeq"]}
         event = await inbox.wait_for("conversation_read")
-        assert event["data"] == {"agentId": a.agent_id, "conversationId": cid, "lastReadSeq": 2}
+        assert event["data"] == {
+            "agentId": a.agent_id,
+            "conversationId": cid,
+            "lastReadSeq": 2,
+            "reader": "agent",
+        }
         # a mark never moves back, and a seq past the end is clamped
         r = await client.post(f"/api/chat/conversations/{cid}/read", json={"seq": 1})
         assert r.json()["lastReadSeq"] == 2

@@ -199,7 +199,14 @@ def test_websockets_are_documented(doc: Doc) -> None:
         assert "4401" in ws["closeCodes"]
     # every frame type each socket takes (docs/events.md); the visitor's heartbeat frame was missing
     accepted = {
-        "/api/chat/widgets/{widgetId}/ws": {"message", "resume", "ping", "heartbeat", "typing"},
+        "/api/chat/widgets/{widgetId}/ws": {
+            "message",
+            "resume",
+            "ping",
+            "heartbeat",
+            "typing",
+            "read",
+        },
         "/api/chat/inbox/ws": {"message", "resume", "ping", "presence", "typing"},
     }
     for path, types in accepted.items():
@@ -224,6 +231,7 @@ WIRE_CLASSES = {
     "updateMe": wire.ProfileBody,
     "postAgentMessage": wire.MessageBody,
     "markConversationRead": wire.ReadBody,
+    "markVisitorRead": wire.ReadBody,
     "startProactiveChat": wire.ProactiveChatBody,
 }
 FRAME_CLASSES = {
@@ -233,6 +241,7 @@ FRAME_CLASSES = {
     "PresenceFrame": wire.PresenceFrame,
     "HeartbeatFrame": wire.HeartbeatFrame,
     "TypingFrame": wire.TypingFrame,
+    "ReadFrame": wire.ReadFrame,
 }
 
 
@@ -435,6 +444,17 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
         expect=404,
     )
     await c.call("get", vmsg, widgetId=w, conversationId=cid, token=visitor.token, expect=200)
+    vread = "/api/chat/widgets/{widgetId}/conversations/{conversationId}/read"
+    for token, status in ((visitor.token, 200), (stranger.token, 404)):
+        await c.call(
+            "post",
+            vread,
+            widgetId=w,
+            conversationId=cid,
+            token=token,
+            json={"seq": 2},
+            expect=status,
+        )
     await c.call("get", vmsg, widgetId=w, conversationId=cid, token=stranger.token, expect=404)
     await c.call(
         "get",

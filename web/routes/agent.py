@@ -19,9 +19,7 @@ from engine.conversation import Accept, Reopen, Solve, Typing
 from engine.values import (
     Agent,
     Conversation,
-    ConversationRead,
     Event,
-    EventType,
     SenderType,
     VisitorSession,
 )
@@ -83,6 +81,7 @@ from web.throttles import SOCKETS_PER_AGENT
 from web.usecases import (
     MESSAGES,
     TypingSockets,
+    agent_read,
     conversation_command,
     message_page,
     send_agent_message,
@@ -349,6 +348,7 @@ async def list_conversations() -> Response:
                 "messages": [ex.EX_MESSAGE],
                 "earlierMessages": None,
                 "views": ["unread", "unassigned", "waiting", "all"],
+                "visitorLastReadSeq": 0,
             },
         )
     },
@@ -367,7 +367,7 @@ async def conversation_detail(conversation_id: str) -> Response:
     )
     if found is None:
         raise ApiError(404, "not_found", f"no conversation {conversation_id}")
-    conversation, contact, messages, views = found
+    conversation, contact, messages, views, visitor_mark = found
     messages, earlier = MESSAGES.earlier(messages, last)
     contact_card = live_page(services(), contact_of(contact, conversation.visitor_id))
     return answer(
@@ -378,6 +378,7 @@ async def conversation_detail(conversation_id: str) -> Response:
             earlier_messages=earlier,
             contact=contact_card,
             views=views,
+            visitor_last_read_seq=visitor_mark,
         )
     )
 
@@ -528,7 +529,8 @@ async def agent_message(conversation_id: str) -> Response:
     AGENT,
     {
         "200": json_response(
-            "The agent's read mark (it never moves back). Emits `conversation_read`.",
+            "The agent's read mark (it never moves back). Emits `conversation_read` to the "
+            'inbox and to the conversation\'s visitor (its "Seen").',
             ReadMark,
             {"conversationId": ex.CONVERSATION, "lastReadSeq": 5},
         )
@@ -544,19 +546,9 @@ async def agent_message(conversation_id: str) -> Response:
 async def mark_read(conversation_id: str) -> Response:
     """The agent opened the conversation: visitor messages up to ``seq`` are read."""
     agent = await require_agent()
-    s = services()
     raw = await request.get_data(cache=True)
     read = structure(decode_json(raw), ReadBody) if raw.strip() else ReadBody()
-    now = s.clock.now()
-    mark = await s.db.run(
-        queries.mark_read, agent["tenant_id"], agent["id"], conversation_id, read.seq, now
-    )
-    if mark is None:
-        raise ApiError(404, "not_found", f"no conversation {conversation_id}")
-    read_mark = ConversationRead(agent["id"], conversation_id, mark).to_wire()
-    s.broker.publish(
-        Event(EventType.CONVERSATION_READ.value, now, agent["tenant_id"], data=read_mark)
-    )
+    mark = await agent_read(services(), agent, conversation_id, read.seq)
     return answer(ReadMark(conversation_id, mark))
 
 

@@ -55,7 +55,7 @@ from web.deps import (
     socket_client_ip,
 )
 from web.presenters import answer, created, extend
-from web.shapes import ConversationWithMessages, HeartbeatAnswer, MessagePage
+from web.shapes import ConversationWithMessages, HeartbeatAnswer, MessagePage, ReadMark
 from web.streams import (
     CLOSE_NOT_FOUND,
     CLOSE_TRY_AGAIN,
@@ -74,6 +74,7 @@ from web.usecases import (
     message_page,
     send_visitor_message,
     start_chat,
+    visitor_read,
 )
 from web.widgets import domain_allowed, normalize_domain, widget_config
 from web.wire import (
@@ -83,9 +84,13 @@ from web.wire import (
     MessageBody,
     MessageFrame,
     OfflineMessageBody,
+    ReadBody,
+    ReadFrame,
     ResumeFrame,
     StartChatBody,
     TypingFrame,
+    decode_json,
+    structure,
 )
 
 bp = Blueprint("visitor", __name__)
@@ -447,6 +452,8 @@ async def visitor_start_chat(widget_id: str) -> Response:
                 "messages": [ex.EX_MESSAGE],
                 "earlierMessages": None,
                 "assignedSeq": None,
+                "visitorLastReadSeq": 0,
+                "agentsLastReadSeq": 1,
             },
         ),
     },
@@ -465,7 +472,7 @@ async def visitor_conversation(widget_id: str) -> Response:
     )
     if thread is None:
         raise ApiError(404, "not_found", "this visitor has no conversation yet")
-    latest, messages, assigned_seq = thread
+    latest, messages, assigned_seq, (visitor_mark, agents_mark) = thread
     messages, earlier = MESSAGES.earlier(messages, last)
     return answer(
         extend(
@@ -474,6 +481,8 @@ async def visitor_conversation(widget_id: str) -> Response:
             messages=messages,
             earlier_messages=earlier,
             assigned_seq=assigned_seq,
+            visitor_last_read_seq=visitor_mark,
+            agents_last_read_seq=agents_mark,
         )
     )
 
@@ -551,6 +560,41 @@ async def visitor_message(widget_id: str, conversation_id: str) -> Response:
     )
     assert outcome.message is not None  # a PostMessage outcome always carries its message
     return created(outcome.message.to_wire())
+
+
+@bp.post(VISITOR_PREFIX + "<widget_id>/conversations/<conversation_id>/read")
+@api(
+    "markVisitorRead",
+    "The visitor read its conversation up to a seq",
+    "visitor",
+    VISITOR_AUTH,
+    {
+        "200": json_response(
+            "The visitor's read mark (it never moves back). Emits `conversation_read` with "
+            '`reader: "visitor"` to the inbox (which agent messages the visitor has seen).',
+            ReadMark,
+            {"conversationId": ex.CONVERSATION, "lastReadSeq": 5},
+        )
+    },
+    description="404 for a conversation that is not this visitor's. The widget sends the "
+    "`read` frame on its socket instead while the socket is open.",
+    body=json_body(
+        ReadBody,
+        {"seq": 5},
+        required=False,
+        description="Optional; an empty body marks everything read.",
+    ),
+    error_codes=(*BODY_ERRORS, "unauthenticated", "forbidden", "not_found"),
+)
+async def visitor_mark_read(widget_id: str, conversation_id: str) -> Response:
+    widget = await load_widget(widget_id)
+    visitor = await require_visitor(widget)
+    raw = await request.get_data(cache=True)
+    read = structure(decode_json(raw), ReadBody) if raw.strip() else ReadBody()
+    mark = await visitor_read(
+        services(), widget["tenant_id"], visitor.visitor_id, conversation_id, read.seq
+    )
+    return answer(ReadMark(conversation_id, mark))
 
 
 @bp.post(VISITOR_PREFIX + "<widget_id>/offline-messages")
@@ -667,6 +711,9 @@ async def visitor_socket(widget_id: str) -> None:
             await stream.ack(frame.client_message_id, outcome)
         elif isinstance(frame, TypingFrame):
             await typing.send(frame.conversation_id or await latest_id(), frame.state == "on")
+        elif isinstance(frame, ReadFrame):
+            cid = frame.conversation_id or await latest_id()
+            await visitor_read(s, tenant_id, visitor_id, cid, frame.seq)
         elif isinstance(frame, HeartbeatFrame):
             session = await record_heartbeat(
                 await load_widget(widget_id),  # Targeting as it is now, not as at connect
@@ -687,7 +734,7 @@ async def visitor_socket(widget_id: str) -> None:
             raise ApiError(
                 422,
                 "unsupported_frame",
-                "visitors can send message, resume, heartbeat, typing and ping",
+                "visitors can send message, resume, heartbeat, typing, read and ping",
             )
 
     session = getattr(s.supervisor.actor(VISITOR, visitor_id), "session", None)

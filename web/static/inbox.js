@@ -281,7 +281,10 @@
   /** A full row from a list or detail fetch. */
   function applyRow(row) {
     var cur = convs.get(row.id);
+    // the visitor's read mark only moves forward, whichever answer or event brought it
+    var mark = Math.max((cur && cur.visitorLastReadSeq) || 0, row.visitorLastReadSeq || 0);
     if (cur && !cur.partial && typeof cur.lastSeq === "number" && row.lastSeq < cur.lastSeq) {
+      cur.visitorLastReadSeq = mark;
       return cur; // an event already told us something newer
     }
     var next = {};
@@ -303,6 +306,7 @@
     }
     next.partial = false;
     next.stale = false;
+    next.visitorLastReadSeq = mark;
     convs.set(row.id, next);
     return next;
   }
@@ -1004,12 +1008,23 @@
     var items = Array.from(thread.values()).sort(function (a, b) {
       return a.seq - b.seq;
     });
+    // "Seen": the latest agent message the visitor's read mark reaches (and all before it)
+    var mark = (c && c.visitorLastReadSeq) || 0;
+    var seenSeq = 0;
+    items.forEach(function (m) {
+      if (m.senderType === "agent" && m.seq <= mark) seenSeq = m.seq;
+    });
     var nodes = items.map(function (m) {
       var who =
         m.senderType === "agent"
           ? m.senderName || "Agent"
           : (c && c.contact && c.contact.displayName) || m.senderName || "Visitor";
-      return messageItem(m, who, null);
+      var li = messageItem(m, who, null);
+      if (seenSeq && m.seq === seenSeq) {
+        li.setAttribute("data-seen", "true");
+        li.appendChild(el("div", "msg-seen muted", "Seen"));
+      }
+      return li;
     });
     pending.forEach(function (p) {
       nodes.push(
@@ -1619,6 +1634,14 @@
         }
         return;
       case "conversation_read":
+        if (data.reader === "visitor") {
+          var read = convs.get(data.conversationId);
+          if (read && typeof data.lastReadSeq === "number" && data.lastReadSeq > (read.visitorLastReadSeq || 0)) {
+            read.visitorLastReadSeq = data.lastReadSeq;
+            if (read.id === openId) renderThread();
+          }
+          return;
+        }
         if (data.agentId === me.id) {
           var r = convs.get(data.conversationId);
           if (r && r.unread) {
