@@ -55,6 +55,9 @@ class ErrorBody(Wire):
     capacity: int | None = _more("`at_capacity`")
     conversation_id: str | None = _more("`conversation_active`: the active one")
     retry_after_seconds: int | None = _more("429 and 503: when to try again")
+    presence: Literal["away", "offline"] | None = _more(
+        "`agent_unavailable`: why that agent cannot take the chat"
+    )
 
     @classmethod
     def of(cls, code: str, message: str, extra: dict[str, Any]) -> ErrorBody:

@@ -1120,6 +1120,20 @@ async def select_pending_wait_timers(connection: asyncpg.Connection) -> list[str
 # --- routing ----------------------------------------------------------------------------------
 
 
+async def select_team(connection: asyncpg.Connection, tenant_id: str) -> list[Row]:
+    """The tenant's agents (id, name, avatar_url, max_open_chats) with ``held``: their OPEN chats,
+    counted as the accepting commit counts them."""
+    rows: list[Row] = await connection.fetch(
+        """SELECT a.id, a.name, a.avatar_url, a.max_open_chats,
+                  (SELECT count(*) FROM conversations c
+                    WHERE c.tenant_id = a.tenant_id AND c.assignee_id = a.id
+                      AND c.status = 'OPEN') AS held
+             FROM agents a WHERE a.tenant_id = $1""",
+        tenant_id,
+    )
+    return rows
+
+
 async def select_routing(connection: asyncpg.Connection, tenant_id: str) -> RoutingSnapshot:
     """What the tenant's router decides from: waiting and open chats, agents, recent waits."""
     rows = await connection.fetch(
@@ -1130,14 +1144,7 @@ async def select_routing(connection: asyncpg.Connection, tenant_id: str) -> Rout
             ORDER BY c.created_at, c.id""",
         tenant_id,
     )
-    agents = await connection.fetch(
-        """SELECT a.id, a.name, a.avatar_url, a.max_open_chats,
-                  (SELECT count(*) FROM conversations c
-                    WHERE c.tenant_id = a.tenant_id AND c.assignee_id = a.id
-                      AND c.status = 'OPEN') AS held
-             FROM agents a WHERE a.tenant_id = $1""",
-        tenant_id,
-    )
+    agents = await select_team(connection, tenant_id)
     average = await connection.fetchval(
         """SELECT avg(extract(epoch FROM waited)) FROM (
                SELECT min(e.at) - c.created_at AS waited

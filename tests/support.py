@@ -133,21 +133,23 @@ async def seed(
     await srv.run(
         queries.insert_widget, widget_id, tenant_id, "InsureMax", domains or [], wait_timeout
     )
-    out = []
-    for n in range(agents):
-        agent_id = new_id("agt")
-        name = ["Javier Lazo", "Ana Ruiz", "Bea Soto"][n % 3]
-        email = f"{agent_id}@example.com"
-        await srv.run(
-            queries.insert_agent,
-            agent_id,
-            tenant_id,
-            email,
-            name,
-            await hash_password("correct horse battery"),
-        )
-        out.append(Seed(tenant_id, widget_id, agent_id, email, name))
-    return out
+    names = ["Javier Lazo", "Ana Ruiz", "Bea Soto"]
+    return [await add_agent(srv, tenant_id, widget_id, names[n % 3]) for n in range(agents)]
+
+
+async def add_agent(srv: Server, tenant_id: str, widget_id: str, name: str) -> Seed:
+    """One more agent of the tenant (password ``correct horse battery``)."""
+    agent_id = new_id("agt")
+    email = f"{agent_id}@example.com"
+    await srv.run(
+        queries.insert_agent,
+        agent_id,
+        tenant_id,
+        email,
+        name,
+        await hash_password("correct horse battery"),
+    )
+    return Seed(tenant_id, widget_id, agent_id, email, name)
 
 
 async def login(srv: Server, who: Seed) -> str:

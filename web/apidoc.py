@@ -174,6 +174,12 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
         {"conversationId": ex.CONVERSATION},
     ),
     "visitor_gone": (409, "this visitor left the site", {}),
+    "agent_unavailable": (
+        409,
+        "Ana Ruiz is away; a chat can be handed to an agent who is online",
+        {"presence": "away"},
+    ),
+    "unknown_agent": (422, "no agent agt_91d0 in this workspace", {}),
     "conversation_not_open": (
         409,
         "agents reply to OPEN conversations; this one is WAITING: accept it first",

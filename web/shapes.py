@@ -174,6 +174,25 @@ class Deleted(Wire):
 
 
 @attrs.frozen
+class TeamMember(Wire):
+    """An agent of the tenant as a colleague sees it (the transfer dialog)."""
+
+    id: str
+    name: str
+    avatar_url: str | None
+    status: Literal["online", "away", "offline"] = attrs.field(
+        metadata=doc("online: an inbox open and not away; only they can be handed a chat")
+    )
+    open_chats: int = attrs.field(metadata=doc("OPEN chats they hold now"))
+    capacity: int = attrs.field(metadata=doc("their limit of OPEN chats"))
+
+
+@attrs.frozen
+class Team(Wire):
+    agents: list[TeamMember] = attrs.field(metadata=doc("by name"))
+
+
+@attrs.frozen
 class ReadMark(Wire):
     conversation_id: str
     last_read_seq: int = attrs.field(metadata=doc("it never moves back"))

@@ -205,6 +205,11 @@ class ReadBody:
 
 
 @attrs.frozen
+class TransferBody:
+    agent_id: str = attrs.field(validator=Text(MAX_ID))
+
+
+@attrs.frozen
 class ProactiveChatBody:
     message: str = attrs.field(validator=Text(MAX_TEXT))
     client_message_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
@@ -342,6 +347,7 @@ def make_converter() -> cattrs.Converter:
         ProfileBody,
         ReadBody,
         ProactiveChatBody,
+        TransferBody,
         *FRAMES.values(),
     ):
         overrides: dict[str, Any] = {

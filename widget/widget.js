@@ -95,6 +95,7 @@
       isTyping: "{name} is typing\u2026",
       seen: "Seen",
       joined: "{name} joined the chat",
+      transferred: "You are now chatting with {name}",
       anAgent: "An agent",
       agentOnline: "Agent online",
       typeMessage: "Type a message\u2026",
@@ -160,6 +161,7 @@
       isTyping: "{name} est\u00e1 escribiendo\u2026",
       seen: "Visto",
       joined: "{name} se uni\u00f3 al chat",
+      transferred: "Ahora hablas con {name}",
       anAgent: "Un agente",
       agentOnline: "Agente en l\u00ednea",
       typeMessage: "Escribe un mensaje\u2026",
@@ -1023,7 +1025,7 @@
     }).map(function (seq) {
       var it = state.items[seq];
       return it.kind === "joined"
-        ? h("div", { class: "cc-sys", "data-seq": seq, text: fill(t.joined, agentName(it.agent, t)) })
+        ? h("div", { class: "cc-sys", "data-seq": seq, text: fill(it.transfer ? t.transferred : t.joined, agentName(it.agent, t)) })
         : bubble(state, t, dispatch, it, seq, "sent", seq === seen);
     });
     state.outbox.forEach(function (o) {
@@ -1248,7 +1250,8 @@
     } else {
       changed = applySnapshot(c, d.conversation, seq);
       if (ev.type === "conversation_assigned") {
-        s.items[seq] = { kind: "joined", agent: isObj(d.agent) ? { name: text(d.agent.name, 200) } : c.assignee };
+        // a hand-over names who had it: "You are now chatting with …"
+        s.items[seq] = { kind: "joined", agent: isObj(d.agent) ? { name: text(d.agent.name, 200) } : c.assignee, transfer: isObj(d.previousAgent) };
         notify = true;
       }
     }

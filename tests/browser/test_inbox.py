@@ -441,6 +441,48 @@ async def test_the_agent_sees_which_of_their_messages_the_visitor_has_seen(
         await in_browser(scenario)
 
 
+async def test_transfer_hands_the_chat_to_an_online_colleague(server: Server) -> None:
+    # before: an agent could not pass a chat on; only going offline moved it
+    [(a, ta), (b, tb), (c, _tc)] = await signed_in(server, agents=3)  # Bea stays offline
+    v = await new_visitor(server, a.widget_id)
+    cid = (await start_chat(server, v, "hola"))["id"]
+    await accept_as(server, ta, cid)
+
+    async with (
+        listening(server, f"/api/chat/widgets/{v.widget_id}/ws?token={v.token}") as widget,
+        listening(server, f"/api/chat/inbox/ws?token={tb}"),  # Ana is online
+    ):
+
+        def scenario(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            page, problems = new_page(browser, server, ta)
+            open_inbox(page, "assigned")
+            conv_row(page, cid).locator(".conv-open").click()
+            page.locator("#thread-transfer").click()
+            dialog = page.locator("#transfer-dialog")
+            expect(dialog).to_be_visible()
+            ana = dialog.locator(f'input[value="{b.agent_id}"]')
+            expect(ana).to_be_enabled()
+            expect(ana).to_be_focused()  # the first one free: keyboard first
+            expect(dialog.locator(f'input[value="{c.agent_id}"]')).to_be_disabled()  # offline
+            expect(dialog.locator(f'input[value="{a.agent_id}"]')).to_be_disabled()  # has it
+            expect(dialog).to_contain_text("offline")
+            shot(page, "transfer_dialog")
+            page.keyboard.press("Space")
+            page.locator("#transfer-send").click()
+            expect(dialog).to_be_hidden()
+            expect(page.locator("#thread-notice")).to_have_text("Transferred to Ana Ruiz.")
+            expect(page.locator(".thread-assignee")).to_have_text("Assigned to Ana Ruiz")
+            expect(conv_row(page, cid)).to_have_count(0)  # no longer in my Assigned to me
+            heard = widget.wait_for(lambda f: f.get("type") == "conversation_assigned")
+            assert heard["data"]["agent"]["id"] == b.agent_id
+            assert heard["data"]["previousAgent"]["id"] == a.agent_id
+            assert problems == [], problems
+
+        await in_browser(scenario)
+
+
 async def accept_as(srv: Server, token: str, cid: str) -> None:
     async with srv.http(token) as client:
         r = await client.post(f"/api/chat/conversations/{cid}/accept")

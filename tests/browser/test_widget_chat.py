@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.browser.support import HostSite, agent_online, artifact, in_browser, page_with
-from tests.support import Seed, Server, login, parse_utc, seed
+from tests.support import Seed, Server, add_agent, login, parse_utc, seed
 
 pytestmark = pytest.mark.slow
 
@@ -1022,8 +1022,9 @@ async def test_typing_shows_both_ways_and_never_carries_the_text(
         )
 
 
-async def test_typing_and_seen_in_spanish(server: Server, host_site: HostSite) -> None:
+async def test_typing_seen_and_transfer_in_spanish(server: Server, host_site: HostSite) -> None:
     w = await world(server, host_site, locale="es")
+    ana = await add_agent(server, w.who.tenant_id, w.who.widget_id, "Ana Ruiz")
 
     def scenario(v: Visit, inbox: Any) -> None:
         cid = start_chat(v, searching="Buscando agentes disponibles\u2026")
@@ -1035,8 +1036,16 @@ async def test_typing_and_seen_in_spanish(server: Server, host_site: HostSite) -
         expect(v.w(".cc-msg-visitor[data-status=sent]")).to_have_count(2)
         w.agent().read(cid)
         expect(v.w(".cc-seen")).to_have_text("\u00b7 Visto")
+        r = w.agent().http.post(
+            f"/api/chat/conversations/{cid}/transfer", json={"agentId": ana.agent_id}
+        )
+        assert r.status_code == 200, r.text
+        expect(v.w(".cc-sys").last).to_have_text("Ahora hablas con Ana Ruiz")
 
-    async with agent_online(server, w.token) as inbox:
+    async with (
+        agent_online(server, w.token) as inbox,
+        agent_online(server, await login(server, ana)),
+    ):
         await in_browser(visiting(w.url, lambda v: scenario(v, inbox)))
 
 
@@ -1091,3 +1100,28 @@ async def test_seen_under_the_visitors_message_and_a_badge_that_survives_a_reloa
     async with server.http(w.token) as client:
         detail = (await client.get(f"/api/chat/conversations/{out['cid']}")).json()
     assert out["read"]["lastReadSeq"] == detail["lastSeq"] == detail["visitorLastReadSeq"]
+
+
+# --- transfer ---------------------------------------------------------------------------------------
+
+
+async def test_a_transfer_tells_the_visitor_who_they_are_chatting_with_now(
+    server: Server, host_site: HostSite
+) -> None:
+    # before: a chat could only move when its agent went away, and said "joined" like any accept
+    w = await world(server, host_site)
+    ana = await add_agent(server, w.who.tenant_id, w.who.widget_id, "Ana Ruiz")
+
+    def scenario(v: Visit) -> None:
+        agent = w.agent()
+        cid = open_chat(v, agent)
+        r = agent.http.post(
+            f"/api/chat/conversations/{cid}/transfer", json={"agentId": ana.agent_id}
+        )
+        assert r.status_code == 200, r.text
+        expect(v.w(".cc-sys").last).to_have_text("You are now chatting with Ana Ruiz")
+        expect(v.page.get_by_text("Connected with Ana Ruiz")).to_be_visible()
+        v.shot("transferred")
+
+    async with agent_online(server, await login(server, ana)):
+        await in_browser(visiting(w.url, scenario))

@@ -32,7 +32,16 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from engine.values import EventType
-from tests.support import OPS_TOKEN, Server, Visitor, login, new_visitor, seed, visitor_socket
+from tests.support import (
+    OPS_TOKEN,
+    Server,
+    Visitor,
+    inbox_socket,
+    login,
+    new_visitor,
+    seed,
+    visitor_socket,
+)
 from web import wire
 from web.app import build_openapi, create_app
 from web.widgets import DEFAULT_APPEARANCE, DEFAULT_CHANNELS, DEFAULT_DOCUMENT
@@ -232,6 +241,7 @@ WIRE_CLASSES = {
     "postAgentMessage": wire.MessageBody,
     "markConversationRead": wire.ReadBody,
     "markVisitorRead": wire.ReadBody,
+    "transferConversation": wire.TransferBody,
     "startProactiveChat": wire.ProactiveChatBody,
 }
 FRAME_CLASSES = {
@@ -576,6 +586,15 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
     await c.call("post", conv + "/accept", conversationId=cid, token=token2, expect=409)
     await c.call("post", conv + "/reopen", conversationId=cid, token=token, expect=200)
     await c.call("post", conv + "/reopen", conversationId=cid, token=token, expect=409)
+    await c.call("get", "/api/chat/agents", token=token, expect=200)
+    transfer = conv + "/transfer"
+    to_self = {"agentId": one.agent_id}  # no inbox of theirs open yet: offline
+    await c.call("post", transfer, conversationId=cid, token=token, json=to_self, expect=409)
+    await c.call(
+        "post", transfer, conversationId=cid, token=token, json={"agentId": "agt_x"}, expect=422
+    )
+    async with inbox_socket(server, token):
+        await c.call("post", transfer, conversationId=cid, token=token, json=to_self, expect=200)
 
     # live visitors and proactive chats
     await c.call("get", "/api/chat/visitors/live", token=token, expect=200)

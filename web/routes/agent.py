@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import attrs
 from quart import Blueprint, Response, jsonify, request, websocket
 
-from engine.conversation import Accept, Reopen, Solve, Typing
+from engine.conversation import Accept, Reopen, Solve, Transfer, Typing
 from engine.values import (
     Agent,
     Conversation,
@@ -65,6 +65,8 @@ from web.shapes import (
     ProfileAnswer,
     ReadMark,
     SignedIn,
+    Team,
+    TeamMember,
 )
 from web.signin import sign_in
 from web.streams import (
@@ -97,6 +99,7 @@ from web.wire import (
     ProfileBody,
     ReadBody,
     ResumeFrame,
+    TransferBody,
     TypingFrame,
     decode_json,
     structure,
@@ -482,6 +485,105 @@ async def solve(conversation_id: str) -> Response:
 async def reopen(conversation_id: str) -> Response:
     # refused (409 ``conversation_active``) by the commit if the visitor has another live chat
     return await agent_command(conversation_id, Reopen, JoinedChat(conversation_id))
+
+
+@bp.post("/api/chat/conversations/<conversation_id>/transfer")
+@api(
+    "transferConversation",
+    "Hand an OPEN chat to a colleague",
+    "conversations",
+    AGENT,
+    {
+        "200": json_response(
+            "The conversation, now assigned to that agent (to the one who holds it: nothing "
+            "changes). Emits `conversation_assigned` with `previousAgent`: the visitor reads "
+            '"You are now chatting with …", the chat moves to the new agent\'s Assigned to me.',
+            Conversation,
+            {**ex.EX_OPEN_CONVERSATION, "lastSeq": 7},
+        )
+    },
+    error_codes=(
+        *ACTOR,
+        *BODY_ERRORS,
+        "not_found",
+        "unknown_agent",
+        "agent_unavailable",
+        "at_capacity",
+        "illegal_transition",
+    ),
+    description=(
+        "Any agent of the workspace may hand an OPEN live chat on. 422 `unknown_agent` for an "
+        "agent not of this workspace; 409 `agent_unavailable` (with `presence`) when that agent "
+        "is away or has no inbox open; 409 `at_capacity` past their limit of OPEN chats "
+        "(checked in the commit, as an accept is); 409 `illegal_transition` unless OPEN."
+    ),
+    body=json_body(TransferBody, {"agentId": ex.AGENT}),
+)
+async def transfer(conversation_id: str) -> Response:
+    agent = await require_agent()
+    target = (await body(TransferBody)).agent_id
+    s = services()
+    tenant_id = agent["tenant_id"]
+    member = next((m for m in await team(s, tenant_id) if m.id == target), None)
+    if member is None:
+        raise ApiError(422, "unknown_agent", f"no agent {target} in this workspace")
+    if member.status != "online":
+        raise ApiError(
+            409,
+            "agent_unavailable",
+            f"{member.name} is {member.status}; a chat can be handed to an agent who is online",
+            presence=member.status,
+        )
+    to = Agent(member.id, member.name, member.avatar_url)
+    outcome = await conversation_command(s, agent, conversation_id, lambda _: Transfer(to))
+    return jsonify(outcome.conversation.to_wire())
+
+
+@bp.get("/api/chat/agents")
+@api(
+    "listAgents",
+    "The workspace's agents, with presence and load",
+    "conversations",
+    AGENT,
+    {
+        "200": json_response(
+            "Every agent of the caller's workspace (the caller too), by name: who can be handed "
+            "a chat now (`online`, `openChats` below `capacity`).",
+            Team,
+            {
+                "agents": [
+                    {
+                        "id": ex.AGENT,
+                        "name": "Javier Lazo",
+                        "avatarUrl": None,
+                        "status": "online",
+                        "openChats": 2,
+                        "capacity": 5,
+                    }
+                ]
+            },
+        )
+    },
+)
+async def list_agents() -> Response:
+    agent = await require_agent()
+    return answer(Team(await team(services(), agent["tenant_id"])))
+
+
+async def team(s: Services, tenant_id: str) -> list[TeamMember]:
+    rows = await s.db.run(queries.select_team, tenant_id)
+    members = [
+        TeamMember(
+            id=r["id"],
+            name=r["name"],
+            avatar_url=r["avatar_url"],
+            status=s.presence.status(tenant_id, r["id"]),
+            open_chats=int(r["held"]),
+            capacity=int(r["max_open_chats"]),
+        )
+        for r in rows
+    ]
+    return sorted(members, key=lambda m: (m.name.casefold(), m.id))
 
 
 @bp.post("/api/chat/conversations/<conversation_id>/messages")

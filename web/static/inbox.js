@@ -73,6 +73,7 @@
   var acceptButton = $("thread-accept");
   var solveButton = $("thread-solve");
   var reopenButton = $("thread-reopen");
+  var transferButton = $("thread-transfer");
   var emailLink = $("thread-email");
   var messagesBox = $("messages");
   var composer = $("composer");
@@ -1107,7 +1108,7 @@
     if (!c || c.partial || !c.contact) {
       threadName.textContent = "Loading…";
       threadBadges.replaceChildren();
-      [acceptButton, solveButton, reopenButton, emailLink].forEach(function (b) {
+      [acceptButton, solveButton, reopenButton, transferButton, emailLink].forEach(function (b) {
         b.hidden = true;
       });
       setComposer(false, "");
@@ -1128,6 +1129,7 @@
     acceptButton.textContent = accepting[c.id] ? "Accepting…" : "Accept Chat";
     solveButton.hidden = c.status === "SOLVED";
     reopenButton.hidden = c.status !== "SOLVED";
+    transferButton.hidden = !(c.status === "OPEN" && !offline);
     var email = c.contact && c.contact.email;
     emailLink.hidden = !(offline && email);
     if (offline && email) {
@@ -1320,6 +1322,90 @@
   });
   reopenButton.addEventListener("click", function () {
     conversationAction("reopen", reopenButton, "Could not reopen this conversation.");
+  });
+
+  // --- transfer: hand an OPEN chat to a colleague who is online and has room ------------------
+
+  var transferDialog = $("transfer-dialog");
+  var transferAgents = $("transfer-agents");
+  var transferError = $("transfer-error");
+  var transferSend = $("transfer-send");
+  var transferFor = null;
+
+  function transferChoice(a, c) {
+    var free = a.status === "online" && a.openChats < a.capacity;
+    var holds = c.assignee && c.assignee.id === a.id;
+    var label = el("label", "transfer-agent" + (free && !holds ? "" : " is-unavailable"));
+    var radio = el("input");
+    radio.type = "radio";
+    radio.name = "transfer-agent";
+    radio.value = a.id;
+    radio.disabled = !free || holds;
+    label.appendChild(radio);
+    label.appendChild(avatarFor(a.name, a.id));
+    label.appendChild(el("span", "transfer-name", a.name + (a.id === me.id ? " (you)" : "")));
+    var state = holds ? "has this chat" : a.status !== "online" ? a.status : a.openChats + " of " + a.capacity + " chats";
+    label.appendChild(el("span", "transfer-state muted", state));
+    return label;
+  }
+
+  transferButton.addEventListener("click", function () {
+    var c = openId && convs.get(openId);
+    if (!c) return;
+    transferFor = c.id;
+    transferError.hidden = true;
+    transferSend.disabled = true;
+    transferAgents.replaceChildren(el("p", "muted", "Loading your colleagues…"));
+    openDialog(transferDialog);
+    P.api("GET", "/api/chat/agents").then(function (result) {
+      if (on401(result)) return;
+      if (!result.ok || !result.data || transferFor !== c.id) {
+        transferAgents.replaceChildren(el("p", "form-error", P.errorMessage(result, "Could not load your colleagues.")));
+        return;
+      }
+      var choices = result.data.agents.map(function (a) {
+        return transferChoice(a, c);
+      });
+      var any = choices.some(function (l) {
+        return !l.querySelector("input").disabled;
+      });
+      if (!any) choices.push(el("p", "muted", "Nobody else is online with room for a chat right now."));
+      transferAgents.replaceChildren.apply(transferAgents, choices);
+      transferSend.disabled = !any;
+      var first = transferAgents.querySelector("input:not([disabled])");
+      if (first) first.focus();
+    });
+  });
+
+  $("transfer-cancel").addEventListener("click", function () {
+    closeDialog(transferDialog);
+  });
+
+  $("transfer-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var chosen = transferAgents.querySelector("input:checked");
+    if (!chosen) {
+      transferError.textContent = "Choose who takes the chat.";
+      transferError.hidden = false;
+      return;
+    }
+    var id = transferFor;
+    transferSend.disabled = true;
+    P.api("POST", "/api/chat/conversations/" + encodeURIComponent(id) + "/transfer", { agentId: chosen.value }).then(function (result) {
+      transferSend.disabled = false;
+      if (on401(result)) return;
+      if (result.ok && result.data) {
+        closeDialog(transferDialog);
+        applySnapshot(result.data);
+        renderList();
+        if (id === openId) renderPane();
+        scheduleCounts();
+        say(threadNotice, "Transferred to " + (result.data.assignee ? result.data.assignee.name : "your colleague") + ".", "ok");
+      } else {
+        transferError.textContent = P.errorMessage(result, "Could not transfer this chat.");
+        transferError.hidden = false;
+      }
+    });
   });
 
   convList.addEventListener("click", function (event) {
