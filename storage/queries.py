@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -1304,3 +1305,107 @@ async def select_message_page(
     if owner is None or (visitor_id is not None and owner != visitor_id):
         return None
     return await select_messages(connection, conversation_id, last=last, before=before)
+
+
+# --- canned replies (migration 012) ------------------------------------------------------------
+
+CANNED_LIMIT = 500  # a workspace's canned replies, at most (Settings lists them all)
+
+
+def _like(words: str) -> str:
+    """``words`` as an ILIKE pattern that matches them literally (``%``, ``_``, ``\\`` escaped)."""
+    return re.sub(r"([%_\\])", r"\\\1", words)
+
+
+async def select_canned_replies(
+    connection: asyncpg.Connection, tenant_id: str, query: str | None, limit: int
+) -> list[Row]:
+    """The workspace's canned replies: all of them by shortcut, or those matching ``query``:
+    shortcuts that start with it first, then texts that hold it (case-insensitive)."""
+    if not query:
+        rows = await connection.fetch(
+            """SELECT * FROM canned_replies WHERE tenant_id = $1
+                ORDER BY lower(shortcut) LIMIT $2""",
+            tenant_id,
+            limit,
+        )
+    else:
+        rows = await connection.fetch(
+            """SELECT *, lower(shortcut) LIKE lower($2) || '%' AS by_shortcut
+                 FROM canned_replies
+                WHERE tenant_id = $1
+                  AND (lower(shortcut) LIKE lower($2) || '%' OR text ILIKE '%' || $2 || '%')
+                ORDER BY by_shortcut DESC, lower(shortcut) LIMIT $3""",
+            tenant_id,
+            _like(query),
+            limit,
+        )
+    return [dict(r) for r in rows]
+
+
+async def insert_canned_reply(
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    reply_id: str,
+    shortcut: str,
+    text: str,
+    now: dt.datetime,
+) -> Row | None:
+    """The new reply, or None when its shortcut is taken in the workspace (any case)."""
+    row = await connection.fetchrow(
+        """INSERT INTO canned_replies (id, tenant_id, shortcut, text, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $5)
+           ON CONFLICT (tenant_id, lower(shortcut)) DO NOTHING
+           RETURNING *""",
+        reply_id,
+        tenant_id,
+        shortcut,
+        text,
+        now,
+    )
+    return dict(row) if row else None
+
+
+async def update_canned_reply(
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    reply_id: str,
+    shortcut: str | None,
+    text: str | None,
+    now: dt.datetime,
+) -> Row | bool | None:
+    """The reply after the change; None when there is no such reply in the workspace; False
+    when the new shortcut is another reply's."""
+    try:
+        row = await connection.fetchrow(
+            """UPDATE canned_replies SET shortcut = COALESCE($3, shortcut),
+                      text = COALESCE($4, text), updated_at = $5
+                WHERE tenant_id = $1 AND id = $2 RETURNING *""",
+            tenant_id,
+            reply_id,
+            shortcut,
+            text,
+            now,
+        )
+    except asyncpg.UniqueViolationError:
+        return False
+    return dict(row) if row else None
+
+
+async def delete_canned_reply(
+    connection: asyncpg.Connection, tenant_id: str, reply_id: str
+) -> bool:
+    deleted = await connection.fetchval(
+        "DELETE FROM canned_replies WHERE tenant_id = $1 AND id = $2 RETURNING id",
+        tenant_id,
+        reply_id,
+    )
+    return deleted is not None
+
+
+async def count_canned_replies(connection: asyncpg.Connection, tenant_id: str) -> int:
+    return int(
+        await connection.fetchval(
+            "SELECT count(*) FROM canned_replies WHERE tenant_id = $1", tenant_id
+        )
+    )

@@ -180,6 +180,9 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
         {"presence": "away"},
     ),
     "unknown_agent": (422, "no agent agt_91d0 in this workspace", {}),
+    "shortcut_taken": (409, "/hours is another canned reply's shortcut", {}),
+    "too_many": (409, "a workspace keeps at most 500 canned replies", {}),
+    "invalid_query": (422, "q is at most 100 characters", {}),
     "conversation_not_open": (
         409,
         "agents reply to OPEN conversations; this one is WAITING: accept it first",
@@ -357,6 +360,7 @@ PATH_PARAMETERS: dict[str, tuple[str, str, Schema | None]] = {
     "widget_id": ("widgetId", "the widget's id (`wgt_…`)", None),
     "conversation_id": ("conversationId", "the conversation's id (`conv_…`)", None),
     "visitor_id": ("visitorId", "the visitor's id (`vis_…`)", None),
+    "reply_id": ("replyId", "the canned reply's id (`cr_…`)", None),
     "kind": ("kind", "`conversation`, `visitor_session`, `widget` or `router`", {"type": "string"}),
     "actor_id": ("actorId", "the actor's id (a conversation actor's is the conversation's)", None),
     "widget_ref": ("widgetRef", "the widget's id", {"type": "string"}),

@@ -174,6 +174,25 @@ class Deleted(Wire):
 
 
 @attrs.frozen
+class CannedReply(Wire):
+    id: str
+    shortcut: str = attrs.field(metadata=doc("what follows `/` in the composer"))
+    text: str = attrs.field(
+        metadata=doc(
+            "may hold `{{visitor.name}}`, `{{visitor.first_name}}`, `{{agent.name}}`, filled in "
+            "by the inbox when the reply is inserted"
+        )
+    )
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@attrs.frozen
+class CannedReplies(Wire):
+    canned_replies: list[CannedReply]
+
+
+@attrs.frozen
 class TeamMember(Wire):
     """An agent of the tenant as a colleague sees it (the transfer dialog)."""
 

@@ -204,6 +204,30 @@ class ReadBody:
     seq: int | None = attrs.field(default=None, validator=AtLeast(0))
 
 
+SHORTCUT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+SHORTCUT = Matches(
+    SHORTCUT_PATTERN, "is 1 to 32 letters, digits, - or _ (starting with a letter or digit)"
+)
+
+
+@attrs.frozen
+class CannedReplyBody:
+    """A new canned reply: ``/shortcut`` finds it in the composer."""
+
+    shortcut: str = attrs.field(validator=attrs.validators.and_(Text(32), SHORTCUT))
+    text: str = attrs.field(validator=Text(MAX_TEXT))
+
+
+@attrs.frozen
+class CannedReplyPatch:
+    shortcut: str | None = attrs.field(
+        default=None, validator=attrs.validators.and_(NotBlank(), MaxLength(32), SHORTCUT)
+    )
+    text: str | None = attrs.field(
+        default=None, validator=attrs.validators.and_(NotBlank(), MaxLength(MAX_TEXT))
+    )
+
+
 @attrs.frozen
 class TransferBody:
     agent_id: str = attrs.field(validator=Text(MAX_ID))
@@ -348,6 +372,8 @@ def make_converter() -> cattrs.Converter:
         ReadBody,
         ProactiveChatBody,
         TransferBody,
+        CannedReplyBody,
+        CannedReplyPatch,
         *FRAMES.values(),
     ):
         overrides: dict[str, Any] = {

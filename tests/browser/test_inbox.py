@@ -483,6 +483,67 @@ async def test_transfer_hands_the_chat_to_an_online_colleague(server: Server) ->
         await in_browser(scenario)
 
 
+async def test_slash_in_the_composer_finds_a_canned_reply_and_fills_it_in(server: Server) -> None:
+    # before: an agent typed the same answers again and again
+    [(a, ta)] = await signed_in(server)
+    v = await new_visitor(server, a.widget_id)
+    cid = (await start_chat(server, v, "hola", name="Carlos Lopez"))["id"]
+    await accept_as(server, ta, cid)
+    async with server.http(ta) as client:
+        for shortcut, text in (
+            ("thanks", "Thank you {{visitor.first_name}}! I'm {{agent.name}}, {{unknown}}."),
+            ("hours", "We answer 9 to 6."),
+            ("bye", "Thanks for chatting, {{visitor.name}}."),
+        ):
+            r = await client.post(
+                "/api/chat/canned-replies", json={"shortcut": shortcut, "text": text}
+            )
+            assert r.status_code == 201, r.text
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        open_inbox(page, "open")
+        conv_row(page, cid).locator(".conv-open").click()
+        composer = page.locator("#composer-text")
+        expect(composer).to_be_enabled()
+        options = page.locator("#canned-list [role=option]")
+        composer.press_sequentially("/")
+        expect(options).to_have_count(3)  # every reply, by shortcut
+        expect(options.locator(".canned-option-shortcut")).to_have_text(
+            ["/bye", "/hours", "/thanks"]
+        )
+        composer.press_sequentially("tha")  # "/tha": its shortcut first, then a text holding it
+        expect(options.locator(".canned-option-shortcut")).to_have_text(["/thanks", "/bye"])
+        expect(options.first).to_have_attribute("aria-selected", "true")
+        expect(page.locator("#canned-status")).to_contain_text("/thanks, 1 of 2")
+        shot(page, "canned")
+        composer.press("ArrowDown")
+        expect(options.last).to_have_attribute("aria-selected", "true")
+        composer.press("ArrowDown")  # round to the first
+        composer.press("Enter")  # inserts, does not send
+        expect(page.locator("#canned-list")).to_be_hidden()
+        expect(composer).to_have_value(f"Thank you Carlos! I'm {a.agent_name}, {{{{unknown}}}}.")
+        expect(page.locator('#messages .msg[data-sender="agent"]')).to_have_count(0)
+        composer.fill("")
+        composer.press_sequentially("/zzz")
+        expect(page.locator("#canned-status")).to_have_text("No canned reply matches.")
+        composer.press("Escape")
+        composer.fill("")
+        composer.press_sequentially("/bye")
+        expect(options).to_have_count(1)
+        composer.press("Tab")
+        expect(composer).to_have_value("Thanks for chatting, Carlos Lopez.")
+        composer.press("Enter")  # now it sends
+        expect(page.locator('#messages .msg[data-sender="agent"] .msg-text')).to_have_text(
+            ["Thanks for chatting, Carlos Lopez."]
+        )
+        assert problems == [], problems
+
+    await in_browser(scenario)
+
+
 async def accept_as(srv: Server, token: str, cid: str) -> None:
     async with srv.http(token) as client:
         r = await client.post(f"/api/chat/conversations/{cid}/accept")

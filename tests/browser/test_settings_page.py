@@ -626,3 +626,56 @@ async def test_another_tenants_widget_is_a_404_page(server: Server) -> None:
         assert problems == [], problems
 
     await in_browser(scenario)
+
+
+# --- canned replies ---------------------------------------------------------------------------
+
+
+async def test_canned_replies_are_added_edited_and_deleted_in_settings(server: Server) -> None:
+    # before: there was nowhere to keep the answers a team gives every day
+    who = (await seed(server))[0]
+    token = await login(server, who)
+    xss = "<img src=x onerror=alert(1)>"
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, token, answers=[True])
+        page.goto("/settings/canned-replies")
+        expect(page.locator('.topnav [aria-current="page"]')).to_have_text("Canned replies")
+        expect(page.locator("#canned-empty")).to_be_visible()
+        rows = page.locator("#canned-rows tr")
+
+        page.locator("#canned-shortcut").fill("hours")
+        page.locator("#canned-text").fill("We answer 9 to 6, {{visitor.first_name}}. " + xss)
+        page.locator("#canned-save").click()
+        expect(rows).to_have_count(1)
+        expect(page.locator("#canned-notice")).to_have_text("Added /hours.")
+        expect(rows.first.locator(".canned-shortcut")).to_have_text("/hours")
+        expect(rows.first.locator(".canned-text")).to_contain_text(xss)  # as text
+        expect(page.locator("#canned-shortcut")).to_be_focused()  # ready for the next one
+
+        page.locator("#canned-shortcut").fill("HOURS")  # taken, whatever the case
+        page.locator("#canned-text").fill("again")
+        page.locator("#canned-save").click()
+        expect(page.locator("#canned-error")).to_contain_text("another canned reply's shortcut")
+        expect(rows).to_have_count(1)
+
+        rows.first.get_by_role("button", name="Edit /hours").click()
+        expect(page.locator("#canned-form-title")).to_have_text("Edit /hours")
+        expect(page.locator("#canned-text")).to_have_value(
+            "We answer 9 to 6, {{visitor.first_name}}. " + xss
+        )
+        page.locator("#canned-text").fill("Open 8 to 8.")
+        page.locator("#canned-save").click()
+        expect(rows.first.locator(".canned-text")).to_have_text("Open 8 to 8.")
+        page.screenshot(path=artifact("settings_canned.png"))
+
+        rows.first.get_by_role("button", name="Delete /hours").click()
+        expect(rows).to_have_count(0)
+        expect(page.locator("#canned-empty")).to_be_visible()
+        assert [p for p in problems if not p.startswith("dialog: Delete /hours")] == [], problems
+
+    await in_browser(scenario)
+    async with server.http(token) as client:
+        assert (await client.get("/api/chat/canned-replies")).json() == {"cannedReplies": []}

@@ -242,6 +242,8 @@ WIRE_CLASSES = {
     "markConversationRead": wire.ReadBody,
     "markVisitorRead": wire.ReadBody,
     "transferConversation": wire.TransferBody,
+    "createCannedReply": wire.CannedReplyBody,
+    "updateCannedReply": wire.CannedReplyPatch,
     "startProactiveChat": wire.ProactiveChatBody,
 }
 FRAME_CLASSES = {
@@ -383,6 +385,7 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
     await c.call("get", "/settings", expect=302)
     await c.call("get", "/settings/widgets", expect=302)
     await c.call("get", "/settings/widgets/new", expect=302)
+    await c.call("get", "/settings/canned-replies", expect=302)
     await c.call("get", "/settings/widgets/{widgetRef}", widgetRef=w, expect=302)
     await c.call("get", "/demo", expect=404)
 
@@ -596,6 +599,24 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
     async with inbox_socket(server, token):
         await c.call("post", transfer, conversationId=cid, token=token, json=to_self, expect=200)
 
+    # canned replies
+    canned = "/api/chat/canned-replies"
+    one_canned = canned + "/{replyId}"
+    saved = {"shortcut": "hours", "text": "9 to 6"}
+    r = await c.call("post", canned, token=token, json=saved, expect=201)
+    await c.call("post", canned, token=token, json=saved, expect=409)
+    await c.call("post", canned, token=token, json={"shortcut": "a b", "text": "x"}, expect=422)
+    await c.call("get", canned, token=token, expect=200)
+    await c.call("get", canned, token=token, params={"q": "ho"}, expect=200)
+    await c.call("get", canned, token=token, params={"q": "x" * 101}, expect=422)
+    reply_id = r.json()["id"]
+    await c.call(
+        "patch", one_canned, replyId=reply_id, token=token, json={"text": "8-8"}, expect=200
+    )
+    await c.call("patch", one_canned, replyId="cr_nope", token=token, json={}, expect=404)
+    await c.call("delete", one_canned, replyId=reply_id, token=token, expect=200)
+    await c.call("delete", one_canned, replyId=reply_id, token=token, expect=404)
+
     # live visitors and proactive chats
     await c.call("get", "/api/chat/visitors/live", token=token, expect=200)
     proactive = "/api/chat/visitors/{visitorId}/conversations"
@@ -680,6 +701,7 @@ async def test_bad_bodies_are_refused_as_documented(server: Server, doc: Doc) ->
         "widgetId": who.widget_id,
         "conversationId": "conv_any",
         "visitorId": visitor.visitor_id,
+        "replyId": "cr_any",
     }
     checked = 0
     for method, path, schema, example in request_bodies(doc):

@@ -262,6 +262,17 @@ async def widgets_page(agent: dict[str, Any]) -> Response:
     )
 
 
+@bp.get("/settings/canned-replies")
+@signed_in
+@page(
+    "cannedRepliesPage",
+    "Settings › Canned replies",
+    "The workspace's canned replies: add, edit, delete.",
+)
+async def canned_replies_page(agent: dict[str, Any]) -> Response:
+    return await render("canned_replies.html", agent, "canned")
+
+
 @bp.get("/settings/widgets/new")
 @signed_in
 @page("newWidgetPage", "The widget editor for a new widget", "The editor with its live preview.")

@@ -873,6 +873,7 @@
     options = options || {};
     if (openId !== id) {
       typingStopped();
+      closeCanned();
       openId = id;
       thread = new Map();
       threadEarlier = null;
@@ -893,6 +894,7 @@
 
   function closeConversation() {
     typingStopped();
+    closeCanned();
     openId = null;
     thread = new Map();
     threadEarlier = null;
@@ -1302,6 +1304,7 @@
     send();
   });
   composerText.addEventListener("keydown", function (event) {
+    if (cannedKey(event)) return; // the canned replies' list is open: its keys
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey && !event.ctrlKey && !event.metaKey) {
       event.preventDefault();
       send();
@@ -1832,6 +1835,133 @@
   }
 
   composerText.addEventListener("input", composerTyped);
+
+  // --- canned replies: "/" at the start of the composer ----------------------------------------
+
+  var cannedList = $("canned-list");
+  var cannedStatus = $("canned-status");
+  var CANNED_SHOWN = 20;
+  var canned = { open: false, items: [], index: 0, serial: 0, timer: null };
+
+  /** What follows "/" when the composer holds only "/words" (one line), else null. */
+  function cannedQuery() {
+    var m = /^\/([^\n]{0,100})$/.exec(composerText.value);
+    return m && !composerText.disabled ? m[1] : null;
+  }
+
+  function closeCanned() {
+    clearTimeout(canned.timer);
+    canned.serial++;
+    if (!canned.open) return;
+    canned.open = false;
+    canned.items = [];
+    cannedList.hidden = true;
+    cannedList.replaceChildren();
+    cannedStatus.textContent = "";
+  }
+
+  function renderCanned() {
+    cannedList.replaceChildren.apply(
+      cannedList,
+      canned.items.map(function (r, i) {
+        var li = el("li", "canned-option");
+        li.id = "canned-option-" + i;
+        li.setAttribute("role", "option");
+        li.setAttribute("aria-selected", i === canned.index ? "true" : "false");
+        li.setAttribute("data-index", String(i));
+        li.appendChild(el("span", "canned-option-shortcut", "/" + r.shortcut));
+        li.appendChild(el("span", "canned-option-text", r.text.length > 120 ? r.text.slice(0, 120) + "…" : r.text));
+        return li;
+      })
+    );
+    cannedList.hidden = !canned.items.length;
+    var chosen = canned.items[canned.index];
+    cannedStatus.textContent = !canned.items.length
+      ? "No canned reply matches."
+      : "/" + chosen.shortcut + ", " + (canned.index + 1) + " of " + canned.items.length +
+        ". Up and down to choose, Enter to insert, Escape to close.";
+    var node = cannedList.children[canned.index];
+    if (node && node.scrollIntoView) node.scrollIntoView({ block: "nearest" });
+  }
+
+  function lookCanned() {
+    var q = cannedQuery();
+    if (q === null) return closeCanned();
+    clearTimeout(canned.timer);
+    var serial = ++canned.serial;
+    canned.timer = setTimeout(function () {
+      var path = "/api/chat/canned-replies" + (q.trim() ? "?q=" + encodeURIComponent(q.trim()) : "");
+      P.api("GET", path).then(function (result) {
+        if (on401(result) || serial !== canned.serial || cannedQuery() === null) return;
+        if (!result.ok || !result.data) return closeCanned();
+        canned.open = true;
+        canned.items = result.data.cannedReplies.slice(0, CANNED_SHOWN);
+        canned.index = 0;
+        renderCanned();
+      });
+    }, 120);
+  }
+
+  /** The reply's text with its variables filled in for the open conversation (an unknown one
+   * stays as written; a name the visitor never gave is left empty). */
+  function fillCanned(text) {
+    var c = convs.get(openId);
+    var name = (c && c.contact && c.contact.name) || "";
+    var values = {
+      "visitor.name": name,
+      "visitor.first_name": name.split(/\s+/)[0] || "",
+      "agent.name": (me && me.name) || "",
+    };
+    return text.replace(/\{\{\s*([a-z_.]+)\s*\}\}/g, function (all, key) {
+      return Object.prototype.hasOwnProperty.call(values, key) ? values[key] : all;
+    });
+  }
+
+  function insertCanned(i) {
+    var reply = canned.items[i];
+    if (!reply) return;
+    closeCanned();
+    composerText.value = fillCanned(reply.text);
+    composerText.focus();
+    composerText.setSelectionRange(composerText.value.length, composerText.value.length);
+    composerTyped();
+  }
+
+  /** The list's keys while it is open; true when the key was its. */
+  function cannedKey(event) {
+    if (!canned.open || !canned.items.length) {
+      if (canned.open && event.key === "Escape") {
+        closeCanned();
+        return true;
+      }
+      return false;
+    }
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      var step = event.key === "ArrowDown" ? 1 : -1;
+      canned.index = (canned.index + step + canned.items.length) % canned.items.length;
+      renderCanned();
+    } else if ((event.key === "Enter" && !event.shiftKey && !event.isComposing) || event.key === "Tab") {
+      insertCanned(canned.index);
+    } else if (event.key === "Escape") {
+      closeCanned();
+    } else {
+      return false;
+    }
+    event.preventDefault();
+    return true;
+  }
+
+  composerText.addEventListener("input", lookCanned);
+  composerText.addEventListener("blur", function () {
+    setTimeout(function () {
+      if (document.activeElement !== composerText) closeCanned();
+    }, 150);
+  });
+  cannedList.addEventListener("mousedown", function (event) {
+    event.preventDefault(); // the composer keeps the focus
+    var option = event.target.closest("[data-index]");
+    if (option) insertCanned(Number(option.getAttribute("data-index")));
+  });
   composerText.addEventListener("blur", typingStopped);
 
   function flush() {
