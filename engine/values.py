@@ -37,6 +37,7 @@ class EventType(StrEnum):
     QUEUE_POSITION = "queue_position"
     CONVERSATION_READ = "conversation_read"
     TYPING = "typing"
+    NOTE_CREATED = "note_created"
     WIDGET_STATUS_CHANGED = "widget_status_changed"
     WIDGET_UPDATED = "widget_updated"
     WIDGET_DELETED = "widget_deleted"
@@ -402,6 +403,31 @@ class TypingChanged(Wire):
 
 
 @attrs.frozen
+class Mention(Wire):
+    id: str
+    name: str
+
+
+@attrs.frozen
+class Note(Wire):
+    """An internal note: agents only, never on a visitor's stream, in its replay or its thread."""
+
+    id: str
+    conversation_id: str
+    author_id: str
+    author_name: str
+    text: str
+    mentions: list[Mention] = attrs.field(metadata=doc("the colleagues it names (@Name)"))
+    client_note_id: str | None
+    created_at: dt.datetime
+
+
+@attrs.frozen
+class NoteCreated(Wire):
+    note: Note
+
+
+@attrs.frozen
 class WidgetDeleted(Wire):
     id: str
 
@@ -420,5 +446,6 @@ PAYLOADS: dict[EventType, type[Any]] = {
     EventType.QUEUE_POSITION: QueuePosition,
     EventType.CONVERSATION_READ: ConversationRead,
     EventType.TYPING: TypingChanged,
+    EventType.NOTE_CREATED: NoteCreated,
     EventType.WIDGET_DELETED: WidgetDeleted,
 }

@@ -1409,3 +1409,125 @@ async def count_canned_replies(connection: asyncpg.Connection, tenant_id: str) -
             "SELECT count(*) FROM canned_replies WHERE tenant_id = $1", tenant_id
         )
     )
+
+
+# --- internal notes and mentions (migration 013) -----------------------------------------------
+
+NOTES_LIMIT = 500  # a conversation's notes read at once
+# a note's mentions as a JSON array of {id, name}, by name (``n``: the note)
+NOTE_MENTIONS = """COALESCE(
+    (SELECT json_agg(json_build_object('id', a.id, 'name', a.name) ORDER BY a.name, a.id)
+       FROM note_mentions m JOIN agents a ON a.id = m.agent_id
+      WHERE m.note_id = n.id), '[]')"""
+MENTIONS_LIMIT = 100  # an agent's latest mentions
+
+
+async def insert_note(
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    conversation_id: str,
+    note_id: str,
+    author: Row,
+    text: str,
+    client_note_id: str | None,
+    mentioned: Sequence[str],
+    now: dt.datetime,
+) -> tuple[Row, bool] | None:
+    """Store a note and its mentions in one transaction: ``(note, True)``; the note its author
+    sent before with that ``client_note_id``: ``(note, False)``; None for a conversation not
+    of the tenant."""
+    async with connection.transaction():
+        exists = await connection.fetchval(
+            "SELECT 1 FROM conversations WHERE id = $1 AND tenant_id = $2",
+            conversation_id,
+            tenant_id,
+        )
+        if exists is None:
+            return None
+        row = await connection.fetchrow(
+            """INSERT INTO conversation_notes (id, tenant_id, conversation_id, author_id,
+                                               author_name, text, client_note_id, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (author_id, client_note_id) DO NOTHING
+               RETURNING *""",
+            note_id,
+            tenant_id,
+            conversation_id,
+            author["id"],
+            author["name"],
+            text,
+            client_note_id,
+            now,
+        )
+        if row is None:  # sent again: the first one
+            row = await connection.fetchrow(
+                "SELECT * FROM conversation_notes WHERE author_id = $1 AND client_note_id = $2",
+                author["id"],
+                client_note_id,
+            )
+            assert row is not None  # the conflict was on this very key
+            return await _with_mentions(connection, dict(row)), False
+        await connection.executemany(
+            "INSERT INTO note_mentions (note_id, agent_id) VALUES ($1, $2)",
+            [(note_id, agent_id) for agent_id in dict.fromkeys(mentioned)],
+        )
+        return await _with_mentions(connection, dict(row)), True
+
+
+async def _with_mentions(connection: asyncpg.Connection, note: Row) -> Row:
+    rows = await connection.fetch(
+        """SELECT a.id, a.name FROM note_mentions m JOIN agents a ON a.id = m.agent_id
+            WHERE m.note_id = $1 ORDER BY a.name, a.id""",
+        note["id"],
+    )
+    note["mentions"] = [dict(r) for r in rows]
+    return note
+
+
+async def select_notes(
+    connection: asyncpg.Connection, tenant_id: str, conversation_id: str
+) -> list[Row] | None:
+    """A conversation's notes, oldest first (at most :data:`NOTES_LIMIT`, the latest); None for
+    a conversation not of the tenant."""
+    exists = await connection.fetchval(
+        "SELECT 1 FROM conversations WHERE id = $1 AND tenant_id = $2", conversation_id, tenant_id
+    )
+    if exists is None:
+        return None
+    rows = await connection.fetch(
+        f"""SELECT n.*, {NOTE_MENTIONS} AS mentions
+             FROM conversation_notes n
+            WHERE n.conversation_id = $1 AND n.tenant_id = $2
+            ORDER BY n.created_at DESC, n.id DESC LIMIT $3""",
+        conversation_id,
+        tenant_id,
+        NOTES_LIMIT,
+    )
+    return [_note_row(r) for r in reversed(rows)]
+
+
+def _note_row(record: Any) -> Row:
+    note = dict(record)
+    if isinstance(note["mentions"], str):
+        note["mentions"] = json.loads(note["mentions"])
+    return note
+
+
+async def select_mentions(
+    connection: asyncpg.Connection, tenant_id: str, agent_id: str
+) -> list[Row]:
+    """The notes that mention the agent, newest first, each with its conversation's contact."""
+    rows = await connection.fetch(
+        f"""SELECT n.*, {NOTE_MENTIONS} AS mentions, c.status AS conversation_status,
+                  ct.name AS contact_name
+             FROM note_mentions mine
+             JOIN conversation_notes n ON n.id = mine.note_id
+             JOIN conversations c ON c.id = n.conversation_id
+             LEFT JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.visitor_id = c.visitor_id
+            WHERE mine.agent_id = $1 AND n.tenant_id = $2
+            ORDER BY n.created_at DESC, n.id DESC LIMIT $3""",
+        agent_id,
+        tenant_id,
+        MENTIONS_LIMIT,
+    )
+    return [_note_row(r) for r in rows]

@@ -12,7 +12,7 @@ import attrs
 
 from engine.presence import AgentStatus
 from engine.supervisor import ActorReport, EscalationReport
-from engine.values import Conversation, LiveVisitor, Message, SenderType
+from engine.values import Conversation, LiveVisitor, Message, Note, SenderType, Status
 from engine.wire import Wire, doc
 from storage.queries import VIEWS
 from web.widgets import WidgetView
@@ -171,6 +171,23 @@ class Done(Wire):
 class Deleted(Wire):
     id: str
     deleted: Literal[True] = True
+
+
+@attrs.frozen
+class Notes(Wire):
+    notes: list[Note]
+
+
+@attrs.frozen
+class Mentioned(Wire):
+    note: Note
+    contact_name: str | None = attrs.field(metadata=doc("the name the visitor gave, if any"))
+    conversation_status: Status
+
+
+@attrs.frozen
+class Mentions(Wire):
+    mentions: list[Mentioned]
 
 
 @attrs.frozen

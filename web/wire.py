@@ -229,6 +229,12 @@ class CannedReplyPatch:
 
 
 @attrs.frozen
+class NoteBody:
+    text: str = attrs.field(validator=Text(MAX_TEXT))
+    client_note_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
+
+
+@attrs.frozen
 class TransferBody:
     agent_id: str = attrs.field(validator=Text(MAX_ID))
 
@@ -374,6 +380,7 @@ def make_converter() -> cattrs.Converter:
         TransferBody,
         CannedReplyBody,
         CannedReplyPatch,
+        NoteBody,
         *FRAMES.values(),
     ):
         overrides: dict[str, Any] = {

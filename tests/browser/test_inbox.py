@@ -544,6 +544,64 @@ async def test_slash_in_the_composer_finds_a_canned_reply_and_fills_it_in(server
     await in_browser(scenario)
 
 
+async def test_an_internal_note_stays_with_the_team_and_its_mention_finds_the_colleague(
+    server: Server,
+) -> None:
+    # before: agents had nowhere to tell each other about a chat but the chat itself
+    [(a, ta), (b, tb)] = await signed_in(server, agents=2)
+    v = await new_visitor(server, a.widget_id)
+    cid = (await start_chat(server, v, "hola"))["id"]
+    await accept_as(server, ta, cid)
+    secret = "she asked for the yearly price"
+
+    async with listening(server, f"/api/chat/widgets/{v.widget_id}/ws?token={v.token}") as widget:
+
+        def scenario(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            page, problems = new_page(browser, server, ta)
+            hers, her_problems = new_page(browser, server, tb)
+            open_inbox(page, "open")
+            open_inbox(hers, "open")
+            conv_row(page, cid).locator(".conv-open").click()
+            page.locator("#mode-note").click()
+            expect(page.locator("#mode-note")).to_have_attribute("aria-pressed", "true")
+            composer = page.locator("#composer-text")
+            expect(composer).to_be_focused()
+            composer.fill(f"@Ana {secret}")
+            composer.press("Enter")
+            note = page.locator("#messages .msg-note")
+            expect(note).to_have_count(1)
+            expect(note.locator(".note-label")).to_have_text("Internal note")
+            expect(note.locator(".msg-text")).to_have_text(f"@Ana {secret}")
+            shot(page, "note")
+            expect(hers.locator("#mentions-new")).to_have_text("1")  # live, on her page
+            hers.locator("#mentions-open").click()
+            mention = hers.locator("#mentions-list .mention")
+            expect(mention).to_have_count(1)
+            expect(mention.locator(".mention-text")).to_have_text(f"@Ana {secret}")
+            mention.get_by_role("button", name="Open").click()
+            expect(hers.locator("#mentions-dialog")).to_be_hidden()
+            expect(hers.locator("#messages .msg-note .msg-text")).to_have_text(f"@Ana {secret}")
+
+            page.locator("#mode-reply").click()  # back to the visitor
+            composer.fill("¿Anual o mensual?")
+            composer.press("Enter")
+            expect(page.locator('#messages .msg[data-sender="agent"] .msg-text')).to_have_text(
+                ["¿Anual o mensual?"]
+            )
+            widget.wait_for(lambda f: f.get("type") == "message_created" and "Anual" in str(f))
+            page.reload()  # the note comes back with the conversation, in its place
+            expect(page.locator("#messages .msg-note")).to_have_count(1)
+            expect(page.locator("#messages > li").nth(1)).to_have_attribute(
+                "data-note-id", re.compile(".+")
+            )
+            assert problems == [] and her_problems == [], (problems, her_problems)
+
+        await in_browser(scenario)
+        assert secret not in str(list(widget))  # the visitor's socket never carried it
+
+
 async def accept_as(srv: Server, token: str, cid: str) -> None:
     async with srv.http(token) as client:
         r = await client.post(f"/api/chat/conversations/{cid}/accept")

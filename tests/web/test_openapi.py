@@ -244,6 +244,7 @@ WIRE_CLASSES = {
     "transferConversation": wire.TransferBody,
     "createCannedReply": wire.CannedReplyBody,
     "updateCannedReply": wire.CannedReplyPatch,
+    "postNote": wire.NoteBody,
     "startProactiveChat": wire.ProactiveChatBody,
 }
 FRAME_CLASSES = {
@@ -598,6 +599,16 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
     )
     async with inbox_socket(server, token):
         await c.call("post", transfer, conversationId=cid, token=token, json=to_self, expect=200)
+
+    # internal notes and mentions
+    notes = conv + "/notes"
+    written = {"text": "@Javier check this", "clientNoteId": "n-1"}
+    await c.call("post", notes, conversationId=cid, token=token, json=written, expect=201)
+    await c.call("post", notes, conversationId=cid, token=token, json={"text": ""}, expect=422)
+    await c.call("post", notes, conversationId="conv_nope", token=token, json=written, expect=404)
+    await c.call("get", notes, conversationId=cid, token=token, expect=200)
+    await c.call("get", notes, conversationId="conv_nope", token=token, expect=404)
+    await c.call("get", "/api/chat/mentions", token=token, expect=200)
 
     # canned replies
     canned = "/api/chat/canned-replies"

@@ -101,6 +101,10 @@
   var threadEarlier = null;
   var threadDeep = false; // earlier pages were loaded: a refreshed detail keeps their cursor
   var pending = new Map(); // clientMessageId -> {clientMessageId, text, state, error}
+  var threadNotes = new Map(); // the open conversation's internal notes: id -> note
+  var notesSerial = 0;
+  var noteMode = false; // the composer writes internal notes
+  var mentionsNew = 0; // notes naming this agent since the Mentions list was last opened
   // who is typing where (never the text): conversationId -> Map(senderId -> {senderType, name,
   // timer}); an entry goes on "off", on that sender's message, or when its expiry passes
   var typingNow = new Map();
@@ -874,6 +878,7 @@
     if (openId !== id) {
       typingStopped();
       closeCanned();
+      threadNotes = new Map();
       openId = id;
       thread = new Map();
       threadEarlier = null;
@@ -944,6 +949,7 @@
       if (markAsRead) markRead(id);
       renderPane();
       renderList();
+      loadNotes(id);
     });
   }
 
@@ -974,6 +980,17 @@
     }
     thread.set(m.id, m);
     renderThread();
+  }
+
+  function noteItem(n) {
+    var li = el("li", "msg msg-note");
+    li.setAttribute("data-note-id", n.id);
+    var meta = el("div", "msg-meta");
+    meta.appendChild(el("span", "note-label", "Internal note"));
+    meta.appendChild(el("span", "msg-sender", n.authorName));
+    if (n.createdAt) meta.appendChild(timeEl(n.createdAt));
+    li.append(meta, el("div", "msg-text", n.text));
+    return li;
   }
 
   function messageItem(m, who, state) {
@@ -1017,7 +1034,7 @@
     items.forEach(function (m) {
       if (m.senderType === "agent" && m.seq <= mark) seenSeq = m.seq;
     });
-    var nodes = items.map(function (m) {
+    var entries = items.map(function (m) {
       var who =
         m.senderType === "agent"
           ? m.senderName || "Agent"
@@ -1027,7 +1044,21 @@
         li.setAttribute("data-seen", "true");
         li.appendChild(el("div", "msg-seen muted", "Seen"));
       }
-      return li;
+      return { at: ts(m.createdAt), node: li };
+    });
+    // internal notes among the messages, where they were written
+    Array.from(threadNotes.values())
+      .sort(function (a, b) {
+        return ts(a.createdAt) - ts(b.createdAt);
+      })
+      .forEach(function (n) {
+        var at = ts(n.createdAt);
+        var i = entries.length;
+        while (i > 0 && entries[i - 1].at > at) i--;
+        entries.splice(i, 0, { at: at, node: noteItem(n) });
+      });
+    var nodes = entries.map(function (e) {
+      return e.node;
     });
     pending.forEach(function (p) {
       nodes.push(
@@ -1139,7 +1170,8 @@
         "mailto:" + encodeURIComponent(email) + "?subject=" + encodeURIComponent("Re: your message");
     }
 
-    if (offline) setComposer(false, email ? "An offline message: the visitor is not in a chat. Reply by email." : "An offline message: the visitor is not in a chat.");
+    if (noteMode) setComposer(true, "Only your team sees internal notes; @Name mentions a colleague. Enter saves it.");
+    else if (offline) setComposer(false, email ? "An offline message: the visitor is not in a chat. Reply by email." : "An offline message: the visitor is not in a chat.");
     else if (c.status === "WAITING") setComposer(false, "Accept this chat to reply.");
     else if (c.status === "SOLVED") setComposer(false, "This conversation is solved. Reopen it to reply.");
     else if (c.assignee && c.assignee.id !== me.id) setComposer(true, "Assigned to " + c.assignee.name + ". Enter sends, Shift+Enter adds a line.");
@@ -1290,6 +1322,7 @@
     if (!openId || composerText.disabled) return;
     var text = composerText.value.replace(/^\s+|\s+$/g, "");
     if (!text) return;
+    if (noteMode) return sendNote(text);
     var p = { clientMessageId: newId(), text: text, state: "sending", error: null };
     pending.set(p.clientMessageId, p);
     composerText.value = "";
@@ -1715,6 +1748,9 @@
         scheduleCounts();
         break;
       }
+      case "note_created":
+        noteHeard(data.note);
+        return;
       case "typing":
         if (cid && !(data.senderType === "agent" && data.senderId === me.id)) {
           typingHeard(cid, data);
@@ -1820,7 +1856,7 @@
   function composerTyped() {
     clearTimeout(typingIdle);
     var c = openId && convs.get(openId);
-    var typing = !composerText.disabled && c && c.status === "OPEN" && composerText.value.trim() !== "";
+    var typing = !noteMode && !composerText.disabled && c && c.status === "OPEN" && composerText.value.trim() !== "";
     if (typingTo && (!typing || typingTo !== openId)) sayTyping(typingTo, false);
     if (!typing) return;
     if (typingTo !== openId || Date.now() - typingSentAt >= TYPING_REPEAT_MS) sayTyping(openId, true);
@@ -1952,6 +1988,136 @@
   }
 
   composerText.addEventListener("input", lookCanned);
+
+  // --- internal notes and mentions --------------------------------------------------------------
+
+  var modeReply = $("mode-reply");
+  var modeNote = $("mode-note");
+  var REPLY_PLACEHOLDER = composerText.placeholder;
+
+  function setNoteMode(on) {
+    if (on) typingStopped();
+    noteMode = on;
+    modeReply.setAttribute("aria-pressed", on ? "false" : "true");
+    modeNote.setAttribute("aria-pressed", on ? "true" : "false");
+    composer.classList.toggle("is-note", on);
+    composerText.placeholder = on ? "Write a note for your team (@Name mentions a colleague)…" : REPLY_PLACEHOLDER;
+    composerSend.textContent = on ? "Save note" : "Send";
+    renderPane();
+    if (!composerText.disabled) composerText.focus();
+  }
+
+  modeReply.addEventListener("click", function () {
+    setNoteMode(false);
+  });
+  modeNote.addEventListener("click", function () {
+    setNoteMode(true);
+  });
+
+  function loadNotes(id) {
+    var serial = ++notesSerial;
+    P.api("GET", "/api/chat/conversations/" + encodeURIComponent(id) + "/notes").then(function (result) {
+      if (on401(result) || id !== openId || serial !== notesSerial || !result.ok || !result.data) return;
+      threadNotes = new Map();
+      result.data.notes.forEach(function (n) {
+        threadNotes.set(n.id, n);
+      });
+      renderThread();
+    });
+  }
+
+  function noteHeard(n) {
+    if (!n || typeof n.id !== "string") return;
+    if (n.conversationId === openId) {
+      threadNotes.set(n.id, n);
+      renderThread();
+    }
+    var forMe = (n.mentions || []).some(function (m) {
+      return m.id === me.id;
+    });
+    if (forMe && n.authorId !== me.id) {
+      mentionsNew++;
+      renderMentionsBadge();
+    }
+  }
+
+  function sendNote(text) {
+    var id = openId;
+    var clientNoteId = newId();
+    composerText.value = "";
+    closeCanned();
+    P.api("POST", "/api/chat/conversations/" + encodeURIComponent(id) + "/notes", {
+      text: text,
+      clientNoteId: clientNoteId,
+    }).then(function (result) {
+      if (on401(result)) return;
+      if (result.ok && result.data) {
+        if (result.data.conversationId === openId) {
+          threadNotes.set(result.data.id, result.data);
+          renderThread();
+        }
+        messagesBox.scrollTop = messagesBox.scrollHeight;
+        return;
+      }
+      if (id === openId && !composerText.value) composerText.value = text; // not lost
+      say(threadNotice, P.errorMessage(result, "Could not save the note."), "error");
+    });
+  }
+
+  var mentionsButton = $("mentions-open");
+  var mentionsBadge = $("mentions-new");
+  var mentionsDialog = $("mentions-dialog");
+  var mentionsList = $("mentions-list");
+
+  function renderMentionsBadge() {
+    mentionsBadge.hidden = !mentionsNew;
+    mentionsBadge.textContent = String(mentionsNew);
+    mentionsButton.setAttribute("aria-label", "Mentions" + (mentionsNew ? ", " + mentionsNew + " new" : ""));
+  }
+
+  mentionsButton.addEventListener("click", function () {
+    mentionsNew = 0;
+    renderMentionsBadge();
+    mentionsList.replaceChildren(el("li", "muted", "Loading…"));
+    openDialog(mentionsDialog);
+    P.api("GET", "/api/chat/mentions").then(function (result) {
+      if (on401(result)) return;
+      if (!result.ok || !result.data) {
+        mentionsList.replaceChildren(el("li", "form-error", P.errorMessage(result, "Could not load your mentions.")));
+        return;
+      }
+      var items = result.data.mentions.map(function (m) {
+        var li = el("li", "mention");
+        li.setAttribute("data-conversation-id", m.note.conversationId);
+        var head = el("div", "mention-head");
+        head.appendChild(el("strong", "", m.note.authorName));
+        head.appendChild(el("span", "muted", " in " + (m.contactName || "a conversation") + "'s chat · "));
+        head.appendChild(timeEl(m.note.createdAt));
+        var open = el("button", "btn btn-small", "Open");
+        open.type = "button";
+        open.setAttribute("data-action", "open-mention");
+        head.appendChild(open);
+        li.append(head, el("div", "mention-text", m.note.text));
+        return li;
+      });
+      if (!items.length) items.push(el("li", "muted", "Nobody has mentioned you yet."));
+      mentionsList.replaceChildren.apply(mentionsList, items);
+      var first = mentionsList.querySelector("button");
+      if (first) first.focus();
+    });
+  });
+
+  mentionsList.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-action=open-mention]");
+    var li = event.target.closest("[data-conversation-id]");
+    if (!button || !li) return;
+    closeDialog(mentionsDialog);
+    openConversation(li.getAttribute("data-conversation-id"), { focus: true });
+  });
+
+  $("mentions-close").addEventListener("click", function () {
+    closeDialog(mentionsDialog);
+  });
   composerText.addEventListener("blur", function () {
     setTimeout(function () {
       if (document.activeElement !== composerText) closeCanned();
@@ -2024,6 +2190,7 @@
         stream.send({ type: "resume", conversationId: openId, afterSeq: after });
       }
       if (after === 0 || !convs.get(openId) || convs.get(openId).partial) loadDetail(openId, true);
+      else loadNotes(openId); // notes have no seq to resume from: read them again
     }
   }
 
