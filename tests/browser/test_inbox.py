@@ -328,10 +328,7 @@ async def test_typing_shows_in_the_list_and_the_thread_and_goes_to_the_visitor(
     server: Server,
 ) -> None:
     # before: an agent could not tell a visitor was writing, nor the visitor that they were
-    [(a, ta), (b, tb)] = await signed_in(server, agents=2)
-    v = await new_visitor(server, a.widget_id)
-    cid = (await start_chat(server, v, "hola"))["id"]
-    await accept_as(server, ta, cid)
+    [(a, ta), (b, tb)], v, cid = await accepted_chat_of(server, agents=2)
 
     async with (
         listening(server, f"/api/chat/widgets/{v.widget_id}/ws?token={v.token}") as widget,
@@ -400,10 +397,7 @@ async def test_the_agent_sees_which_of_their_messages_the_visitor_has_seen(
     server: Server,
 ) -> None:
     # before: an agent could not tell whether the visitor had read the answer
-    [(a, ta)] = await signed_in(server)
-    v = await new_visitor(server, a.widget_id)
-    cid = (await start_chat(server, v, "hola"))["id"]
-    await accept_as(server, ta, cid)
+    [(a, ta)], v, cid = await accepted_chat_of(server, agents=1)
 
     async with listening(server, f"/api/chat/widgets/{v.widget_id}/ws?token={v.token}") as widget:
 
@@ -443,10 +437,8 @@ async def test_the_agent_sees_which_of_their_messages_the_visitor_has_seen(
 
 async def test_transfer_hands_the_chat_to_an_online_colleague(server: Server) -> None:
     # before: an agent could not pass a chat on; only going offline moved it
-    [(a, ta), (b, tb), (c, _tc)] = await signed_in(server, agents=3)  # Bea stays offline
-    v = await new_visitor(server, a.widget_id)
-    cid = (await start_chat(server, v, "hola"))["id"]
-    await accept_as(server, ta, cid)
+    # Bea (the third) stays offline
+    [(a, ta), (b, tb), (c, _tc)], v, cid = await accepted_chat_of(server, agents=3)
 
     async with (
         listening(server, f"/api/chat/widgets/{v.widget_id}/ws?token={v.token}") as widget,
@@ -485,10 +477,7 @@ async def test_transfer_hands_the_chat_to_an_online_colleague(server: Server) ->
 
 async def test_slash_in_the_composer_finds_a_canned_reply_and_fills_it_in(server: Server) -> None:
     # before: an agent typed the same answers again and again
-    [(a, ta)] = await signed_in(server)
-    v = await new_visitor(server, a.widget_id)
-    cid = (await start_chat(server, v, "hola", name="Carlos Lopez"))["id"]
-    await accept_as(server, ta, cid)
+    [(a, ta)], v, cid = await accepted_chat_of(server, agents=1)
     async with server.http(ta) as client:
         for shortcut, text in (
             ("thanks", "Thank you {{visitor.first_name}}! I'm {{agent.name}}, {{unknown}}."),
@@ -548,10 +537,7 @@ async def test_an_internal_note_stays_with_the_team_and_its_mention_finds_the_co
     server: Server,
 ) -> None:
     # before: agents had nowhere to tell each other about a chat but the chat itself
-    [(a, ta), (b, tb)] = await signed_in(server, agents=2)
-    v = await new_visitor(server, a.widget_id)
-    cid = (await start_chat(server, v, "hola"))["id"]
-    await accept_as(server, ta, cid)
+    [(a, ta), (b, tb)], v, cid = await accepted_chat_of(server, agents=2)
     secret = "she asked for the yearly price"
 
     async with listening(server, f"/api/chat/widgets/{v.widget_id}/ws?token={v.token}") as widget:
@@ -600,6 +586,17 @@ async def test_an_internal_note_stays_with_the_team_and_its_mention_finds_the_co
 
         await in_browser(scenario)
         assert secret not in str(list(widget))  # the visitor's socket never carried it
+
+
+async def accepted_chat_of(
+    srv: Server, agents: int = 1
+) -> tuple[list[tuple[Seed, str]], Visitor, str]:
+    """Signed-in agents, and a visitor's chat ("hola", as Carlos Lopez) the first one accepted."""
+    team = await signed_in(srv, agents=agents)
+    v = await new_visitor(srv, team[0][0].widget_id)
+    cid = (await start_chat(srv, v, "hola"))["id"]
+    await accept_as(srv, team[0][1], cid)
+    return team, v, cid
 
 
 async def accept_as(srv: Server, token: str, cid: str) -> None:
