@@ -38,6 +38,7 @@ class EventType(StrEnum):
     CONVERSATION_READ = "conversation_read"
     TYPING = "typing"
     NOTE_CREATED = "note_created"
+    CONVERSATION_RATED = "conversation_rated"
     WIDGET_STATUS_CHANGED = "widget_status_changed"
     WIDGET_UPDATED = "widget_updated"
     WIDGET_DELETED = "widget_deleted"
@@ -403,6 +404,16 @@ class TypingChanged(Wire):
 
 
 @attrs.frozen
+class Rating(Wire):
+    """The visitor's rating of a solved chat."""
+
+    conversation_id: str
+    score: int = attrs.field(metadata={"schema": {"minimum": 1, "maximum": 5}})
+    comment: str | None
+    rated_at: dt.datetime
+
+
+@attrs.frozen
 class Mention(Wire):
     id: str
     name: str
@@ -447,5 +458,6 @@ PAYLOADS: dict[EventType, type[Any]] = {
     EventType.CONVERSATION_READ: ConversationRead,
     EventType.TYPING: TypingChanged,
     EventType.NOTE_CREATED: NoteCreated,
+    EventType.CONVERSATION_RATED: Rating,
     EventType.WIDGET_DELETED: WidgetDeleted,
 }

@@ -892,9 +892,10 @@ async def select_conversation_detail(
     agent_id: str,
     *,
     last_messages: int | None = None,
-) -> tuple[Conversation, Row | None, list[Message], list[str], int] | None:
+) -> tuple[Conversation, Row | None, list[Message], list[str], int, Row | None] | None:
     """The conversation, its contact, its messages (the ``last_messages`` latest, when given),
-    the views that hold it for the agent and the visitor's read mark (what it has seen)."""
+    the views that hold it for the agent, the visitor's read mark (what it has seen) and the
+    visitor's rating (None: not rated)."""
     row = await connection.fetchrow(
         f"SELECT c.*, {MEMBERSHIP} FROM conversations c WHERE c.tenant_id = $1 AND c.id = $3"
         " AND ($2::text IS NOT NULL)",
@@ -908,7 +909,8 @@ async def select_conversation_detail(
     contact = await select_contact(connection, tenant_id, conversation.visitor_id)
     messages = await select_messages(connection, conversation_id, last=last_messages)
     visitor_mark, _ = await select_read_marks(connection, conversation_id)
-    return conversation, contact, messages, list(row["views"]), visitor_mark
+    rating = await select_rating(connection, conversation_id)
+    return conversation, contact, messages, list(row["views"]), visitor_mark, rating
 
 
 OPEN = "(c.status = 'OPEN' OR (c.kind = 'offline_message' AND c.status <> 'SOLVED'))"
@@ -1190,10 +1192,11 @@ async def select_visitor_thread(
     visitor_id: str,
     *,
     last_messages: int | None = None,
-) -> tuple[Conversation, list[Message], int | None, tuple[int, int]] | None:
+) -> tuple[Conversation, list[Message], int | None, tuple[int, int], Row | None] | None:
     """The visitor's latest live chat, its messages (the ``last_messages`` latest, when given),
     the seq of its latest assignment (where the widget draws "{agent} joined the chat") and the
-    read marks (:func:`select_read_marks`); one crossing for the widget's rehydration."""
+    read marks (:func:`select_read_marks`) and its rating; one crossing for the widget's
+    rehydration."""
     latest = await select_latest_conversation(connection, tenant_id, visitor_id)
     if latest is None:
         return None
@@ -1203,7 +1206,8 @@ async def select_visitor_thread(
             WHERE conversation_id = $1 AND type = 'conversation_assigned'""",
         latest.id,
     )
-    return latest, messages, assigned, await select_read_marks(connection, latest.id)
+    marks = await select_read_marks(connection, latest.id)
+    return latest, messages, assigned, marks, await select_rating(connection, latest.id)
 
 
 # --- sign-in attempts (migration 009) ----------------------------------------------------------
@@ -1531,3 +1535,51 @@ async def select_mentions(
         MENTIONS_LIMIT,
     )
     return [_note_row(r) for r in rows]
+
+
+# --- ratings (migration 014) -------------------------------------------------------------------
+
+
+async def rate_conversation(
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    visitor_id: str,
+    conversation_id: str,
+    score: int,
+    comment: str | None,
+    now: dt.datetime,
+) -> Row | str | None:
+    """Store the visitor's rating of its SOLVED conversation (again: replaced); the rating,
+    ``"not_solved"``, or None for a conversation that is not this visitor's."""
+    status = await connection.fetchval(
+        "SELECT status FROM conversations WHERE id = $1 AND tenant_id = $2 AND visitor_id = $3",
+        conversation_id,
+        tenant_id,
+        visitor_id,
+    )
+    if status is None:
+        return None
+    if status != "SOLVED":
+        return "not_solved"
+    row = await connection.fetchrow(
+        """INSERT INTO conversation_ratings (conversation_id, tenant_id, score, comment, rated_at)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (conversation_id) DO UPDATE SET
+               score = EXCLUDED.score, comment = EXCLUDED.comment, rated_at = EXCLUDED.rated_at
+           RETURNING conversation_id, score, comment, rated_at""",
+        conversation_id,
+        tenant_id,
+        score,
+        comment,
+        now,
+    )
+    return dict(row)
+
+
+async def select_rating(connection: asyncpg.Connection, conversation_id: str) -> Row | None:
+    row = await connection.fetchrow(
+        """SELECT conversation_id, score, comment, rated_at FROM conversation_ratings
+            WHERE conversation_id = $1""",
+        conversation_id,
+    )
+    return dict(row) if row else None

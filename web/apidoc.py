@@ -194,6 +194,11 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
         {},
     ),
     "already_solved": (409, "this conversation is already SOLVED", {}),
+    "conversation_not_solved": (
+        409,
+        "a chat is rated once it is solved; it is still open",
+        {},
+    ),
     "illegal_transition": (
         409,
         "cannot accept a SOLVED conversation; only WAITING ones can be accepted",

@@ -23,7 +23,16 @@ from typing import Any
 from quart import Quart
 
 from engine.errors import ErrorAnswer
-from engine.values import PAYLOADS, Agent, Conversation, Event, EventType, LiveVisitor, Message
+from engine.values import (
+    PAYLOADS,
+    Agent,
+    Conversation,
+    Event,
+    EventType,
+    LiveVisitor,
+    Message,
+    Rating,
+)
 from engine.wire import camel
 from web import shapes, streams, widgets, wire
 from web.apidoc import (
@@ -67,6 +76,7 @@ CLASSES: dict[str, type[Any]] = {
     "WidgetChannels": widgets.Channels,
     "Error": ErrorAnswer,
     "Event": Event,
+    "Rating": Rating,
     "ReadyFrame": streams.ReadyFrame,
     "ResumedFrame": streams.ResumedFrame,
     "AckFrame": streams.AckFrame,

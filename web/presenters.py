@@ -10,7 +10,7 @@ import attrs
 from quart import Response, jsonify
 
 from engine.conversation_actor import Outcome
-from engine.values import Conversation, SenderType
+from engine.values import Conversation, Rating, SenderType
 from engine.wire import unstructure
 from web.people import describe_user_agent, visitor_alias
 from web.shapes import AgentProfile, Contact, MessageSummary
@@ -93,3 +93,10 @@ def html_page(html: str, csp: str, status: int = 200, *, private: bool = True) -
     if private:
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def rating_of(row: dict[str, Any] | None) -> Rating | None:
+    """A stored rating (``queries.select_rating``) as its wire shape; None: not rated."""
+    if row is None:
+        return None
+    return Rating(row["conversation_id"], row["score"], row["comment"], row["rated_at"])

@@ -12,7 +12,7 @@ import attrs
 
 from engine.presence import AgentStatus
 from engine.supervisor import ActorReport, EscalationReport
-from engine.values import Conversation, LiveVisitor, Message, Note, SenderType, Status
+from engine.values import Conversation, LiveVisitor, Message, Note, Rating, SenderType, Status
 from engine.wire import Wire, doc
 from storage.queries import VIEWS
 from web.widgets import WidgetView
@@ -82,6 +82,9 @@ class ConversationWithMessages(Conversation):
         kw_only=True,
         metadata=doc("the visitor's read mark: agent messages past it are unread (the badge)"),
     )
+    rating: Rating | None = attrs.field(
+        kw_only=True, default=None, metadata=doc("the visitor's rating once it gave one")
+    )
     agents_last_read_seq: int = attrs.field(
         kw_only=True,
         metadata=doc("the highest agent's read mark: the visitor's messages up to it are \"Seen\""),
@@ -107,6 +110,9 @@ class ConversationDetail(Conversation):
     visitor_last_read_seq: int = attrs.field(
         kw_only=True,
         metadata=doc('the visitor\'s read mark: agent messages up to it are "Seen"'),
+    )
+    rating: Rating | None = attrs.field(
+        kw_only=True, default=None, metadata=doc("the visitor's rating of the solved chat")
     )
 
 

@@ -229,6 +229,12 @@ class CannedReplyPatch:
 
 
 @attrs.frozen
+class RatingBody:
+    score: int = attrs.field(validator=attrs.validators.in_((1, 2, 3, 4, 5)))
+    comment: str | None = attrs.field(default=None, validator=MaxLength(1000))
+
+
+@attrs.frozen
 class NoteBody:
     text: str = attrs.field(validator=Text(MAX_TEXT))
     client_note_id: str | None = attrs.field(default=None, validator=MaxLength(MAX_ID))
@@ -381,6 +387,7 @@ def make_converter() -> cattrs.Converter:
         CannedReplyBody,
         CannedReplyPatch,
         NoteBody,
+        RatingBody,
         *FRAMES.values(),
     ):
         overrides: dict[str, Any] = {

@@ -108,6 +108,12 @@
       endedTitle: "Chat ended",
       ended: "This chat has ended. Thanks for reaching out!",
       newChat: "Start new chat",
+      rateAsk: "How was your chat?",
+      rateStars: "{n} out of 5",
+      rateComment: "Add a comment (optional)",
+      rateSend: "Send rating",
+      rateThanks: "Thanks for your rating!",
+      rateFailed: "Your rating could not be sent. Try again.",
       offlineTitle: "We're offline",
       offlineText: "Leave us a message and we'll reply by email.",
       leaveTitle: "Leave a message",
@@ -174,6 +180,12 @@
       endedTitle: "Chat finalizado",
       ended: "Este chat ha terminado. \u00a1Gracias por escribirnos!",
       newChat: "Iniciar un chat nuevo",
+      rateAsk: "\u00bfQu\u00e9 te pareci\u00f3 el chat?",
+      rateStars: "{n} de 5",
+      rateComment: "A\u00f1ade un comentario (opcional)",
+      rateSend: "Enviar valoraci\u00f3n",
+      rateThanks: "\u00a1Gracias por tu valoraci\u00f3n!",
+      rateFailed: "No se pudo enviar tu valoraci\u00f3n. Int\u00e9ntalo de nuevo.",
       offlineTitle: "Estamos desconectados",
       offlineText: "D\u00e9janos un mensaje y te responderemos por correo.",
       leaveTitle: "Deja un mensaje",
@@ -536,6 +548,10 @@
     ".cc-queue,.cc-eta{font-weight:400;font-size:12px;margin-top:2px}",
     ".cc-recon{margin:8px 16px 0;font-size:12px;color:#92400e;text-align:center}",
     ".cc-seen{margin-left:4px}",
+    ".cc-rate{display:flex;flex-direction:column;gap:8px;align-items:center}.cc-rate-ask{margin:0;font-weight:600}",
+    ".cc-stars{display:flex;gap:4px}.cc-star{font-size:26px;line-height:1;padding:2px 4px;border-radius:6px;color:#9ca3af}",
+    ".cc-star-on{color:#d97706}.cc-star:focus-visible{outline:2px solid var(--cc-theme);outline-offset:1px}",
+    ".cc-rate-comment{width:100%;box-sizing:border-box;resize:vertical}.cc-rated{margin:0;font-weight:600}",
     ".cc-typing{min-height:18px;padding:0 16px 4px;font-size:12px;font-style:italic;color:#4b5563}",
     ".cc-dark .cc-typing{color:#d1d5db}",
     ".cc-spin{width:18px;height:18px;flex:none;border-radius:50%;border:2px solid #d1d5db;border-top-color:var(--cc-theme);",
@@ -629,7 +645,7 @@
       themeOverride: hexColor(opts.theme),
       locale: "en",
       agentsOnline: opts.config.agentsOnline,
-      draft: { name: who.name || "", email: who.email || "", message: "", phone: "", note: "", text: "" },
+      draft: { name: who.name || "", email: who.email || "", message: "", phone: "", note: "", text: "", score: 0, comment: "" },
       errors: {}, // field -> copy key
       formError: null,
       busy: false,
@@ -978,6 +994,7 @@
     if (solved) {
       body.push(h("div", { class: "cc-ended" }, [
         h("p", { class: "cc-ended-text", text: t.ended }),
+        ratingBlock(state, t, dispatch),
         h("button", { type: "button", class: "cc-primary cc-new cc-focus", onclick: function () {
           dispatch("newChat");
         } }, [t.newChat])
@@ -1007,6 +1024,40 @@
       dispatch("send");
     } }, [box, h("button", { type: "submit", class: "cc-sendbtn", "aria-label": t.sendMessage, title: t.sendMessage, disabled: solved }, [icon("send")])]));
     return panel(state, t, dispatch, head, body, true);
+  }
+
+  /** A solved chat asks for a rating (1 to 5 and a comment), once; then thanks. */
+  function ratingBlock(state, t, dispatch) {
+    var c = state.conv;
+    if (!c || c.id === "preview") return null;
+    if (c.rating) return h("p", { class: "cc-rated", role: "status", text: t.rateThanks });
+    var score = state.draft.score;
+    var stars = [1, 2, 3, 4, 5].map(function (n) {
+      return h("button", {
+        type: "button", class: "cc-star" + (n <= score ? " cc-star-on" : ""), "data-k": "star" + n,
+        "aria-pressed": n === score ? "true" : "false", "aria-label": fill(t.rateStars, n), title: fill(t.rateStars, n),
+        onclick: function () {
+          dispatch("score", n);
+        }
+      }, ["\u2605"]);
+    });
+    var note = h("textarea", {
+      class: "cc-input cc-rate-comment", "data-k": "comment", rows: "2", maxlength: 1000,
+      placeholder: t.rateComment, "aria-label": t.rateComment
+    });
+    note.value = state.draft.comment;
+    note.addEventListener("input", guard(function () {
+      state.draft.comment = note.value;
+    }));
+    return h("div", { class: "cc-rate" }, [
+      h("p", { class: "cc-rate-ask", id: "cc-rate-ask", text: t.rateAsk }),
+      h("div", { class: "cc-stars", role: "group", "aria-labelledby": "cc-rate-ask" }, stars),
+      score ? note : null,
+      score ? h("button", { type: "button", class: "cc-secondary cc-rate-send", disabled: !!state.busy, onclick: function () {
+        dispatch("rate");
+      } }, [t.rateSend]) : null,
+      state.formError === "rateFailed" ? h("p", { class: "cc-err", role: "alert", text: t.rateFailed }) : null
+    ]);
   }
 
   function thread(state, t, dispatch) {
@@ -1201,6 +1252,7 @@
     var c = s.conv;
     applySnapshot(c, body, null);
     readMarks(c, body.visitorLastReadSeq, body.agentsLastReadSeq);
+    if (isObj(body.rating)) c.rating = { score: body.rating.score };
     (Array.isArray(body.messages) ? body.messages : []).forEach(function (m) {
       addMessage(s, m);
     });
@@ -1250,7 +1302,7 @@
     } else {
       changed = applySnapshot(c, d.conversation, seq);
       if (ev.type === "conversation_assigned") {
-        // a hand-over names who had it: "You are now chatting with …"
+        // a hand-over names who had it: "You are now chatting with ..."
         s.items[seq] = { kind: "joined", agent: isObj(d.agent) ? { name: text(d.agent.name, 200) } : c.assignee, transfer: isObj(d.previousAgent) };
         notify = true;
       }
@@ -1700,6 +1752,35 @@
           queue(st, body, newId());
         }
         st.focus = ".cc-text";
+        return false;
+      },
+      score: function (st, n) {
+        st.draft.score = n;
+        st.formError = null;
+        st.focus = '[data-k="star' + n + '"]';
+        return false;
+      },
+      rate: function (st) {
+        var c = st.conv;
+        if (!c || !st.draft.score || st.busy) return false;
+        st.busy = true;
+        st.formError = null;
+        call("POST", "/conversations/" + encodeURIComponent(c.id) + "/rating", {
+          score: st.draft.score, comment: st.draft.comment.trim() || null
+        }).then(function (res) {
+          if (res.status === 200) {
+            c.rating = { score: st.draft.score };
+            st.draft.score = 0;
+            st.draft.comment = "";
+          } else {
+            st.formError = "rateFailed";
+          }
+        }, function () {
+          st.formError = "rateFailed";
+        }).catch(quiet).then(function () {
+          st.busy = false;
+          if (view) view.render();
+        });
         return false;
       },
       retry: function (st, cmid) {

@@ -588,6 +588,37 @@ async def test_an_internal_note_stays_with_the_team_and_its_mention_finds_the_co
         assert secret not in str(list(widget))  # the visitor's socket never carried it
 
 
+async def test_the_visitors_rating_shows_in_the_details_live(server: Server) -> None:
+    # before: an agent never learned what the visitor thought of the chat
+    [(a, ta)], v, cid = await accepted_chat_of(server)
+    async with server.http(ta) as client:
+        assert (await client.post(f"/api/chat/conversations/{cid}/solve")).status_code == 200
+
+    async def rate(score: int, comment: str) -> None:
+        async with server.http(v.token) as client:
+            r = await client.post(
+                f"/api/chat/widgets/{v.widget_id}/conversations/{cid}/rating",
+                json={"score": score, "comment": comment},
+            )
+            assert r.status_code == 200, r.text
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        open_inbox(page, "solved")
+        conv_row(page, cid).locator(".conv-open").click()
+        rating = details(page, "rating")
+        expect(rating).to_have_text("—")
+        call(rate, 4, "Quick <b>and</b> clear")
+        expect(rating).to_have_text("★★★★☆ 4/5 — “Quick <b>and</b> clear”")  # as text
+        page.reload()
+        expect(rating).to_have_text("★★★★☆ 4/5 — “Quick <b>and</b> clear”")
+        assert problems == [], problems
+
+    await in_browser(scenario)
+
+
 async def accepted_chat_of(
     srv: Server, agents: int = 1
 ) -> tuple[list[tuple[Seed, str]], Visitor, str]:

@@ -1125,3 +1125,55 @@ async def test_a_transfer_tells_the_visitor_who_they_are_chatting_with_now(
 
     async with agent_online(server, await login(server, ana)):
         await in_browser(visiting(w.url, scenario))
+
+
+# --- rating ------------------------------------------------------------------------------------------
+
+
+async def test_a_solved_chat_asks_for_a_rating_once(server: Server, host_site: HostSite) -> None:
+    # before: nobody asked the visitor how the chat went
+    w = await world(server, host_site)
+
+    def scenario(v: Visit) -> str:
+        agent = w.agent()
+        cid = open_chat(v, agent)
+        agent.solve(cid)
+        expect(v.w(".cc-rate-ask")).to_have_text("How was your chat?")
+        expect(v.w(".cc-rate-send")).to_have_count(0)  # a score first
+        v.w('[aria-label="4 out of 5"]').click()
+        expect(v.w('[aria-label="4 out of 5"]')).to_have_attribute("aria-pressed", "true")
+        expect(v.w('[aria-label="4 out of 5"]')).to_be_focused()
+        expect(v.w(".cc-star-on")).to_have_count(4)
+        v.w(".cc-rate-comment").fill("Rápido y claro <b>gracias</b>")
+        v.shot("rating")
+        v.w(".cc-rate-send").click()
+        expect(v.w(".cc-rated")).to_have_text("Thanks for your rating!")
+        v.page.reload()  # rated: not asked again
+        v.wait("s.screen === 'solved'")
+        expect(v.w(".cc-rated")).to_have_text("Thanks for your rating!")
+        expect(v.w(".cc-star")).to_have_count(0)
+        return cid
+
+    async with agent_online(server, w.token):
+        cid = await in_browser(visiting(w.url, scenario))
+    async with server.http(w.token) as client:
+        rating = (await client.get(f"/api/chat/conversations/{cid}")).json()["rating"]
+    assert rating["score"] == 4 and rating["comment"] == "Rápido y claro <b>gracias</b>"
+
+
+async def test_the_rating_in_spanish(server: Server, host_site: HostSite) -> None:
+    w = await world(server, host_site, locale="es")
+
+    def scenario(v: Visit) -> None:
+        cid = start_chat(v, searching="Buscando agentes disponibles\u2026")
+        agent = w.agent()
+        agent.accept(cid)
+        expect(v.page.get_by_text(f"Conectado con {AGENT}")).to_be_visible()
+        agent.solve(cid)
+        expect(v.w(".cc-rate-ask")).to_have_text("¿Qué te pareció el chat?")
+        v.w('[aria-label="5 de 5"]').click()
+        v.w(".cc-rate-send").click()
+        expect(v.w(".cc-rated")).to_have_text("¡Gracias por tu valoración!")
+
+    async with agent_online(server, w.token):
+        await in_browser(visiting(w.url, scenario))

@@ -245,6 +245,7 @@ WIRE_CLASSES = {
     "createCannedReply": wire.CannedReplyBody,
     "updateCannedReply": wire.CannedReplyPatch,
     "postNote": wire.NoteBody,
+    "rateConversation": wire.RatingBody,
     "startProactiveChat": wire.ProactiveChatBody,
 }
 FRAME_CLASSES = {
@@ -584,6 +585,17 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
     )
     await c.call("post", conv + "/read", conversationId=cid, token=token, content=b"", expect=200)
     await c.call("post", conv + "/solve", conversationId=cid, token=token, expect=200)
+    rating = "/api/chat/widgets/{widgetId}/conversations/{conversationId}/rating"
+    for score, status in ((5, 200), (9, 422)):
+        await c.call(
+            "post",
+            rating,
+            widgetId=w,
+            conversationId=cid,
+            token=visitor.token,
+            json={"score": score, "comment": "gracias"},
+            expect=status,
+        )
     await c.call("post", conv + "/solve", conversationId=cid, token=token, expect=409)
     late = {"text": "one more thing", "clientMessageId": "a-2"}
     await c.call("post", amsg, conversationId=cid, token=token, json=late, expect=409)

@@ -50,7 +50,15 @@ from web.deps import (
     services,
 )
 from web.paging import Paging
-from web.presenters import answer, contact_of, created, extend, profile_of, summary_of
+from web.presenters import (
+    answer,
+    contact_of,
+    created,
+    extend,
+    profile_of,
+    rating_of,
+    summary_of,
+)
 from web.services import Services
 from web.shapes import (
     Contact,
@@ -352,6 +360,7 @@ async def list_conversations() -> Response:
                 "earlierMessages": None,
                 "views": ["unread", "unassigned", "waiting", "all"],
                 "visitorLastReadSeq": 0,
+                "rating": None,
             },
         )
     },
@@ -370,7 +379,7 @@ async def conversation_detail(conversation_id: str) -> Response:
     )
     if found is None:
         raise ApiError(404, "not_found", f"no conversation {conversation_id}")
-    conversation, contact, messages, views, visitor_mark = found
+    conversation, contact, messages, views, visitor_mark, rating = found
     messages, earlier = MESSAGES.earlier(messages, last)
     contact_card = live_page(services(), contact_of(contact, conversation.visitor_id))
     return answer(
@@ -382,6 +391,7 @@ async def conversation_detail(conversation_id: str) -> Response:
             contact=contact_card,
             views=views,
             visitor_last_read_seq=visitor_mark,
+            rating=rating_of(rating),
         )
     )
 

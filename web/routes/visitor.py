@@ -24,7 +24,7 @@ from engine.conversation import Typing
 from engine.errors import ActorUnavailable
 from engine.routing import KIND as ROUTER
 from engine.routing import Nudge
-from engine.values import Event, SenderType, VisitorSession
+from engine.values import Event, EventType, SenderType, VisitorSession
 from engine.visitor import KIND as VISITOR
 from engine.visitor import Heartbeat
 from engine.widget import KIND as WIDGET
@@ -54,7 +54,7 @@ from web.deps import (
     services,
     socket_client_ip,
 )
-from web.presenters import answer, created, extend
+from web.presenters import answer, created, extend, rating_of
 from web.shapes import ConversationWithMessages, HeartbeatAnswer, MessagePage, ReadMark
 from web.streams import (
     CLOSE_NOT_FOUND,
@@ -84,6 +84,7 @@ from web.wire import (
     MessageBody,
     MessageFrame,
     OfflineMessageBody,
+    RatingBody,
     ReadBody,
     ReadFrame,
     ResumeFrame,
@@ -454,6 +455,7 @@ async def visitor_start_chat(widget_id: str) -> Response:
                 "assignedSeq": None,
                 "visitorLastReadSeq": 0,
                 "agentsLastReadSeq": 1,
+                "rating": None,
             },
         ),
     },
@@ -472,7 +474,7 @@ async def visitor_conversation(widget_id: str) -> Response:
     )
     if thread is None:
         raise ApiError(404, "not_found", "this visitor has no conversation yet")
-    latest, messages, assigned_seq, (visitor_mark, agents_mark) = thread
+    latest, messages, assigned_seq, (visitor_mark, agents_mark), rating = thread
     messages, earlier = MESSAGES.earlier(messages, last)
     return answer(
         extend(
@@ -483,6 +485,7 @@ async def visitor_conversation(widget_id: str) -> Response:
             assigned_seq=assigned_seq,
             visitor_last_read_seq=visitor_mark,
             agents_last_read_seq=agents_mark,
+            rating=rating_of(rating),
         )
     )
 
@@ -595,6 +598,72 @@ async def visitor_mark_read(widget_id: str, conversation_id: str) -> Response:
         services(), widget["tenant_id"], visitor.visitor_id, conversation_id, read.seq
     )
     return answer(ReadMark(conversation_id, mark))
+
+
+@bp.post(VISITOR_PREFIX + "<widget_id>/conversations/<conversation_id>/rating")
+@api(
+    "rateConversation",
+    "The visitor rates its solved chat",
+    "visitor",
+    VISITOR_AUTH,
+    {
+        "200": json_response(
+            "The rating (rating again replaces it). Emits `conversation_rated` to the inbox.",
+            ref("Rating"),
+            {
+                "conversationId": ex.CONVERSATION,
+                "score": 5,
+                "comment": "Quick and clear, thanks!",
+                "ratedAt": ex.T1,
+            },
+        )
+    },
+    description="404 for a conversation that is not this visitor's; 409 "
+    "`conversation_not_solved` before the chat is solved.",
+    body=json_body(RatingBody, {"score": 5, "comment": "Quick and clear, thanks!"}),
+    error_codes=(
+        *BODY_ERRORS,
+        "unauthenticated",
+        "forbidden",
+        "not_found",
+        "conversation_not_solved",
+    ),
+)
+async def rate(widget_id: str, conversation_id: str) -> Response:
+    widget = await load_widget(widget_id)
+    visitor = await require_visitor(widget)
+    given = await body(RatingBody)
+    s = services()
+    now = s.clock.now()
+    comment = (given.comment or "").strip() or None
+    stored = await s.db.run(
+        queries.rate_conversation,
+        widget["tenant_id"],
+        visitor.visitor_id,
+        conversation_id,
+        given.score,
+        comment,
+        now,
+    )
+    if stored is None:
+        raise ApiError(404, "not_found", f"no conversation {conversation_id}")
+    if stored == "not_solved":
+        raise ApiError(
+            409, "conversation_not_solved", "a chat is rated once it is solved; it is still open"
+        )
+    assert isinstance(stored, dict)
+    rating = rating_of(stored)
+    assert rating is not None
+    s.broker.publish(
+        Event(
+            EventType.CONVERSATION_RATED.value,
+            now,
+            widget["tenant_id"],
+            data=rating.to_wire(),
+            conversation_id=conversation_id,
+        )
+    )
+    return answer(rating)
 
 
 @bp.post(VISITOR_PREFIX + "<widget_id>/offline-messages")

@@ -312,6 +312,7 @@
     next.partial = false;
     next.stale = false;
     next.visitorLastReadSeq = mark;
+    if (cur && cur.rating && !("rating" in row)) next.rating = cur.rating; // a list row has none
     convs.set(row.id, next);
     return next;
   }
@@ -1223,6 +1224,9 @@
     field("assignee", c.assignee ? c.assignee.name + (c.assignee.id === me.id ? " (you)" : "") : "Unassigned");
     field("chatId", c.id);
     field("created", c.createdAt, { time: true });
+    var r = c.rating;
+    // the visitor's rating of the solved chat (asked by the widget once it is solved)
+    field("rating", r ? "\u2605".repeat(r.score) + "\u2606".repeat(5 - r.score) + " " + r.score + "/5" + (r.comment ? " \u2014 \u201c" + r.comment + "\u201d" : "") : null);
     if (k.name) field("name", k.name);
     else field("name", k.displayName, { note: "(no name given)" });
     field("email", k.email, k.email ? { link: "mailto:" + encodeURIComponent(k.email) } : {});
@@ -1747,6 +1751,14 @@
         }
         scheduleCounts();
         break;
+      }
+      case "conversation_rated": {
+        var rated = convs.get(data.conversationId);
+        if (rated) {
+          rated.rating = data;
+          if (rated.id === openId) renderPane();
+        }
+        return;
       }
       case "note_created":
         noteHeard(data.note);
