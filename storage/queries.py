@@ -1583,3 +1583,40 @@ async def select_rating(connection: asyncpg.Connection, conversation_id: str) ->
         conversation_id,
     )
     return dict(row) if row else None
+
+
+# --- reports -------------------------------------------------------------------------------------
+
+
+async def select_agent_report(
+    connection: asyncpg.Connection, tenant_id: str, since: dt.datetime
+) -> list[Row]:
+    """Per week (Monday 00:00 UTC) and agent, the live chats created since ``since`` that the
+    agent holds (its assignee now: a transferred chat counts for whom it went to): how many, the
+    median seconds to the first agent message and to solved, the average rating."""
+    rows = await connection.fetch(
+        """WITH chats AS (
+               SELECT c.assignee_id, c.created_at, c.solved_at, r.score,
+                      date_trunc('week', c.created_at AT TIME ZONE 'UTC') AS week,
+                      (SELECT min(m.created_at) FROM messages m
+                        WHERE m.conversation_id = c.id AND m.sender_type = 'agent') AS replied
+                 FROM conversations c
+                 LEFT JOIN conversation_ratings r ON r.conversation_id = c.id
+                WHERE c.tenant_id = $1 AND c.kind = 'live_chat'
+                  AND c.assignee_id IS NOT NULL AND c.created_at >= $2)
+           SELECT chats.week::date AS week, a.id AS agent_id, a.name AS agent_name,
+                  count(*) AS chats,
+                  percentile_cont(0.5) WITHIN GROUP (
+                      ORDER BY extract(epoch FROM replied - chats.created_at))
+                      FILTER (WHERE replied IS NOT NULL) AS first_response,
+                  percentile_cont(0.5) WITHIN GROUP (
+                      ORDER BY extract(epoch FROM solved_at - chats.created_at))
+                      FILTER (WHERE solved_at IS NOT NULL) AS resolution,
+                  avg(score) AS rating, count(score) AS ratings
+             FROM chats JOIN agents a ON a.id = chats.assignee_id
+            GROUP BY chats.week, a.id, a.name
+            ORDER BY chats.week, a.name, a.id""",
+        tenant_id,
+        since,
+    )
+    return [dict(r) for r in rows]

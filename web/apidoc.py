@@ -183,6 +183,7 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "shortcut_taken": (409, "/hours is another canned reply's shortcut", {}),
     "too_many": (409, "a workspace keeps at most 500 canned replies", {}),
     "invalid_query": (422, "q is at most 100 characters", {}),
+    "invalid_weeks": (422, "weeks must be a whole number, 1 to 52", {}),
     "conversation_not_open": (
         409,
         "agents reply to OPEN conversations; this one is WAITING: accept it first",

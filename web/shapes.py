@@ -180,6 +180,33 @@ class Deleted(Wire):
 
 
 @attrs.frozen
+class ReportRow(Wire):
+    week: str = attrs.field(
+        metadata=doc("its Monday, YYYY-MM-DD (weeks start Monday 00:00 UTC)")
+        | {"schema": {"format": "date"}}
+    )
+    agent_id: str
+    agent_name: str
+    chats: int = attrs.field(metadata=doc("live chats created that week the agent holds"))
+    median_first_response_seconds: float | None = attrs.field(
+        metadata=doc("to the first agent message; null: none answered")
+    )
+    median_resolution_seconds: float | None = attrs.field(
+        metadata=doc("to solved; null: none solved")
+    )
+    average_rating: float | None = attrs.field(metadata=doc("null: none rated"))
+    ratings: int
+
+
+@attrs.frozen
+class AgentReport(Wire):
+    weeks: list[str] = attrs.field(
+        metadata=doc("every week of the report (its Monday, YYYY-MM-DD), oldest first")
+    )
+    rows: list[ReportRow]
+
+
+@attrs.frozen
 class Notes(Wire):
     notes: list[Note]
 

@@ -679,3 +679,49 @@ async def test_canned_replies_are_added_edited_and_deleted_in_settings(server: S
     await in_browser(scenario)
     async with server.http(token) as client:
         assert (await client.get("/api/chat/canned-replies")).json() == {"cannedReplies": []}
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+async def test_the_reports_page_draws_the_weeks_and_lists_each_agent(server: Server) -> None:
+    # before: there was no way to see how the team was doing
+    from tests.support import accepted_chat
+
+    who = (await seed(server))[0]
+    token = await login(server, who)
+    for _ in range(2):
+        v, cid = await accepted_chat(server, who, token)
+        async with server.http(token) as client:
+            r = await client.post(f"/api/chat/conversations/{cid}/messages", json={"text": "hi"})
+            assert r.status_code == 201, r.text
+            assert (await client.post(f"/api/chat/conversations/{cid}/solve")).is_success
+        async with server.http(v.token) as client:
+            r = await client.post(
+                f"/api/chat/widgets/{who.widget_id}/conversations/{cid}/rating", json={"score": 4}
+            )
+            assert r.status_code == 200, r.text
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, token)
+        page.goto("/reports")
+        expect(page.locator('.topnav [aria-current="page"]')).to_have_text("Reports")
+        bars = page.locator("#report-chart .report-bar")
+        expect(bars).to_have_count(8)  # eight weeks by default, this one last
+        expect(bars.last).to_have_attribute("data-chats", "2")
+        expect(page.locator("#report-chart svg")).to_have_attribute(
+            "aria-label", re.compile(r"^Chats per week\. .*: 2$")
+        )
+        row = page.locator("#report-rows tr")
+        expect(row).to_have_count(1)
+        expect(row.locator("td").nth(1)).to_have_text(who.agent_name)
+        expect(row.locator("td").nth(2)).to_have_text("2")
+        expect(row.locator("td").nth(5)).to_have_text("4.0 ★ (2)")
+        page.screenshot(path=artifact("reports.png"))
+        page.locator("#report-weeks").select_option("4")
+        expect(bars).to_have_count(4)
+        assert problems == [], problems
+
+    await in_browser(scenario)

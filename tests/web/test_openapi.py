@@ -388,6 +388,7 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
     await c.call("get", "/settings/widgets", expect=302)
     await c.call("get", "/settings/widgets/new", expect=302)
     await c.call("get", "/settings/canned-replies", expect=302)
+    await c.call("get", "/reports", expect=302)
     await c.call("get", "/settings/widgets/{widgetRef}", widgetRef=w, expect=302)
     await c.call("get", "/demo", expect=404)
 
@@ -621,6 +622,11 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
     await c.call("get", notes, conversationId=cid, token=token, expect=200)
     await c.call("get", notes, conversationId="conv_nope", token=token, expect=404)
     await c.call("get", "/api/chat/mentions", token=token, expect=200)
+
+    # reports
+    report = "/api/chat/reports/agents"
+    await c.call("get", report, token=token, expect=200)
+    await c.call("get", report, token=token, params={"weeks": "0"}, expect=422)
 
     # canned replies
     canned = "/api/chat/canned-replies"

@@ -262,6 +262,13 @@ async def widgets_page(agent: dict[str, Any]) -> Response:
     )
 
 
+@bp.get("/reports")
+@signed_in
+@page("reportsPage", "Reports", "Chats, response times and ratings per agent and week.")
+async def reports_page(agent: dict[str, Any]) -> Response:
+    return await render("reports.html", agent, "reports")
+
+
 @bp.get("/settings/canned-replies")
 @signed_in
 @page(
