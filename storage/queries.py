@@ -529,6 +529,12 @@ def _conversation(row: asyncpg.Record) -> Conversation:
     )
 
 
+#: A message's columns as :func:`_message` reads them (not its search vector, which only
+#: searches read, nor the language it was indexed in).
+MESSAGE_COLUMNS = """id, conversation_id, tenant_id, seq, sender_type, sender_id, sender_name,
+                     text, client_message_id, client_timestamp, created_at"""
+
+
 def _message(row: asyncpg.Record) -> Message:
     return Message(
         id=row["id"],
@@ -560,7 +566,8 @@ async def select_conversation_for_actor(
     if row is None:
         return None
     rows = await connection.fetch(
-        """SELECT * FROM messages WHERE conversation_id = $1 AND client_message_id IS NOT NULL
+        f"""SELECT {MESSAGE_COLUMNS} FROM messages
+            WHERE conversation_id = $1 AND client_message_id IS NOT NULL
             ORDER BY seq""",
         conversation_id,
     )
@@ -582,7 +589,9 @@ _CONVERSATION_UPSERT = """ON CONFLICT (id) DO UPDATE SET
                     updated_at = EXCLUDED.updated_at, solved_at = EXCLUDED.solved_at"""
 _MESSAGE_INSERT = """INSERT INTO messages (id, conversation_id, tenant_id, seq, sender_type,
                     sender_id, sender_name, text, client_message_id, client_timestamp,
-                    created_at)"""
+                    created_at, language)"""
+#: The language a message is indexed in for search: its workspace's, when it is stored.
+_MESSAGE_LANGUAGE = "(SELECT search_language FROM tenants WHERE id = {})"
 _EVENT_INSERT = "INSERT INTO conversation_events (conversation_id, seq, tenant_id, type, at, data)"
 
 
@@ -649,7 +658,8 @@ async def commit_conversation(connection: asyncpg.Connection, commit: Commit) ->
     if commit.messages:
         await connection.executemany(
             f"""{_MESSAGE_INSERT}
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                       {_MESSAGE_LANGUAGE.format("$3")})""",
             [_message_row(m) for m in commit.messages],
         )
     if commit.events:
@@ -698,9 +708,12 @@ async def commit_conversations(connection: asyncpg.Connection, commits: list[Com
              {_CONVERSATION_UPSERT}
            ), m AS (
              {_MESSAGE_INSERT}
-             SELECT * FROM unnest($16::text[], $17::text[], $18::text[], $19::integer[],
+             SELECT u.*, {_MESSAGE_LANGUAGE.format("u.tenant_id")}
+               FROM unnest($16::text[], $17::text[], $18::text[], $19::integer[],
                     $20::text[], $21::text[], $22::text[], $23::text[], $24::text[],
                     $25::text[], $26::timestamptz[])
+                    AS u(id, conversation_id, tenant_id, seq, sender_type, sender_id,
+                         sender_name, text, client_message_id, client_timestamp, created_at)
            )
            {_EVENT_INSERT}
            SELECT conversation_id, seq, tenant_id, type, at, data::jsonb
@@ -859,11 +872,13 @@ async def select_messages(
     ``before`` (a page, reading back)."""
     if last is None and before is None:
         rows = await connection.fetch(
-            "SELECT * FROM messages WHERE conversation_id = $1 ORDER BY seq", conversation_id
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq",
+            conversation_id,
         )
         return [_message(r) for r in rows]
     rows = await connection.fetch(
-        """SELECT * FROM messages WHERE conversation_id = $1 AND ($2::int IS NULL OR seq < $2)
+        f"""SELECT {MESSAGE_COLUMNS} FROM messages
+            WHERE conversation_id = $1 AND ($2::int IS NULL OR seq < $2)
             ORDER BY seq DESC LIMIT $3""",
         conversation_id,
         before,
@@ -1081,9 +1096,11 @@ async def select_conversations(
     where = VIEW_RULES[view]
     rows = await connection.fetch(
         f"""SELECT c.*, {_CONTACT} AS contact,
-                   (SELECT to_jsonb(m) FROM messages m WHERE m.conversation_id = c.id
+                   (SELECT to_jsonb(m) - 'search' - 'language' FROM messages m
+                     WHERE m.conversation_id = c.id
                      ORDER BY m.seq DESC LIMIT 1) AS last_message,
-                   (SELECT to_jsonb(m) FROM messages m WHERE m.conversation_id = c.id
+                   (SELECT to_jsonb(m) - 'search' - 'language' FROM messages m
+                     WHERE m.conversation_id = c.id
                      ORDER BY m.seq ASC LIMIT 1) AS first_message,
                    ({UNREAD}) AS unread, {MEMBERSHIP}
               FROM conversations c
@@ -1618,5 +1635,112 @@ async def select_agent_report(
             ORDER BY chats.week, a.name, a.id""",
         tenant_id,
         since,
+    )
+    return [dict(r) for r in rows]
+
+
+# --- search (migration 015) -------------------------------------------------------------------
+
+#: The languages a workspace may search in; a message is indexed in its workspace's language at
+#: the time it is stored (``messages.language``), and a search asks each of them.
+SEARCH_LANGUAGES = ("simple", "english", "spanish")
+#: What marks a match in a headline: control characters, taken out of the text first, so that a
+#: visitor's text can never forge a mark (web/routes/search.py cuts the headline at them).
+MATCH_START, MATCH_END = "\x01", "\x02"
+_MARKS = f"StartSel={MATCH_START}, StopSel={MATCH_END}"
+#: A message up to this long comes whole, its matches marked; a longer one as up to two excerpts
+#: around its matches (which leave out what the parser takes for HTML tags).
+WHOLE_HEADLINE = 300
+_HEADLINE_WHOLE = f"{_MARKS}, HighlightAll=true"
+_HEADLINE_EXCERPTS = f'{_MARKS}, MaxWords=24, MinWords=10, MaxFragments=2, FragmentDelimiter=" … "'
+# one branch per language, each with a constant configuration so that the GIN index serves it
+_MATCHES = " OR ".join(
+    f"(m.language = '{language}' AND m.search @@ websearch_to_tsquery('{language}', $2))"
+    for language in SEARCH_LANGUAGES
+)
+
+
+async def set_search_language(
+    connection: asyncpg.Connection, tenant_id: str, language: str
+) -> Row | None:
+    """The workspace after the change (messages stored from now on are indexed in it)."""
+    return _row(
+        await connection.fetchrow(
+            "UPDATE tenants SET search_language = $2 WHERE id = $1 RETURNING *",
+            tenant_id,
+            language,
+        )
+    )
+
+
+async def search_messages(
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    words: str,
+    *,
+    limit: int,
+    after: tuple[dt.datetime, str] | None = None,
+) -> list[Row]:
+    """The workspace's messages matching ``words`` (web search syntax: words, "a phrase",
+    -without, or), the newest first, ``limit`` of them after the ``after`` key; each with its
+    headline (matches between :data:`MATCH_START` and :data:`MATCH_END`), its conversation's
+    status and kind, and the contact."""
+    at, message_id = after if after is not None else (None, None)
+    rows = await connection.fetch(
+        f"""WITH hits AS (
+              SELECT m.id, m.conversation_id, m.seq, m.sender_type, m.sender_id, m.sender_name,
+                     m.text, m.created_at, m.language
+                FROM messages m
+               WHERE m.tenant_id = $1 AND ({_MATCHES})
+                 AND ($4::timestamptz IS NULL OR (m.created_at, m.id) < ($4, $5::text))
+               ORDER BY m.created_at DESC, m.id DESC LIMIT $3)
+            SELECT to_jsonb(h) - 'language' AS message, c.status, c.kind, c.visitor_id,
+                   ts_headline(curbe_search_config(h.language),
+                               translate(h.text, $6, ''),
+                               websearch_to_tsquery(curbe_search_config(h.language), $2),
+                               CASE WHEN length(h.text) <= $7 THEN $8 ELSE $9 END) AS headline,
+                   {_CONTACT} AS contact
+              FROM hits h
+              JOIN conversations c ON c.id = h.conversation_id
+              LEFT JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.visitor_id = c.visitor_id
+              {_CONTACT_JOIN}
+             ORDER BY h.created_at DESC, h.id DESC""",
+        tenant_id,
+        words,
+        limit,
+        at,
+        message_id,
+        MATCH_START + MATCH_END,
+        WHOLE_HEADLINE,
+        _HEADLINE_WHOLE,
+        _HEADLINE_EXCERPTS,
+    )
+    return [dict(r) for r in rows]
+
+
+async def search_contacts(
+    connection: asyncpg.Connection, tenant_id: str, words: str, digits: str | None, limit: int
+) -> list[Row]:
+    """The workspace's contacts whose name or email holds ``words`` (case-insensitive), or whose
+    phone holds ``digits`` whatever its spaces and signs, the latest updated first; each with its
+    latest conversation (contacts without one are left out: there is nothing to open)."""
+    rows = await connection.fetch(
+        f"""SELECT {_CONTACT} AS contact, ct.visitor_id, c.id AS conversation_id, c.status,
+                   c.kind
+              FROM contacts ct
+              {_CONTACT_JOIN}
+              JOIN LATERAL (
+                   SELECT id, status, kind FROM conversations c
+                    WHERE c.tenant_id = ct.tenant_id AND c.visitor_id = ct.visitor_id
+                    ORDER BY c.updated_at DESC, c.id DESC LIMIT 1) c ON true
+             WHERE ct.tenant_id = $1
+               AND (ct.name ILIKE '%' || $2 || '%' OR ct.email ILIKE '%' || $2 || '%'
+                    OR ($3::text IS NOT NULL
+                        AND regexp_replace(ct.phone, '[^0-9]', '', 'g') LIKE '%' || $3 || '%'))
+             ORDER BY ct.updated_at DESC, ct.visitor_id LIMIT $4""",
+        tenant_id,
+        _like(words),
+        digits,
+        limit,
     )
     return [dict(r) for r in rows]

@@ -12,9 +12,18 @@ import attrs
 
 from engine.presence import AgentStatus
 from engine.supervisor import ActorReport, EscalationReport
-from engine.values import Conversation, LiveVisitor, Message, Note, Rating, SenderType, Status
+from engine.values import (
+    Conversation,
+    Kind,
+    LiveVisitor,
+    Message,
+    Note,
+    Rating,
+    SenderType,
+    Status,
+)
 from engine.wire import Wire, doc
-from storage.queries import VIEWS
+from storage.queries import SEARCH_LANGUAGES, VIEWS
 from web.widgets import WidgetView
 
 
@@ -259,6 +268,72 @@ class TeamMember(Wire):
 @attrs.frozen
 class Team(Wire):
     agents: list[TeamMember] = attrs.field(metadata=doc("by name"))
+
+
+@attrs.frozen
+class Segment(Wire):
+    """A piece of a search result's text: a match (drawn highlighted) or the text around it.
+    Plain text, never markup: the inbox writes it with ``textContent``."""
+
+    text: str
+    match: bool
+
+
+_HEADLINE = doc("the text around the matches, cut into pieces in order")
+
+
+@attrs.frozen
+class MessageHit(Wire):
+    """A message that matched, with what the result list shows and opens."""
+
+    conversation_id: str
+    status: Status
+    kind: Kind
+    contact: Contact
+    message: MessageSummary = attrs.field(
+        metadata=doc("the whole message; the thread opens at its `seq`")
+    )
+    headline: list[Segment] = attrs.field(metadata=_HEADLINE)
+
+
+@attrs.frozen
+class ContactHit(Wire):
+    """A contact whose name, email or phone matched, with its latest conversation."""
+
+    conversation_id: str = attrs.field(metadata=doc("the contact's latest conversation"))
+    status: Status
+    kind: Kind
+    contact: Contact
+    field: Literal["name", "email", "phone"] = attrs.field(metadata=doc("what matched"))
+    headline: list[Segment] = attrs.field(metadata=_HEADLINE)
+
+
+@attrs.frozen
+class SearchResults(Wire):
+    query: str
+    contacts: list[ContactHit] = attrs.field(
+        metadata=doc("on the first page only, the latest updated first, at most 10")
+    )
+    messages: list[MessageHit] = attrs.field(metadata=doc("the newest first"))
+    next_cursor: str | None = attrs.field(
+        default=None,
+        metadata=doc("pass as `after` for more messages; null when these are all"),
+    )
+
+
+@attrs.frozen
+class Workspace(Wire):
+    """The agent's workspace (tenant)."""
+
+    id: str
+    name: str
+    search_language: str = attrs.field(
+        metadata=doc(
+            "the language messages are searched in: `english` and `spanish` find a word's "
+            "other forms (and Spanish words without their accents), `simple` whole words"
+        )
+        | {"schema": {"enum": list(SEARCH_LANGUAGES)}}
+    )
 
 
 @attrs.frozen

@@ -18,6 +18,7 @@ from cattrs.v import format_exception
 
 from engine.errors import ErrorAnswer, ErrorBody
 from engine.wire import camel
+from storage.queries import SEARCH_LANGUAGES
 
 T = TypeVar("T")
 
@@ -229,6 +230,11 @@ class CannedReplyPatch:
 
 
 @attrs.frozen
+class WorkspacePatch:
+    search_language: str = attrs.field(validator=attrs.validators.in_(SEARCH_LANGUAGES))
+
+
+@attrs.frozen
 class RatingBody:
     score: int = attrs.field(validator=attrs.validators.in_((1, 2, 3, 4, 5)))
     comment: str | None = attrs.field(default=None, validator=MaxLength(1000))
@@ -388,6 +394,7 @@ def make_converter() -> cattrs.Converter:
         CannedReplyPatch,
         NoteBody,
         RatingBody,
+        WorkspacePatch,
         *FRAMES.values(),
     ):
         overrides: dict[str, Any] = {

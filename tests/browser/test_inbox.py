@@ -1468,3 +1468,94 @@ async def test_a_failed_send_is_retried_with_the_same_id_and_stored_once(server:
     await in_browser(scenario)
     stored = await visitor_conversation(server, v)
     assert [m["text"] for m in stored["messages"]] == ["hola", "Le llamo en cinco minutos."]
+
+
+async def test_search_finds_messages_and_contacts_and_opens_the_thread_at_the_message(
+    server: Server,
+) -> None:
+    # before: an agent had no way to find a conversation but scrolling the views
+    [(a, ta)] = await signed_in(server)
+    v = await new_visitor(server, a.widget_id)
+    first = f"{XSS} my refund please"
+    cid = (await start_chat(server, v, first, name="Ana Pérez", phone="+34 600 123 456"))["id"]
+    async with server.http(ta) as client:
+        assert (await client.post(f"/api/chat/conversations/{cid}/accept")).status_code == 200
+        for n in range(1, 205):  # the visitor's message is past the thread's first page
+            r = await client.post(f"/api/chat/conversations/{cid}/messages", json={"text": f"m{n}"})
+            assert r.status_code == 201, r.text
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        open_inbox(page, "open")
+        box = page.locator("#search-input")
+        box.fill("refund")
+        box.press("Enter")
+        status = page.locator("#search-status")
+        expect(status).to_have_text("1 message for “refund”.")
+        expect(page.locator("#conversation-list")).to_be_hidden()
+        hit = page.locator("#search-messages .conv-open")
+        expect(hit).to_have_count(1)
+        expect(hit.locator("mark")).to_have_text("refund")
+        expect(hit.locator(".search-headline")).to_contain_text(XSS)  # as text, not an image
+        assert page.locator("#search-results img").count() == 0
+        shot(page, "search")
+
+        hit.click()
+        found = page.locator("#messages [data-found='true']")
+        expect(found).to_have_count(1)
+        expect(found.locator(".msg-text")).to_have_text(first)
+        expect(found).to_be_focused()
+        expect(found).to_be_in_viewport()
+        expect(page.locator("#messages [data-message-id]")).to_have_count(205)
+        shot(page, "search_found")
+
+        # a contact by the digits of its phone, then Escape back to the view's list
+        box.fill("600123")
+        box.press("Enter")
+        expect(status).to_have_text("1 contact for “600123”.")
+        contact = page.locator("#search-contacts .conv-open")
+        expect(contact.locator(".conv-name")).to_have_text("Ana Pérez")
+        expect(contact.locator("mark")).to_have_text("600 123")
+        box.fill("zzz")
+        box.press("Enter")
+        expect(status).to_have_text("Nothing found for “zzz”.")
+        box.press("Escape")
+        expect(page.locator("#search-results")).to_be_hidden()
+        expect(conv_row(page, cid)).to_be_visible()
+        assert problems == [], problems
+
+    await in_browser(scenario)
+
+
+async def test_the_workspace_language_makes_search_find_spanish_without_accents(
+    server: Server,
+) -> None:
+    [(a, ta)] = await signed_in(server)
+    v = await new_visitor(server, a.widget_id)
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        page.goto("/settings/workspace")
+        language = page.locator("#search-language")
+        expect(language).to_have_value("simple")
+        language.select_option("spanish")
+        page.locator("#workspace-save").click()
+        expect(page.locator("#workspace-notice")).to_have_text(
+            "Saved. New messages are searched in Spanish."
+        )
+        page.reload()
+        expect(language).to_have_value("spanish")
+
+        cid = call(start_chat, server, v, "¿Tienen la canción en vinilo?")["id"]
+        open_inbox(page, "waiting")
+        page.locator("#search-input").fill("cancion")  # typed as it comes, without the accent
+        hit = page.locator("#search-messages .conv-open")
+        expect(hit).to_have_attribute("data-conversation-id", cid)  # found while typing
+        expect(hit.locator("mark")).to_have_text("canción")
+        assert problems == [], problems
+
+    await in_browser(scenario)

@@ -246,6 +246,7 @@ WIRE_CLASSES = {
     "updateCannedReply": wire.CannedReplyPatch,
     "postNote": wire.NoteBody,
     "rateConversation": wire.RatingBody,
+    "updateWorkspace": wire.WorkspacePatch,
     "startProactiveChat": wire.ProactiveChatBody,
 }
 FRAME_CLASSES = {
@@ -388,6 +389,7 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
     await c.call("get", "/settings/widgets", expect=302)
     await c.call("get", "/settings/widgets/new", expect=302)
     await c.call("get", "/settings/canned-replies", expect=302)
+    await c.call("get", "/settings/workspace", expect=302)
     await c.call("get", "/reports", expect=302)
     await c.call("get", "/settings/widgets/{widgetRef}", widgetRef=w, expect=302)
     await c.call("get", "/demo", expect=404)
@@ -645,6 +647,20 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
     await c.call("patch", one_canned, replyId="cr_nope", token=token, json={}, expect=404)
     await c.call("delete", one_canned, replyId=reply_id, token=token, expect=200)
     await c.call("delete", one_canned, replyId=reply_id, token=token, expect=404)
+
+    # search and the workspace's search language
+    workspace = "/api/chat/workspace"
+    await c.call("get", workspace, token=token, expect=200)
+    spanish = {"searchLanguage": "spanish"}
+    await c.call("patch", workspace, token=token, json=spanish, expect=200)
+    await c.call("patch", workspace, token=token, json={"searchLanguage": "x"}, expect=422)
+    search = "/api/chat/search"
+    # the agent's reply and the visitor (both answers' kinds of hit, checked against the schema)
+    r = await c.call("get", search, token=token, params={"q": "hola"}, expect=200)
+    assert r.json()["messages"], r.text
+    r = await c.call("get", search, token=token, params={"q": "maría"}, expect=200)
+    assert r.json()["contacts"], r.text
+    await c.call("get", search, token=token, params={"q": ""}, expect=422)
 
     # live visitors and proactive chats
     await c.call("get", "/api/chat/visitors/live", token=token, expect=200)

@@ -1,5 +1,5 @@
 """Routes as Blueprints, one module per audience: ``visitor`` (the embedded widget), ``agent`` (the
-inbox's API and socket), ``canned`` (canned replies), ``notes`` (internal notes), ``reports``, ``widgets`` (Settings › Chat widgets API), ``pages`` (server-rendered HTML),
+inbox's API and socket), ``canned`` (canned replies), ``notes`` (internal notes), ``reports``, ``search`` (search and the workspace), ``widgets`` (Settings › Chat widgets API), ``pages`` (server-rendered HTML),
 ``ops`` (health, metrics, actors, the OpenAPI document). A route authenticates (:mod:`web.deps`),
 converts at the edge (:mod:`web.wire`), calls one use case or actor, answers a presenter's shape.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from web.routes import agent, canned, notes, ops, pages, reports, visitor, widgets
+from web.routes import agent, canned, notes, ops, pages, reports, search, visitor, widgets
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     visitor.bp,
@@ -16,6 +16,7 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     canned.bp,
     notes.bp,
     reports.bp,
+    search.bp,
     widgets.bp,
     pages.bp,
     ops.bp,

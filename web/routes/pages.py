@@ -280,6 +280,28 @@ async def canned_replies_page(agent: dict[str, Any]) -> Response:
     return await render("canned_replies.html", agent, "canned")
 
 
+#: The search languages as Settings › Workspace offers them.
+SEARCH_LANGUAGE_LABELS = (
+    ("simple", "Any language (whole words)"),
+    ("english", "English"),
+    ("spanish", "Spanish"),
+)
+
+
+@bp.get("/settings/workspace")
+@signed_in
+@page("workspacePage", "Settings › Workspace", "The workspace's search language.")
+async def workspace_page(agent: dict[str, Any]) -> Response:
+    workspace = await services().db.run(queries.select_tenant, agent["tenant_id"])
+    return await render(
+        "workspace.html",
+        agent,
+        "workspace",
+        workspace=workspace,
+        languages=SEARCH_LANGUAGE_LABELS,
+    )
+
+
 @bp.get("/settings/widgets/new")
 @signed_in
 @page("newWidgetPage", "The widget editor for a new widget", "The editor with its live preview.")

@@ -21,19 +21,10 @@
   var notice = $("canned-notice");
   var replies = [];
 
-  function say(message, kind) {
-    notice.textContent = message;
-    notice.classList.toggle("notice-error", kind === "error");
-    notice.classList.toggle("notice-ok", kind === "ok");
-    notice.hidden = !message;
-  }
+  var on401 = P.on401;
 
-  function on401(result) {
-    if (result && result.status === 401) {
-      P.toLogin();
-      return true;
-    }
-    return false;
+  function say(message, kind) {
+    P.say(notice, message, kind);
   }
 
   function render() {

@@ -318,6 +318,23 @@
     return s.charAt(0).toUpperCase() + s.slice(1);
   }
 
+  /** Show ``message`` in a notice box (an empty message hides it); kind "error" or "ok". */
+  function say(box, message, kind) {
+    box.textContent = message;
+    box.classList.toggle("notice-error", kind === "error");
+    box.classList.toggle("notice-ok", kind === "ok");
+    box.hidden = !message;
+  }
+
+  /** True (and off to the sign-in page) when an API answer says the session is gone. */
+  function on401(result) {
+    if (result && result.status === 401) {
+      toLogin();
+      return true;
+    }
+    return false;
+  }
+
   var signOut = document.getElementById("sign-out");
   if (signOut) {
     signOut.addEventListener("click", function () {
@@ -344,5 +361,7 @@
     el: el,
     readJson: readJson,
     statusLabel: statusLabel,
+    say: say,
+    on401: on401,
   };
 })();

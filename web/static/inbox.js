@@ -201,20 +201,8 @@
     return el("span", "status-badge conv-status status-" + String(status || "").toLowerCase(), label);
   }
 
-  function say(box, message, kind) {
-    box.textContent = message;
-    box.classList.toggle("notice-error", kind === "error");
-    box.classList.toggle("notice-ok", kind === "ok");
-    box.hidden = !message;
-  }
-
-  function on401(result) {
-    if (result && result.status === 401) {
-      P.toLogin();
-      return true;
-    }
-    return false;
-  }
+  var say = P.say;
+  var on401 = P.on401;
 
   // --- agents who left with open chats (flagged in the list) ---------------------------------
 
@@ -877,6 +865,7 @@
   function openConversation(id, options) {
     options = options || {};
     if (openId !== id) {
+      if (found && found.conversationId !== id) found = null;
       typingStopped();
       closeCanned();
       threadNotes = new Map();
@@ -951,6 +940,7 @@
       renderPane();
       renderList();
       loadNotes(id);
+      reachFound();
     });
   }
 
@@ -1000,6 +990,10 @@
     if (m.seq) li.setAttribute("data-seq", String(m.seq));
     if (m.clientMessageId) li.setAttribute("data-client-message-id", m.clientMessageId);
     li.setAttribute("data-sender", m.senderType);
+    if (found && m.seq === found.seq && m.conversationId === found.conversationId) {
+      li.classList.add("msg-found");
+      li.setAttribute("data-found", "true");
+    }
     var meta = el("div", "msg-meta");
     meta.appendChild(el("span", "msg-sender", who));
     if (m.createdAt) meta.appendChild(timeEl(m.createdAt));
@@ -1079,7 +1073,9 @@
       var earlierButton = el("button", "btn btn-small", "Load earlier messages");
       earlierButton.type = "button";
       earlierButton.id = "thread-earlier";
-      earlierButton.addEventListener("click", loadEarlier);
+      earlierButton.addEventListener("click", function () {
+        loadEarlier();
+      });
       earlierItem.appendChild(earlierButton);
       nodes.unshift(earlierItem);
     }
@@ -1087,7 +1083,7 @@
     if (nearBottom || items.length + pending.size <= 1) messagesBox.scrollTop = messagesBox.scrollHeight;
   }
 
-  function loadEarlier() {
+  function loadEarlier(then) {
     var id = openId;
     var cursor = threadEarlier;
     if (!id || cursor === null) return;
@@ -1117,6 +1113,7 @@
       });
       renderThread();
       messagesBox.scrollTop = messagesBox.scrollHeight - fromBottom;
+      if (typeof then === "function") return then();
       var first = messagesBox.querySelector("[data-message-id]");
       if (first) {
         first.setAttribute("tabindex", "-1");
@@ -2256,6 +2253,10 @@
 
   viewButtons.forEach(function (b) {
     b.addEventListener("click", function () {
+      if (searchState !== null) {
+        searchInput.value = "";
+        endSearch();
+      }
       setView(b.getAttribute("data-view"), { force: true });
     });
   });
@@ -2282,6 +2283,208 @@
     setView(h.view, { quiet: true });
     if (h.id && h.id !== openId) openConversation(h.id);
   });
+
+  // --- search (GET /api/chat/search): results replace the list until the search is cleared ---
+
+  var searchForm = $("search-form");
+  var searchInput = $("search-input");
+  var searchClear = $("search-clear");
+  var searchBox = $("search-results");
+  var searchStatus = $("search-status");
+  var searchSerial = 0;
+  var searchTimer = null;
+  var searchState = null; // {query, cursor, contacts: [], messages: []} while searching
+  var listPane = searchForm.closest(".inbox-list");
+  var found = null; // {conversationId, seq}: the message a result opened the thread at
+
+  function headlineInto(box, pieces) {
+    // plain text, a match inside <mark>: nothing a visitor typed is read as markup
+    (Array.isArray(pieces) ? pieces : []).forEach(function (piece) {
+      if (piece.match) box.appendChild(el("mark", "", piece.text));
+      else box.appendChild(document.createTextNode(piece.text));
+    });
+    return box;
+  }
+
+  var FIELD_LABELS = { name: "Name", email: "Email", phone: "Phone" };
+
+  function searchHit(hit, isContact) {
+    var li = el("li", "conv-row search-hit");
+    var open = el("button", "conv-open");
+    open.type = "button";
+    open.setAttribute("data-conversation-id", hit.conversationId);
+    if (!isContact) {
+      open.setAttribute("data-seq", String(hit.message.seq));
+      open.setAttribute("data-message-id", hit.message.id);
+    }
+    var top = el("span", "conv-top");
+    var name = hit.contact.displayName;
+    top.appendChild(avatarFor(name, hit.contact.visitorId));
+    top.appendChild(el("span", "conv-name", name));
+    var at = isContact ? null : hit.message.createdAt;
+    if (at) {
+      var when = el("span", "conv-time", P.relativeTime(at));
+      when.setAttribute("data-relative", at);
+      when.title = P.exactTime(at);
+      top.appendChild(when);
+    }
+    open.appendChild(top);
+    var text = el("span", "conv-preview search-headline");
+    if (isContact) {
+      text.appendChild(el("span", "search-field", (FIELD_LABELS[hit.field] || hit.field) + ": "));
+    } else if (hit.message.senderType === "agent") {
+      text.appendChild(el("span", "search-field", (hit.message.senderName || "Agent") + ": "));
+    }
+    open.appendChild(headlineInto(text, hit.headline));
+    var badges = el("span", "conv-badges");
+    badges.appendChild(statusBadge(hit.status, hit.kind));
+    open.appendChild(badges);
+    li.appendChild(open);
+    return li;
+  }
+
+  function plural(n, one, many) {
+    return n + " " + (n === 1 ? one : many);
+  }
+
+  function renderSearch() {
+    var on = searchState !== null;
+    listPane.classList.toggle("is-searching", on);
+    searchBox.hidden = !on;
+    searchClear.hidden = !on && !searchInput.value;
+    if (!on) return;
+    var st = searchState;
+    $("search-contacts").replaceChildren.apply(
+      $("search-contacts"),
+      st.contacts.map(function (hit) {
+        return searchHit(hit, true);
+      })
+    );
+    $("search-messages").replaceChildren.apply(
+      $("search-messages"),
+      st.messages.map(function (hit) {
+        return searchHit(hit, false);
+      })
+    );
+    $("search-contacts-title").hidden = !st.contacts.length;
+    $("search-messages-title").hidden = !st.messages.length;
+    $("search-more").hidden = !st.cursor || st.loading;
+    var quoted = "\u201c" + st.query + "\u201d";
+    if (st.loading && !st.contacts.length && !st.messages.length) {
+      searchStatus.textContent = "Searching for " + quoted + "\u2026";
+    } else if (st.failed) {
+      searchStatus.textContent = st.failed;
+    } else if (!st.contacts.length && !st.messages.length) {
+      searchStatus.textContent = "Nothing found for " + quoted + ".";
+    } else {
+      var parts = [];
+      if (st.contacts.length) parts.push(plural(st.contacts.length, "contact", "contacts"));
+      if (st.messages.length) {
+        parts.push(plural(st.messages.length, "message", "messages") + (st.cursor ? " so far" : ""));
+      }
+      searchStatus.textContent = parts.join(" and ") + " for " + quoted + ".";
+    }
+  }
+
+  function runSearch(more) {
+    clearTimeout(searchTimer);
+    searchTimer = null;
+    var query = searchInput.value.trim();
+    if (!query) return endSearch();
+    if (!more && searchState && searchState.query === query && !searchState.failed) return;
+    var serial = ++searchSerial;
+    var st = more ? searchState : { query: query, cursor: null, contacts: [], messages: [] };
+    st.loading = true;
+    st.failed = null;
+    searchState = st;
+    renderSearch();
+    var path = "/api/chat/search?q=" + encodeURIComponent(query) + (more ? "&after=" + encodeURIComponent(st.cursor) : "");
+    P.api("GET", path).then(function (result) {
+      if (on401(result) || serial !== searchSerial || searchState !== st) return;
+      st.loading = false;
+      if (!(result.ok && result.data)) {
+        st.failed = P.errorMessage(result, "Could not search.");
+      } else {
+        if (!more) st.contacts = result.data.contacts || [];
+        st.messages = st.messages.concat(result.data.messages || []);
+        st.cursor = result.data.nextCursor || null;
+      }
+      renderSearch();
+    });
+  }
+
+  function endSearch() {
+    clearTimeout(searchTimer);
+    searchTimer = null;
+    searchSerial++;
+    searchState = null;
+    renderSearch();
+  }
+
+  searchForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    runSearch(false);
+  });
+  searchInput.addEventListener("input", function () {
+    clearTimeout(searchTimer);
+    searchClear.hidden = !searchInput.value && searchState === null;
+    if (!searchInput.value.trim()) {
+      endSearch();
+      return;
+    }
+    searchTimer = setTimeout(function () {
+      runSearch(false);
+    }, 300);
+  });
+  searchInput.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && (searchInput.value || searchState)) {
+      event.preventDefault();
+      searchInput.value = "";
+      endSearch();
+    }
+  });
+  searchClear.addEventListener("click", function () {
+    searchInput.value = "";
+    endSearch();
+    searchInput.focus();
+  });
+  $("search-more-button").addEventListener("click", function () {
+    if (searchState && searchState.cursor) runSearch(true);
+  });
+  searchBox.addEventListener("click", function (event) {
+    var open = event.target.closest("[data-conversation-id]");
+    if (!open) return;
+    var seq = Number(open.getAttribute("data-seq")) || 0;
+    var id = open.getAttribute("data-conversation-id");
+    found = seq ? { conversationId: id, seq: seq, focus: true } : null;
+    openConversation(id);
+    if (found && id === openId) reachFound();
+  });
+
+  /** Bring the message a result opened the thread at into view: earlier pages are read until
+   * it is in the thread, then it is marked and focused once. */
+  function reachFound() {
+    if (!found || found.conversationId !== openId) return;
+    var node = messagesBox.querySelector('[data-seq="' + found.seq + '"]');
+    if (!node) {
+      if (threadEarlier !== null && !found.reading) {
+        found.reading = true;
+        loadEarlier(function () {
+          if (found) found.reading = false;
+          reachFound();
+        });
+      }
+      return;
+    }
+    if (found.focus) {
+      found.focus = false;
+      node.classList.add("msg-found"); // renderThread marks it from now on
+      node.setAttribute("data-found", "true");
+      node.setAttribute("tabindex", "-1");
+      node.scrollIntoView({ block: "center" });
+      node.focus({ preventScroll: true });
+    }
+  }
 
   // --- start --------------------------------------------------------------------------------
 
