@@ -29,6 +29,7 @@ from engine.errors import AlreadyAssigned, IllegalTransition
 from engine.values import (
     PAYLOADS,
     Agent,
+    Attachment,
     Contact,
     Conversation,
     Event,
@@ -78,6 +79,7 @@ class PostMessage:
     text: str
     client_message_id: str | None = None
     client_timestamp: str | None = None
+    attachments: tuple[Attachment, ...] = ()  # files already in the store (issue #17)
 
 
 @attrs.frozen
@@ -233,6 +235,7 @@ class _Builder:
             client_message_id=cmd.client_message_id,
             client_timestamp=cmd.client_timestamp,
             created_at=self.now,
+            attachments=cmd.attachments,
         )
         self.messages.append(message)
         self.emit(EventType.MESSAGE_CREATED, seq=seq, message=message)
@@ -244,8 +247,8 @@ class _Builder:
         return Transition(self.state, tuple(self.events), tuple(self.messages))
 
 
-def _check_text(text: str) -> None:
-    if not text.strip():
+def _check_text(text: str, files: int = 0) -> None:
+    if not text.strip() and not files:
         raise IllegalTransition("a message needs some text", code="empty_message")
     if len(text) > MAX_MESSAGE_LENGTH:
         raise IllegalTransition(
@@ -353,7 +356,7 @@ def _accept(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
 
 def _post_message(state: Conversation, cmd: Command, now: dt.datetime) -> Transition:
     assert isinstance(cmd, PostMessage)
-    _check_text(cmd.text)
+    _check_text(cmd.text, len(cmd.attachments))
     if state.status is Status.SOLVED:
         raise IllegalTransition(
             "this conversation is SOLVED; start a new one or reopen it first",

@@ -398,6 +398,8 @@ class ActorReport(Wire):
     trusted_for_seconds: float | None = _detail("service lease_keeper: until a lease renewal")
     takeovers: int | None = _detail("service lease_keeper")
     losses: int | None = _detail("service lease_keeper")
+    files_removed: int | None = _detail("service file_janitor: files removed since start")
+    sweeps: int | None = _detail("service file_janitor: sweeps since start")
     serving_shards: int | None = _detail("service lease_keeper")
     forwarded: int | None = _detail("service lease_keeper: calls sent to another node")
     served: int | None = _detail("service lease_keeper: calls served for another node")

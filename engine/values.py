@@ -84,6 +84,22 @@ class SenderType(StrEnum):
 
 
 @attrs.frozen
+class Attachment(Wire):
+    """A file sent in a message (issue #17): its bytes live in the file store under its id,
+    fetched through the conversation's routes by whoever may read the conversation."""
+
+    id: str
+    name: str = attrs.field(metadata=doc("the name it was sent with, for display and download"))
+    content_type: str = attrs.field(metadata=doc("found from its bytes, never from its name"))
+    size: int = attrs.field(metadata=doc("bytes"))
+    width: int | None = attrs.field(default=None, metadata=doc("pixels, for an image"))
+    height: int | None = attrs.field(default=None, metadata=doc("pixels, for an image"))
+    thumbnail: bool = attrs.field(
+        default=False, metadata=doc("an image has a thumbnail at …/attachments/{id}/thumbnail")
+    )
+
+
+@attrs.frozen
 class Agent(Wire):
     id: str
     name: str
@@ -99,10 +115,13 @@ class Message(Wire):
     sender_type: SenderType
     sender_id: str
     sender_name: str | None
-    text: str
+    text: str = attrs.field(metadata=doc("may be empty when the message carries attachments"))
     client_message_id: str | None
     client_timestamp: str | None
     created_at: dt.datetime
+    attachments: tuple[Attachment, ...] = attrs.field(
+        default=(), metadata=OPTIONAL | doc("files sent with it; absent when none")
+    )
 
 
 @attrs.frozen

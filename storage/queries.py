@@ -20,6 +20,7 @@ import attrs
 from engine.errors import AtCapacity, ConversationActive
 from engine.values import (
     Agent,
+    Attachment,
     Commit,
     Contact,
     Conversation,
@@ -35,6 +36,7 @@ from engine.values import (
     VisitorSession,
     WaitingChat,
 )
+from engine.wire import structure
 from storage.db import single_statement
 
 Row = dict[str, Any]
@@ -532,7 +534,7 @@ def _conversation(row: asyncpg.Record) -> Conversation:
 #: A message's columns as :func:`_message` reads them (not its search vector, which only
 #: searches read, nor the language it was indexed in).
 MESSAGE_COLUMNS = """id, conversation_id, tenant_id, seq, sender_type, sender_id, sender_name,
-                     text, client_message_id, client_timestamp, created_at"""
+                     text, client_message_id, client_timestamp, created_at, attachments"""
 
 
 def _message(row: asyncpg.Record) -> Message:
@@ -548,7 +550,13 @@ def _message(row: asyncpg.Record) -> Message:
         client_message_id=row["client_message_id"],
         client_timestamp=row["client_timestamp"],
         created_at=row["created_at"],
+        attachments=attachments_of(row["attachments"]),
     )
+
+
+def attachments_of(value: Any) -> tuple[Attachment, ...]:
+    """The ``attachments`` column (or a message's wire form) as values."""
+    return tuple(structure(a, Attachment) for a in value or ())
 
 
 async def select_conversation(
@@ -590,6 +598,8 @@ _CONVERSATION_UPSERT = """ON CONFLICT (id) DO UPDATE SET
 _MESSAGE_INSERT = """INSERT INTO messages (id, conversation_id, tenant_id, seq, sender_type,
                     sender_id, sender_name, text, client_message_id, client_timestamp,
                     created_at, language)"""
+# a message with files goes alone (see groupable): its attachments, and the claim of its files
+_FILES_MESSAGE_INSERT = _MESSAGE_INSERT.replace("language)", "language, attachments)")
 #: The language a message is indexed in for search: its workspace's, when it is stored.
 _MESSAGE_LANGUAGE = "(SELECT search_language FROM tenants WHERE id = {})"
 _EVENT_INSERT = "INSERT INTO conversation_events (conversation_id, seq, tenant_id, type, at, data)"
@@ -657,11 +667,16 @@ async def commit_conversation(connection: asyncpg.Connection, commit: Commit) ->
         await _upsert_conversation(connection, state)
     if commit.messages:
         await connection.executemany(
-            f"""{_MESSAGE_INSERT}
+            f"""{_FILES_MESSAGE_INSERT}
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                       {_MESSAGE_LANGUAGE.format("$3")})""",
-            [_message_row(m) for m in commit.messages],
+                       {_MESSAGE_LANGUAGE.format("$3")}, $12)""",
+            [(*_message_row(m), _attachments_value(m)) for m in commit.messages],
         )
+        files = [a.id for m in commit.messages for a in m.attachments]
+        if files:  # stored with their message: no longer the janitor's (migration 016)
+            await connection.execute(
+                "DELETE FROM file_deletions WHERE attachment_id = ANY($1::text[])", files
+            )
     if commit.events:
         await connection.executemany(
             f"""{_EVENT_INSERT} VALUES ($1, $2, $3, $4, $5, $6)""",
@@ -684,8 +699,18 @@ async def commit_conversation(connection: asyncpg.Connection, commit: Commit) ->
 
 def groupable(commit: Commit) -> bool:
     """A commit :func:`commit_conversations` may store with others: no capacity claim, no
-    contact, no change to the visitor's link (those checks and side rows go alone)."""
-    return commit.claim is None and commit.contact is None and commit.link is None
+    contact, no change to the visitor's link, no files (those checks and side rows go alone)."""
+    return (
+        commit.claim is None
+        and commit.contact is None
+        and commit.link is None
+        and not any(m.attachments for m in commit.messages)
+    )
+
+
+def _attachments_value(m: Message) -> list[dict[str, Any]] | None:
+    """A message's ``attachments`` column: their wire form, or NULL for none."""
+    return [a.to_wire() for a in m.attachments] or None
 
 
 @single_statement
@@ -1211,20 +1236,32 @@ async def select_visitor_thread(
     last_messages: int | None = None,
 ) -> tuple[Conversation, list[Message], int | None, tuple[int, int], Row | None] | None:
     """The visitor's latest live chat, its messages (the ``last_messages`` latest, when given),
-    the seq of its latest assignment (where the widget draws "{agent} joined the chat") and the
-    read marks (:func:`select_read_marks`) and its rating; one crossing for the widget's
-    rehydration."""
+    the seq of its latest assignment (where the widget draws "{agent} joined the chat"), the
+    read marks (as :func:`select_read_marks`) and its rating (as :func:`select_rating`); one
+    crossing for the widget's rehydration, three statements."""
     latest = await select_latest_conversation(connection, tenant_id, visitor_id)
     if latest is None:
         return None
     messages = await select_messages(connection, latest.id, last=last_messages)
-    assigned: int | None = await connection.fetchval(
-        """SELECT max(seq) FROM conversation_events
-            WHERE conversation_id = $1 AND type = 'conversation_assigned'""",
+    row = await connection.fetchrow(
+        """SELECT (SELECT max(seq) FROM conversation_events
+                    WHERE conversation_id = $1 AND type = 'conversation_assigned') AS assigned,
+                  COALESCE((SELECT last_read_seq FROM visitor_reads
+                             WHERE conversation_id = $1), 0) AS visitor_mark,
+                  COALESCE((SELECT max(last_read_seq) FROM conversation_reads
+                             WHERE conversation_id = $1), 0) AS agents_mark,
+                  r.conversation_id, r.score, r.comment, r.rated_at
+             FROM (SELECT 1) AS one
+             LEFT JOIN conversation_ratings r ON r.conversation_id = $1""",
         latest.id,
     )
-    marks = await select_read_marks(connection, latest.id)
-    return latest, messages, assigned, marks, await select_rating(connection, latest.id)
+    rating = (
+        {k: row[k] for k in ("conversation_id", "score", "comment", "rated_at")}
+        if row["score"] is not None
+        else None
+    )
+    marks = (int(row["visitor_mark"]), int(row["agents_mark"]))
+    return latest, messages, row["assigned"], marks, rating
 
 
 # --- sign-in attempts (migration 009) ----------------------------------------------------------
@@ -1744,3 +1781,64 @@ async def search_contacts(
         limit,
     )
     return [dict(r) for r in rows]
+
+
+# --- attachments' files (migration 016) ------------------------------------------------------
+
+
+async def expect_file(
+    connection: asyncpg.Connection, tenant_id: str, attachment_id: str, due_at: dt.datetime
+) -> None:
+    """Record a file before its bytes are written: the janitor removes it at ``due_at`` unless
+    the commit of its message claims it first (:func:`commit_conversation`)."""
+    await connection.execute(
+        """INSERT INTO file_deletions (attachment_id, tenant_id, due_at) VALUES ($1, $2, $3)
+           ON CONFLICT (attachment_id) DO UPDATE SET due_at = EXCLUDED.due_at""",
+        attachment_id,
+        tenant_id,
+        due_at,
+    )
+
+
+async def select_due_files(
+    connection: asyncpg.Connection, now: dt.datetime, limit: int
+) -> list[tuple[str, str]]:
+    """``(tenant_id, attachment_id)`` of files due for removal, the longest due first."""
+    rows = await connection.fetch(
+        """SELECT tenant_id, attachment_id FROM file_deletions WHERE due_at <= $1
+            ORDER BY due_at LIMIT $2""",
+        now,
+        limit,
+    )
+    return [(r["tenant_id"], r["attachment_id"]) for r in rows]
+
+
+async def forget_files(connection: asyncpg.Connection, attachment_ids: list[str]) -> None:
+    await connection.execute(
+        "DELETE FROM file_deletions WHERE attachment_id = ANY($1::text[])", attachment_ids
+    )
+
+
+async def select_attachment(
+    connection: asyncpg.Connection,
+    tenant_id: str,
+    conversation_id: str,
+    attachment_id: str,
+    visitor_id: str | None = None,
+) -> Row | None:
+    """An attachment of a message of the conversation, in the tenant (and the visitor's own
+    conversation when ``visitor_id`` is given); None otherwise."""
+    row = await connection.fetchrow(
+        """SELECT a.value AS attachment
+             FROM conversations c
+             JOIN messages m ON m.conversation_id = c.id AND m.attachments IS NOT NULL
+             CROSS JOIN LATERAL jsonb_array_elements(m.attachments) AS a(value)
+            WHERE c.id = $1 AND c.tenant_id = $2 AND ($4::text IS NULL OR c.visitor_id = $4)
+              AND a.value->>'id' = $3
+            LIMIT 1""",
+        conversation_id,
+        tenant_id,
+        attachment_id,
+        visitor_id,
+    )
+    return dict(row["attachment"]) if row else None

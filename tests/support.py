@@ -217,6 +217,48 @@ async def accepted_chat(srv: Server, who: Seed, token: str) -> tuple[Visitor, st
     return v, cid
 
 
+async def agent_says(
+    srv: Server, token: str, cid: str, text: str, client_message_id: str | None = None
+) -> dict[str, Any]:
+    """The agent signed in with ``token`` answers in ``cid``; the stored message."""
+    body: dict[str, Any] = {"text": text}
+    if client_message_id is not None:
+        body["clientMessageId"] = client_message_id
+    async with srv.http(token) as client:
+        r = await client.post(f"/api/chat/conversations/{cid}/messages", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def visitor_says(
+    srv: Server, v: Visitor, cid: str, text: str, **extra: Any
+) -> dict[str, Any]:
+    """``v`` writes in ``cid`` (``extra``: more fields of the body); the stored message."""
+    async with srv.http(v.token) as client:
+        r = await client.post(
+            f"/api/chat/widgets/{v.widget_id}/conversations/{cid}/messages",
+            json={"text": text, **extra},
+        )
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def detail(srv: Server, token: str, cid: str) -> dict[str, Any]:
+    """The conversation as the inbox reads it."""
+    async with srv.http(token) as client:
+        r = await client.get(f"/api/chat/conversations/{cid}")
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def visitor_view(srv: Server, v: Visitor) -> dict[str, Any]:
+    """``v``'s conversation as the widget reads it."""
+    async with srv.http(v.token) as client:
+        r = await client.get(f"/api/chat/widgets/{v.widget_id}/conversation")
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
 class Socket:
     """A real WebSocket client that reads JSON frames and waits for the ones a test wants."""
 

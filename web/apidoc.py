@@ -183,6 +183,12 @@ ERRORS: dict[str, tuple[int, str, dict[str, Any]]] = {
     "shortcut_taken": (409, "/hours is another canned reply's shortcut", {}),
     "too_many": (409, "a workspace keeps at most 500 canned replies", {}),
     "invalid_query": (422, "q is at most 100 characters", {}),
+    "empty_file": (422, "the body holds no file", {}),
+    "unsupported_file": (
+        415,
+        "not an image or a PDF we can take: send a PNG, JPEG, GIF or WebP image, or a PDF document",
+        {},
+    ),
     "invalid_weeks": (422, "weeks must be a whole number, 1 to 52", {}),
     "conversation_not_open": (
         409,
@@ -254,7 +260,9 @@ STATUS_TEXT = {
     403: "Not allowed.",
     404: "Unknown id (or another tenant's, or another visitor's: the same answer).",
     409: "Conflict with the resource's current state.",
-    413: f"The body is larger than {MAX_BODY_BYTES // 1024} KiB.",
+    413: f"The body is larger than {MAX_BODY_BYTES // 1024} KiB (a file's upload: than the "
+    "server's limit, 10 MB by default).",
+    415: "Not a kind of file we take; nothing was stored.",
     422: "Bad input; nothing was stored.",
     429: "Rate limited.",
     503: "Temporarily unavailable.",
@@ -367,6 +375,7 @@ PATH_PARAMETERS: dict[str, tuple[str, str, Schema | None]] = {
     "conversation_id": ("conversationId", "the conversation's id (`conv_…`)", None),
     "visitor_id": ("visitorId", "the visitor's id (`vis_…`)", None),
     "reply_id": ("replyId", "the canned reply's id (`cr_…`)", None),
+    "attachment_id": ("attachmentId", "the attachment's id (`att_…`)", None),
     "kind": ("kind", "`conversation`, `visitor_session`, `widget` or `router`", {"type": "string"}),
     "actor_id": ("actorId", "the actor's id (a conversation actor's is the conversation's)", None),
     "widget_ref": ("widgetRef", "the widget's id", {"type": "string"}),

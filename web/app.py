@@ -6,10 +6,12 @@ outage: 503; CORS for the widget's routes; ids checked before any route runs).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from quart import Quart, Response, jsonify, request
 from quart_trio import QuartTrio
+from quart_trio.wrappers.request import TrioRequest
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import ActorUnavailable, EngineError
@@ -28,10 +30,31 @@ def build_openapi(base_url: str) -> dict[str, Any]:
     return document(base_url, create_app(None))
 
 
+# an attachment's upload (web/routes/files.py) carries a file as its body; nothing else does
+UPLOAD_PATH = re.compile(r"^/api/chat/(?:widgets/[^/]+/)?conversations/[^/]+/attachments$")
+UPLOAD_BODY_TIMEOUT = 300  # seconds for a file's bytes to arrive (a JSON body has 30)
+
+
+def request_class(max_upload_bytes: int) -> type[TrioRequest]:
+    class CurbeRequest(TrioRequest):
+        """A request whose body limit is its route's: the limit is fixed when the request is
+        made (Quart's body object holds it), so it is chosen here, by path: an upload may carry
+        a file up to ``max_upload_bytes``, any other request the API's small JSON bodies."""
+
+        def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any):
+            if method == "POST" and UPLOAD_PATH.match(path):
+                kwargs["max_content_length"] = max_upload_bytes
+                kwargs["body_timeout"] = UPLOAD_BODY_TIMEOUT
+            super().__init__(method, scheme, path, *args, **kwargs)
+
+    return CurbeRequest
+
+
 def create_app(s: Services | None) -> Quart:
     """The app over ``s`` (``None``: only its route table, as :func:`build_openapi` reads it)."""
     settings = s.settings if s is not None else Settings()
     app = QuartTrio(__name__)
+    app.request_class = request_class(settings.max_upload_bytes)
     app.config["SERVICES"] = s
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["JSON_SORT_KEYS"] = False
@@ -94,7 +117,9 @@ def create_app(s: Services | None) -> Quart:
         if origin and is_visitor_route(request.path):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
-            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, X-File-Name, X-Client-Message-Id"
+            )
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
             response.headers["Access-Control-Max-Age"] = "600"
         return response

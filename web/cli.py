@@ -260,6 +260,9 @@ ENVIRONMENT = {
     "throttle_scale": "CURBE_THROTTLE_SCALE",
     "visitor_token_days": "CURBE_VISITOR_TOKEN_DAYS",
     "visitor_key_reload_seconds": "CURBE_VISITOR_KEY_RELOAD_SECONDS",
+    "max_upload_bytes": "CURBE_MAX_UPLOAD_BYTES",
+    "files_dir": "CURBE_FILES_DIR",
+    "janitor_seconds": "CURBE_JANITOR_SECONDS",
 }
 
 
@@ -360,6 +363,8 @@ def _serve(args: argparse.Namespace) -> None:
         reuse_port=args.reuse_port,
         **_from_environment(**ENVIRONMENT),
     )
+    if not settings.files_dir:  # attachments live beside the database, in the data folder
+        settings.files_dir = os.path.join(args.data_dir, "files")
     tune_gc(settings.gc_young_threshold)
     with database_url(args.data_dir) as url:
 

@@ -58,6 +58,12 @@ async def body(cls: type[Any]) -> Any:
     return structure(decode_json(raw), cls)
 
 
+async def optional_body(cls: type[Any]) -> Any:
+    """:func:`body`, or ``cls()`` (its defaults) when the request has no body."""
+    raw = await request.get_data(cache=True)
+    return structure(decode_json(raw), cls) if raw.strip() else cls()
+
+
 def client_ip() -> str | None:
     """The address of the client of this request (see :func:`forwarded_client`)."""
     return _client_of(request)
@@ -153,6 +159,12 @@ async def require_agent() -> dict[str, Any]:
         )
     g.agent = agent
     return agent
+
+
+async def widget_visitor(widget_id: str) -> tuple[dict[str, Any], auth.VisitorIdentity]:
+    """The widget (404 unless it exists) and the visitor its token names (401/403)."""
+    widget = await load_widget(widget_id)
+    return widget, await require_visitor(widget)
 
 
 async def require_visitor(widget: dict[str, Any]) -> auth.VisitorIdentity:

@@ -233,6 +233,7 @@ TAGS = [
     {"name": "widgets", "description": "Agents manage the tenant's widgets (docs/widgets.md)."},
     {"name": "conversations", "description": "The agents' inbox."},
     {"name": "visitors", "description": "Live visitors and proactive chats."},
+    {"name": "files", "description": "Files and images sent in conversations, and fetched back."},
     {"name": "operators", "description": "Health, metrics, actor introspection, this document."},
     {"name": "pages", "description": "Server-rendered pages (text/html)."},
 ]

@@ -10,10 +10,11 @@ import attrs
 from quart import Response, jsonify
 
 from engine.conversation_actor import Outcome
-from engine.values import Conversation, Rating, SenderType
+from engine.values import Conversation, Mention, Note, Rating, SenderType
 from engine.wire import unstructure
+from storage.queries import attachments_of
 from web.people import describe_user_agent, visitor_alias
-from web.shapes import AgentProfile, Contact, MessageSummary
+from web.shapes import AgentProfile, CannedReply, Contact, MessageSummary, Workspace
 
 S = TypeVar("S", bound=Conversation)
 
@@ -63,6 +64,7 @@ def summary_of(row: dict[str, Any] | None) -> MessageSummary | None:
         sender_name=row["sender_name"],
         text=row["text"],
         created_at=dt.datetime.fromisoformat(row["created_at"]),
+        attachments=attachments_of(row.get("attachments")),
     )
 
 
@@ -100,3 +102,30 @@ def rating_of(row: dict[str, Any] | None) -> Rating | None:
     if row is None:
         return None
     return Rating(row["conversation_id"], row["score"], row["comment"], row["rated_at"])
+
+
+def note_of(row: dict[str, Any]) -> Note:
+    return Note(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        author_id=row["author_id"],
+        author_name=row["author_name"],
+        text=row["text"],
+        mentions=[Mention(m["id"], m["name"]) for m in row["mentions"]],
+        client_note_id=row["client_note_id"],
+        created_at=row["created_at"],
+    )
+
+
+def canned_reply_of(row: dict[str, Any]) -> CannedReply:
+    return CannedReply(
+        id=row["id"],
+        shortcut=row["shortcut"],
+        text=row["text"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def workspace_of(row: dict[str, Any]) -> Workspace:
+    return Workspace(id=row["id"], name=row["name"], search_language=row["search_language"])

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -44,10 +45,12 @@ from engine.widget import KIND as WIDGET
 from storage import queries
 from storage.bus import NatsBus, NoResponders
 from storage.db import Database
+from storage.files import LocalFiles
 from storage.stores import PostgresLeases, PostgresStore
 from web.app import create_app
 from web.auth import TokenKey, VisitorTokens
 from web.demo import check_demo_left, seed_demo
+from web.janitor import FileJanitor
 from web.services import ACTOR_KINDS, Services, Settings
 from web.widgets import widget_to_wire
 from web.workers import listening_socket
@@ -225,6 +228,9 @@ async def open_services(
                 await supervisor.start_service(
                     PRESENCE_BATCHES, batcher.run, describe=batcher.describe
                 )
+                files = LocalFiles(settings.files_dir or tempfile.mkdtemp(prefix="curbe-files-"))
+                janitor = FileJanitor(db, files, clock, settings.janitor_seconds)
+                await supervisor.start_service(FILE_JANITOR, janitor.run, describe=janitor.describe)
                 # the routing listener is a supervised service: if the broker drops it, it is
                 # restarted and makes a full routing pass (queues resume after a restart too)
                 await supervisor.start_service(
@@ -252,6 +258,8 @@ async def open_services(
                     presence=presence,
                     started_at=clock.now(),
                     cluster=cluster,
+                    files=files,
+                    janitor=janitor,
                 )
         finally:
             if cluster is not None:
@@ -266,6 +274,7 @@ METRICS_GAUGES = "metrics_gauges"
 PRESENCE_SHARING = "presence_sharing"
 VISITOR_KEYS = "visitor_keys"  # reloads the visitor-token keys (web/auth.py)
 PRESENCE_BATCHES = "presence_batches"  # visitor presence coalesced per tenant (engine/broker.py)
+FILE_JANITOR = "file_janitor"  # removes the attachments' files that are due (web/janitor.py)
 LEASE_KEEPER = "lease_keeper"
 BUS_REQUESTS = "bus_requests"
 

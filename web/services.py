@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import tempfile
 
 import attrs
 import trio
@@ -18,7 +19,9 @@ from engine.supervisor import Supervisor
 from engine.visitor import KIND as VISITOR
 from engine.widget import KIND as WIDGET
 from storage.db import Database
+from storage.files import FileStore, LocalFiles
 from web.auth import VisitorTokens
+from web.janitor import FileJanitor
 from web.nearby import PingGate, RowCache
 from web.throttles import PublicLimits, Throttles
 
@@ -37,6 +40,13 @@ class Settings:
     visitor_expiry_seconds: float = 60.0
     actor_idle_seconds: float = 300.0
     max_body_bytes: int = 64 * 1024
+    # attachments (issue 17): the largest file a message may carry, where the files live (empty:
+    # a temporary folder of this process, for library callers and tests; ``serve`` uses the
+    # data folder), how often the janitor removes the files due, files examined at once
+    max_upload_bytes: int = 10 * 1024 * 1024
+    files_dir: str = ""
+    janitor_seconds: float = 60.0
+    file_checks: int = 2
     shutdown_grace_seconds: float = 5.0
     # how long an idle keep-alive HTTP connection stays open (Hypercorn's keep_alive_timeout).
     # Longer than a reverse proxy keeps its idle upstream connections (docker/Caddyfile: 30 s),
@@ -130,10 +140,19 @@ class Services:
     throttles: Throttles = attrs.field(default=None)
     # open sockets per owner here (``visitor:<id>``, ``agent:<id>``): capped (web/streams.py)
     open_sockets: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    files: FileStore = attrs.field(default=None)  # attachments' bytes (storage/files.py)
+    janitor: FileJanitor | None = None  # removes the files due (web/janitor.py)
+    # uploads examined at once (Pillow in a thread: web/uploads.py)
+    file_checks: trio.CapacityLimiter = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
         if self.password_checks is None:
             self.password_checks = trio.CapacityLimiter(self.settings.password_checks)
+        if self.file_checks is None:
+            self.file_checks = trio.CapacityLimiter(self.settings.file_checks)
+        if self.files is None:
+            folder = self.settings.files_dir or tempfile.mkdtemp(prefix="curbe-files-")
+            self.files = LocalFiles(folder)
         if self.throttles is None:
             limits = self.settings.public_limits.scaled(self.settings.throttle_scale)
             self.throttles = Throttles(limits)

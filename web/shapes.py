@@ -13,6 +13,7 @@ import attrs
 from engine.presence import AgentStatus
 from engine.supervisor import ActorReport, EscalationReport
 from engine.values import (
+    Attachment,
     Conversation,
     Kind,
     LiveVisitor,
@@ -22,7 +23,7 @@ from engine.values import (
     SenderType,
     Status,
 )
-from engine.wire import Wire, doc
+from engine.wire import OPTIONAL, Wire, doc
 from storage.queries import SEARCH_LANGUAGES, VIEWS
 from web.widgets import WidgetView
 
@@ -38,6 +39,9 @@ class MessageSummary(Wire):
     sender_name: str | None
     text: str
     created_at: dt.datetime
+    attachments: tuple[Attachment, ...] = attrs.field(
+        default=(), metadata=OPTIONAL | doc("files sent with it; absent when none")
+    )
 
 
 @attrs.frozen

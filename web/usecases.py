@@ -17,12 +17,14 @@ from engine.conversation_actor import KIND as CONVERSATION
 from engine.conversation_actor import Guard, Outcome
 from engine.values import (
     Agent,
+    Attachment,
     Contact,
     Conversation,
     ConversationRead,
     Event,
     EventType,
     Kind,
+    Rating,
     SenderType,
 )
 from engine.visitor import KIND as VISITOR
@@ -31,7 +33,7 @@ from storage import queries
 from web import auth
 from web.deps import agent_of, client_ip, services
 from web.paging import Paging
-from web.presenters import answer, extend
+from web.presenters import answer, extend, rating_of
 from web.services import Services
 from web.shapes import MessagePage, NewConversation
 from web.wire import ApiError
@@ -145,6 +147,7 @@ async def send_visitor_message(
     client_timestamp: str | None,
     *,
     name: str | None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> Outcome:
     command = PostMessage(
         message_id=auth.new_id("msg"),
@@ -154,6 +157,7 @@ async def send_visitor_message(
         text=text,
         client_message_id=client_message_id,
         client_timestamp=client_timestamp,
+        attachments=attachments,
     )
     return await s.supervisor.call(  # type: ignore[no-any-return]
         CONVERSATION, conversation_id, Guard(tenant_id, command, visitor_id=visitor_id)
@@ -195,7 +199,11 @@ class TypingSockets:
 
 
 async def send_agent_message(
-    s: Services, agent: dict[str, Any], conversation_id: str, msg: Any
+    s: Services,
+    agent: dict[str, Any],
+    conversation_id: str,
+    msg: Any,
+    attachments: tuple[Attachment, ...] = (),
 ) -> Outcome:
     command = PostMessage(
         message_id=auth.new_id("msg"),
@@ -205,6 +213,7 @@ async def send_agent_message(
         text=msg.text,
         client_message_id=msg.client_message_id,
         client_timestamp=msg.client_timestamp,
+        attachments=attachments,
     )
     outcome: Outcome = await s.supervisor.call(
         CONVERSATION, conversation_id, Guard(agent["tenant_id"], command)
@@ -271,6 +280,41 @@ async def visitor_read(
         )
     )
     return mark
+
+
+async def rate_conversation(
+    s: Services,
+    tenant_id: str,
+    visitor_id: str,
+    conversation_id: str,
+    score: int,
+    comment: str | None,
+) -> Rating:
+    """Store the visitor's rating of its solved chat (replacing an earlier one) and tell the
+    inbox (``conversation_rated``); the rating."""
+    now = s.clock.now()
+    stored = await s.db.run(
+        queries.rate_conversation, tenant_id, visitor_id, conversation_id, score, comment, now
+    )
+    if stored is None:
+        raise ApiError(404, "not_found", f"no conversation {conversation_id}")
+    if stored == "not_solved":
+        raise ApiError(
+            409, "conversation_not_solved", "a chat is rated once it is solved; it is still open"
+        )
+    assert isinstance(stored, dict)
+    rating = rating_of(stored)
+    assert rating is not None
+    s.broker.publish(
+        Event(
+            EventType.CONVERSATION_RATED.value,
+            now,
+            tenant_id,
+            data=rating.to_wire(),
+            conversation_id=conversation_id,
+        )
+    )
+    return rating
 
 
 # a conversation's messages: its latest come with it, the earlier ones read back a page at a time

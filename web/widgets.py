@@ -459,6 +459,9 @@ class WidgetConfig(Wire):
     locale: Literal["auto", "en", "es"]
     agents_online: bool = attrs.field(metadata=doc("at least one agent of the tenant is online"))
     wait_timeout_seconds: int
+    max_upload_bytes: int = attrs.field(
+        metadata=doc("the largest file a message may carry (the widget checks before sending)")
+    )
 
 
 def stored_document(row: dict[str, Any]) -> WidgetDocument:
@@ -497,7 +500,9 @@ def widget_view(row: dict[str, Any], now: dt.datetime, public_url: str) -> Widge
     )
 
 
-def widget_config(row: dict[str, Any], now: dt.datetime, agents_online: bool) -> dict[str, Any]:
+def widget_config(
+    row: dict[str, Any], now: dt.datetime, agents_online: bool, max_upload_bytes: int
+) -> dict[str, Any]:
     """What the embedded widget needs (public: nothing about Targeting or pings)."""
     document = stored_document(row)
     return WidgetConfig(
@@ -510,4 +515,5 @@ def widget_config(row: dict[str, Any], now: dt.datetime, agents_online: bool) ->
         locale=document.locale,
         agents_online=agents_online,
         wait_timeout_seconds=document.wait_timeout_seconds,
+        max_upload_bytes=max_upload_bytes,
     ).to_wire()

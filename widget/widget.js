@@ -100,6 +100,11 @@
       agentOnline: "Agent online",
       typeMessage: "Type a message\u2026",
       sendMessage: "Send",
+      attach: "Attach an image or a PDF",
+      fileTooBig: "This file is too large to send",
+      fileType: "Send an image (PNG, JPEG, GIF, WebP) or a PDF",
+      uploading: "Sending {name}",
+      download: "Download {name}",
       sending: "Sending\u2026",
       sent: "Sent",
       notSent: "Not sent",
@@ -172,6 +177,11 @@
       agentOnline: "Agente en l\u00ednea",
       typeMessage: "Escribe un mensaje\u2026",
       sendMessage: "Enviar",
+      attach: "Adjuntar una imagen o un PDF",
+      fileTooBig: "Este archivo es demasiado grande para enviarlo",
+      fileType: "Env\u00eda una imagen (PNG, JPEG, GIF, WebP) o un PDF",
+      uploading: "Enviando {name}",
+      download: "Descargar {name}",
       sending: "Enviando\u2026",
       sent: "Enviado",
       notSent: "No enviado",
@@ -253,6 +263,7 @@
       channels[k] = text(ch[k], 300) || null;
     });
     var wait = Number(raw.waitTimeoutSeconds);
+    var most = Number(raw.maxUploadBytes);
     return {
       id: text(raw.id, 128),
       tenantId: text(raw.tenantId, 128),
@@ -269,7 +280,8 @@
       channels: channels,
       locale: I18N[raw.locale] ? raw.locale : "auto",
       agentsOnline: raw.agentsOnline === true,
-      waitTimeoutSeconds: isFinite(wait) && wait > 0 ? wait : 60
+      waitTimeoutSeconds: isFinite(wait) && wait > 0 ? wait : 60,
+      maxUploadBytes: isFinite(most) && most > 0 ? most : 10485760
     };
   }
 
@@ -571,6 +583,9 @@
     ".cc-ended{margin:0 16px 10px;padding:12px;border-radius:10px;background:#f3f4f6;display:flex;flex-direction:column;gap:10px;text-align:center}",
     ".cc-compose{display:flex;gap:8px;align-items:flex-end;padding:10px 12px;border-top:1px solid #e5e7eb}",
     ".cc-compose .cc-input{flex:1;min-height:42px;max-height:120px;resize:none}",
+    ".cc-picker{display:none}.cc-attach{width:36px;height:42px;border:1px solid #d1d5db;border-radius:10px;background:none;font:inherit;font-size:20px;cursor:pointer;color:inherit}",
+    ".cc-file{display:block;max-width:100%;padding:8px 10px;border:1px solid #d1d5db;border-radius:12px;background:#fff;color:#111827;font:inherit;text-align:left;cursor:pointer;overflow-wrap:anywhere}",
+    ".cc-file img{display:block;max-width:200px;max-height:200px;border-radius:8px}.cc-progress{width:160px}",
     ".cc-sendbtn{width:42px;height:42px;border-radius:10px;flex:none;display:flex;align-items:center;justify-content:center;",
     "background:var(--cc-theme);color:var(--cc-on-theme)}",
     ".cc-sendbtn:disabled,.cc-input:disabled{opacity:.5;cursor:not-allowed}",
@@ -657,6 +672,7 @@
       keepWaiting: null, // id of the conversation the visitor chose to keep waiting for
       typing: null, // {conversationId, senderId, name, until}: an agent typing in the current chat
       onTyping: opts.onTyping || null, // fn(text): the composer changed (widget.js sends hints)
+      fileUrl: opts.fileUrl || null, // fn(file): a thumbnail's blob: address, or null while it loads
       unread: 0
     };
     if (state.screen !== "launcher") state.back = state.screen;
@@ -1019,10 +1035,18 @@
         dispatch("send");
       }
     }));
+    var picker = h("input", { type: "file", class: "cc-picker", tabindex: "-1", "aria-hidden": "true", accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf", onchange: function () {
+      if (picker.files && picker.files[0]) dispatch("attach", picker.files[0]);
+    } });
     body.push(h("form", { class: "cc-compose", onsubmit: function (e) {
       e.preventDefault();
       dispatch("send");
-    } }, [box, h("button", { type: "submit", class: "cc-sendbtn", "aria-label": t.sendMessage, title: t.sendMessage, disabled: solved }, [icon("send")])]));
+    } }, [picker, h("button", { type: "button", class: "cc-attach", "data-k": "attach", "aria-label": t.attach, title: t.attach, disabled: solved || !state.conv || state.conv.id === "preview", onclick: function () {
+      picker.click();
+    } }, ["+"]), box, h("button", { type: "submit", class: "cc-sendbtn", "aria-label": t.sendMessage, title: t.sendMessage, disabled: solved }, [icon("send")])]));
+    if (state.formError === "fileTooBig" || state.formError === "fileType") {
+      body.push(h("p", { class: "cc-err", role: "alert", text: t[state.formError] }));
+    }
     return panel(state, t, dispatch, head, body, true);
   }
 
@@ -1094,19 +1118,31 @@
     } else if (status === "sending") {
       meta.push(h("span", { text: t.sending }));
     } else {
-      meta.push(h("span", { text: t.notSent }));
-      meta.push(h("button", { type: "button", class: "cc-retry", onclick: function () {
-        dispatch("retry", m.cmid);
-      } }, [t.retry]));
+      // a file refused for what it is will be refused again: its reason, no Retry
+      var why = m.code === "unsupported_file" ? t.fileType : m.code === "body_too_large" ? t.fileTooBig : null;
+      meta.push(h("span", { text: why || t.notSent }));
+      if (!why) {
+        meta.push(h("button", { type: "button", class: "cc-retry", onclick: function () {
+          dispatch("retry", m.cmid);
+        } }, [t.retry]));
+      }
+    }
+    var files = (m.files || []).map(function (f) {
+      var url = f.thumbnail && state.fileUrl ? state.fileUrl(f) : null;
+      return h("button", { type: "button", class: "cc-file", "data-file": f.id, "aria-label": fill(t.download, f.name), title: f.name, onclick: function () {
+        dispatch("download", f);
+      } }, [url ? h("img", { src: url, alt: f.name }) : "\ud83d\udcce " + f.name]);
+    });
+    if (m.file) {
+      files.push(h("progress", { class: "cc-progress", max: "100", value: String(Math.round(m.progress * 100)), "aria-label": fill(t.uploading, m.file.name) }));
     }
     return h("div", {
       class: "cc-msg cc-msg-" + (mine ? "visitor" : "agent") + " cc-msg-" + status,
       "data-seq": seq, "data-status": status, "data-cmid": m.clientMessageId || m.cmid
     }, [
       mine ? null : h("span", { class: "cc-who", text: m.senderName || agentName(m.agent, t) }),
-      h("div", { class: "cc-bub", text: typeof m.text === "string" ? m.text : t[m.textKey] }),
-      h("div", { class: "cc-meta" }, meta)
-    ]);
+      m.text || !files.length ? h("div", { class: "cc-bub", text: typeof m.text === "string" ? m.text : t[m.textKey] }) : null
+    ].concat(files, [h("div", { class: "cc-meta" }, meta)]));
   }
 
   function avatar(agent, dot, t) {
@@ -1234,7 +1270,8 @@
       senderName: typeof m.senderName === "string" ? m.senderName : null,
       text: typeof m.text === "string" ? m.text : "",
       createdAt: m.createdAt,
-      clientMessageId: typeof m.clientMessageId === "string" ? m.clientMessageId : null
+      clientMessageId: typeof m.clientMessageId === "string" ? m.clientMessageId : null,
+      files: Array.isArray(m.attachments) ? m.attachments.filter(isObj) : []
     };
     markSeen(s.conv, m.seq);
     return true;
@@ -1660,7 +1697,8 @@
         effects: effects,
         identity: { name: store.get("name"), email: store.get("email") },
         persist: persist,
-        onTyping: onTyping
+        onTyping: onTyping,
+        fileUrl: fileUrl
       });
       var st = view.state;
       st.agentsOnline = s.agentsOnline === null ? s.config.agentsOnline : s.agentsOnline;
@@ -1697,7 +1735,8 @@
       var st = view && view.state;
       var c = st && st.conv;
       if (st && st.screen === "launcher") return sendRead(); // closed: what it saw goes now
-      if (!c || document.visibilityState !== "visible" || !unreadOf(st)) return;
+      // (most renders: nothing past the mark, and the count is not needed)
+      if (!c || c.lastSeq <= c.readMark || document.visibilityState !== "visible" || !unreadOf(st)) return;
       readUpTo = { id: c.id, seq: c.lastSeq };
       readMarks(c, c.lastSeq, null);
       if (!readTimer) readTimer = setTimeout(guard(sendRead), Math.max(0, readSentAt + READ_EVERY_MS - Date.now()));
@@ -1787,6 +1826,24 @@
         st.outbox.forEach(function (o) {
           if (o.cmid === cmid) sendOut(o);
         });
+        return false;
+      },
+      attach: function (st, file) {
+        st.formError = file.size > st.config.maxUploadBytes ? "fileTooBig" : null;
+        if (!st.formError && st.conv && st.conv.status !== "SOLVED") {
+          var o = { cmid: newId(), text: "\ud83d\udcce " + file.name, file: file, progress: 0, senderType: "visitor", status: "sending", via: null, code: null, timer: null };
+          st.outbox.push(o);
+          sendOut(o);
+        }
+        return false;
+      },
+      download: function (st, f) {
+        fileBlob(st, f, false).then(function (url) {
+          var a = h("a", { href: url, download: f.name });
+          document.body.appendChild(a);
+          a.click();
+          a.remove();
+        }).catch(quiet);
         return false;
       },
       earlier: function (st) {
@@ -1922,6 +1979,7 @@
       o.status = "sending";
       o.code = null;
       clearTimeout(o.timer);
+      if (o.file) return uploadOut(st, o, false);
       if (st.socket === "ready" && wsSend({ type: "message", text: o.text, clientMessageId: o.cmid, conversationId: st.conv.id })) {
         o.via = "ws";
         o.timer = setTimeout(guard(function () {
@@ -1948,6 +2006,81 @@
           if (pending(o)) failed(o, null); // offline: retried when the socket is back, or by Retry
         })
         .catch(quiet);
+    }
+
+    /** A file goes as the request's body (XHR: fetch reports no upload progress). */
+    function uploadOut(st, o, retried) {
+      var cid = st.conv.id;
+      var xhr = new XMLHttpRequest();
+      var shown = 0;
+      xhr.open("POST", api + "/conversations/" + encodeURIComponent(cid) + "/attachments");
+      xhr.setRequestHeader("Authorization", "Bearer " + store.get("visitorToken"));
+      xhr.setRequestHeader("Content-Type", o.file.type || "application/octet-stream");
+      xhr.setRequestHeader("X-File-Name", encodeURIComponent(o.file.name));
+      xhr.setRequestHeader("X-Client-Message-Id", o.cmid);
+      xhr.upload.onprogress = guard(function (e) {
+        o.progress = e.lengthComputable ? e.loaded / e.total : 0;
+        if (o.progress - shown >= 0.05) {
+          shown = o.progress;
+          view.update();
+        }
+      });
+      xhr.onload = guard(function () {
+        var body = null;
+        try {
+          body = JSON.parse(xhr.responseText);
+        } catch (e) {
+          body = null;
+        }
+        if (!pending(o)) return;
+        if (xhr.status === 401 && !retried) {
+          return beat().then(function () {
+            uploadOut(st, o, true);
+          }).catch(quiet);
+        }
+        if (xhr.status === 201 && addMessage(view.state, body)) return view.update();
+        failed(o, xhr.status >= 500 || xhr.status === 429 ? null : errorCode({ body: body }) || "http_" + xhr.status);
+      });
+      xhr.onerror = guard(function () {
+        if (pending(o)) failed(o, null);
+      });
+      xhr.send(o.file);
+      view.update();
+    }
+
+    var blobs = {}; // attachment id (+ "t": its thumbnail) -> a promise of its blob: address
+
+    /** A file of the current chat, fetched with the visitor's token, as a blob: address. */
+    function fileBlob(st, f, thumb) {
+      var key = f.id + (thumb ? "t" : "");
+      if (!blobs[key]) {
+        var path = api + "/conversations/" + encodeURIComponent(st.conv.id) + "/attachments/" + encodeURIComponent(f.id) + (thumb ? "/thumbnail" : "");
+        blobs[key] = fetch(path, { headers: { Authorization: "Bearer " + store.get("visitorToken") }, credentials: "omit", mode: "cors" })
+          .then(function (res) {
+            if (!res.ok) throw new Error("http " + res.status);
+            return res.blob();
+          })
+          .then(function (b) {
+            return URL.createObjectURL(b);
+          });
+        blobs[key].catch(function () {
+          delete blobs[key]; // asked again at the next render
+        });
+      }
+      return blobs[key];
+    }
+
+    var thumbs = {}; // attachment id -> blob: address, once loaded
+
+    function fileUrl(f) {
+      if (thumbs[f.id]) return thumbs[f.id];
+      fileBlob(view.state, f, true).then(function (url) {
+        if (!thumbs[f.id]) {
+          thumbs[f.id] = url;
+          view.update();
+        }
+      }).catch(quiet);
+      return null;
     }
 
     function failed(o, code) {

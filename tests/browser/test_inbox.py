@@ -34,7 +34,9 @@ from tests.support import (
     open_server,
     open_socket,
     seed,
+    visitor_says,
     visitor_socket,
+    visitor_view,
 )
 
 pytestmark = pytest.mark.slow
@@ -128,22 +130,6 @@ async def start_chat(
             json={"name": name, "email": email, "message": text, **extra},
         )
     assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-async def visitor_says(srv: Server, v: Visitor, cid: str, text: str) -> dict[str, Any]:
-    async with srv.http(v.token) as client:
-        r = await client.post(
-            f"/api/chat/widgets/{v.widget_id}/conversations/{cid}/messages", json={"text": text}
-        )
-    assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-async def visitor_conversation(srv: Server, v: Visitor) -> dict[str, Any]:
-    async with srv.http(v.token) as client:
-        r = await client.get(f"/api/chat/widgets/{v.widget_id}/conversation")
-    assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
@@ -693,7 +679,7 @@ async def test_messages_flow_both_ways_live(server: Server) -> None:
             expect(conv_row(page, cid).locator(".conv-preview")).to_have_text(f"You: {text}")
             shot(page, "conversation")
 
-            stored = call(visitor_conversation, server, v)
+            stored = call(visitor_view, server, v)
             assert [m["text"] for m in stored["messages"]] == ["hola", "¿Cubre robo total?", text]
             assert problems == [], problems
 
@@ -757,7 +743,7 @@ async def test_solve_moves_it_to_solved_in_every_inbox_and_reopen_brings_it_back
         assert problems_a == [] and problems_b == [], (problems_a, problems_b)
 
     await in_browser(scenario)
-    assert (await visitor_conversation(server, v))["status"] == "OPEN"
+    assert (await visitor_view(server, v))["status"] == "OPEN"
 
 
 # --- live visitors ----------------------------------------------------------------------------
@@ -1032,7 +1018,7 @@ async def test_start_chat_from_live_visitors_reaches_the_visitor(server: Server)
 
             said = call(next_frame, widget, "message_created", lambda f: True)
             assert said["data"]["message"]["text"] == hello
-            seen = call(visitor_conversation, server, v)
+            seen = call(visitor_view, server, v)
             assert seen["status"] == "OPEN"
             assert seen["assignee"]["id"] == a.agent_id
             assert seen["messages"][0]["senderType"] == "agent"
@@ -1466,7 +1452,7 @@ async def test_a_failed_send_is_retried_with_the_same_id_and_stored_once(server:
         assert problems == [], problems
 
     await in_browser(scenario)
-    stored = await visitor_conversation(server, v)
+    stored = await visitor_view(server, v)
     assert [m["text"] for m in stored["messages"]] == ["hola", "Le llamo en cinco minutos."]
 
 
@@ -1559,3 +1545,62 @@ async def test_the_workspace_language_makes_search_find_spanish_without_accents(
         assert problems == [], problems
 
     await in_browser(scenario)
+
+
+async def test_files_in_the_inbox_thumbnails_in_and_a_document_out_with_progress(
+    server: Server,
+) -> None:
+    # before: an agent could neither see a visitor's image nor send a document
+    import io
+
+    from PIL import Image
+
+    [(a, ta)], v, cid = await accepted_chat_of(server)
+    out = io.BytesIO()
+    Image.new("RGB", (900, 300), (10, 160, 90)).save(out, "JPEG")
+    photo = out.getvalue()
+
+    async def visitor_sends_photo() -> dict[str, Any]:
+        async with server.http(v.token) as client:
+            r = await client.post(
+                f"/api/chat/widgets/{v.widget_id}/conversations/{cid}/attachments",
+                content=photo,
+                headers={"X-File-Name": "recibo.jpg", "Content-Type": "image/jpeg"},
+            )
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def scenario(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        page, problems = new_page(browser, server, ta)
+        page.goto(f"/inbox#open/{cid}")
+        expect(page.locator("#live-indicator")).to_have_text("Live")
+        sent = call(visitor_sends_photo)
+        thumb = page.locator(f'#messages [data-attachment-id="{sent["attachments"][0]["id"]}"] img')
+        expect(thumb).to_have_attribute("alt", "recibo.jpg")
+        expect(thumb).to_have_js_property("naturalWidth", 320)
+        expect(conv_row(page, cid).locator(".conv-preview")).to_have_text("\U0001f4ce recibo.jpg")
+
+        page.evaluate(
+            """() => { window.sawProgress = false;
+              new MutationObserver(() => { if (document.querySelector('#messages progress'))
+                window.sawProgress = true; }).observe(document.getElementById('messages'),
+                {subtree: true, childList: true}); }"""
+        )
+        page.locator("#composer-file").set_input_files(
+            {"name": "Póliza.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n%%EOF\n"}
+        )
+        document = page.locator("#messages .msg-agent .msg-file")
+        expect(document.locator(".msg-file-name")).to_have_text("Póliza.pdf")
+        expect(document).to_have_attribute("download", "Póliza.pdf")
+        assert page.evaluate("window.sawProgress") is True
+        shot(page, "files")
+        assert problems == [], problems
+
+    await in_browser(scenario)
+    stored = await visitor_view(server, v)
+    assert [f["name"] for m in stored["messages"] for f in m.get("attachments", [])] == [
+        "recibo.jpg",
+        "Póliza.pdf",
+    ]

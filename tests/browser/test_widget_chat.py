@@ -1177,3 +1177,99 @@ async def test_the_rating_in_spanish(server: Server, host_site: HostSite) -> Non
 
     async with agent_online(server, w.token):
         await in_browser(visiting(w.url, scenario))
+
+
+def png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+# records whether an upload's progress bar was ever in the widget (it may come and go quickly)
+WATCH_PROGRESS = """() => {
+  const root = document.querySelector('curbe-chat-widget').shadowRoot;
+  window.sawProgress = false;
+  new MutationObserver(() => {
+    if (root.querySelector('progress.cc-progress')) window.sawProgress = true;
+  }).observe(root, {subtree: true, childList: true});
+}"""
+
+
+async def test_files_go_both_ways_with_progress_thumbnails_and_reasons(
+    server: Server, host_site: HostSite
+) -> None:
+    # before: neither side could send an image or a document
+    w = await world(server, host_site)
+    photo = png(800, 600)
+
+    def scenario(v: Visit) -> None:
+        agent = w.agent()
+        cid = open_chat(v, agent)
+        v.page.evaluate(WATCH_PROGRESS)
+        expect(v.w(".cc-attach")).to_have_attribute("aria-label", "Attach an image or a PDF")
+        picker = v.w(".cc-picker")
+        picker.set_input_files({"name": "coche.png", "mimeType": "image/png", "buffer": photo})
+        thumb = v.w(".cc-msg-sent .cc-file img")
+        expect(thumb).to_have_attribute("alt", "coche.png")
+        expect(thumb).to_have_js_property(
+            "naturalWidth", 320
+        )  # the thumbnail, fetched with the token
+        assert v.page.evaluate("window.sawProgress") is True
+        stored_file = agent.conversation(cid)["messages"][-1]["attachments"][0]
+        assert (stored_file["name"], stored_file["size"]) == ("coche.png", len(photo))
+
+        # the agent sends a PDF: a button that downloads it
+        r = agent.http.post(
+            f"/api/chat/conversations/{cid}/attachments",
+            content=PDF,
+            headers={"X-File-Name": "poliza.pdf", "Content-Type": "application/pdf"},
+        )
+        assert r.status_code == 201, r.text
+        document = v.w(".cc-msg-agent .cc-file")
+        expect(document).to_have_text("\U0001f4ce poliza.pdf")
+        expect(document).to_have_attribute("aria-label", "Download poliza.pdf")
+        with v.page.expect_download() as download:
+            document.click()
+        assert download.value.suggested_filename == "poliza.pdf"
+        assert open(download.value.path(), "rb").read() == PDF
+        v.shot("files")
+
+        # too large: said before anything is sent
+        big = b"%PDF-" + b"0" * (10 * 1024 * 1024)
+        picker.set_input_files({"name": "big.pdf", "mimeType": "application/pdf", "buffer": big})
+        expect(v.w(".cc-err")).to_have_text("This file is too large to send")
+        # not a file we take: the server's reason, and no Retry (it would be refused again)
+        picker.set_input_files({"name": "page.png", "mimeType": "image/png", "buffer": b"<html>"})
+        failed = v.w(".cc-msg-failed")
+        expect(failed.locator(".cc-meta")).to_have_text(
+            "Send an image (PNG, JPEG, GIF, WebP) or a PDF"
+        )
+        expect(failed.locator(".cc-retry")).to_have_count(0)
+
+    async with agent_online(server, w.token):
+        await in_browser(visiting(w.url, scenario))
+
+
+async def test_the_attach_control_in_spanish(server: Server, host_site: HostSite) -> None:
+    w = await world(server, host_site, locale="es")
+
+    def scenario(v: Visit) -> None:
+        v.w(".cc-launch").click()
+        v.w(".cc-start").click()
+        v.w("input.cc-name").fill("Carlos")
+        v.w("input.cc-email").fill("carlos@example.com")
+        v.w("textarea.cc-message").fill("hola")
+        v.w(".cc-send").click()
+        v.wait("s.screen === 'waiting' && s.socket === 'ready'")
+        attach = v.w(".cc-attach")
+        expect(attach).to_have_attribute("aria-label", "Adjuntar una imagen o un PDF")
+        attach.focus()
+        expect(attach).to_be_focused()  # reachable from the keyboard
+
+    async with agent_online(server, w.token):
+        await in_browser(visiting(w.url, scenario))

@@ -24,6 +24,8 @@ from tests.support import (
     Socket,
     Visitor,
     accept,
+    agent_says,
+    detail,
     inbox_socket,
     login,
     new_visitor,
@@ -31,6 +33,7 @@ from tests.support import (
     parse_utc,
     seed,
     start_chat,
+    visitor_says,
     visitor_socket,
 )
 
@@ -62,37 +65,6 @@ async def heartbeat(server: Server, v: Visitor, url: str, **extra: Any) -> dict[
 async def solve(server: Server, token: str, cid: str) -> dict[str, Any]:
     async with server.http(token) as c:
         r = await c.post(f"/api/chat/conversations/{cid}/solve")
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-async def agent_says(
-    server: Server, token: str, cid: str, text: str, client_message_id: str | None = None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"text": text}
-    if client_message_id is not None:
-        body["clientMessageId"] = client_message_id
-    async with server.http(token) as c:
-        r = await c.post(f"/api/chat/conversations/{cid}/messages", json=body)
-    assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-async def visitor_says(
-    server: Server, v: Visitor, cid: str, text: str, **extra: Any
-) -> dict[str, Any]:
-    async with server.http(v.token) as c:
-        r = await c.post(
-            f"/api/chat/widgets/{v.widget_id}/conversations/{cid}/messages",
-            json={"text": text, **extra},
-        )
-    assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-async def detail(server: Server, token: str, cid: str) -> dict[str, Any]:
-    async with server.http(token) as c:
-        r = await c.get(f"/api/chat/conversations/{cid}")
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from typing import Any
@@ -28,6 +29,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
+from PIL import Image
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -44,6 +46,7 @@ from tests.support import (
 )
 from web import wire
 from web.app import build_openapi, create_app
+from web.uploads import ALLOWED_TYPES
 from web.widgets import DEFAULT_APPEARANCE, DEFAULT_CHANNELS, DEFAULT_DOCUMENT
 
 BASE = "http://127.0.0.1:8000"
@@ -165,7 +168,11 @@ def test_every_operation_is_described(doc: Doc) -> None:
                 schema = response["content"]["application/json"]["schema"]
                 assert schema["allOf"][0] == {"$ref": "#/components/schemas/Error"}, where
         body = o.get("requestBody")
-        if body is not None:
+        if body is not None and "application/json" not in body["content"]:  # a file's upload
+            assert set(body["content"]) == set(ALLOWED_TYPES), where
+            for media in body["content"].values():
+                assert media["schema"] == {"type": "string", "format": "binary"}, where
+        elif body is not None:
             schema = doc.resolve(body["content"]["application/json"]["schema"])
             assert schema.get("additionalProperties") is False, f"{where}: extra keys are refused"
             assert "example" in body["content"]["application/json"], where
@@ -278,7 +285,8 @@ def test_request_bodies_match_the_wire_classes(doc: Doc) -> None:
         assert set(schema["properties"]) == names, operation_id
         assert set(schema.get("required", [])) == required, operation_id
     bodies = {o["operationId"] for _, _, o in doc.operations() if "requestBody" in o}
-    assert bodies == {*WIRE_CLASSES, "createWidget", "updateWidget"}
+    files = {"uploadVisitorFile", "uploadAgentFile"}  # the file itself, not JSON
+    assert bodies == {*WIRE_CLASSES, "createWidget", "updateWidget", *files}
     schemas = doc.d["components"]["schemas"]
     for name, cls in FRAME_CLASSES.items():
         names, required = wire_fields(cls)
@@ -662,6 +670,88 @@ async def test_live_answers_match_the_documented_schemas(server: Server, doc: Do
     assert r.json()["contacts"], r.text
     await c.call("get", search, token=token, params={"q": ""}, expect=422)
 
+    # files and images: both sides send one, both fetch it and its thumbnail
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(png, "PNG")
+    vup = "/api/chat/widgets/{widgetId}/conversations/{conversationId}/attachments"
+    vfile = vup + "/{attachmentId}"
+    named = {"X-File-Name": "a.png"}
+    r = await c.call(
+        "post",
+        vup,
+        widgetId=w,
+        conversationId=cid,
+        token=visitor.token,
+        headers=named,
+        content=png.getvalue(),
+        expect=201,
+    )
+    image_id = r.json()["attachments"][0]["id"]
+    await c.call(
+        "post",
+        vup,
+        widgetId=w,
+        conversationId=cid,
+        token=visitor.token,
+        content=b"<svg/>",
+        expect=415,
+    )
+    await c.call(
+        "post", vup, widgetId=w, conversationId=cid, token=visitor.token, content=b"", expect=422
+    )
+    await c.call(
+        "post",
+        vup,
+        widgetId=w,
+        conversationId=cid,
+        token=stranger.token,
+        content=png.getvalue(),
+        expect=404,
+    )
+    for path in (vfile, vfile + "/thumbnail"):
+        await c.call(
+            "get",
+            path,
+            widgetId=w,
+            conversationId=cid,
+            attachmentId=image_id,
+            token=visitor.token,
+            expect=200,
+        )
+        await c.call(
+            "get",
+            path,
+            widgetId=w,
+            conversationId=cid,
+            attachmentId=image_id,
+            token=stranger.token,
+            expect=404,
+        )
+    aup = "/api/chat/conversations/{conversationId}/attachments"
+    r = await c.call(
+        "post", aup, conversationId=cid, token=token, content=b"%PDF-1.4\n", expect=201
+    )
+    pdf_id = r.json()["attachments"][0]["id"]
+    await c.call("post", aup, conversationId=cid, token=token, content=b"MZ", expect=415)
+    afile = aup + "/{attachmentId}"
+    await c.call("get", afile, conversationId=cid, attachmentId=pdf_id, token=token, expect=200)
+    await c.call(
+        "get",
+        afile + "/thumbnail",
+        conversationId=cid,
+        attachmentId=image_id,
+        token=token,
+        expect=200,
+    )
+    await c.call(
+        "get",
+        afile + "/thumbnail",
+        conversationId=cid,
+        attachmentId=pdf_id,
+        token=token,
+        expect=404,
+    )
+
     # live visitors and proactive chats
     await c.call("get", "/api/chat/visitors/live", token=token, expect=200)
     proactive = "/api/chat/visitors/{visitorId}/conversations"
@@ -723,7 +813,7 @@ def request_bodies(doc: Doc) -> list[tuple[str, str, dict[str, Any], dict[str, A
     """(method, path, schema, example) of every JSON request body."""
     out = []
     for method, path, o in doc.operations():
-        if "requestBody" in o:
+        if "requestBody" in o and "application/json" in o["requestBody"]["content"]:
             media = o["requestBody"]["content"]["application/json"]
             out.append((method, path, doc.resolve(media["schema"]), media["example"]))
     return out

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import Server, Visitor, login, new_chat, new_visitor, seed
+from tests.support import Server, login, new_chat, new_visitor, seed, visitor_says
 
 URL = "/api/chat/search"
 
@@ -32,14 +32,6 @@ async def language(client: httpx.AsyncClient, name: str) -> None:
     assert r.status_code == 200 and r.json()["searchLanguage"] == name, r.text
 
 
-async def say(srv: Server, v: Visitor, cid: str, text: str) -> None:
-    async with srv.http(v.token) as client:
-        r = await client.post(
-            f"/api/chat/widgets/{v.widget_id}/conversations/{cid}/messages", json={"text": text}
-        )
-    assert r.status_code in (200, 201), r.text
-
-
 async def test_words_are_found_in_the_workspace_language_and_keep_their_own(
     server: Server,
 ) -> None:
@@ -54,7 +46,7 @@ async def test_words_are_found_in_the_workspace_language_and_keep_their_own(
         assert await texts(client, "pago") == []
 
         await language(client, "spanish")
-        await say(server, v, cid, "Quiero escuchar una canción bonita")
+        await visitor_says(server, v, cid, "Quiero escuchar una canción bonita")
         # Spanish stems and drops accents: the visitor's "canción" is found as typed without
         [hit] = (await find(client, "cancion"))["messages"]
         assert hit["message"]["text"] == "Quiero escuchar una canción bonita"
@@ -65,7 +57,7 @@ async def test_words_are_found_in_the_workspace_language_and_keep_their_own(
         assert await texts(client, "canciones") == ["Quiero escuchar una canción bonita"]
 
         await language(client, "english")
-        await say(server, v, cid, "The payments failed twice")
+        await visitor_says(server, v, cid, "The payments failed twice")
         assert await texts(client, "failing payment") == ["The payments failed twice"]
         # messages stored in another language are still found in theirs
         assert await texts(client, "cancion") == ["Quiero escuchar una canción bonita"]
@@ -88,7 +80,7 @@ async def test_what_a_visitor_typed_comes_back_as_text_and_cannot_forge_a_match(
         v = await new_visitor(server, who.widget_id)
         markup = '<img src=x onerror="alert(1)"> refund <b>now</b>'
         cid = await new_chat(server, v, markup)
-        await say(server, v, cid, "forged \x01match\x02 refund")
+        await visitor_says(server, v, cid, "forged \x01match\x02 refund")
         first, second = (await find(client, "refund"))["messages"]
         assert matches(first) == ["refund"] and matches(second) == ["refund"]
         assert "<img src=x" in "".join(p["text"] for p in second["headline"])
@@ -97,7 +89,7 @@ async def test_what_a_visitor_typed_comes_back_as_text_and_cannot_forge_a_match(
 
         # a long message comes as excerpts around its matches
         long = " ".join(["filler"] * 60 + ["invoice"] + ["padding"] * 60)
-        await say(server, v, cid, long)
+        await visitor_says(server, v, cid, long)
         [hit] = (await find(client, "invoice"))["messages"]
         assert hit["message"]["text"] == long and matches(hit) == ["invoice"]
         shown = "".join(p["text"] for p in hit["headline"])
@@ -171,7 +163,7 @@ async def test_results_come_a_page_at_a_time_newest_first(server: Server) -> Non
         v = await new_visitor(server, who.widget_id)
         cid = await new_chat(server, v, "order 0")
         for n in range(1, 25):
-            await say(server, v, cid, f"order {n}")
+            await visitor_says(server, v, cid, f"order {n}")
         seen: list[str] = []
         after = None
         while True:

@@ -27,6 +27,8 @@ from tests.support import (
     Server,
     Socket,
     accept,
+    agent_says,
+    detail,
     inbox_socket,
     login,
     new_chat,
@@ -59,19 +61,6 @@ async def agent_call(
 ) -> httpx.Response:
     async with server.http(token) as client:
         return await client.request(method, path, **kwargs)
-
-
-async def agent_says(server: Server, token: str, cid: str, text: str) -> None:
-    r = await agent_call(
-        server, token, "POST", f"/api/chat/conversations/{cid}/messages", json={"text": text}
-    )
-    assert r.status_code == 201, r.text
-
-
-async def detail(server: Server, token: str, cid: str) -> dict[str, Any]:
-    r = await agent_call(server, token, "GET", f"/api/chat/conversations/{cid}")
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
 
 
 async def wait_for_text(sock: Socket, text: str) -> dict[str, Any]:

@@ -9,33 +9,15 @@ from tests.support import (
     Server,
     Socket,
     accepted_chat,
+    agent_says,
+    detail,
     inbox_socket,
     login,
     new_visitor,
     seed,
     visitor_socket,
+    visitor_view,
 )
-
-
-async def agent_says(srv: Server, token: str, cid: str, text: str) -> dict[str, Any]:
-    async with srv.http(token) as client:
-        r = await client.post(f"/api/chat/conversations/{cid}/messages", json={"text": text})
-    assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-async def visitor_view(srv: Server, widget_id: str, token: str) -> dict[str, Any]:
-    async with srv.http(token) as client:
-        r = await client.get(f"/api/chat/widgets/{widget_id}/conversation")
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-async def agent_view(srv: Server, token: str, cid: str) -> dict[str, Any]:
-    async with srv.http(token) as client:
-        r = await client.get(f"/api/chat/conversations/{cid}")
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
 
 
 async def read_event(sock: Socket) -> dict[str, Any]:
@@ -50,7 +32,7 @@ async def test_the_visitors_read_mark_is_stored_and_told_to_the_inbox_and_its_ot
     token, other_token = await login(server, who), await login(server, other)
     v, cid = await accepted_chat(server, who, token)
     answer = await agent_says(server, token, cid, "Hola, ¿en qué te ayudo?")
-    before = await visitor_view(server, who.widget_id, v.token)
+    before = await visitor_view(server, v)
     assert before["visitorLastReadSeq"] == 0  # nothing read: the agent's answer is unread
     assert before["agentsLastReadSeq"] == answer["seq"]  # answering is having read
     stranger = await new_visitor(server, who.widget_id)
@@ -74,10 +56,8 @@ async def test_the_visitors_read_mark_is_stored_and_told_to_the_inbox_and_its_ot
         for sock in (elsewhere, next_door):
             assert not [f for f in await sock.drain() if f["type"] == "conversation_read"]
 
-    assert (await visitor_view(server, who.widget_id, v.token))["visitorLastReadSeq"] == answer[
-        "seq"
-    ]
-    assert (await agent_view(server, token, cid))["visitorLastReadSeq"] == answer["seq"]
+    assert (await visitor_view(server, v))["visitorLastReadSeq"] == answer["seq"]
+    assert (await detail(server, token, cid))["visitorLastReadSeq"] == answer["seq"]
 
     async with server.http(v.token) as client:  # over HTTP: never back, clamped to the end
         url = f"/api/chat/widgets/{who.widget_id}/conversations/{cid}/read"
@@ -101,9 +81,7 @@ async def test_an_agents_read_reaches_the_visitor_as_seen(server: Server) -> Non
     async with visitor_socket(server, v) as widget, visitor_socket(server, stranger) as next_door:
         await widget.send({"type": "message", "conversationId": cid, "text": "¿Cubre robo?"})
         sent = (await widget.wait_for("ack"))["message"]
-        assert (await visitor_view(server, who.widget_id, v.token))["agentsLastReadSeq"] < sent[
-            "seq"
-        ]
+        assert (await visitor_view(server, v))["agentsLastReadSeq"] < sent["seq"]
         async with server.http(token) as client:
             r = await client.post(f"/api/chat/conversations/{cid}/read")
             assert r.status_code == 200, r.text
@@ -116,7 +94,7 @@ async def test_an_agents_read_reaches_the_visitor_as_seen(server: Server) -> Non
             "reader": "agent",
         }
         assert not [f for f in await next_door.drain() if f["type"] == "conversation_read"]
-    assert (await visitor_view(server, who.widget_id, v.token))["agentsLastReadSeq"] == sent["seq"]
+    assert (await visitor_view(server, v))["agentsLastReadSeq"] == sent["seq"]
 
 
 async def test_a_read_mark_is_refused_for_a_conversation_not_the_visitors(server: Server) -> None:
@@ -137,4 +115,4 @@ async def test_a_read_mark_is_refused_for_a_conversation_not_the_visitors(server
     async with inbox_socket(server, token) as sock:  # the inbox marks read over HTTP
         await sock.send({"type": "read", "conversationId": cid})
         assert (await sock.wait_for("error"))["error"]["code"] == "unsupported_frame"
-    assert (await visitor_view(server, who.widget_id, v.token))["visitorLastReadSeq"] == 0
+    assert (await visitor_view(server, v))["visitorLastReadSeq"] == 0

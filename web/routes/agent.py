@@ -46,6 +46,7 @@ from web.deps import (
     body,
     client_ip,
     current_agent,
+    optional_body,
     require_agent,
     services,
 )
@@ -109,8 +110,6 @@ from web.wire import (
     ResumeFrame,
     TransferBody,
     TypingFrame,
-    decode_json,
-    structure,
 )
 
 bp = Blueprint("agent", __name__)
@@ -658,8 +657,7 @@ async def agent_message(conversation_id: str) -> Response:
 async def mark_read(conversation_id: str) -> Response:
     """The agent opened the conversation: visitor messages up to ``seq`` are read."""
     agent = await require_agent()
-    raw = await request.get_data(cache=True)
-    read = structure(decode_json(raw), ReadBody) if raw.strip() else ReadBody()
+    read = await optional_body(ReadBody)
     mark = await agent_read(services(), agent, conversation_id, read.seq)
     return answer(ReadMark(conversation_id, mark))
 

@@ -3,8 +3,6 @@ and found in the inbox's composer by typing ``/``. Every query is scoped to the 
 
 from __future__ import annotations
 
-from typing import Any
-
 from quart import Blueprint, Response, request
 
 from storage import queries
@@ -12,7 +10,7 @@ from web import auth
 from web import examples as ex
 from web.apidoc import AGENT, BODY_ERRORS, api, json_body, json_response, query_param
 from web.deps import body, require_agent, services
-from web.presenters import answer, created
+from web.presenters import answer, canned_reply_of, created
 from web.shapes import CannedReplies, CannedReply, Deleted
 from web.wire import ApiError, CannedReplyBody, CannedReplyPatch
 
@@ -27,16 +25,6 @@ EXAMPLE = {
     "createdAt": ex.T0,
     "updatedAt": ex.T0,
 }
-
-
-def _reply(row: dict[str, Any]) -> CannedReply:
-    return CannedReply(
-        id=row["id"],
-        shortcut=row["shortcut"],
-        text=row["text"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
 
 
 def _taken(shortcut: str) -> ApiError:
@@ -75,7 +63,7 @@ async def list_canned() -> Response:
     rows = await services().db.run(
         queries.select_canned_replies, agent["tenant_id"], (q or "").strip() or None, limit
     )
-    return answer(CannedReplies([_reply(r) for r in rows]))
+    return answer(CannedReplies([canned_reply_of(r) for r in rows]))
 
 
 @bp.post(PREFIX)
@@ -108,7 +96,7 @@ async def create_canned() -> Response:
     )
     if row is None:
         raise _taken(new.shortcut)
-    return created(_reply(row).to_wire())
+    return created(canned_reply_of(row).to_wire())
 
 
 @bp.patch(PREFIX + "/<reply_id>")
@@ -138,7 +126,7 @@ async def update_canned(reply_id: str) -> Response:
     if row is None:
         raise ApiError(404, "not_found", f"no canned reply {reply_id}")
     assert isinstance(row, dict)
-    return answer(_reply(row))
+    return answer(canned_reply_of(row))
 
 
 @bp.delete(PREFIX + "/<reply_id>")

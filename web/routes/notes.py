@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from quart import Blueprint, Response
 
-from engine.values import Event, EventType, Mention, Note, NoteCreated, Status
+from engine.values import Event, EventType, Note, NoteCreated, Status
 from storage import queries
 from web import auth
 from web import examples as ex
 from web.apidoc import AGENT, BODY_ERRORS, api, json_body, json_response
 from web.deps import body, require_agent, services
-from web.presenters import answer
+from web.presenters import answer, note_of
 from web.shapes import Mentioned, Mentions, Notes
 from web.wire import ApiError, NoteBody
 
@@ -56,19 +55,6 @@ def mentioned(text: str, team: Sequence[tuple[str, str]]) -> list[str]:
         if any(re.search(r"(?<![\w@.])@" + re.escape(n) + r"(?!\w)", folded) for n in names if n):
             out.append(agent_id)
     return out
-
-
-def note_of(row: dict[str, Any]) -> Note:
-    return Note(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        author_id=row["author_id"],
-        author_name=row["author_name"],
-        text=row["text"],
-        mentions=[Mention(m["id"], m["name"]) for m in row["mentions"]],
-        client_note_id=row["client_note_id"],
-        created_at=row["created_at"],
-    )
 
 
 @bp.post("/api/chat/conversations/<conversation_id>/notes")

@@ -18,7 +18,7 @@ from web import examples as ex
 from web.apidoc import AGENT, BODY_ERRORS, api, json_body, json_response, query_param
 from web.deps import body, require_agent, services
 from web.paging import Paging
-from web.presenters import answer, contact_of, summary_of
+from web.presenters import answer, contact_of, summary_of, workspace_of
 from web.shapes import ContactHit, MessageHit, SearchResults, Segment, Workspace
 from web.wire import ApiError, WorkspacePatch
 
@@ -181,10 +181,6 @@ async def search() -> Response:
     return answer(SearchResults(words, contacts, messages, next_cursor=cursor))
 
 
-def _workspace(row: dict[str, Any]) -> Workspace:
-    return Workspace(id=row["id"], name=row["name"], search_language=row["search_language"])
-
-
 EX_WORKSPACE = {"id": ex.TENANT, "name": "Curbe Seguros", "searchLanguage": "spanish"}
 
 
@@ -196,11 +192,11 @@ EX_WORKSPACE = {"id": ex.TENANT, "name": "Curbe Seguros", "searchLanguage": "spa
     AGENT,
     {"200": json_response("The workspace.", Workspace, EX_WORKSPACE)},
 )
-async def get_workspace() -> Response:
+async def getworkspace_of() -> Response:
     agent = await require_agent()
     row = await services().db.run(queries.select_tenant, agent["tenant_id"])
     assert row is not None  # an agent's tenant is deleted with its agents
-    return answer(_workspace(row))
+    return answer(workspace_of(row))
 
 
 @bp.patch("/api/chat/workspace")
@@ -215,11 +211,11 @@ async def get_workspace() -> Response:
     description="Messages stored from now on are indexed in the new language; those stored "
     "before keep theirs, and a search still finds them (each language is asked in turn).",
 )
-async def update_workspace() -> Response:
+async def updateworkspace_of() -> Response:
     agent = await require_agent()
     change = await body(WorkspacePatch)
     row = await services().db.run(
         queries.set_search_language, agent["tenant_id"], change.search_language
     )
     assert row is not None
-    return answer(_workspace(row))
+    return answer(workspace_of(row))

@@ -80,6 +80,8 @@
   var composerText = $("composer-text");
   var composerHint = $("composer-hint");
   var composerSend = $("composer-send");
+  var composerAttach = $("composer-attach");
+  var composerFile = $("composer-file");
   var detailsEmpty = $("details-empty");
   var detailsBody = $("details-body");
   var indicator = $("live-indicator");
@@ -345,10 +347,12 @@
   function preview(c) {
     var m = c.status === "WAITING" && c.firstMessage ? c.firstMessage : c.lastMessage;
     if (!m) return "";
+    // a file's message has no text: its name stands for it
+    var text = m.text || (m.attachments && m.attachments.length ? "\ud83d\udcce " + m.attachments[0].name : "");
     if (m.senderType === "agent" && c.status !== "WAITING") {
-      return (m.senderId === me.id ? "You" : m.senderName || "Agent") + ": " + m.text;
+      return (m.senderId === me.id ? "You" : m.senderName || "Agent") + ": " + text;
     }
-    return m.text;
+    return text;
   }
 
   /** "Carlos is typing…" for a conversation with someone typing in it (not this agent), or null. */
@@ -997,8 +1001,12 @@
     var meta = el("div", "msg-meta");
     meta.appendChild(el("span", "msg-sender", who));
     if (m.createdAt) meta.appendChild(timeEl(m.createdAt));
-    var bubble = el("div", "msg-text", m.text);
-    li.append(meta, bubble);
+    li.appendChild(meta);
+    if (m.text || !(m.attachments || m.upload)) li.appendChild(el("div", "msg-text", m.text));
+    (m.attachments || []).forEach(function (a) {
+      li.appendChild(fileItem(m.conversationId, a));
+    });
+    if (m.upload) li.appendChild(uploadItem(m.upload));
     if (state) {
       li.classList.add("msg-" + state.state);
       li.setAttribute("data-state", state.state);
@@ -1015,6 +1023,87 @@
       li.appendChild(line);
     }
     return li;
+  }
+
+  /** An attachment in the thread: an image's thumbnail opening the image, else a download link.
+   * Same-origin addresses: the session cookie authorises them. */
+  function fileItem(cid, a) {
+    var url = "/api/chat/conversations/" + encodeURIComponent(cid) + "/attachments/" + encodeURIComponent(a.id);
+    var link = el("a", "msg-file" + (a.thumbnail ? " msg-image" : ""));
+    link.href = url;
+    link.setAttribute("data-attachment-id", a.id);
+    if (a.thumbnail) {
+      link.target = "_blank";
+      link.rel = "noopener";
+      var img = el("img");
+      img.src = url + "/thumbnail";
+      img.alt = a.name;
+      if (a.width && a.height) {
+        var scale = Math.min(1, 240 / Math.max(a.width, a.height));
+        img.width = Math.round(a.width * scale);
+        img.height = Math.round(a.height * scale);
+      }
+      link.appendChild(img);
+      link.setAttribute("aria-label", "Open image " + a.name);
+    } else {
+      link.setAttribute("download", a.name);
+      link.appendChild(el("span", "msg-file-name", a.name));
+      link.appendChild(el("span", "msg-file-size muted", P.fileSize(a.size)));
+    }
+    return link;
+  }
+
+  function uploadItem(u) {
+    var box = el("div", "msg-upload");
+    box.appendChild(el("span", "msg-file-name", u.name));
+    if (u.state === "sending") {
+      var bar = el("progress", "msg-progress");
+      bar.max = 100;
+      bar.value = Math.round(u.progress * 100);
+      bar.setAttribute("aria-label", "Uploading " + u.name);
+      box.appendChild(bar);
+    }
+    return box;
+  }
+
+  composerAttach.addEventListener("click", function () {
+    composerFile.value = "";
+    composerFile.click();
+  });
+  composerFile.addEventListener("change", function () {
+    var file = composerFile.files && composerFile.files[0];
+    if (file && openId) sendFile(openId, file);
+  });
+
+  /** Send a file as a message of its own, with its progress in the thread as it goes. */
+  function sendFile(cid, file, again) {
+    var p = again || { clientMessageId: newId(), text: "", file: file };
+    var id = p.clientMessageId;
+    p.state = "sending";
+    p.error = null;
+    p.upload = { name: file.name, progress: 0, state: "sending" };
+    pending.set(id, p);
+    renderThread();
+    var shown = 0;
+    var path = "/api/chat/conversations/" + encodeURIComponent(cid) + "/attachments";
+    P.upload(path, file, { "X-Client-Message-Id": id }, function (share) {
+      p.upload.progress = share;
+      if (share - shown >= 0.05 || share === 1) {
+        shown = share;
+        if (cid === openId) renderThread();
+      }
+    }).then(function (result) {
+      if (on401(result)) return;
+      if (result.ok && result.data) {
+        pending.delete(id);
+        if (cid === openId) addMessage(result.data);
+        return;
+      }
+      p.state = "failed";
+      p.upload.state = "failed";
+      p.error = result.status === 0 ? "offline" : P.errorMessage(result, "not sent").replace(/\.$/, "");
+      if (cid === openId) renderThread();
+    });
   }
 
   function renderThread() {
@@ -1058,7 +1147,7 @@
     pending.forEach(function (p) {
       nodes.push(
         messageItem(
-          { senderType: "agent", text: p.text, clientMessageId: p.clientMessageId },
+          { senderType: "agent", text: p.text, clientMessageId: p.clientMessageId, upload: p.upload },
           me.name || "You",
           p
         )
@@ -1079,7 +1168,17 @@
       earlierItem.appendChild(earlierButton);
       nodes.unshift(earlierItem);
     }
+    // a re-render keeps the keyboard on the message it was on (a search result's, Load earlier's)
+    var active = document.activeElement;
+    var focusedSeq = active && messagesBox.contains(active) && active.getAttribute("data-seq");
     messagesBox.replaceChildren.apply(messagesBox, nodes);
+    if (focusedSeq) {
+      var again = messagesBox.querySelector('[data-seq="' + focusedSeq + '"]');
+      if (again) {
+        again.setAttribute("tabindex", "-1");
+        again.focus({ preventScroll: true });
+      }
+    }
     if (nearBottom || items.length + pending.size <= 1) messagesBox.scrollTop = messagesBox.scrollHeight;
   }
 
@@ -1182,6 +1281,7 @@
   function setComposer(enabled, hint) {
     composerText.disabled = !enabled;
     composerSend.disabled = !enabled;
+    composerAttach.disabled = !enabled || noteMode;
     composer.classList.toggle("is-disabled", !enabled);
     composerHint.textContent = hint;
   }
@@ -1348,7 +1448,8 @@
     var retry = event.target.closest("[data-retry]");
     if (!retry || !openId) return;
     var p = pending.get(retry.getAttribute("data-retry"));
-    if (p) postPending(openId, p); // the same clientMessageId: the server stores it once
+    if (p && p.file) sendFile(openId, p.file, p); // the same clientMessageId: stored once
+    else if (p) postPending(openId, p); // the same clientMessageId: the server stores it once
   });
 
   acceptButton.addEventListener("click", function () {
