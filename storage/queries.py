@@ -1046,29 +1046,35 @@ async def mark_visitor_read(
     now: dt.datetime,
 ) -> int | None:
     """Move the visitor's read mark forward (never back); the new mark, None for a conversation
-    that is not this visitor's. ``seq`` None = everything so far; past the end: the last one."""
-    last = await connection.fetchval(
-        "SELECT last_seq FROM conversations WHERE id = $1 AND tenant_id = $2 AND visitor_id = $3",
+    that is not this visitor's. ``seq`` None = everything so far; past the end: the last one.
+
+    One statement, and no write when the mark would not move (a visitor's widget says what it
+    has read about once a second while the chat is in front of it: most say it again)."""
+    row = await connection.fetchrow(
+        """WITH c AS (
+             SELECT last_seq FROM conversations
+              WHERE id = $1 AND tenant_id = $2 AND visitor_id = $3
+           ), moved AS (
+             INSERT INTO visitor_reads (conversation_id, last_read_seq, read_at)
+             SELECT $1, LEAST(COALESCE($4::int, last_seq), last_seq), $5 FROM c
+             ON CONFLICT (conversation_id) DO UPDATE
+                SET last_read_seq = EXCLUDED.last_read_seq, read_at = EXCLUDED.read_at
+              WHERE visitor_reads.last_read_seq < EXCLUDED.last_read_seq
+             RETURNING last_read_seq
+           )
+           SELECT (SELECT last_seq FROM c) AS last_seq,
+                  COALESCE((SELECT last_read_seq FROM moved),
+                           (SELECT last_read_seq FROM visitor_reads
+                             WHERE conversation_id = $1)) AS mark""",
         conversation_id,
         tenant_id,
         visitor_id,
-    )
-    if last is None:
-        return None
-    target = last if seq is None else min(seq, last)
-    mark: int = await connection.fetchval(
-        """INSERT INTO visitor_reads (conversation_id, last_read_seq, read_at)
-           VALUES ($1, $2, $3)
-           ON CONFLICT (conversation_id) DO UPDATE SET
-               last_read_seq = GREATEST(visitor_reads.last_read_seq, EXCLUDED.last_read_seq),
-               read_at = CASE WHEN EXCLUDED.last_read_seq > visitor_reads.last_read_seq
-                              THEN EXCLUDED.read_at ELSE visitor_reads.read_at END
-           RETURNING last_read_seq""",
-        conversation_id,
-        target,
+        seq,
         now,
     )
-    return mark
+    if row["last_seq"] is None:
+        return None
+    return int(row["mark"])
 
 
 async def select_read_marks(
