@@ -263,6 +263,12 @@ ENVIRONMENT = {
     "max_upload_bytes": "CURBE_MAX_UPLOAD_BYTES",
     "files_dir": "CURBE_FILES_DIR",
     "janitor_seconds": "CURBE_JANITOR_SECONDS",
+    "s3_endpoint": "CURBE_S3_ENDPOINT",
+    "s3_bucket": "CURBE_S3_BUCKET",
+    "s3_region": "CURBE_S3_REGION",
+    "s3_access_key_id": "CURBE_S3_ACCESS_KEY_ID",
+    "s3_secret_access_key": "CURBE_S3_SECRET_ACCESS_KEY",
+    "s3_prefix": "CURBE_S3_PREFIX",
 }
 
 

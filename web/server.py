@@ -14,7 +14,6 @@ import logging
 import os
 import secrets
 import socket
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -45,13 +44,12 @@ from engine.widget import KIND as WIDGET
 from storage import queries
 from storage.bus import NatsBus, NoResponders
 from storage.db import Database
-from storage.files import LocalFiles
 from storage.stores import PostgresLeases, PostgresStore
 from web.app import create_app
 from web.auth import TokenKey, VisitorTokens
 from web.demo import check_demo_left, seed_demo
 from web.janitor import FileJanitor
-from web.services import ACTOR_KINDS, Services, Settings
+from web.services import ACTOR_KINDS, Services, Settings, file_store
 from web.widgets import widget_to_wire
 from web.workers import listening_socket
 
@@ -228,7 +226,7 @@ async def open_services(
                 await supervisor.start_service(
                     PRESENCE_BATCHES, batcher.run, describe=batcher.describe
                 )
-                files = LocalFiles(settings.files_dir or tempfile.mkdtemp(prefix="curbe-files-"))
+                files = file_store(settings)
                 janitor = FileJanitor(db, files, clock, settings.janitor_seconds)
                 await supervisor.start_service(FILE_JANITOR, janitor.run, describe=janitor.describe)
                 # the routing listener is a supervised service: if the broker drops it, it is

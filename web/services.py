@@ -19,7 +19,7 @@ from engine.supervisor import Supervisor
 from engine.visitor import KIND as VISITOR
 from engine.widget import KIND as WIDGET
 from storage.db import Database
-from storage.files import FileStore, LocalFiles
+from storage.files import FileStore, LocalFiles, S3Files
 from web.auth import VisitorTokens
 from web.janitor import FileJanitor
 from web.nearby import PingGate, RowCache
@@ -45,6 +45,14 @@ class Settings:
     # data folder), how often the janitor removes the files due, files examined at once
     max_upload_bytes: int = 10 * 1024 * 1024
     files_dir: str = ""
+    # an S3-compatible bucket instead of the local disk (storage/files.py S3Files): the endpoint
+    # (https://s3.eu-west-1.amazonaws.com, http://minio:9000) and bucket turn it on
+    s3_endpoint: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_prefix: str = ""
     janitor_seconds: float = 60.0
     file_checks: int = 2
     shutdown_grace_seconds: float = 5.0
@@ -119,6 +127,21 @@ class Settings:
         return None
 
 
+def file_store(settings: Settings) -> FileStore:
+    """The store the settings name: an S3-compatible bucket, or the local disk (a temporary
+    folder of this process when none is set: library callers and tests)."""
+    if settings.s3_endpoint and settings.s3_bucket:
+        return S3Files(
+            settings.s3_endpoint,
+            settings.s3_bucket,
+            access_key=settings.s3_access_key_id,
+            secret_key=settings.s3_secret_access_key,
+            region=settings.s3_region,
+            prefix=settings.s3_prefix,
+        )
+    return LocalFiles(settings.files_dir or tempfile.mkdtemp(prefix="curbe-files-"))
+
+
 @attrs.define
 class Services:
     settings: Settings
@@ -151,8 +174,7 @@ class Services:
         if self.file_checks is None:
             self.file_checks = trio.CapacityLimiter(self.settings.file_checks)
         if self.files is None:
-            folder = self.settings.files_dir or tempfile.mkdtemp(prefix="curbe-files-")
-            self.files = LocalFiles(folder)
+            self.files = file_store(self.settings)
         if self.throttles is None:
             limits = self.settings.public_limits.scaled(self.settings.throttle_scale)
             self.throttles = Throttles(limits)

@@ -10,6 +10,7 @@ import urllib.parse
 from typing import Any
 
 import httpx
+import pytest
 from PIL import Image
 
 from storage import queries
@@ -297,3 +298,39 @@ async def test_files_go_with_their_conversations_and_unsent_ones_after_an_hour(
         assert await janitor.sweep() == 1
         assert stored(server, who.tenant_id, sent) == set()
         assert janitor.describe()["files_removed"] >= 2
+
+
+@pytest.mark.slow
+async def test_with_an_s3_bucket_files_live_there(database_url: str) -> None:
+    from tests.storage.test_files_s3 import bucket
+
+    async with bucket() as store:
+        endpoint = store.base.rsplit("/", 1)[0]
+        settings = {
+            "s3_endpoint": endpoint,
+            "s3_bucket": "curbe-files",
+            "s3_access_key_id": "test",
+            "s3_secret_access_key": "test",
+        }
+        async with open_server(database_url, **settings) as server:
+            assert type(server.services.files).__name__ == "S3Files"
+            [who] = await seed(server)
+            token = await login(server, who)
+            v, cid = await accepted_chat(server, who, token)
+            photo = image("PNG")
+            async with server.http(v.token) as visitor:
+                r = await send_file(visitor, upload_path(v, cid), photo, "s3.png")
+                assert r.status_code == 201, r.text
+                att = r.json()["attachments"][0]["id"]
+                r = await visitor.get(f"{upload_path(v, cid)}/{att}")
+                assert r.status_code == 200 and r.content == photo
+            assert await store.get(who.tenant_id, att, "original") == photo
+            assert await store.get(who.tenant_id, att, "thumbnail") is not None
+
+            async def delete_conversation(connection: Any, conversation_id: str) -> None:
+                await connection.execute("DELETE FROM conversations WHERE id = $1", conversation_id)
+
+            await server.run(delete_conversation, cid)
+            assert server.services.janitor is not None
+            assert await server.services.janitor.sweep() == 1
+            assert await store.get(who.tenant_id, att, "original") is None
