@@ -163,6 +163,10 @@ async def test_what_a_file_is_comes_from_its_bytes(server: Server) -> None:
             assert r.json()["error"]["code"] == "unsupported_file", name
         r = await send_file(visitor, path, b"", "empty.pdf")
         assert r.status_code == 422 and r.json()["error"]["code"] == "empty_file", r.text
+        r = await send_file(visitor, path, PDF, "x" * 1001)  # headers past their documented length
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_body", r.text
+        r = await send_file(visitor, path, PDF, "a.pdf", **{"X-Client-Message-Id": "c" * 129})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_body", r.text
         # a decompression bomb is refused from its header, before any pixel is read
         bomb = io.BytesIO()
         Image.new("1", (8000, 8000)).save(bomb, "PNG")

@@ -75,8 +75,9 @@ def _upload_doc(
         description=(
             "The body is the file itself. Allowed, by content (the declared type and the name "
             "are not trusted): PNG, JPEG, GIF and WebP images, PDF documents; anything else "
-            "answers 415 `unsupported_file`, an empty body 422 `empty_file`, more than the "
-            "limit (10 MB by default) 413. The file is sent as a message of its own (no text) "
+            "answers 415 `unsupported_file`, an empty body 422 `empty_file`, a header longer "
+            "than documented 422 `invalid_body`, more than the limit (10 MB by default) 413. "
+            "The file is sent as a message of its own (no text) "
             "and reaches the conversation's sockets as `message_created`."
         ),
         parameters=[
@@ -85,7 +86,7 @@ def _upload_doc(
                 "in": "header",
                 "required": False,
                 "description": "the file's name, UTF-8 percent-encoded (default `file.<type>`)",
-                "schema": {"type": "string", "maxLength": 1000},
+                "schema": {"type": "string", "maxLength": MAX_NAME_HEADER},
             },
             {
                 "name": "X-Client-Message-Id",
@@ -102,12 +103,31 @@ def _upload_doc(
                 kind: {"schema": {"type": "string", "format": "binary"}} for kind in ALLOWED_TYPES
             },
         },
-        error_codes=("empty_file", "unsupported_file", "body_too_large", "not_found", *extra),
+        error_codes=(
+            "empty_file",
+            "unsupported_file",
+            "body_too_large",
+            "invalid_body",
+            "not_found",
+            *extra,
+        ),
     )
 
 
 def _json(example: Any) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": ref("Message"), "example": example}}}
+
+
+MAX_NAME_HEADER = 1000  # X-File-Name, percent-encoded (the name kept is at most 200 characters)
+
+
+def _file_name_header() -> str | None:
+    value = request.headers.get("X-File-Name")
+    if value is not None and len(value) > MAX_NAME_HEADER:
+        raise ApiError(
+            422, "invalid_body", f"X-File-Name is longer than {MAX_NAME_HEADER} characters"
+        )
+    return value
 
 
 def _client_message_id() -> str | None:
@@ -125,6 +145,7 @@ async def _receive(
     """Examine the request's file, store it, send it as a message; the message."""
     data = await request.get_data(cache=True, as_text=False)
     assert isinstance(data, bytes)
+    header_name = _file_name_header()
     if not data:
         raise ApiError(422, "empty_file", "the body holds no file")
     try:
@@ -138,7 +159,7 @@ async def _receive(
         ) from exc
     attachment = Attachment(
         id=auth.new_id("att"),
-        name=file_name(request.headers.get("X-File-Name"), found.content_type),
+        name=file_name(header_name, found.content_type),
         content_type=found.content_type,
         size=len(data),
         width=found.width,
