@@ -121,21 +121,11 @@ def _json(example: Any) -> dict[str, Any]:
 MAX_NAME_HEADER = 1000  # X-File-Name, percent-encoded (the name kept is at most 200 characters)
 
 
-def _file_name_header() -> str | None:
-    value = request.headers.get("X-File-Name")
-    if value is not None and len(value) > MAX_NAME_HEADER:
-        raise ApiError(
-            422, "invalid_body", f"X-File-Name is longer than {MAX_NAME_HEADER} characters"
-        )
-    return value
-
-
-def _client_message_id() -> str | None:
-    value = request.headers.get("X-Client-Message-Id") or None
-    if value is not None and len(value) > MAX_ID:
-        raise ApiError(
-            422, "invalid_body", f"X-Client-Message-Id is longer than {MAX_ID} characters"
-        )
+def _header(name: str, limit: int) -> str | None:
+    """A header of the upload, refused (422 ``invalid_body``) past its documented length."""
+    value = request.headers.get(name) or None
+    if value is not None and len(value) > limit:
+        raise ApiError(422, "invalid_body", f"{name} is longer than {limit} characters")
     return value
 
 
@@ -145,7 +135,7 @@ async def _receive(
     """Examine the request's file, store it, send it as a message; the message."""
     data = await request.get_data(cache=True, as_text=False)
     assert isinstance(data, bytes)
-    header_name = _file_name_header()
+    header_name = _header("X-File-Name", MAX_NAME_HEADER)
     if not data:
         raise ApiError(422, "empty_file", "the body holds no file")
     try:
@@ -198,7 +188,11 @@ async def _drop(s: Services, tenant_id: str, attachment_id: str) -> None:
 )
 async def visitor_upload(widget_id: str, conversation_id: str) -> Response:
     widget, visitor = await widget_visitor(widget_id)
-    s, tenant_id, message_id = services(), widget["tenant_id"], _client_message_id()
+    s, tenant_id, message_id = (
+        services(),
+        widget["tenant_id"],
+        _header("X-Client-Message-Id", MAX_ID),
+    )
 
     async def send(attachment: Attachment) -> Outcome:
         return await send_visitor_message(
@@ -225,7 +219,7 @@ async def visitor_upload(widget_id: str, conversation_id: str) -> Response:
 )
 async def agent_upload(conversation_id: str) -> Response:
     agent = await require_agent()
-    s, message = services(), _FileMessage(_client_message_id())
+    s, message = services(), _FileMessage(_header("X-Client-Message-Id", MAX_ID))
 
     async def send(attachment: Attachment) -> Outcome:
         return await send_agent_message(s, agent, conversation_id, message, (attachment,))
