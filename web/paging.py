@@ -20,7 +20,7 @@ from quart import request
 
 from web.apidoc import query_param
 from web.schema import Schema
-from web.wire import ApiError
+from web.wire import ApiError, storable
 
 
 @attrs.frozen
@@ -85,6 +85,8 @@ class Paging:
             at, row_id = key
             if not isinstance(at, str) or not isinstance(row_id, str):
                 raise TypeError("not a time and an id")
+            if not storable(row_id):  # a forged id PostgreSQL cannot take
+                raise ValueError("an id no row has")
             when = dt.datetime.fromisoformat(at)
             if when.tzinfo is None:
                 raise ValueError("no time zone")

@@ -81,6 +81,9 @@ async def test_a_cursor_is_only_a_position_not_a_key_to_another_tenant(database_
         assert other["total"] == 1
 
 
+NOW = "2026-12-07T00:00:00+00:00"
+
+
 def forged(payload: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
@@ -106,6 +109,15 @@ def forged(payload: Any) -> str:
         ({"after": forged({"list": "live_visitors", "after": [1, 2, 3]})}, "invalid_cursor"),
         ({"after": forged({"list": "live_visitors", "after": []})}, "invalid_cursor"),
         ({"after": forged(["live_visitors"])}, "invalid_cursor"),
+        # ids PostgreSQL cannot take (NUL, an unpaired surrogate) are the cursor's fault, not a 500
+        (
+            {"after": forged({"list": "live_visitors", "after": [NOW, "v\u0000"]})},
+            "invalid_cursor",
+        ),
+        (
+            {"after": forged({"list": "live_visitors", "after": [NOW, "v\ud800"]})},
+            "invalid_cursor",
+        ),
     ],
 )
 async def test_bad_paging_is_a_422_that_names_the_parameter(

@@ -12,7 +12,7 @@ from web.apidoc import AGENT, BODY_ERRORS, api, json_body, json_response, query_
 from web.deps import body, require_agent, services
 from web.presenters import answer, canned_reply_of, created
 from web.shapes import CannedReplies, CannedReply, Deleted
-from web.wire import ApiError, CannedReplyBody, CannedReplyPatch
+from web.wire import ApiError, CannedReplyBody, CannedReplyPatch, storable
 
 bp = Blueprint("canned", __name__)
 
@@ -57,8 +57,8 @@ def _taken(shortcut: str) -> ApiError:
 async def list_canned() -> Response:
     agent = await require_agent()
     q = request.args.get("q")
-    if q is not None and len(q) > 100:
-        raise ApiError(422, "invalid_query", "q is at most 100 characters")
+    if q is not None and (len(q) > 100 or not storable(q)):
+        raise ApiError(422, "invalid_query", "q is at most 100 characters, none of them NUL")
     limit = SEARCH_LIMIT if q else queries.CANNED_LIMIT
     rows = await services().db.run(
         queries.select_canned_replies, agent["tenant_id"], (q or "").strip() or None, limit

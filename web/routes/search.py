@@ -20,7 +20,7 @@ from web.deps import body, require_agent, services
 from web.paging import Paging
 from web.presenters import answer, contact_of, summary_of, workspace_of
 from web.shapes import ContactHit, MessageHit, SearchResults, Segment, Workspace
-from web.wire import ApiError, WorkspacePatch
+from web.wire import ApiError, WorkspacePatch, storable
 
 bp = Blueprint("search", __name__)
 
@@ -147,7 +147,7 @@ EX_SEGMENTS = [
 async def search() -> Response:
     agent = await require_agent()
     words = (request.args.get("q") or "").strip()
-    if not words or len(words) > MAX_QUERY or "\x00" in words:
+    if not words or len(words) > MAX_QUERY or not storable(words):
         raise ApiError(422, "invalid_query", f"q is 1 to {MAX_QUERY} characters, none of them NUL")
     limit, after = RESULTS.limit(), RESULTS.after_key()
     s = services()
