@@ -1007,34 +1007,54 @@ async def mark_read(
     conversation_id: str,
     seq: int | None,
     now: dt.datetime,
-) -> tuple[int, str] | None:
-    """Move the agent's read mark forward (never back); the new mark and the conversation's
-    visitor (who hears of it: "Seen"), None for an unknown id.
+) -> ReadMark | None:
+    """Move the agent's read mark forward (never back); None for an unknown id.
 
-    ``seq`` None = everything so far; a ``seq`` past the end is clamped to the last one.
+    ``seq`` None = everything so far; a ``seq`` past the end is clamped to the last one. One
+    statement, no write when the mark does not move; ``news`` when it moved past a visitor's
+    message (what the visitor's "Seen" and the agent's unread count are about).
     """
     row = await connection.fetchrow(
-        "SELECT last_seq, visitor_id FROM conversations WHERE id = $1 AND tenant_id = $2",
+        """WITH c AS (
+             SELECT last_seq, visitor_id FROM conversations WHERE id = $2 AND tenant_id = $5
+           ), old AS (
+             SELECT last_read_seq FROM conversation_reads
+              WHERE agent_id = $1 AND conversation_id = $2
+           ), moved AS (
+             INSERT INTO conversation_reads (agent_id, conversation_id, last_read_seq, read_at)
+             SELECT $1, $2, LEAST(COALESCE($3::int, last_seq), last_seq), $4 FROM c
+             ON CONFLICT (agent_id, conversation_id) DO UPDATE
+                SET last_read_seq = EXCLUDED.last_read_seq, read_at = EXCLUDED.read_at
+              WHERE conversation_reads.last_read_seq < EXCLUDED.last_read_seq
+             RETURNING last_read_seq
+           )
+           SELECT c.last_seq, c.visitor_id,
+                  COALESCE((SELECT last_read_seq FROM moved),
+                           (SELECT last_read_seq FROM old)) AS mark,
+                  EXISTS (SELECT 1 FROM messages m
+                           WHERE m.conversation_id = $2 AND m.sender_type = 'visitor'
+                             AND m.seq > COALESCE((SELECT last_read_seq FROM old), 0)
+                             AND m.seq <= (SELECT last_read_seq FROM moved)) AS news
+             FROM c""",
+        agent_id,
         conversation_id,
+        seq,
+        now,
         tenant_id,
     )
     if row is None:
         return None
-    last = row["last_seq"]
-    target = last if seq is None else min(seq, last)
-    mark: int = await connection.fetchval(
-        """INSERT INTO conversation_reads (agent_id, conversation_id, last_read_seq, read_at)
-           VALUES ($1, $2, $3, $4)
-           ON CONFLICT (agent_id, conversation_id) DO UPDATE SET
-               last_read_seq = GREATEST(conversation_reads.last_read_seq, EXCLUDED.last_read_seq),
-               read_at = EXCLUDED.read_at
-           RETURNING last_read_seq""",
-        agent_id,
-        conversation_id,
-        target,
-        now,
-    )
-    return mark, row["visitor_id"]
+    return ReadMark(int(row["mark"]), bool(row["news"]), row["visitor_id"])
+
+
+@attrs.frozen
+class ReadMark:
+    """A read mark after a move: where it stands, whether it moved past anything the other side
+    sees change (``news``: then it is told), and the conversation's visitor."""
+
+    seq: int
+    news: bool
+    visitor_id: str | None = None
 
 
 async def mark_visitor_read(
@@ -1044,16 +1064,21 @@ async def mark_visitor_read(
     conversation_id: str,
     seq: int | None,
     now: dt.datetime,
-) -> int | None:
-    """Move the visitor's read mark forward (never back); the new mark, None for a conversation
-    that is not this visitor's. ``seq`` None = everything so far; past the end: the last one.
+) -> ReadMark | None:
+    """Move the visitor's read mark forward (never back); None for a conversation that is not
+    this visitor's. ``seq`` None = everything so far; past the end: the last one.
 
     One statement, and no write when the mark would not move (a visitor's widget says what it
-    has read about once a second while the chat is in front of it: most say it again)."""
+    has read about once a second while the chat is in front of it: most say it again). ``news``
+    when it moved past anything but the visitor's own messages (an agent's message, an agent
+    joining: what the widget's unread badge and the agents' "Seen" are about); every seq of a
+    conversation is an event, a message's the seq of its ``message_created``."""
     row = await connection.fetchrow(
         """WITH c AS (
              SELECT last_seq FROM conversations
               WHERE id = $1 AND tenant_id = $2 AND visitor_id = $3
+           ), old AS (
+             SELECT last_read_seq FROM visitor_reads WHERE conversation_id = $1
            ), moved AS (
              INSERT INTO visitor_reads (conversation_id, last_read_seq, read_at)
              SELECT $1, LEAST(COALESCE($4::int, last_seq), last_seq), $5 FROM c
@@ -1061,11 +1086,18 @@ async def mark_visitor_read(
                 SET last_read_seq = EXCLUDED.last_read_seq, read_at = EXCLUDED.read_at
               WHERE visitor_reads.last_read_seq < EXCLUDED.last_read_seq
              RETURNING last_read_seq
+           ), span AS (
+             SELECT COALESCE((SELECT last_read_seq FROM old), 0) AS since,
+                    (SELECT last_read_seq FROM moved) AS upto
            )
            SELECT (SELECT last_seq FROM c) AS last_seq,
-                  COALESCE((SELECT last_read_seq FROM moved),
-                           (SELECT last_read_seq FROM visitor_reads
-                             WHERE conversation_id = $1)) AS mark""",
+                  COALESCE(span.upto, (SELECT last_read_seq FROM old)) AS mark,
+                  span.upto IS NOT NULL AND (
+                    SELECT count(*) FROM messages m
+                     WHERE m.conversation_id = $1 AND m.sender_type = 'visitor'
+                       AND m.seq > span.since AND m.seq <= span.upto
+                  ) < span.upto - span.since AS news
+             FROM span""",
         conversation_id,
         tenant_id,
         visitor_id,
@@ -1074,7 +1106,7 @@ async def mark_visitor_read(
     )
     if row["last_seq"] is None:
         return None
-    return int(row["mark"])
+    return ReadMark(int(row["mark"]), bool(row["news"]))
 
 
 async def select_read_marks(

@@ -233,53 +233,55 @@ async def send_agent_message(
 async def agent_read(
     s: Services, agent: dict[str, Any], conversation_id: str, seq: int | None
 ) -> int:
-    """Move the agent's read mark (never back) and tell the inbox and the conversation's visitor
-    (``conversation_read``: the visitor's "Seen"); the new mark."""
+    """Move the agent's read mark (never back) and, when it moved past a visitor's message, tell
+    the inbox and the conversation's visitor (``conversation_read``: the visitor's "Seen"); the
+    new mark."""
     now = s.clock.now()
     marked = await s.db.run(
         queries.mark_read, agent["tenant_id"], agent["id"], conversation_id, seq, now
     )
     if marked is None:
         raise ApiError(404, "not_found", f"no conversation {conversation_id}")
-    mark, visitor_id = marked
-    read = ConversationRead(agent["id"], conversation_id, mark, reader="agent")
-    s.broker.publish(
-        Event(
-            EventType.CONVERSATION_READ.value,
-            now,
-            agent["tenant_id"],
-            data=read.to_wire(),
-            conversation_id=conversation_id,
-            visitor_id=visitor_id,
+    if marked.news:  # past a visitor's message: its "Seen", this agent's unread counts
+        read = ConversationRead(agent["id"], conversation_id, marked.seq, reader="agent")
+        s.broker.publish(
+            Event(
+                EventType.CONVERSATION_READ.value,
+                now,
+                agent["tenant_id"],
+                data=read.to_wire(),
+                conversation_id=conversation_id,
+                visitor_id=marked.visitor_id,
+            )
         )
-    )
-    return mark
+    return marked.seq
 
 
 async def visitor_read(
     s: Services, tenant_id: str, visitor_id: str, conversation_id: str, seq: int | None
 ) -> int:
-    """Move the visitor's read mark (never back) and tell the inbox (``conversation_read`` with
-    ``reader: "visitor"``: which agent messages the visitor has seen) and the visitor's other
-    sockets; the new mark."""
+    """Move the visitor's read mark (never back) and, when it moved past anything but the
+    visitor's own messages, tell the inbox (``conversation_read`` with ``reader: "visitor"``:
+    which agent messages the visitor has seen) and the visitor's other sockets; the new mark."""
     now = s.clock.now()
-    mark = await s.db.run(
+    marked = await s.db.run(
         queries.mark_visitor_read, tenant_id, visitor_id, conversation_id, seq, now
     )
-    if mark is None:
+    if marked is None:
         raise ApiError(404, "not_found", f"no conversation {conversation_id}")
-    read = ConversationRead(None, conversation_id, mark, reader="visitor")
-    s.broker.publish(
-        Event(
-            EventType.CONVERSATION_READ.value,
-            now,
-            tenant_id,
-            data=read.to_wire(),
-            conversation_id=conversation_id,
-            visitor_id=visitor_id,  # its other tabs: their unread badge agrees
+    if marked.news:  # past what an agent said or did: the agents' "Seen", the widget's badge
+        read = ConversationRead(None, conversation_id, marked.seq, reader="visitor")
+        s.broker.publish(
+            Event(
+                EventType.CONVERSATION_READ.value,
+                now,
+                tenant_id,
+                data=read.to_wire(),
+                conversation_id=conversation_id,
+                visitor_id=visitor_id,  # its other tabs: their unread badge agrees
+            )
         )
-    )
-    return mark
+    return marked.seq
 
 
 async def rate_conversation(

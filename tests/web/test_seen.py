@@ -18,6 +18,13 @@ from tests.support import (
     visitor_socket,
     visitor_view,
 )
+from tests.web.test_observability import sample
+
+
+async def reads_published(srv: Server) -> float:
+    async with srv.http() as client:
+        text = (await client.get("/metrics")).text
+    return sample(text, "curbe_events_published_total", type="conversation_read")
 
 
 async def read_event(sock: Socket) -> dict[str, Any]:
@@ -51,23 +58,39 @@ async def test_the_visitors_read_mark_is_stored_and_told_to_the_inbox_and_its_ot
             "reader": "visitor",
         }
         assert (await read_event(other_tab))["reader"] == "visitor"  # its badge agrees
-        await tab.send({"type": "read"})  # no id, no seq: everything of its latest chat
-        assert (await read_event(inbox))["lastReadSeq"] == answer["seq"]
         for sock in (elsewhere, next_door):
             assert not [f for f in await sock.drain() if f["type"] == "conversation_read"]
 
-    assert (await visitor_view(server, v))["visitorLastReadSeq"] == answer["seq"]
-    assert (await detail(server, token, cid))["visitorLastReadSeq"] == answer["seq"]
+        # a mark that does not move, or moves over the visitor's own messages only, changes
+        # nothing anyone sees: stored, told to nobody (the widget says what it read about once
+        # a second; the visitor's messages are its own)
+        published = await reads_published(server)
+        await tab.send({"type": "read"})  # no id, no seq: everything of its latest chat
+        await tab.drain()
+        await tab.send({"type": "message", "conversationId": cid, "text": "Otra cosa"})
+        own = (await tab.wait_for("ack"))["message"]["seq"]
+        await tab.send({"type": "read"})
+        await tab.drain()
+        assert (await visitor_view(server, v))["visitorLastReadSeq"] == own  # stored
+        assert await reads_published(server) == published  # told to nobody
+
+        later = await agent_says(server, token, cid, "Claro")
+        await tab.send({"type": "read"})  # past an agent's message: news again
+        assert (await read_event(inbox))["lastReadSeq"] == later["seq"]
+        assert await reads_published(server) == published + 1
+
+    assert (await visitor_view(server, v))["visitorLastReadSeq"] == later["seq"]
+    assert (await detail(server, token, cid))["visitorLastReadSeq"] == later["seq"]
 
     async with server.http(v.token) as client:  # over HTTP: never back, clamped to the end
         url = f"/api/chat/widgets/{who.widget_id}/conversations/{cid}/read"
         r = await client.post(url, json={"seq": 1})
         assert r.status_code == 200, r.text
-        assert r.json() == {"conversationId": cid, "lastReadSeq": answer["seq"]}
+        assert r.json() == {"conversationId": cid, "lastReadSeq": later["seq"]}
         r = await client.post(url, json={"seq": 10_000})
-        assert r.json()["lastReadSeq"] == answer["seq"]
+        assert r.json()["lastReadSeq"] == later["seq"]
         r = await client.post(url, content=b"")
-        assert r.json()["lastReadSeq"] == answer["seq"]
+        assert r.json()["lastReadSeq"] == later["seq"]
         r = await client.post(url, json={"seq": -1})
         assert r.status_code == 422, r.text
         assert r.json()["error"]["code"] == "invalid_body"
@@ -94,7 +117,13 @@ async def test_an_agents_read_reaches_the_visitor_as_seen(server: Server) -> Non
             "reader": "agent",
         }
         assert not [f for f in await next_door.drain() if f["type"] == "conversation_read"]
-    assert (await visitor_view(server, v))["agentsLastReadSeq"] == sent["seq"]
+        published = await reads_published(server)
+        await agent_says(server, token, cid, "Lo miro")  # answering marks read, past its own
+        async with server.http(token) as client:  # again: no visitor message passed, no news
+            r = await client.post(f"/api/chat/conversations/{cid}/read")
+            assert r.status_code == 200, r.text
+        assert await reads_published(server) == published
+    assert (await visitor_view(server, v))["agentsLastReadSeq"] > sent["seq"]
 
 
 async def test_a_read_mark_is_refused_for_a_conversation_not_the_visitors(server: Server) -> None:

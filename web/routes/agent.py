@@ -640,8 +640,9 @@ async def agent_message(conversation_id: str) -> Response:
     AGENT,
     {
         "200": json_response(
-            "The agent's read mark (it never moves back). Emits `conversation_read` to the "
-            'inbox and to the conversation\'s visitor (its "Seen").',
+            "The agent's read mark (it never moves back). When it moved past a visitor's "
+            "message, emits `conversation_read` to the inbox and to the conversation's "
+            'visitor (its "Seen").',
             ReadMark,
             {"conversationId": ex.CONVERSATION, "lastReadSeq": 5},
         )

@@ -578,8 +578,9 @@ async def visitor_message(widget_id: str, conversation_id: str) -> Response:
     VISITOR_AUTH,
     {
         "200": json_response(
-            "The visitor's read mark (it never moves back). Emits `conversation_read` with "
-            '`reader: "visitor"` to the inbox (which agent messages the visitor has seen).',
+            "The visitor's read mark (it never moves back). When it moved past anything but "
+            'the visitor\'s own messages, emits `conversation_read` with `reader: "visitor"` '
+            "to the inbox (which agent messages the visitor has seen).",
             ReadMark,
             {"conversationId": ex.CONVERSATION, "lastReadSeq": 5},
         )
