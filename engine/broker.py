@@ -16,7 +16,9 @@ on it). Actors and state machines do not change.
 
 Visitor presence is **coalesced per tenant** before the fan-out (:class:`PresenceBatcher`): a
 flood of visitors (anyone can mint one from a public widget id) costs each inbox socket at most
-one presence frame a second, however many visitors arrive.
+one presence frame a second, however many visitors arrive. Typing hints and read marks are
+coalesced the same way on their way to the inboxes (:class:`ActivityBatcher`, four frames a
+second at most).
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ class Broker:
         self._dropped = 0
         self.out: Callable[[Event], None] | None = None  # several processes: to the bus
         self.batcher: PresenceBatcher | None = None  # coalesces visitor presence (the server's)
+        self.activity: ActivityBatcher | None = None  # coalesces typing and read marks (same)
 
     @contextmanager
     def subscribe(self, *topics: Topic, buffer: int | None = None) -> Iterator[Subscription]:
@@ -232,18 +235,28 @@ class Broker:
         listener (the publishing process routes on it)."""
         self._fan_out(event, [t for t in topics_of(event) if t != ROUTING])
 
-    def _fan_out(self, event: Event, topics: Iterable[Topic]) -> None:
-        if (
-            self.batcher is not None
-            and event.type is EventType.VISITOR_PRESENCE_UPDATE
-            and self.batcher.hold(event)
-        ):
-            return  # goes out in its tenant's next batch
+    def _fan_out(self, event: Event, topics: list[Topic]) -> None:
+        kind = event.type
+        if self.batcher is not None and kind in self.batcher.types and self.batcher.hold(event):
+            return  # goes out in its tenant's next batch (presence goes to the tenant only)
+        activity = self.activity
+        if activity is not None:
+            if kind in activity.types and activity.hold(event):
+                inbox: Topic = ("tenant", event.tenant_id)
+                rest = [t for t in topics if t != inbox]
+                if rest:  # a visitor's stream hears it now; the inboxes in the next batch
+                    self.fan_out(event, rest, besides=inbox)
+                return
+            if kind is EventType.MESSAGE_CREATED:
+                activity.message(event)
         self.fan_out(event, topics)
 
-    def fan_out(self, event: Event, topics: Iterable[Topic]) -> None:
-        """To every subscriber of ``topics``, at most once each (no batching)."""
+    def fan_out(self, event: Event, topics: Iterable[Topic], besides: Topic | None = None) -> None:
+        """To every subscriber of ``topics``, at most once each (no batching), none of those of
+        ``besides`` (they hear it another way)."""
         seen: set[int] = set()
+        if besides is not None:
+            seen.update(id(sub) for sub in self._topics.get(besides, ()))
         delivered = 0
         for topic in topics:
             for sub in list(self._topics.get(topic, ())):
@@ -282,31 +295,42 @@ class Broker:
 # A tenant's presence frames go out at most this often (seconds): the first change in a quiet
 # second at once, the rest of that second together when it is up.
 PRESENCE_WINDOW = 1.0
+# A tenant's typing and read-mark frames (:class:`ActivityBatcher`): at most four a second.
+ACTIVITY_WINDOW = 0.25
 # Tenants whose last frame time is remembered before the stale ones are forgotten.
 _REMEMBERED = 1024
 
 
-class PresenceBatcher:
-    """Coalesces ``visitor_presence_update`` per tenant: at most one presence frame a second
-    reaches a tenant's inbox sockets.
+class TenantBatcher:
+    """Coalesces one kind of a tenant's events on their way to its inbox sockets (the
+    ``("tenant", id)`` topic): at most one frame per ``window`` reaches them.
 
-    The first change in a quiet window goes out at once, as itself (a visitor arriving shows at
-    once). Changes within the window are held, the latest per visitor, and go out together when
-    it is up: one ``visitor_presence_update`` when only one visitor changed, else one
-    ``visitor_presence_batch``. Per-visitor coalescing (one update a second per visitor) stays in
-    the visitor's actor; this bounds the tenant as a whole. :meth:`run` is a supervised service;
-    windows are measured on Trio's clock (a test's fake clock moves them).
+    The first event in a quiet window goes out at once, as itself. Events within the window are
+    held, the latest per :meth:`key`, and go out together when it is up: the event itself when
+    only one is held, else one :attr:`batch_type` event (:meth:`batch_data`). What the event also
+    goes to (a visitor's stream, a conversation's) is not held. :meth:`run` is a supervised
+    service; windows are measured on Trio's clock (a test's fake clock moves them).
     """
 
-    def __init__(self, broker: Broker, clock: Clock, window: float = PRESENCE_WINDOW) -> None:
+    types: frozenset[EventType] = frozenset()
+    batch_type: EventType
+
+    def __init__(self, broker: Broker, clock: Clock, window: float) -> None:
         self.broker = broker
         self.clock = clock
         self.window = window
-        self._sent_at: dict[str, float] = {}  # tenant -> Trio time of its last presence frame
-        self._held: dict[str, dict[str, Event]] = {}  # tenant -> visitor -> latest update
+        self._sent_at: dict[str, float] = {}  # tenant -> Trio time of its last frame
+        self._held: dict[str, dict[Any, Event]] = {}  # tenant -> key -> latest event
         self._wake = trio.Event()
-        self.batches = 0  # frames that carried more than one visitor
-        self.held = 0  # updates that waited for a window to end
+        self.batches = 0  # frames that carried more than one event
+        self.held = 0  # events that waited for a window to end
+        self.superseded = 0  # held events dropped: something later made them moot
+
+    def key(self, event: Event) -> Any:
+        raise NotImplementedError
+
+    def batch_data(self, events: list[Event]) -> dict[str, Any]:
+        raise NotImplementedError
 
     def hold(self, event: Event) -> bool:
         """True: ``event`` is held for its tenant's batch; False: send it now."""
@@ -320,12 +344,20 @@ class PresenceBatcher:
             return False
         if held is None:
             held = self._held[tenant] = {}
-        visitor = str(event.data.get("visitorId"))
-        held.pop(visitor, None)  # re-insert: the batch lists visitors in the order they changed
-        held[visitor] = event
+        key = self.key(event)
+        held.pop(key, None)  # re-insert: the batch lists events in the order they came
+        held[key] = event
         self.held += 1
         self._wake.set()
         return True
+
+    def drop(self, tenant: str, key: Any) -> None:
+        """Forget the held event of ``key`` (something published since makes it moot)."""
+        held = self._held.get(tenant)
+        if held is not None and held.pop(key, None) is not None:
+            self.superseded += 1
+            if not held:
+                del self._held[tenant]
 
     def _forget(self, now: float) -> None:
         for tenant, at in list(self._sent_at.items()):
@@ -346,15 +378,15 @@ class PresenceBatcher:
             self.broker.fan_out(self._frame(tenant, list(held.values())), [("tenant", tenant)])
         return due
 
-    def _frame(self, tenant: str, updates: list[Event]) -> Event:
-        if len(updates) == 1:
-            return updates[0]
+    def _frame(self, tenant: str, events: list[Event]) -> Event:
+        if len(events) == 1:
+            return events[0]
         self.batches += 1
         return Event(
-            type=EventType.VISITOR_PRESENCE_BATCH,
+            type=self.batch_type,
             at=self.clock.now(),
             tenant_id=tenant,
-            data={"visitors": [u.data for u in updates]},
+            data=self.batch_data(events),
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -374,4 +406,56 @@ class PresenceBatcher:
             "held_updates": sum(len(h) for h in self._held.values()),
             "batches_sent": self.batches,
             "updates_held": self.held,
+            "updates_superseded": self.superseded,
         }
+
+
+class PresenceBatcher(TenantBatcher):
+    """Coalesces ``visitor_presence_update`` per tenant: at most one presence frame a second
+    reaches a tenant's inbox sockets (one ``visitor_presence_update`` when only one visitor
+    changed, else one ``visitor_presence_batch``, the latest of each visitor in the order they
+    changed). Per-visitor coalescing (one update a second per visitor) stays in the visitor's
+    actor; this bounds the tenant as a whole."""
+
+    types = frozenset({EventType.VISITOR_PRESENCE_UPDATE})
+    batch_type = EventType.VISITOR_PRESENCE_BATCH
+
+    def __init__(self, broker: Broker, clock: Clock, window: float = PRESENCE_WINDOW) -> None:
+        super().__init__(broker, clock, window)
+
+    def key(self, event: Event) -> Any:
+        return str(event.data.get("visitorId"))
+
+    def batch_data(self, events: list[Event]) -> dict[str, Any]:
+        return {"visitors": [e.data for e in events]}
+
+
+class ActivityBatcher(TenantBatcher):
+    """Coalesces ``typing`` and ``conversation_read`` on their way to a tenant's inbox sockets:
+    at most four such frames a second per inbox, however many visitors type and read (one event
+    when only one is held, else one ``activity_batch`` of the latest per conversation and
+    sender or reader). A held ``on`` whose sender's message is published meanwhile is dropped:
+    the message ends the typing, and a late ``on`` would show it again. The visitor's own
+    stream (an agent typing, its other tabs' read marks) is not held."""
+
+    types = frozenset({EventType.TYPING, EventType.CONVERSATION_READ})
+    batch_type = EventType.ACTIVITY_BATCH
+
+    def __init__(self, broker: Broker, clock: Clock, window: float = ACTIVITY_WINDOW) -> None:
+        super().__init__(broker, clock, window)
+
+    def key(self, event: Event) -> Any:
+        d = event.data
+        if event.type is EventType.TYPING:
+            return ("typing", event.conversation_id, d.get("senderType"), d.get("senderId"))
+        return ("read", event.conversation_id, d.get("reader"), d.get("agentId"))
+
+    def batch_data(self, events: list[Event]) -> dict[str, Any]:
+        return {"events": [e.to_wire() for e in events]}
+
+    def message(self, event: Event) -> None:
+        """A message was published: its sender's held typing hint is moot."""
+        if event.tenant_id in self._held:
+            m = event.data.get("message") or {}
+            key = ("typing", event.conversation_id, m.get("senderType"), m.get("senderId"))
+            self.drop(event.tenant_id, key)

@@ -383,10 +383,19 @@ class ActorReport(Wire):
     passes: int | None = _detail("router")
     offers: int | None = _detail("router")
     pending_tenants: int | None = _detail("service routing_listener")
-    tenants_holding: int | None = _detail("service presence_batches: tenants with updates held")
-    held_updates: int | None = _detail("service presence_batches: updates held now")
-    batches_sent: int | None = _detail("service presence_batches: frames of several visitors")
-    updates_held: int | None = _detail("service presence_batches: updates that waited, in all")
+    tenants_holding: int | None = _detail(
+        "services presence_batches, activity_batches: tenants with events held"
+    )
+    held_updates: int | None = _detail("services presence_batches, activity_batches: held now")
+    batches_sent: int | None = _detail(
+        "services presence_batches, activity_batches: frames that carried several events"
+    )
+    updates_held: int | None = _detail(
+        "services presence_batches, activity_batches: events that waited, in all"
+    )
+    updates_superseded: int | None = _detail(
+        "service activity_batches: held typing hints dropped because their sender's message came"
+    )
     signing_kid: str | None = _detail("service visitor_keys: the key that signs new tokens")
     kids: list[str] | None = _detail("service visitor_keys: the keys that verify tokens")
     reloads: int | None = _detail("service visitor_keys: key reloads since start")

@@ -32,6 +32,7 @@ class EventType(StrEnum):
     CONVERSATION_WAIT_TIMEOUT = "conversation_wait_timeout"
     VISITOR_PRESENCE_UPDATE = "visitor_presence_update"
     VISITOR_PRESENCE_BATCH = "visitor_presence_batch"
+    ACTIVITY_BATCH = "activity_batch"
     AGENT_PRESENCE_UPDATE = "agent_presence_update"
     AGENTS_ONLINE_CHANGED = "agents_online_changed"
     QUEUE_POSITION = "queue_position"
@@ -372,6 +373,21 @@ class VisitorPresenceBatch(Wire):
 
 
 @attrs.frozen
+class ActivityBatch(Wire):
+    """Several ``typing`` and ``conversation_read`` events of one tenant sent to an inbox as one
+    frame: the latest per conversation and sender (or reader) within a quarter of a second
+    (``engine.broker.ActivityBatcher``)."""
+
+    events: list[dict[str, Any]] = attrs.field(
+        metadata=RAW
+        | doc(
+            "each a whole `typing` or `conversation_read` event as it would have come alone, "
+            "in the order they came; apply them in turn"
+        )
+    )
+
+
+@attrs.frozen
 class AgentPresenceUpdate(Wire):
     agent_id: str
     status: Literal["online", "away", "offline"]
@@ -471,6 +487,7 @@ PAYLOADS: dict[EventType, type[Any]] = {
     EventType.CONVERSATION_WAIT_TIMEOUT: ConversationWaitTimeout,
     EventType.VISITOR_PRESENCE_UPDATE: VisitorPresenceUpdate,
     EventType.VISITOR_PRESENCE_BATCH: VisitorPresenceBatch,
+    EventType.ACTIVITY_BATCH: ActivityBatch,
     EventType.AGENT_PRESENCE_UPDATE: AgentPresenceUpdate,
     EventType.AGENTS_ONLINE_CHANGED: AgentsOnlineChanged,
     EventType.QUEUE_POSITION: QueuePosition,

@@ -265,7 +265,8 @@ class Socket:
     def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
         self.ws = ws
         self.seen: list[dict[str, Any]] = []
-        # a ``visitor_presence_batch`` is read as the updates it carries, as inbox.js does
+        # a ``visitor_presence_batch`` is read as the updates it carries, an ``activity_batch``
+        # as the events it carries, as inbox.js does
         # (``unfold = False``: as the frame it is, for a test of the batching itself)
         self.unfold = True
         self.batches: list[dict[str, Any]] = []
@@ -285,6 +286,9 @@ class Socket:
                 head = {k: v for k, v in frame.items() if k != "data"}
                 head["type"] = "visitor_presence_update"
                 frame, *self._unfolded = [{**head, "data": v} for v in frame["data"]["visitors"]]
+            elif self.unfold and frame.get("type") == "activity_batch":
+                self.batches.append(frame)
+                frame, *self._unfolded = frame["data"]["events"]
         self.seen.append(frame)
         return frame  # type: ignore[no-any-return]
 

@@ -26,7 +26,7 @@ import trio
 import trio_asyncio
 
 from engine import metrics
-from engine.broker import Broker, PresenceBatcher
+from engine.broker import ActivityBatcher, Broker, PresenceBatcher
 from engine.clock import Clock, SystemClock
 from engine.cluster import Cluster, cluster_id, presence_subject
 from engine.conversation_actor import KIND as CONVERSATION
@@ -85,6 +85,7 @@ async def open_services(
         )
         broker = Broker()
         broker.batcher = batcher = PresenceBatcher(broker, clock)
+        broker.activity = activity = ActivityBatcher(broker, clock)
         store = PostgresStore(db)
         presence = AgentPresence(broker, clock)
         pending_nudges: set[str] = set()
@@ -226,6 +227,9 @@ async def open_services(
                 await supervisor.start_service(
                     PRESENCE_BATCHES, batcher.run, describe=batcher.describe
                 )
+                await supervisor.start_service(
+                    ACTIVITY_BATCHES, activity.run, describe=activity.describe
+                )
                 files = file_store(settings)
                 janitor = FileJanitor(db, files, clock, settings.janitor_seconds)
                 await supervisor.start_service(FILE_JANITOR, janitor.run, describe=janitor.describe)
@@ -272,6 +276,7 @@ METRICS_GAUGES = "metrics_gauges"
 PRESENCE_SHARING = "presence_sharing"
 VISITOR_KEYS = "visitor_keys"  # reloads the visitor-token keys (web/auth.py)
 PRESENCE_BATCHES = "presence_batches"  # visitor presence coalesced per tenant (engine/broker.py)
+ACTIVITY_BATCHES = "activity_batches"  # typing and read marks to the inboxes, coalesced (same)
 FILE_JANITOR = "file_janitor"  # removes the attachments' files that are due (web/janitor.py)
 LEASE_KEEPER = "lease_keeper"
 BUS_REQUESTS = "bus_requests"

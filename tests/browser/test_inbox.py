@@ -358,7 +358,7 @@ async def test_typing_shows_in_the_list_and_the_thread_and_goes_to_the_visitor(
             heard = widget.wait_for(lambda f: f.get("type") == "typing", start)
             assert heard["data"]["senderName"] == a.agent_name
             assert heard["data"]["state"] == "on"
-            colleague.wait_for(lambda f: f.get("type") == "typing")
+            colleague.wait_for(typing_heard)  # alone, or in its inbox's batch of hints
             expect(indicator).to_have_text("")
             composer.fill("")  # emptied: "off"
             composer.dispatch_event("input")
@@ -374,6 +374,73 @@ async def test_typing_shows_in_the_list_and_the_thread_and_goes_to_the_visitor(
                 lambda f: f.get("type") == "typing" and f["data"]["state"] == "off", start + 3
             )
             assert not [f for f in widget if "Un momento" in str(f) or "Listo" in str(f)]
+            assert problems == [], problems
+
+        await in_browser(scenario)
+
+
+def typing_heard(frame: dict[str, Any]) -> bool:
+    """A typing event, alone or in an ``activity_batch`` (typing hints coalesced per inbox)."""
+    if frame.get("type") == "activity_batch":
+        return any(e.get("type") == "typing" for e in frame["data"]["events"])
+    return frame.get("type") == "typing"
+
+
+async def test_a_typing_storm_reaches_the_inbox_in_batches_and_every_row_shows_it(
+    server: Server,
+) -> None:
+    # issue 17: many visitors typing at once cost an inbox a few frames a second, not one per
+    # hint; inbox.js applies a batch's events as if each had come alone
+    [(a, ta)] = await signed_in(server)
+    chats = []
+    for n in range(3):
+        v = await new_visitor(server, a.widget_id)
+        cid = (await start_chat(server, v, f"hola {n}", name=f"Visitor {n}"))["id"]
+        await accept_as(server, ta, cid)
+        chats.append((v, cid))
+    async with (
+        listening(server, f"/api/chat/widgets/{chats[0][0].widget_id}/ws?token={chats[0][0].token}") as w0,
+        listening(server, f"/api/chat/widgets/{chats[1][0].widget_id}/ws?token={chats[1][0].token}") as w1,
+        listening(server, f"/api/chat/widgets/{chats[2][0].widget_id}/ws?token={chats[2][0].token}") as w2,
+    ):  # fmt: skip
+        widgets = [w0, w1, w2]
+
+        def scenario(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            page, problems = new_page(browser, server, ta)
+            frames: list[str] = []
+
+            def frame(payload: Any) -> None:
+                frames.append(payload)
+
+            page.on("websocket", lambda ws: ws.on("framereceived", frame))
+            open_inbox(page, "open")
+            previews = [conv_row(page, cid).locator(".conv-preview") for _, cid in chats]
+            for n, preview in enumerate(previews):
+                expect(preview).to_have_text(f"hola {n}")
+
+            def everyone(state: str) -> None:
+                for widget, (_, cid) in zip(widgets, chats, strict=True):
+                    widget.say({"type": "typing", "conversationId": cid, "state": state})
+                for n, preview in enumerate(previews):  # each one's last word, applied
+                    expect(preview).to_have_text(
+                        f"Visitor {n} is typing\u2026" if state == "on" else f"hola {n}"
+                    )
+
+            # the first hint of a quiet quarter-second goes at once, the next ones together
+            # when it is up: three visitors at once make a batch (a few tries, as the three
+            # frames may straddle a window; the typing frame rate allows five changes at once)
+            for _ in range(2):
+                everyone("on")
+                if any('"activity_batch"' in f for f in frames):
+                    break
+                everyone("off")
+            assert any('"activity_batch"' in f for f in frames), frames
+            for widget, (_, cid) in zip(widgets, chats, strict=True):
+                widget.say({"type": "typing", "conversationId": cid, "state": "off"})
+            for n, preview in enumerate(previews):
+                expect(preview).to_have_text(f"hola {n}")
             assert problems == [], problems
 
         await in_browser(scenario)

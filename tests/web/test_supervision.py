@@ -211,6 +211,7 @@ async def test_the_routing_listener_and_presence_batches_run_as_supervised_servi
         r = await http.get("/api/ops/actors", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
     services = [x for x in r.json()["actors"] if x["kind"] == SERVICE]
     assert sorted((x["id"], x["state"], x["restarts"]) for x in services) == [
+        ("activity_batches", "RUNNING", 0),
         ("file_janitor", "RUNNING", 0),
         ("presence_batches", "RUNNING", 0),
         ("routing_listener", "RUNNING", 0),
@@ -218,5 +219,7 @@ async def test_the_routing_listener_and_presence_batches_run_as_supervised_servi
     ]
     [batches] = [x for x in services if x["id"] == "presence_batches"]
     assert batches["tenantsHolding"] == 0 and batches["batchesSent"] == 0
+    [activity] = [x for x in services if x["id"] == "activity_batches"]
+    assert activity["updatesSuperseded"] == 0 and activity["heldUpdates"] == 0
     [janitor] = [x for x in services if x["id"] == "file_janitor"]
     assert janitor["sweeps"] >= 1 and janitor["filesRemoved"] == 0  # it swept once at start

@@ -135,23 +135,20 @@ async def test_a_typing_storm_costs_one_event_per_change(server: Server) -> None
         got = typing_of(await until(inbox, "message_created"))
         states = [t["data"]["state"] for t in got]
         repeats = 1 + int((trio.current_time() - started) / TYPING_REPEAT_SECONDS)
-        assert states == ["on"] * states.count("on") + ["off"], states
+        ons = ["on"] * states.count("on")
+        # the "off" comes before the message, unless it was held for the inbox's next frame of
+        # typing hints and the message made it moot (engine/broker.py ActivityBatcher)
+        assert states in (ons, [*ons, "off"]) and ons, states
         assert states.count("on") <= repeats, states
 
-        # after a message the sender's next "on" goes out at once, not 3 s after the last
-        await widget.send({"type": "typing", "conversationId": cid, "state": "on"})
-        await widget.send({"type": "message", "conversationId": cid, "text": "b"})
-        await widget.send({"type": "typing", "conversationId": cid, "state": "on"})
-        await widget.send({"type": "message", "conversationId": cid, "text": "c"})
-        got = []
-        while not got or got[-1].get("data", {}).get("message", {}).get("text") != "c":
-            got += await until(inbox, "message_created")
-        texts_and_typing = [
-            f["data"]["message"]["text"] if f["type"] == "message_created" else f["data"]["state"]
-            for f in got
-            if f["type"] in ("typing", "message_created")
-        ]
-        assert texts_and_typing == ["on", "b", "on", "c"], texts_and_typing
+        # after a message the sender's next "on" goes out at once, not 3 s after the last (were
+        # it swallowed, the inbox would wait for it in vain)
+        for text in ("b", "c"):
+            await widget.send({"type": "typing", "conversationId": cid, "state": "on"})
+            assert typing_of(await until(inbox, "typing"))[-1]["data"]["state"] == "on"
+            await widget.send({"type": "message", "conversationId": cid, "text": text})
+            created = (await until(inbox, "message_created"))[-1]
+            assert created["data"]["message"]["text"] == text
 
 
 async def test_a_socket_that_closes_while_typing_says_off(server: Server) -> None:

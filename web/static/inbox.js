@@ -1893,6 +1893,9 @@
       case "visitor_presence_batch":
         applyVisitors(data && Array.isArray(data.visitors) ? data.visitors : []);
         return;
+      case "activity_batch": // typing and read marks, coalesced: each applied as if alone
+        (Array.isArray(data.events) ? data.events : []).forEach(apply);
+        return;
       case "agent_presence_update":
         if (data.agentId === me.id && (data.status === "online" || data.status === "away")) {
           desiredPresence = data.status;
