@@ -617,9 +617,14 @@ async def run_scenarios(
                 # second per widget, as a typing visitor's widget.js would): the typing events
                 # that reached each inbox, per message delivered
                 "typing_sent": sum(a.get("typing", 0) for a in sent),
+                "typing_per_message": sum(a.get("typing", 0) for a in sent) / max(delivered, 1),
                 "typing_in": report.get("typing", 0) / max(delivered * plan.agents, 1),
                 # and the visitor's read mark with each typing hint: seen events to the inboxes
+                # (only a mark that passes an agent's message or join is told: the bench's
+                # conversations hold the visitors' messages, so most reads are stored, not told)
                 "reads_in": report.get("reads", 0) / max(delivered * plan.agents, 1),
+                # the frames that brought those events (coalesced per tenant: activity_batch)
+                "hint_frames_in": report.get("hint_frames", 0) / max(delivered * plan.agents, 1),
             }
         )
 

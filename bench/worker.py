@@ -34,6 +34,8 @@ MARK = "bench|"
 # a typing visitor's widget says "on" at most every 4 s; the bench at most once a second per
 # widget (the typing frame rate), so every message of a slow conversation follows a typing event
 TYPING_EVERY_MS = 1000.0
+# an agent's open thread is marked read about once a second while messages come into it
+AGENT_READ_EVERY = 1.0
 
 
 def now_ms() -> float:
@@ -85,6 +87,7 @@ class Worker:
         self.typing = False  # set by ``setup``: the server takes typing frames
         self.reading = False  # set by ``setup``: the server takes the visitor's read frames
         self.typing_sent = 0  # typing frames sent in the current ``deliver``
+        self.agent_reads = 0  # read marks the agents sent (``agents_read``)
         self.errors: dict[str, int] = defaultdict(int)
         # agents
         self.agent_token: str | None = None
@@ -432,7 +435,8 @@ class Worker:
                 await w.ws.send(
                     {"type": "typing", "conversationId": w.conversation_id, "state": "on"}
                 )
-                if self.reading:  # and it read the chat so far (a stored mark, an event to inboxes)
+                if self.reading:  # and it read the chat so far (a stored mark; told to nobody
+                    # when it passes the visitor's own messages only, as here)
                     await w.ws.send({"type": "read", "conversationId": w.conversation_id})
             await w.ws.send(
                 {
@@ -565,7 +569,38 @@ class Worker:
             inbox = Inbox()
             self.inboxes.append(inbox)
             await self.nursery.start(self.inbox_live, inbox)
+        if self.reading:  # the server takes read marks: each agent reads the thread it has open
+            self.nursery.start_soon(self.agents_read)
         return {"opened": len(self.inboxes)}
+
+    async def agents_read(self) -> None:
+        """Once a second, each inbox marks read the conversation it heard from last (an agent's
+        open thread follows the latest chat): a mark past the visitors' messages, so a
+        ``conversation_read`` to the inboxes and to that visitor ("Seen")."""
+        assert self.http is not None
+        http = await Http.open(self.http)
+        try:
+            while True:
+                await trio.sleep(AGENT_READ_EVERY)
+                for inbox in self.inboxes:
+                    cid, inbox.latest = inbox.latest, None
+                    if cid is None:
+                        continue
+                    try:
+                        status, _, _ = await http.request(
+                            "POST", f"/api/chat/conversations/{cid}/read", token=self.agent_token
+                        )
+                    except (WireError, OSError, trio.BrokenResourceError) as exc:
+                        self.error("agent read", exc)
+                        await http.aclose()
+                        http = await Http.open(self.http)
+                        continue
+                    if status != 200:
+                        self.error(f"agent read {status}")
+                    else:
+                        self.agent_reads += 1
+        finally:
+            await http.aclose()
 
     async def inbox_live(self, inbox: Inbox, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         assert self.wsep is not None
@@ -604,6 +639,7 @@ class Worker:
             "lat": [],
             "typing": 0,
             "reads": 0,
+            "hint_frames": 0,
         }
         for inbox in self.inboxes:
             for cid, top in expect.items():
@@ -616,6 +652,7 @@ class Worker:
             out["lat"] += inbox.latencies
             out["typing"] += inbox.typing
             out["reads"] += inbox.reads
+            out["hint_frames"] += inbox.hint_frames
             inbox.reset()
         return out
 
@@ -630,13 +667,19 @@ class Inbox:
     latencies: list[float] = attrs.Factory(list)
     typing: int = 0  # typing events heard
     reads: int = 0  # conversation_read events heard
+    hint_frames: int = 0  # the frames that brought them (an activity_batch brings several)
+    latest: str | None = None  # the conversation of the last message heard (its open thread)
 
     def take(self, frame: dict[str, Any]) -> None:
-        if frame.get("type") == "typing":
-            self.typing += 1
-            return
-        if frame.get("type") == "conversation_read":
-            self.reads += 1
+        kind = frame.get("type")
+        if kind in ("typing", "conversation_read", "activity_batch"):
+            self.hint_frames += 1
+            events = frame["data"]["events"] if kind == "activity_batch" else [frame]
+            for event in events:
+                if event.get("type") == "typing":
+                    self.typing += 1
+                else:
+                    self.reads += 1
             return
         if frame.get("type") != "message_created":
             return
@@ -644,6 +687,7 @@ class Inbox:
         if not text.startswith(MARK):
             return
         _, cid, n_, due_us = text.split("|")
+        self.latest = cid
         n = int(n_)
         self.latencies.append(now_ms() - int(due_us) / 1e3)
         if n in self.seen[cid]:
@@ -657,7 +701,7 @@ class Inbox:
         return all(self.last.get(cid, 0) >= top for cid, top in expect.items())
 
     def reset(self) -> None:
-        self.duplicates = self.order = self.typing = self.reads = 0
+        self.duplicates = self.order = self.typing = self.reads = self.hint_frames = 0
         self.latencies = []
 
 
