@@ -260,6 +260,12 @@ class ConversationActor:
             for m in transition.messages:
                 if (key := message_key(m)) is not None:
                     new_ids[key] = m
+                if hints:  # the message ends its sender's typing: an earlier hint is moot
+                    hints = [
+                        (c, h)
+                        for c, h in hints
+                        if (c.sender_type, c.sender_id) != (m.sender_type, m.sender_id)
+                    ]
             message = transition.messages[-1] if transition.messages else None
             answered.append((envelope, Outcome(state, message)))
         if state is not None and events:

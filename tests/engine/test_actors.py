@@ -17,7 +17,7 @@ import trio
 
 from engine.broker import Broker
 from engine.clock import TrioClock
-from engine.conversation import Accept, Create, PostMessage, Solve
+from engine.conversation import Accept, Create, PostMessage, Solve, Typing
 from engine.conversation_actor import KIND as CONV
 from engine.conversation_actor import ConversationActor
 from engine.errors import ActorUnavailable, AlreadyAssigned
@@ -345,3 +345,23 @@ async def test_coalesced_updates_are_spaced_a_second_apart(
         gaps = [b - a for a, b in itertools.pairwise(seen)]
         assert len(seen) >= 5
         assert min(gaps) >= 1 - 1e-6, gaps
+
+
+async def test_a_typing_hint_queued_before_its_senders_message_never_follows_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # the widget says "on", then sends: both can reach the actor's mailbox together, and a hint
+    # published after the commit would show "typing…" under the message that ended it
+    async with engine() as (sup, broker, store, clock):
+        await sup.call(CONV, "c1", create())
+        await sup.call(CONV, "c1", Accept(ALICE))
+        with broker.subscribe(("tenant", "t1")) as sub:
+            # in the mailbox, in this order, before the actor runs (no checkpoint in between)
+            assert sup.try_cast(CONV, "c1", Typing(SenderType.VISITOR, "v1", None, on=True))
+            await sup.call(CONV, "c1", visitor_message(2))
+            sent = await next_event(sub, "message_created")
+            assert store.commits and sent.data["message"]["text"] == "message 2"
+            later = []
+            while len(sub.receive):
+                later.append(sub.receive.receive_nowait().type)
+            assert "typing" not in later, later
