@@ -576,9 +576,10 @@ class Worker:
     async def agents_read(self) -> None:
         """Once a second, each inbox marks read the conversation it heard from last (an agent's
         open thread follows the latest chat): a mark past the visitors' messages, so a
-        ``conversation_read`` to the inboxes and to that visitor ("Seen")."""
-        assert self.http is not None
-        http = await Http.open(self.http)
+        ``conversation_read`` to the inboxes and to that visitor ("Seen"). A failure (the
+        server restarting) is counted and the next tick opens a new connection, to the server's
+        address as ``retarget`` last set it."""
+        http: Http | None = None
         try:
             while True:
                 await trio.sleep(AGENT_READ_EVERY)
@@ -587,20 +588,25 @@ class Worker:
                     if cid is None:
                         continue
                     try:
+                        if http is None:
+                            assert self.http is not None
+                            http = await Http.open(self.http)
                         status, _, _ = await http.request(
                             "POST", f"/api/chat/conversations/{cid}/read", token=self.agent_token
                         )
                     except (WireError, OSError, trio.BrokenResourceError) as exc:
                         self.error("agent read", exc)
-                        await http.aclose()
-                        http = await Http.open(self.http)
+                        if http is not None:
+                            await http.aclose()
+                            http = None
                         continue
                     if status != 200:
                         self.error(f"agent read {status}")
                     else:
                         self.agent_reads += 1
         finally:
-            await http.aclose()
+            if http is not None:
+                await http.aclose()
 
     async def inbox_live(self, inbox: Inbox, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         assert self.wsep is not None
