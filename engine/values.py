@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import attrs
 
-from engine.wire import OFF_WIRE, OPTIONAL, RAW, UNSET, Wire, doc
+from engine.wire import OFF_WIRE, OPTIONAL, RAW, UNSET, Wire, doc, structure
 
 # --- events: the realtime envelope shared by the visitor stream and the inbox stream. Every event
 # is ``{"type", "at", "tenantId", "conversationId"?, "seq"?, "data"}`` on the wire; ``seq`` counts
@@ -98,6 +98,11 @@ class Attachment(Wire):
     thumbnail: bool = attrs.field(
         default=False, metadata=doc("an image has a thumbnail at …/attachments/{id}/thumbnail")
     )
+
+    @classmethod
+    def all_of(cls, value: Any) -> tuple[Attachment, ...]:
+        """A message's ``attachments`` (the stored column or its wire form) as values."""
+        return tuple(structure(a, cls) for a in value or ())
 
 
 @attrs.frozen

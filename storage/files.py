@@ -47,6 +47,10 @@ class FileStore(Protocol):
         """Every variant of the file; nothing to delete is not an error."""
         ...
 
+    async def aclose(self) -> None:
+        """Let go of what the store holds open (its connections); the server's last step."""
+        ...
+
 
 def name(tenant_id: str, file_id: str, variant: str | None = None) -> str:
     """``<tenant>/<file id>[/<variant>]``, or ValueError for parts that are not ours."""
@@ -107,6 +111,9 @@ class LocalFiles:
             folder.rmdir()
 
         await trio.to_thread.run_sync(remove)
+
+    async def aclose(self) -> None:
+        """Nothing held open: each call opens and closes its own files."""
 
 
 # --- S3-compatible ------------------------------------------------------------------------------
@@ -233,3 +240,6 @@ class S3Files:
             r = await self._send("DELETE", self._url(tenant_id, file_id, variant))
             if r.status_code not in (200, 204, 404):
                 raise StoreError(f"DELETE answered {r.status_code}: {r.text[:200]}")
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

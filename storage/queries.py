@@ -36,7 +36,6 @@ from engine.values import (
     VisitorSession,
     WaitingChat,
 )
-from engine.wire import structure
 from storage.db import single_statement
 
 Row = dict[str, Any]
@@ -550,13 +549,8 @@ def _message(row: asyncpg.Record) -> Message:
         client_message_id=row["client_message_id"],
         client_timestamp=row["client_timestamp"],
         created_at=row["created_at"],
-        attachments=attachments_of(row["attachments"]),
+        attachments=Attachment.all_of(row["attachments"]),
     )
-
-
-def attachments_of(value: Any) -> tuple[Attachment, ...]:
-    """The ``attachments`` column (or a message's wire form) as values."""
-    return tuple(structure(a, Attachment) for a in value or ())
 
 
 async def select_conversation(

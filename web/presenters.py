@@ -10,9 +10,8 @@ import attrs
 from quart import Response, jsonify
 
 from engine.conversation_actor import Outcome
-from engine.values import Conversation, Mention, Note, Rating, SenderType
+from engine.values import Attachment, Conversation, Mention, Note, Rating, SenderType
 from engine.wire import unstructure
-from storage.queries import attachments_of
 from web.people import describe_user_agent, visitor_alias
 from web.shapes import AgentProfile, CannedReply, Contact, MessageSummary, Workspace
 
@@ -64,7 +63,7 @@ def summary_of(row: dict[str, Any] | None) -> MessageSummary | None:
         sender_name=row["sender_name"],
         text=row["text"],
         created_at=dt.datetime.fromisoformat(row["created_at"]),
-        attachments=attachments_of(row.get("attachments")),
+        attachments=Attachment.all_of(row.get("attachments")),
     )
 
 

@@ -44,6 +44,7 @@ from engine.widget import KIND as WIDGET
 from storage import queries
 from storage.bus import NatsBus, NoResponders
 from storage.db import Database
+from storage.files import FileStore
 from storage.stores import PostgresLeases, PostgresStore
 from web.app import create_app
 from web.auth import TokenKey, VisitorTokens
@@ -129,6 +130,7 @@ async def open_services(
         }
         cluster: Cluster | None = None
         bus: NatsBus | None = None
+        files: FileStore | None = None
         if settings.nats_url:
             node_id = settings.node_id or default_node_id()
             placement = Placement(
@@ -268,6 +270,8 @@ async def open_services(
                 await release_all(cluster.placement, PostgresLeases(db))
             if bus is not None:
                 await bus.close()
+            if files is not None:
+                await files.aclose()
     finally:
         await db.close()
 

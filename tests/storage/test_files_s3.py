@@ -124,3 +124,6 @@ async def test_the_s3_store_keeps_reads_and_removes_files() -> None:
         )
         with pytest.raises(StoreError):
             await missing.put("ten_a", "att_3", ORIGINAL, b"x")
+        # the server's last step lets the store's connections go
+        await missing.aclose()
+        assert missing.client.is_closed
