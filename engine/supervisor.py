@@ -393,6 +393,9 @@ class ActorReport(Wire):
     updates_held: int | None = _detail(
         "services presence_batches, activity_batches: events that waited, in all"
     )
+    marks_pending: int | None = _detail("service read_marks: visitors' read marks not written yet")
+    marks_taken: int | None = _detail("service read_marks: read marks from sockets, in all")
+    mark_writes: int | None = _detail("service read_marks: statements that wrote them")
     updates_superseded: int | None = _detail(
         "service activity_batches: held typing hints dropped because their sender's message came"
     )

@@ -1060,47 +1060,65 @@ async def mark_visitor_read(
     now: dt.datetime,
 ) -> ReadMark | None:
     """Move the visitor's read mark forward (never back); None for a conversation that is not
-    this visitor's. ``seq`` None = everything so far; past the end: the last one.
+    this visitor's. ``seq`` None = everything so far; past the end: the last one
+    (:func:`mark_visitor_reads` for one)."""
+    marks = await mark_visitor_reads(
+        connection, [(tenant_id, visitor_id, conversation_id, seq)], now
+    )
+    return marks.get(conversation_id)
 
-    One statement, and no write when the mark would not move (a visitor's widget says what it
-    has read about once a second while the chat is in front of it: most say it again). ``news``
-    when it moved past anything but the visitor's own messages (an agent's message, an agent
-    joining: what the widget's unread badge and the agents' "Seen" are about); every seq of a
-    conversation is an event, a message's the seq of its ``message_created``."""
-    row = await connection.fetchrow(
-        """WITH c AS (
-             SELECT last_seq FROM conversations
-              WHERE id = $1 AND tenant_id = $2 AND visitor_id = $3
+
+async def mark_visitor_reads(
+    connection: asyncpg.Connection,
+    marks: Sequence[tuple[str, str, str, int | None]],
+    now: dt.datetime,
+) -> dict[str, ReadMark]:
+    """Move visitors' read marks forward (never back), ``(tenant, visitor, conversation, seq)``
+    each, one conversation once: one statement for them all. The marks by conversation; one
+    that is not that visitor's (in that tenant) is left out.
+
+    No write where a mark would not move (a visitor's widget says what it has read about once a
+    second while the chat is in front of it: most say it again). ``news`` when it moved past
+    anything but the visitor's own messages (an agent's message, an agent joining: what the
+    widget's unread badge and the agents' "Seen" are about); every seq of a conversation is an
+    event, a message's the seq of its ``message_created``."""
+    rows = await connection.fetch(
+        """WITH i AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
+                        AS i (tenant_id, visitor_id, conversation_id, seq)
+           ), c AS (
+             SELECT i.conversation_id,
+                    LEAST(COALESCE(i.seq, conv.last_seq), conv.last_seq) AS target
+               FROM i JOIN conversations conv
+                 ON conv.id = i.conversation_id AND conv.tenant_id = i.tenant_id
+                AND conv.visitor_id = i.visitor_id
            ), old AS (
-             SELECT last_read_seq FROM visitor_reads WHERE conversation_id = $1
+             SELECT r.conversation_id, r.last_read_seq
+               FROM visitor_reads r JOIN c USING (conversation_id)
            ), moved AS (
              INSERT INTO visitor_reads (conversation_id, last_read_seq, read_at)
-             SELECT $1, LEAST(COALESCE($4::int, last_seq), last_seq), $5 FROM c
+             SELECT conversation_id, target, $5 FROM c
              ON CONFLICT (conversation_id) DO UPDATE
                 SET last_read_seq = EXCLUDED.last_read_seq, read_at = EXCLUDED.read_at
               WHERE visitor_reads.last_read_seq < EXCLUDED.last_read_seq
-             RETURNING last_read_seq
-           ), span AS (
-             SELECT COALESCE((SELECT last_read_seq FROM old), 0) AS since,
-                    (SELECT last_read_seq FROM moved) AS upto
+             RETURNING conversation_id, last_read_seq
            )
-           SELECT (SELECT last_seq FROM c) AS last_seq,
-                  COALESCE(span.upto, (SELECT last_read_seq FROM old)) AS mark,
-                  span.upto IS NOT NULL AND (
-                    SELECT count(*) FROM messages m
-                     WHERE m.conversation_id = $1 AND m.sender_type = 'visitor'
-                       AND m.seq > span.since AND m.seq <= span.upto
-                  ) < span.upto - span.since AS news
-             FROM span""",
-        conversation_id,
-        tenant_id,
-        visitor_id,
-        seq,
+           SELECT c.conversation_id,
+                  COALESCE(m.last_read_seq, o.last_read_seq) AS mark,
+                  m.last_read_seq IS NOT NULL AND (
+                    SELECT count(*) FROM messages x
+                     WHERE x.conversation_id = c.conversation_id AND x.sender_type = 'visitor'
+                       AND x.seq > COALESCE(o.last_read_seq, 0) AND x.seq <= m.last_read_seq
+                  ) < m.last_read_seq - COALESCE(o.last_read_seq, 0) AS news
+             FROM c LEFT JOIN old o USING (conversation_id)
+                    LEFT JOIN moved m USING (conversation_id)""",
+        [m[0] for m in marks],
+        [m[1] for m in marks],
+        [m[2] for m in marks],
+        [m[3] for m in marks],
         now,
     )
-    if row["last_seq"] is None:
-        return None
-    return ReadMark(int(row["mark"]), bool(row["news"]))
+    return {r["conversation_id"]: ReadMark(int(r["mark"]), bool(r["news"])) for r in rows}
 
 
 async def select_read_marks(

@@ -50,6 +50,7 @@ from web.app import create_app
 from web.auth import TokenKey, VisitorTokens
 from web.demo import check_demo_left, seed_demo
 from web.janitor import FileJanitor
+from web.reads import VisitorReads
 from web.services import ACTOR_KINDS, Services, Settings, file_store
 from web.widgets import widget_to_wire
 from web.workers import listening_socket
@@ -232,6 +233,8 @@ async def open_services(
                 await supervisor.start_service(
                     ACTIVITY_BATCHES, activity.run, describe=activity.describe
                 )
+                reads = VisitorReads(db, broker, clock)
+                await supervisor.start_service(READ_MARKS, reads.run, describe=reads.describe)
                 files = file_store(settings)
                 janitor = FileJanitor(db, files, clock, settings.janitor_seconds)
                 await supervisor.start_service(FILE_JANITOR, janitor.run, describe=janitor.describe)
@@ -264,6 +267,7 @@ async def open_services(
                     cluster=cluster,
                     files=files,
                     janitor=janitor,
+                    reads=reads,
                 )
         finally:
             if cluster is not None:
@@ -281,6 +285,7 @@ PRESENCE_SHARING = "presence_sharing"
 VISITOR_KEYS = "visitor_keys"  # reloads the visitor-token keys (web/auth.py)
 PRESENCE_BATCHES = "presence_batches"  # visitor presence coalesced per tenant (engine/broker.py)
 ACTIVITY_BATCHES = "activity_batches"  # typing and read marks to the inboxes, coalesced (same)
+READ_MARKS = "read_marks"  # visitors' read marks from sockets, written together (web/reads.py)
 FILE_JANITOR = "file_janitor"  # removes the attachments' files that are due (web/janitor.py)
 LEASE_KEEPER = "lease_keeper"
 BUS_REQUESTS = "bus_requests"

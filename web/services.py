@@ -23,6 +23,7 @@ from storage.files import FileStore, LocalFiles, S3Files
 from web.auth import VisitorTokens
 from web.janitor import FileJanitor
 from web.nearby import PingGate, RowCache
+from web.reads import VisitorReads
 from web.throttles import PublicLimits, Throttles
 
 __all__ = ["ACTOR_KINDS", "AgentPresence", "Services", "Settings"]
@@ -165,6 +166,7 @@ class Services:
     open_sockets: collections.Counter[str] = attrs.field(factory=collections.Counter)
     files: FileStore = attrs.field(default=None)  # attachments' bytes (storage/files.py)
     janitor: FileJanitor | None = None  # removes the files due (web/janitor.py)
+    reads: VisitorReads | None = None  # visitors' read marks from sockets, written together
     # uploads examined at once (Pillow in a thread: web/uploads.py)
     file_checks: trio.CapacityLimiter = attrs.field(default=None)
 

@@ -34,6 +34,7 @@ from web import auth
 from web.deps import agent_of, client_ip, services
 from web.paging import Paging
 from web.presenters import answer, extend, rating_of
+from web.reads import visitor_read_event
 from web.services import Services
 from web.shapes import MessagePage, NewConversation
 from web.wire import ApiError
@@ -270,16 +271,8 @@ async def visitor_read(
     if marked is None:
         raise ApiError(404, "not_found", f"no conversation {conversation_id}")
     if marked.news:  # past what an agent said or did: the agents' "Seen", the widget's badge
-        read = ConversationRead(None, conversation_id, marked.seq, reader="visitor")
         s.broker.publish(
-            Event(
-                EventType.CONVERSATION_READ.value,
-                now,
-                tenant_id,
-                data=read.to_wire(),
-                conversation_id=conversation_id,
-                visitor_id=visitor_id,  # its other tabs: their unread badge agrees
-            )
+            visitor_read_event(now, tenant_id, visitor_id, conversation_id, marked.seq)
         )
     return marked.seq
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.support import (
     Server,
     Socket,
@@ -145,3 +147,75 @@ async def test_a_read_mark_is_refused_for_a_conversation_not_the_visitors(server
         await sock.send({"type": "read", "conversationId": cid})
         assert (await sock.wait_for("error"))["error"]["code"] == "unsupported_frame"
     assert (await visitor_view(server, v))["visitorLastReadSeq"] == 0
+
+
+async def test_read_frames_of_conversations_a_socket_has_shown_are_written_together(
+    server: Server,
+) -> None:
+    # the read frame of a conversation whose events this socket delivered is the visitor's own:
+    # put in memory and written with the others pending in one statement (web/reads.py), the
+    # news told after the write; "everything" is what the socket has shown
+    [who] = await seed(server)
+    token = await login(server, who)
+    chats = [await accepted_chat(server, who, token) for _ in range(3)]
+    reads = server.services.reads
+    assert reads is not None
+    async with inbox_socket(server, token) as inbox:
+        shown = []
+        for v, cid in chats:
+            async with visitor_socket(server, v) as widget:
+                said = await agent_says(server, token, cid, "¿Algo más?")
+                await widget.wait_for("message_created", conversationId=cid)
+                taken, writes = reads.marks, reads.writes
+                await widget.send({"type": "read", "conversationId": cid})
+                event = await read_event(inbox)
+                assert event == {
+                    "agentId": None,
+                    "conversationId": cid,
+                    "lastReadSeq": said["seq"],
+                    "reader": "visitor",
+                }
+                assert (reads.marks, reads.writes) == (taken + 1, writes + 1)
+                shown.append(said["seq"])
+        for (v, _), seq in zip(chats, shown, strict=True):
+            assert (await visitor_view(server, v))["visitorLastReadSeq"] == seq
+
+        # under load they share statements: the marks pending when a write starts go in one
+        # (taken here with no checkpoint between them and the write, as a busy loop would)
+        answers = [await agent_says(server, token, cid, "Listo") for _, cid in chats]
+        published = await reads_published(server)
+        writes = reads.writes
+        for (v, cid), said in zip(chats, answers, strict=True):
+            reads.mark(who.tenant_id, v.visitor_id, cid, said["seq"])
+            reads.mark(who.tenant_id, v.visitor_id, cid, said["seq"] - 1)  # pending: never back
+        assert await reads.write() == 3
+        for _ in range(3):
+            await read_event(inbox)
+        assert reads.writes - writes == 1, "three marks, one statement"
+        assert await reads_published(server) == published + 3
+        for (v, _), said in zip(chats, answers, strict=True):
+            assert (await visitor_view(server, v))["visitorLastReadSeq"] == said["seq"]
+
+
+async def test_a_failed_write_keeps_its_marks_for_the_next_one() -> None:
+    # the database away: the marks go back (under any that came since) and the service ends,
+    # for the supervisor to restart it; nothing was published (a fake below the write only)
+    from engine.broker import Broker
+    from engine.clock import TrioClock
+    from web.reads import VisitorReads
+
+    class Away:
+        async def run(self, *_: Any) -> Any:
+            reads.mark("t1", "v1", "c1", 9)  # came while the write was in flight
+            raise ConnectionRefusedError("the database is away")
+
+    broker = Broker()
+    reads = VisitorReads(Away(), broker, TrioClock())  # type: ignore[arg-type]
+    reads.mark("t1", "v1", "c1", 7)
+    reads.mark("t1", "v2", "c2", 3)
+    with broker.subscribe(("tenant", "t1")) as sub:
+        with pytest.raises(ConnectionRefusedError):
+            await reads.write()
+        assert len(sub.receive) == 0
+    assert reads.pending == {"c1": ("t1", "v1", 9), "c2": ("t1", "v2", 3)}
+    assert reads.writes == 0

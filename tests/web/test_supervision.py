@@ -214,6 +214,7 @@ async def test_the_routing_listener_and_presence_batches_run_as_supervised_servi
         ("activity_batches", "RUNNING", 0),
         ("file_janitor", "RUNNING", 0),
         ("presence_batches", "RUNNING", 0),
+        ("read_marks", "RUNNING", 0),
         ("routing_listener", "RUNNING", 0),
         ("visitor_keys", "RUNNING", 0),
     ]

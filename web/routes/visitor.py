@@ -763,7 +763,13 @@ async def visitor_socket(widget_id: str) -> None:
             await typing.send(frame.conversation_id or await latest_id(), frame.state == "on")
         elif isinstance(frame, ReadFrame):
             cid = frame.conversation_id or await latest_id()
-            await visitor_read(s, tenant_id, visitor_id, cid, frame.seq)
+            shown = stream.sent.get(cid)  # the last seq this socket gave the visitor
+            if shown is not None and s.reads is not None:
+                # this socket delivered the conversation's events: it is the visitor's own. The
+                # mark is written with others (web/reads.py); "everything" is what it was shown
+                s.reads.mark(tenant_id, visitor_id, cid, shown if frame.seq is None else frame.seq)
+            else:  # not one it has shown: checked and written now (404 if not the visitor's)
+                await visitor_read(s, tenant_id, visitor_id, cid, frame.seq)
         elif isinstance(frame, HeartbeatFrame):
             session = await record_heartbeat(
                 await load_widget(widget_id),  # Targeting as it is now, not as at connect
