@@ -142,12 +142,23 @@ def page_with(snippet: str, *, where: str = "body", title: str = "Acme Insurance
 
 class Heard(list[dict[str, Any]]):
     """The frames a socket received so far (a list, appended as they come), and that socket:
-    ``say`` and ``wait_for`` are for the browser's thread (they cross into the Trio loop)."""
+    ``say`` and ``wait_for`` are for the browser's thread (they cross into the Trio loop).
+    An ``activity_batch`` (typing hints and read marks coalesced for an inbox) is listed as the
+    events it carries, as inbox.js applies it; the batch itself is kept in ``batches``."""
 
     def __init__(self, ws: Any) -> None:
         super().__init__()
         self.ws = ws
         self._changed = trio.Event()
+        self.batches: list[dict[str, Any]] = []
+
+    def take(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "activity_batch":
+            self.batches.append(frame)
+            for event in frame["data"]["events"]:
+                self.append(event)
+        else:
+            self.append(frame)
 
     def append(self, frame: dict[str, Any]) -> None:
         super().append(frame)
@@ -190,7 +201,7 @@ async def listening(server: Any, path: str) -> AsyncIterator[Heard]:
         async def read() -> None:
             try:
                 while True:
-                    heard.append(json.loads(await ws.get_message()))
+                    heard.take(json.loads(await ws.get_message()))
             except trio_websocket.ConnectionClosed:
                 return
 
